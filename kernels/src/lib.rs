@@ -3,8 +3,27 @@
 //!
 //! Conventions: matrices are row-major; a linear layer's weight `w` is `[n × k]`
 //! (one row per output, the input dimension contiguous), as stored in `.sotto` files.
+//!
+//! Layout of the crate:
+//! - [`scalar`]: the reference — simple, obviously correct, and the fallback on
+//!   CPUs without a SIMD path.
+//! - `gemm.rs` / `attention.rs`: the ISA-independent drivers (threading, cache
+//!   blocking, packing order) written once against the `Simd` trait.
+//! - `x86/avx2.rs`, `x86/avx512.rs`: one file per instruction set with the
+//!   micro-kernels, packing routines and element-wise kernels.
+//! - `dispatch.rs`: the table of function pointers, chosen once per process.
 
+mod attention;
+mod dispatch;
+mod gemm;
 pub mod pool;
+pub mod scalar;
+mod scratch;
+mod simd;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+pub use dispatch::Isa;
 pub use pool::Pool;
 
 /// A weight matrix borrowed straight from the model file.
@@ -13,6 +32,19 @@ pub enum Weights<'a> {
     F32(&'a [f32]),
     /// Raw IEEE half bits.
     F16(&'a [u16]),
+}
+
+impl Weights<'_> {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        match self {
+            Weights::F32(w) => w.len(),
+            Weights::F16(w) => w.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Shape of a multi-head attention call. Head `h` of a row is the `head_dim`
@@ -31,24 +63,91 @@ pub struct AttentionShape {
     pub causal_offset: Option<usize>,
 }
 
-/// The kernel table for one instruction set.
-#[derive(Clone, Debug)]
+impl AttentionShape {
+    /// How many keys query row `i` attends to.
+    pub fn keys_for_query(&self, i: usize) -> usize {
+        match self.causal_offset {
+            Some(o) => (i + o + 1).min(self.n_kv),
+            None => self.n_kv,
+        }
+    }
+}
+
+/// The kernel table for one instruction set. Obtainable only on a CPU that
+/// supports that instruction set, so calling through it is always safe.
+#[derive(Clone, Copy)]
 pub struct Kernels {
-    _todo: (),
+    table: &'static dispatch::Table,
+}
+
+impl std::fmt::Debug for Kernels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Kernels").field(&self.name()).finish()
+    }
+}
+
+impl PartialEq for Kernels {
+    fn eq(&self, other: &Kernels) -> bool {
+        self.isa() == other.isa()
+    }
 }
 
 impl Kernels {
     /// The best kernels this CPU supports.
     pub fn detect() -> Kernels {
-        unimplemented!()
+        Kernels::available()
+            .pop()
+            .expect("the scalar kernels are always available")
     }
     /// `SOTTO_KERNELS=scalar|avx2|avx512|...` if set (error if this CPU lacks it), else [`Kernels::detect`].
     pub fn from_env() -> Result<Kernels, String> {
-        unimplemented!()
+        match std::env::var("SOTTO_KERNELS") {
+            Ok(name) if !name.trim().is_empty() => Kernels::from_name(name.trim()),
+            _ => Ok(Kernels::detect()),
+        }
+    }
+    /// The kernels for `name` (`scalar`, `avx2`, `avx512`, or a full [`Kernels::name`]),
+    /// with an error saying why when the name is unknown or this CPU lacks it.
+    pub fn from_name(name: &str) -> Result<Kernels, String> {
+        let isa = Isa::parse(name).ok_or_else(|| {
+            format!(
+                "SOTTO_KERNELS={name:?} is not a kernel set; known: {}",
+                Isa::ALL.map(|i| i.short_name()).join(", ")
+            )
+        })?;
+        Kernels::for_isa(isa).ok_or_else(|| {
+            format!(
+                "SOTTO_KERNELS={name:?}: this CPU lacks {} (available: {})",
+                isa.requirements(),
+                Kernels::available()
+                    .iter()
+                    .map(|k| k.isa().short_name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+    }
+    /// The kernels for `name` if it is known and this CPU supports it.
+    pub fn with_isa(name: &str) -> Option<Kernels> {
+        Kernels::for_isa(Isa::parse(name)?)
+    }
+    /// The kernels for `isa` if this CPU supports it.
+    pub fn for_isa(isa: Isa) -> Option<Kernels> {
+        dispatch::table(isa).map(|table| Kernels { table })
+    }
+    /// Every kernel set this CPU supports, worst (scalar) first.
+    pub fn available() -> Vec<Kernels> {
+        Isa::ALL
+            .iter()
+            .filter_map(|&i| Kernels::for_isa(i))
+            .collect()
     }
     /// e.g. "x86-avx2-fma", "scalar".
     pub fn name(&self) -> &'static str {
-        unimplemented!()
+        self.table.isa.name()
+    }
+    pub fn isa(&self) -> Isa {
+        self.table.isa
     }
     /// `out[m × n] = x[m × k] · wᵀ + bias`.
     #[allow(clippy::too_many_arguments)]
@@ -63,18 +162,61 @@ impl Kernels {
         bias: Option<&[f32]>,
         out: &mut [f32],
     ) {
-        let _ = (pool, x, m, k, w, n, bias, out);
-        unimplemented!()
+        assert!(
+            x.len() >= m * k,
+            "linear: x has {} floats, need {m}×{k}",
+            x.len()
+        );
+        assert!(
+            w.len() >= n * k,
+            "linear: w has {} elements, need {n}×{k}",
+            w.len()
+        );
+        assert!(
+            out.len() >= m * n,
+            "linear: out has {} floats, need {m}×{n}",
+            out.len()
+        );
+        if let Some(b) = bias {
+            assert!(
+                b.len() >= n,
+                "linear: bias has {} floats, need {n}",
+                b.len()
+            );
+        }
+        if m == 0 || n == 0 {
+            return;
+        }
+        let out = &mut out[..m * n];
+        if k == 0 {
+            for row in out.chunks_exact_mut(n) {
+                match bias {
+                    Some(b) => row.copy_from_slice(&b[..n]),
+                    None => row.fill(0.0),
+                }
+            }
+            return;
+        }
+        (self.table.linear)(pool, &x[..m * k], m, k, w, n, bias.map(|b| &b[..n]), out)
     }
     /// Row-wise layer norm (eps 1e-5) of `x[rows × d]` into `out`.
     pub fn layer_norm(&self, x: &[f32], d: usize, gamma: &[f32], beta: &[f32], out: &mut [f32]) {
-        let _ = (x, d, gamma, beta, out);
-        unimplemented!()
+        assert!(d > 0, "layer_norm: d must be positive");
+        assert!(
+            x.len() % d == 0,
+            "layer_norm: x length {} is not a multiple of d={d}",
+            x.len()
+        );
+        assert!(
+            gamma.len() >= d && beta.len() >= d,
+            "layer_norm: gamma/beta shorter than d={d}"
+        );
+        assert!(out.len() >= x.len(), "layer_norm: out shorter than x");
+        (self.table.layer_norm)(x, d, &gamma[..d], &beta[..d], &mut out[..x.len()])
     }
     /// GELU, erf form, in place.
     pub fn gelu(&self, x: &mut [f32]) {
-        let _ = x;
-        unimplemented!()
+        (self.table.gelu)(x)
     }
     /// Scaled dot-product attention (scale 1/sqrt(head_dim)) for every head.
     pub fn attention(
@@ -86,12 +228,50 @@ impl Kernels {
         shape: AttentionShape,
         out: &mut [f32],
     ) {
-        let _ = (pool, q, k, v, shape, out);
-        unimplemented!()
+        let s = shape;
+        if s.n_q == 0 || s.n_head == 0 || s.head_dim == 0 {
+            return;
+        }
+        let width = s.n_head * s.head_dim;
+        assert!(
+            s.q_stride >= width && s.out_stride >= width,
+            "attention: q/out stride shorter than n_head×head_dim"
+        );
+        let need_q = (s.n_q - 1) * s.q_stride + width;
+        let need_out = (s.n_q - 1) * s.out_stride + width;
+        assert!(
+            q.len() >= need_q,
+            "attention: q has {} floats, need {need_q}",
+            q.len()
+        );
+        assert!(
+            out.len() >= need_out,
+            "attention: out has {} floats, need {need_out}",
+            out.len()
+        );
+        if s.n_kv == 0 {
+            // Nothing to attend to: define the result as zero.
+            for i in 0..s.n_q {
+                out[i * s.out_stride..i * s.out_stride + width].fill(0.0);
+            }
+            return;
+        }
+        assert!(
+            s.kv_stride >= width,
+            "attention: kv stride shorter than n_head×head_dim"
+        );
+        let need_kv = (s.n_kv - 1) * s.kv_stride + width;
+        assert!(
+            k.len() >= need_kv && v.len() >= need_kv,
+            "attention: k/v have {}/{} floats, need {need_kv}",
+            k.len(),
+            v.len()
+        );
+        (self.table.attention)(pool, q, k, v, shape, out)
     }
     /// Half bits to f32.
     pub fn f16_to_f32(&self, src: &[u16], dst: &mut [f32]) {
-        let _ = (src, dst);
-        unimplemented!()
+        assert!(dst.len() >= src.len(), "f16_to_f32: dst shorter than src");
+        (self.table.f16_to_f32)(src, &mut dst[..src.len()])
     }
 }

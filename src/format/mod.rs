@@ -1,6 +1,8 @@
 //! The `.sotto` file format, version 1 (see docs/FORMAT.md): types shared by the
 //! writer, the loader and the model.
 
+mod config;
+mod layout;
 mod reader;
 mod writer;
 

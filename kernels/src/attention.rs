@@ -1,0 +1,202 @@
+//! The attention driver shared by every SIMD instruction set.
+//!
+//! * **Blocked** (n_q ≥ [`DOT_MAX_Q`], the encoder): one pool task per
+//!   (head, block of `QB` query rows). A task computes the transposed scores
+//!   `Sᵀ[j][c] = k_j · q_c` for its block with the GEMM micro-kernel (K rows
+//!   read in place as A, the query block packed as B), a column-wise softmax
+//!   over j (vectorised across queries, no horizontal reductions), then
+//!   `O = P · V` with the same micro-kernel (Sᵀ read as A with swapped strides,
+//!   V read in place as B when `head_dim` is a whole number of panels). The
+//!   1/Σ normalisation is applied to the output rows. Memory per task is
+//!   `n_kv × QB` floats of scores, never `n_q × n_kv`.
+//! * **Dot** (decoding, a few query rows): one task per (head, query row):
+//!   a row of dot products, a row softmax, a weighted sum of V rows.
+
+use crate::scalar::SharedOut;
+use crate::simd::{Init, Simd};
+use crate::{scratch, AttentionShape, Pool};
+
+/// Below this many query rows a query block would be mostly padding.
+pub(crate) const DOT_MAX_Q: usize = 8;
+
+#[derive(Clone, Copy)]
+struct In(*const f32);
+// Safety: read-only views of slices that outlive every task.
+unsafe impl Send for In {}
+unsafe impl Sync for In {}
+
+impl In {
+    fn ptr(self) -> *const f32 {
+        self.0
+    }
+}
+
+pub(crate) fn attention<I: Simd>(
+    pool: &Pool,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    s: AttentionShape,
+    out: &mut [f32],
+) {
+    let scale = 1.0 / (s.head_dim as f32).sqrt();
+    let (q, k, v) = (In(q.as_ptr()), In(k.as_ptr()), In(v.as_ptr()));
+    let out = SharedOut(out.as_mut_ptr());
+    if s.n_q < DOT_MAX_Q {
+        attention_dot::<I>(pool, q, k, v, s, scale, out)
+    } else {
+        attention_blocked::<I>(pool, q, k, v, s, scale, out)
+    }
+}
+
+fn attention_dot<I: Simd>(
+    pool: &Pool,
+    q: In,
+    k: In,
+    v: In,
+    s: AttentionShape,
+    scale: f32,
+    out: SharedOut,
+) {
+    let d = s.head_dim;
+    pool.run(s.n_head * s.n_q, &|t| {
+        let (h, i) = (t / s.n_q, t % s.n_q);
+        let visible = s.keys_for_query(i);
+        scratch::with(visible, |p| {
+            // Safety: lib.rs checked that q, k, v and out hold n_q / n_kv rows
+            // of n_head·head_dim floats at their strides; (h, i) owns its
+            // d floats of out.
+            unsafe {
+                let o = out.ptr().add(i * s.out_stride + h * d);
+                I::dots(
+                    q.ptr().add(i * s.q_stride + h * d),
+                    k.ptr().add(h * d),
+                    s.kv_stride,
+                    visible,
+                    d,
+                    p.as_mut_ptr(),
+                );
+                let sum = I::softmax_row(p.as_mut_ptr(), visible, scale);
+                I::weighted_sum(p.as_ptr(), v.ptr().add(h * d), s.kv_stride, visible, d, o);
+                I::scale(o, d, 1.0 / sum);
+            }
+        })
+    });
+}
+
+fn attention_blocked<I: Simd>(
+    pool: &Pool,
+    q: In,
+    k: In,
+    v: In,
+    s: AttentionShape,
+    scale: f32,
+    out: SharedOut,
+) {
+    let (mr, nr, qb) = (I::MR, I::NR, I::QB);
+    let d = s.head_dim;
+    let blocks = s.n_q.div_ceil(qb);
+    let v_direct = d % nr == 0;
+    pool.run(s.n_head * blocks, &|t| {
+        let (h, b) = (t / blocks, t % blocks);
+        let i0 = b * qb;
+        let nq = (s.n_q - i0).min(qb);
+        let q_panels = nq.div_ceil(nr);
+        // Keys the last (most-seeing) query of the block attends to.
+        let kv = s.keys_for_query(i0 + nq - 1);
+        // Query column c sees key j iff j < first_visible + c.
+        let first_visible = match s.causal_offset {
+            Some(o) => (i0 + o + 1).min(kv + 1),
+            None => kv + 1,
+        };
+        let (q_len, st_len, sums_len) = (
+            scratch::lines(q_panels * nr * d),
+            scratch::lines(kv * qb),
+            scratch::lines(qb),
+        );
+        let v_len = if v_direct { 0 } else { kv * nr };
+        scratch::with(q_len + st_len + sums_len + v_len, |buf| {
+            let (qp, rest) = buf.split_at_mut(q_len);
+            let (st, rest) = rest.split_at_mut(st_len);
+            let (sums, vp) = rest.split_at_mut(sums_len);
+            // Safety: lib.rs checked the extents of q, k, v and out; buffer
+            // parts are sized above; (h, block) owns its rows × d floats of out.
+            unsafe {
+                for pq in 0..q_panels {
+                    let row = i0 + pq * nr;
+                    I::pack_b(
+                        q.ptr().add(row * s.q_stride + h * d).cast(),
+                        false,
+                        s.q_stride,
+                        (nq - pq * nr).min(nr),
+                        d,
+                        qp.as_mut_ptr().add(pq * nr * d),
+                    );
+                }
+                // Sᵀ = K · Qᵀ, kv × (q_panels·NR) of the qb-wide buffer.
+                for j in (0..kv).step_by(mr) {
+                    for pq in 0..q_panels {
+                        I::kernel(
+                            (kv - j).min(mr),
+                            nr,
+                            d,
+                            k.ptr().add(j * s.kv_stride + h * d),
+                            s.kv_stride,
+                            1,
+                            qp.as_ptr().add(pq * nr * d),
+                            nr,
+                            st.as_mut_ptr().add(j * qb + pq * nr),
+                            qb,
+                            Init::Zero,
+                        );
+                    }
+                }
+                I::softmax_cols(
+                    st.as_mut_ptr(),
+                    qb,
+                    kv,
+                    nq,
+                    first_visible,
+                    scale,
+                    sums.as_mut_ptr(),
+                );
+                // O = P · V.
+                for c0 in (0..d).step_by(nr) {
+                    let cols = (d - c0).min(nr);
+                    let (b, ldb) = if v_direct {
+                        (v.ptr().add(h * d + c0), s.kv_stride)
+                    } else {
+                        for j in 0..kv {
+                            let src = std::slice::from_raw_parts(
+                                v.ptr().add(j * s.kv_stride + h * d + c0),
+                                cols,
+                            );
+                            let dst = &mut vp[j * nr..(j + 1) * nr];
+                            dst[..cols].copy_from_slice(src);
+                            dst[cols..].fill(0.0);
+                        }
+                        (vp.as_ptr(), nr)
+                    };
+                    for r in (0..nq).step_by(mr) {
+                        I::kernel(
+                            (nq - r).min(mr),
+                            cols,
+                            kv,
+                            st.as_ptr().add(r),
+                            1,
+                            qb,
+                            b,
+                            ldb,
+                            out.ptr().add((i0 + r) * s.out_stride + h * d + c0),
+                            s.out_stride,
+                            Init::Zero,
+                        );
+                    }
+                }
+                for (r, &sum) in sums[..nq].iter().enumerate() {
+                    I::scale(out.ptr().add((i0 + r) * s.out_stride + h * d), d, 1.0 / sum);
+                }
+            }
+        })
+    });
+}

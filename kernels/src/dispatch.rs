@@ -1,0 +1,116 @@
+//! The table of kernel function pointers, one per instruction set, and the
+//! run-time feature detection that decides which tables this CPU may use.
+//!
+//! Safety by construction: the SIMD tables are private statics handed out only
+//! by [`table`], which checks the CPU first. Their entries are safe functions
+//! that call `#[target_feature]` code, relying on that check.
+
+use crate::{scalar, AttentionShape, Pool, Weights};
+
+/// An instruction set with its own kernel table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Isa {
+    Scalar,
+    /// x86-64 AVX2 + FMA + F16C.
+    Avx2,
+    /// x86-64 AVX-512 F/BW/VL (+ FMA, F16C).
+    Avx512,
+}
+
+impl Isa {
+    /// Every ISA, worst first.
+    pub const ALL: [Isa; 3] = [Isa::Scalar, Isa::Avx2, Isa::Avx512];
+
+    /// The name used in logs and benchmarks.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "x86-avx2-fma",
+            Isa::Avx512 => "x86-avx512",
+        }
+    }
+    /// The name `SOTTO_KERNELS` takes.
+    pub fn short_name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+        }
+    }
+    /// The CPU features this ISA needs, for error messages.
+    pub fn requirements(self) -> &'static str {
+        match self {
+            Isa::Scalar => "nothing",
+            Isa::Avx2 => "x86-64 avx2+fma+f16c",
+            Isa::Avx512 => "x86-64 avx512f+avx512bw+avx512vl+fma+f16c",
+        }
+    }
+    /// Accepts the short or the full name, case-insensitively.
+    pub fn parse(name: &str) -> Option<Isa> {
+        let name = name.trim().to_ascii_lowercase();
+        Isa::ALL
+            .into_iter()
+            .find(|i| i.short_name() == name || i.name() == name)
+    }
+    /// Whether this CPU can run the ISA.
+    pub fn supported(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => {
+                is_x86_feature_detected!("avx2")
+                    && is_x86_feature_detected!("fma")
+                    && is_x86_feature_detected!("f16c")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => {
+                Isa::Avx2.supported()
+                    && is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx512bw")
+                    && is_x86_feature_detected!("avx512vl")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+}
+
+pub(crate) type LinearFn =
+    fn(&Pool, &[f32], usize, usize, Weights, usize, Option<&[f32]>, &mut [f32]);
+pub(crate) type AttentionFn = fn(&Pool, &[f32], &[f32], &[f32], AttentionShape, &mut [f32]);
+
+/// One instruction set's kernels. The public wrappers in `lib.rs` check
+/// argument sizes before calling through.
+pub(crate) struct Table {
+    pub isa: Isa,
+    pub linear: LinearFn,
+    pub layer_norm: fn(&[f32], usize, &[f32], &[f32], &mut [f32]),
+    pub gelu: fn(&mut [f32]),
+    pub attention: AttentionFn,
+    pub f16_to_f32: fn(&[u16], &mut [f32]),
+}
+
+static SCALAR: Table = Table {
+    isa: Isa::Scalar,
+    linear: scalar::linear,
+    layer_norm: scalar::layer_norm,
+    gelu: scalar::gelu,
+    attention: scalar::attention,
+    f16_to_f32: scalar::f16_to_f32,
+};
+
+/// The table for `isa`, if this CPU supports it.
+pub(crate) fn table(isa: Isa) -> Option<&'static Table> {
+    if !isa.supported() {
+        return None;
+    }
+    match isa {
+        Isa::Scalar => Some(&SCALAR),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => Some(&crate::x86::avx2::TABLE),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => Some(&crate::x86::avx512::TABLE),
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => None,
+    }
+}

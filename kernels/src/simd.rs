@@ -1,0 +1,99 @@
+//! What a SIMD instruction set provides to the shared drivers in `gemm.rs` and
+//! `attention.rs`: a register-tiled micro-kernel, the packing routine that
+//! feeds it, a small-m dot-product tile, and a few vector loops.
+//!
+//! All functions are `unsafe`: an implementation may only be called on a CPU
+//! with its features (guaranteed by `dispatch::table`), and they take raw
+//! pointers whose extents are stated per function.
+
+/// How the micro-kernel's accumulators start.
+#[derive(Clone, Copy)]
+pub(crate) enum Init {
+    Zero,
+    /// `NR` floats (zero-padded past the valid columns) added to every row.
+    Bias(*const f32),
+}
+
+pub(crate) trait Simd: Send + Sync + 'static {
+    /// Rows of A per micro-tile.
+    const MR: usize;
+    /// Columns of B per micro-tile (a whole number of vectors).
+    const NR: usize;
+    /// Query rows per attention task: a multiple of `MR` and of `NR`.
+    const QB: usize;
+
+    /// Packs `rows ≤ NR` rows of a row-major matrix (f16 bits if `f16`, else
+    /// f32; rows `ld` elements apart; `k` elements used per row) transposed
+    /// into a panel: `dst[p·NR + r] = src[r][p]`, zero for `rows ≤ r < NR`.
+    /// `dst` holds `k·NR` floats.
+    unsafe fn pack_b(src: *const u8, f16: bool, ld: usize, rows: usize, k: usize, dst: *mut f32);
+
+    /// The micro-kernel: for `r < rows ≤ MR`, `c < cols ≤ NR`,
+    /// `C[r·ldc + c] = init[c] + Σ_{p<k} A[p·a_ps + r·a_rs] · B[p·ldb + c]`.
+    /// B must have `NR` readable floats at every `p·ldb`; only the valid
+    /// columns of C are written.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn kernel(
+        rows: usize,
+        cols: usize,
+        k: usize,
+        a: *const f32,
+        a_rs: usize,
+        a_ps: usize,
+        b: *const f32,
+        ldb: usize,
+        c: *mut f32,
+        ldc: usize,
+        init: Init,
+    );
+
+    /// Dot-product tile for small m: for `r < rows ≤ 4`, `c < cols ≤ 4`,
+    /// `out[r·ldo + c] = bias[c] + Σ_{p<k} x[r·ldx + p] · w[c][p]`, where the
+    /// four weight rows (f16 bits if `f16`) must all be readable for `k`
+    /// elements (repeat a valid row for `c ≥ cols`); `bias` may be null.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn dot_tile(
+        rows: usize,
+        cols: usize,
+        k: usize,
+        x: *const f32,
+        ldx: usize,
+        w: [*const u8; 4],
+        f16: bool,
+        bias: *const f32,
+        out: *mut f32,
+        ldo: usize,
+    );
+
+    /// `out[j] = Σ_{p<d} q[p] · k[j·ldk + p]` for `j < n`.
+    unsafe fn dots(q: *const f32, k: *const f32, ldk: usize, n: usize, d: usize, out: *mut f32);
+    /// `out[c] = Σ_{j<n} w[j] · v[j·ldv + c]` for `c < d`.
+    unsafe fn weighted_sum(
+        w: *const f32,
+        v: *const f32,
+        ldv: usize,
+        n: usize,
+        d: usize,
+        out: *mut f32,
+    );
+    /// `x[i] *= alpha` for `i < n`.
+    unsafe fn scale(x: *mut f32, n: usize, alpha: f32);
+    /// `x[i] = exp((x[i] − max) · scale)` for `i < n` (max over the same
+    /// range); returns the sum of the new values.
+    unsafe fn softmax_row(x: *mut f32, n: usize, scale: f32) -> f32;
+    /// Column softmax of `s[j·ld + c]`, `j < rows`, `c < cols ≤ ld` (`ld` a
+    /// multiple of the vector width): entry (j, c) is visible iff
+    /// `j < first_visible + c`. Visible entries become
+    /// `exp((s − max_c) · scale)`, hidden ones 0; `sums[c]` gets each column's
+    /// sum. `first_visible ≥ 1`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn softmax_cols(
+        s: *mut f32,
+        ld: usize,
+        rows: usize,
+        cols: usize,
+        first_visible: usize,
+        scale: f32,
+        sums: *mut f32,
+    );
+}

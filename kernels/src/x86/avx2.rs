@@ -1,0 +1,626 @@
+//! AVX2 kernels, with FMA and F16C: 8 f32 lanes, 16 vector registers, no
+//! mask registers (tails use `maskload`/`maskstore` for f32 and a small
+//! zero-padded copy for f16).
+//!
+//! Micro-kernel: 6 rows × 16 columns (2 vectors) = 12 accumulators + 2 B
+//! vectors + 1 broadcast = 15 of the 16 registers.
+
+use std::arch::x86_64::*;
+
+use super::{ERFC_POLY, EXP_MAX, EXP_MIN, EXP_POLY, LN2_HI, LN2_LO};
+use crate::dispatch::{Isa, Table};
+use crate::simd::{Init, Simd};
+use crate::{attention, gemm, AttentionShape, Pool, Weights};
+
+pub(crate) static TABLE: Table = Table {
+    isa: Isa::Avx2,
+    linear,
+    layer_norm,
+    gelu,
+    attention,
+    f16_to_f32,
+};
+
+// The table's entries: safe because `dispatch::table` hands TABLE out only
+// on a CPU with avx2, fma and f16c.
+
+#[allow(clippy::too_many_arguments)]
+fn linear(
+    pool: &Pool,
+    x: &[f32],
+    m: usize,
+    k: usize,
+    w: Weights,
+    n: usize,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    gemm::linear::<Avx2>(pool, x, m, k, w, n, bias, out)
+}
+fn attention(pool: &Pool, q: &[f32], k: &[f32], v: &[f32], s: AttentionShape, out: &mut [f32]) {
+    attention::attention::<Avx2>(pool, q, k, v, s, out)
+}
+fn layer_norm(x: &[f32], d: usize, gamma: &[f32], beta: &[f32], out: &mut [f32]) {
+    // Safety: CPU support checked by dispatch; lengths checked by lib.rs.
+    unsafe { layer_norm_impl(x, d, gamma, beta, out) }
+}
+fn gelu(x: &mut [f32]) {
+    // Safety: CPU support checked by dispatch.
+    unsafe { gelu_impl(x) }
+}
+fn f16_to_f32(src: &[u16], dst: &mut [f32]) {
+    // Safety: CPU support checked by dispatch; dst.len() == src.len().
+    unsafe { f16_to_f32_impl(src, dst) }
+}
+
+pub(crate) struct Avx2;
+
+const MR: usize = 6;
+const NR: usize = 16;
+
+impl Simd for Avx2 {
+    const MR: usize = MR;
+    const NR: usize = NR;
+    const QB: usize = 48;
+
+    unsafe fn pack_b(src: *const u8, f16: bool, ld: usize, rows: usize, k: usize, dst: *mut f32) {
+        pack_b(src, f16, ld, rows, k, dst)
+    }
+    unsafe fn kernel(
+        rows: usize,
+        cols: usize,
+        k: usize,
+        a: *const f32,
+        a_rs: usize,
+        a_ps: usize,
+        b: *const f32,
+        ldb: usize,
+        c: *mut f32,
+        ldc: usize,
+        init: Init,
+    ) {
+        macro_rules! call {
+            ($($r:literal)*) => {
+                match rows {
+                    $($r => kernel::<$r>(cols, k, a, a_rs, a_ps, b, ldb, c, ldc, init),)*
+                    _ => unreachable!("micro-kernel rows {rows}"),
+                }
+            };
+        }
+        call!(1 2 3 4 5 6)
+    }
+    unsafe fn dot_tile(
+        rows: usize,
+        cols: usize,
+        k: usize,
+        x: *const f32,
+        ldx: usize,
+        w: [*const u8; 4],
+        f16: bool,
+        bias: *const f32,
+        out: *mut f32,
+        ldo: usize,
+    ) {
+        // Two x rows at a time: 2 × 4 accumulators + 4 weights + 1 x fit
+        // the 16 registers, 4 × 4 would spill.
+        let mut r = 0;
+        while r < rows {
+            let (x, out) = (x.add(r * ldx), out.add(r * ldo));
+            match (rows - r >= 2, f16) {
+                (true, true) => dot_tile::<2, true>(cols, k, x, ldx, w, bias, out, ldo),
+                (true, false) => dot_tile::<2, false>(cols, k, x, ldx, w, bias, out, ldo),
+                (false, true) => dot_tile::<1, true>(cols, k, x, ldx, w, bias, out, ldo),
+                (false, false) => dot_tile::<1, false>(cols, k, x, ldx, w, bias, out, ldo),
+            }
+            r += 2;
+        }
+    }
+    unsafe fn dots(q: *const f32, k: *const f32, ldk: usize, n: usize, d: usize, out: *mut f32) {
+        dots(q, k, ldk, n, d, out)
+    }
+    unsafe fn weighted_sum(
+        w: *const f32,
+        v: *const f32,
+        ldv: usize,
+        n: usize,
+        d: usize,
+        out: *mut f32,
+    ) {
+        weighted_sum(w, v, ldv, n, d, out)
+    }
+    unsafe fn scale(x: *mut f32, n: usize, alpha: f32) {
+        scale(x, n, alpha)
+    }
+    unsafe fn softmax_row(x: *mut f32, n: usize, scale: f32) -> f32 {
+        softmax_row(x, n, scale)
+    }
+    unsafe fn softmax_cols(
+        s: *mut f32,
+        ld: usize,
+        rows: usize,
+        cols: usize,
+        first_visible: usize,
+        scale: f32,
+        sums: *mut f32,
+    ) {
+        softmax_cols(s, ld, rows, cols, first_visible, scale, sums)
+    }
+}
+
+/// Lane mask (all ones in the first `n` of 8 lanes) for maskload/maskstore.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn lanes(n: usize) -> __m256i {
+    let iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    _mm256_cmpgt_epi32(_mm256_set1_epi32(n.min(8) as i32), iota)
+}
+
+/// Loads `n ≤ 8` f32 (zero beyond).
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn load_n(p: *const f32, n: usize) -> __m256 {
+    if n >= 8 {
+        _mm256_loadu_ps(p)
+    } else {
+        _mm256_maskload_ps(p, lanes(n))
+    }
+}
+
+/// Stores the first `n ≤ 8` lanes.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn store_n(p: *mut f32, n: usize, v: __m256) {
+    if n >= 8 {
+        _mm256_storeu_ps(p, v)
+    } else {
+        _mm256_maskstore_ps(p, lanes(n), v)
+    }
+}
+
+/// Loads `n ≤ 8` elements (f16 bits if `F16`) as f32, zero beyond.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn load_w<const F16: bool>(p: *const u8, n: usize) -> __m256 {
+    if !F16 {
+        return load_n(p.cast(), n);
+    }
+    if n >= 8 {
+        _mm256_cvtph_ps(_mm_loadu_si128(p.cast()))
+    } else {
+        let mut tmp = [0u16; 8];
+        std::ptr::copy_nonoverlapping(p.cast::<u16>(), tmp.as_mut_ptr(), n);
+        _mm256_cvtph_ps(_mm_loadu_si128(tmp.as_ptr().cast()))
+    }
+}
+
+/// Horizontal sum.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn hsum(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    _mm_cvtss_f32(s)
+}
+
+/// Horizontal maximum.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn hmax(v: __m256) -> f32 {
+    let s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    _mm_cvtss_f32(s)
+}
+
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn kernel<const R: usize>(
+    cols: usize,
+    k: usize,
+    a: *const f32,
+    a_rs: usize,
+    a_ps: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    init: Init,
+) {
+    let (mut lo, mut hi) = ([_mm256_setzero_ps(); R], [_mm256_setzero_ps(); R]);
+    if let Init::Bias(bias) = init {
+        let (b0, b1) = (_mm256_loadu_ps(bias), _mm256_loadu_ps(bias.add(8)));
+        lo = [b0; R];
+        hi = [b1; R];
+    }
+    let (mut ap, mut bp) = (a, b);
+    for _ in 0..k {
+        let b0 = _mm256_loadu_ps(bp);
+        let b1 = _mm256_loadu_ps(bp.add(8));
+        for r in 0..R {
+            let av = _mm256_broadcast_ss(&*ap.add(r * a_rs));
+            lo[r] = _mm256_fmadd_ps(av, b0, lo[r]);
+            hi[r] = _mm256_fmadd_ps(av, b1, hi[r]);
+        }
+        ap = ap.add(a_ps);
+        bp = bp.add(ldb);
+    }
+    if cols == NR {
+        for r in 0..R {
+            _mm256_storeu_ps(c.add(r * ldc), lo[r]);
+            _mm256_storeu_ps(c.add(r * ldc + 8), hi[r]);
+        }
+    } else {
+        let (m0, m1) = (lanes(cols), lanes(cols.saturating_sub(8)));
+        for r in 0..R {
+            _mm256_maskstore_ps(c.add(r * ldc), m0, lo[r]);
+            _mm256_maskstore_ps(c.add(r * ldc + 8), m1, hi[r]);
+        }
+    }
+}
+
+/// Transposes 8 vectors (rows) into 8 vectors (columns).
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+    // 1: interleave row pairs within 128-bit lanes.
+    let t: [__m256; 8] = std::array::from_fn(|i| {
+        let (x, y) = (r[i & !1], r[i | 1]);
+        if i % 2 == 0 {
+            _mm256_unpacklo_ps(x, y)
+        } else {
+            _mm256_unpackhi_ps(x, y)
+        }
+    });
+    // 2: u[4h + c] holds, in lane L, rows 4h..4h+4 of column 4L + c.
+    let u: [__m256; 8] = std::array::from_fn(|j| {
+        let (h, c) = (j / 4, j % 4);
+        let (x, y) = (t[4 * h + c / 2], t[4 * h + 2 + c / 2]);
+        if c % 2 == 0 {
+            _mm256_shuffle_ps::<0x44>(x, y)
+        } else {
+            _mm256_shuffle_ps::<0xee>(x, y)
+        }
+    });
+    // 3: join the row halves per lane.
+    std::array::from_fn(|j| {
+        let (l, c) = (j / 4, j % 4);
+        if l == 0 {
+            _mm256_permute2f128_ps::<0x20>(u[c], u[4 + c])
+        } else {
+            _mm256_permute2f128_ps::<0x31>(u[c], u[4 + c])
+        }
+    })
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn pack_b(src: *const u8, f16: bool, ld: usize, rows: usize, k: usize, dst: *mut f32) {
+    if f16 {
+        pack_b_typed::<true>(src, ld, rows, k, dst)
+    } else {
+        pack_b_typed::<false>(src, ld, rows, k, dst)
+    }
+}
+
+/// 8 × 8 blocks: load 8 rows' next 8 elements, transpose, store 8 panel
+/// rows (each 8 of the panel's 16 columns).
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn pack_b_typed<const F16: bool>(
+    src: *const u8,
+    ld: usize,
+    rows: usize,
+    k: usize,
+    dst: *mut f32,
+) {
+    let elem = if F16 { 2 } else { 4 };
+    for g in 0..NR / 8 {
+        let valid = rows.saturating_sub(8 * g).min(8);
+        let mut p = 0;
+        while p < k {
+            let kk = (k - p).min(8);
+            let r: [__m256; 8] = std::array::from_fn(|i| {
+                if i < valid {
+                    load_w::<F16>(src.add(((8 * g + i) * ld + p) * elem), kk)
+                } else {
+                    _mm256_setzero_ps()
+                }
+            });
+            let t = transpose8(r);
+            for (i, v) in t.iter().enumerate().take(kk) {
+                _mm256_storeu_ps(dst.add((p + i) * NR + 8 * g), *v);
+            }
+            p += 8;
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_tile<const R: usize, const F16: bool>(
+    cols: usize,
+    k: usize,
+    x: *const f32,
+    ldx: usize,
+    w: [*const u8; 4],
+    bias: *const f32,
+    out: *mut f32,
+    ldo: usize,
+) {
+    let elem = if F16 { 2 } else { 4 };
+    let mut acc = [[_mm256_setzero_ps(); 4]; R];
+    let mut p = 0;
+    while p + 8 <= k {
+        let wv: [__m256; 4] = std::array::from_fn(|c| load_w::<F16>(w[c].add(p * elem), 8));
+        for r in 0..R {
+            let xv = _mm256_loadu_ps(x.add(r * ldx + p));
+            for c in 0..4 {
+                acc[r][c] = _mm256_fmadd_ps(xv, wv[c], acc[r][c]);
+            }
+        }
+        p += 8;
+    }
+    if p < k {
+        let wv: [__m256; 4] = std::array::from_fn(|c| load_w::<F16>(w[c].add(p * elem), k - p));
+        for r in 0..R {
+            let xv = load_n(x.add(r * ldx + p), k - p);
+            for c in 0..4 {
+                acc[r][c] = _mm256_fmadd_ps(xv, wv[c], acc[r][c]);
+            }
+        }
+    }
+    for r in 0..R {
+        for c in 0..cols {
+            let b = if bias.is_null() { 0.0 } else { *bias.add(c) };
+            *out.add(r * ldo + c) = hsum(acc[r][c]) + b;
+        }
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dots(q: *const f32, k: *const f32, ldk: usize, n: usize, d: usize, out: *mut f32) {
+    let mut j = 0;
+    while j < n {
+        let jj = (n - j).min(4);
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut p = 0;
+        while p < d {
+            let qv = load_n(q.add(p), d - p);
+            for (t, a) in acc.iter_mut().enumerate().take(jj) {
+                *a = _mm256_fmadd_ps(qv, load_n(k.add((j + t) * ldk + p), d - p), *a);
+            }
+            p += 8;
+        }
+        for (t, a) in acc.iter().enumerate().take(jj) {
+            *out.add(j + t) = hsum(*a);
+        }
+        j += 4;
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn weighted_sum(
+    w: *const f32,
+    v: *const f32,
+    ldv: usize,
+    n: usize,
+    d: usize,
+    out: *mut f32,
+) {
+    // Four vectors (32 columns) per pass over the rows.
+    let mut c0 = 0;
+    while c0 < d {
+        let widths: [usize; 4] = std::array::from_fn(|t| d.saturating_sub(c0 + 8 * t).min(8));
+        let mut acc = [_mm256_setzero_ps(); 4];
+        for j in 0..n {
+            let wj = _mm256_set1_ps(*w.add(j));
+            let row = v.add(j * ldv + c0);
+            for t in 0..4 {
+                if widths[t] > 0 {
+                    acc[t] = _mm256_fmadd_ps(wj, load_n(row.add(8 * t), widths[t]), acc[t]);
+                }
+            }
+        }
+        for t in 0..4 {
+            if widths[t] > 0 {
+                store_n(out.add(c0 + 8 * t), widths[t], acc[t]);
+            }
+        }
+        c0 += 32;
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn scale(x: *mut f32, n: usize, alpha: f32) {
+    let a = _mm256_set1_ps(alpha);
+    let mut i = 0;
+    while i < n {
+        let nn = n - i;
+        store_n(x.add(i), nn, _mm256_mul_ps(a, load_n(x.add(i), nn)));
+        i += 8;
+    }
+}
+
+/// e^x, relative error ~2 ulp on [EXP_MIN, EXP_MAX] (inputs clamped to it):
+/// x = n·ln2 + r, e^r by the Cephes polynomial, 2ⁿ from exponent bits.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn exp(x: __m256) -> __m256 {
+    let x = _mm256_min_ps(
+        _mm256_max_ps(x, _mm256_set1_ps(EXP_MIN)),
+        _mm256_set1_ps(EXP_MAX),
+    );
+    let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(
+        x,
+        _mm256_set1_ps(std::f32::consts::LOG2_E),
+    ));
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), x);
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
+    let mut p = _mm256_set1_ps(EXP_POLY[0]);
+    for &c in &EXP_POLY[1..] {
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+    }
+    let r2 = _mm256_mul_ps(r, r);
+    let e = _mm256_add_ps(_mm256_fmadd_ps(p, r2, r), _mm256_set1_ps(1.0));
+    let pow2n = _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(
+        _mm256_cvtps_epi32(n),
+        _mm256_set1_epi32(127),
+    )));
+    _mm256_mul_ps(e, pow2n)
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn softmax_row(x: *mut f32, n: usize, scale: f32) -> f32 {
+    let ninf = _mm256_set1_ps(f32::NEG_INFINITY);
+    let mut vmax = ninf;
+    let mut i = 0;
+    while i < n {
+        let nn = n - i;
+        let v = load_n(x.add(i), nn);
+        let v = _mm256_blendv_ps(ninf, v, _mm256_castsi256_ps(lanes(nn)));
+        vmax = _mm256_max_ps(vmax, v);
+        i += 8;
+    }
+    let max = _mm256_set1_ps(hmax(vmax));
+    let s = _mm256_set1_ps(scale);
+    let mut sum = _mm256_setzero_ps();
+    let mut i = 0;
+    while i < n {
+        let nn = n - i;
+        let e = exp(_mm256_mul_ps(_mm256_sub_ps(load_n(x.add(i), nn), max), s));
+        let e = _mm256_and_ps(e, _mm256_castsi256_ps(lanes(nn)));
+        store_n(x.add(i), nn, e);
+        sum = _mm256_add_ps(sum, e);
+        i += 8;
+    }
+    hsum(sum)
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn softmax_cols(
+    st: *mut f32,
+    ld: usize,
+    rows: usize,
+    cols: usize,
+    first_visible: usize,
+    scale: f32,
+    sums: *mut f32,
+) {
+    let iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    // Column c sees row j iff first_visible + c > j; clamp to keep i32 range.
+    let first = first_visible.min(rows + 1) as i32;
+    let s = _mm256_set1_ps(scale);
+    let ninf = _mm256_set1_ps(f32::NEG_INFINITY);
+    let mut c0 = 0;
+    while c0 < cols {
+        let cm = lanes(cols - c0);
+        let limit = _mm256_add_epi32(iota, _mm256_set1_epi32(first + c0 as i32));
+        let visible = |j: usize| {
+            _mm256_castsi256_ps(_mm256_and_si256(
+                cm,
+                _mm256_cmpgt_epi32(limit, _mm256_set1_epi32(j as i32)),
+            ))
+        };
+        let mut vmax = ninf;
+        for j in 0..rows {
+            let v = _mm256_blendv_ps(ninf, _mm256_loadu_ps(st.add(j * ld + c0)), visible(j));
+            vmax = _mm256_max_ps(vmax, v);
+        }
+        let mut sum = _mm256_setzero_ps();
+        for j in 0..rows {
+            let p = st.add(j * ld + c0);
+            let e = exp(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(p), vmax), s));
+            let e = _mm256_and_ps(e, visible(j));
+            _mm256_maskstore_ps(p, cm, e);
+            sum = _mm256_add_ps(sum, e);
+        }
+        _mm256_maskstore_ps(sums.add(c0), cm, sum);
+        c0 += 8;
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn layer_norm_impl(x: &[f32], d: usize, gamma: &[f32], beta: &[f32], out: &mut [f32]) {
+    let inv_d = 1.0 / d as f32;
+    for (row, out_row) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+        let (xp, op) = (row.as_ptr(), out_row.as_mut_ptr());
+        let mut acc = _mm256_setzero_ps();
+        let mut i = 0;
+        while i < d {
+            acc = _mm256_add_ps(acc, load_n(xp.add(i), d - i));
+            i += 8;
+        }
+        let mean = _mm256_set1_ps(hsum(acc) * inv_d);
+        let mut acc = _mm256_setzero_ps();
+        let mut i = 0;
+        while i < d {
+            let nn = d - i;
+            let c = _mm256_and_ps(
+                _mm256_sub_ps(load_n(xp.add(i), nn), mean),
+                _mm256_castsi256_ps(lanes(nn)),
+            );
+            acc = _mm256_fmadd_ps(c, c, acc);
+            i += 8;
+        }
+        let inv_std = _mm256_set1_ps(1.0 / (hsum(acc) * inv_d + 1e-5).sqrt());
+        let mut i = 0;
+        while i < d {
+            let nn = d - i;
+            let c = _mm256_sub_ps(load_n(xp.add(i), nn), mean);
+            let g = load_n(gamma.as_ptr().add(i), nn);
+            let b = load_n(beta.as_ptr().add(i), nn);
+            store_n(
+                op.add(i),
+                nn,
+                _mm256_fmadd_ps(_mm256_mul_ps(c, inv_std), g, b),
+            );
+            i += 8;
+        }
+    }
+}
+
+/// GELU on one vector; the formula of `scalar::gelu_one`, in f32.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn gelu_vec(x: __m256) -> __m256 {
+    let abs = _mm256_andnot_ps(_mm256_set1_ps(-0.0), x);
+    let z = _mm256_mul_ps(abs, _mm256_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
+    let one = _mm256_set1_ps(1.0);
+    let t = _mm256_div_ps(one, _mm256_fmadd_ps(z, _mm256_set1_ps(0.5), one));
+    let mut q = _mm256_set1_ps(ERFC_POLY[0]);
+    for &c in &ERFC_POLY[1..] {
+        q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(c));
+    }
+    let half_erfc = _mm256_mul_ps(
+        _mm256_mul_ps(_mm256_set1_ps(0.5), t),
+        exp(_mm256_fnmadd_ps(z, z, q)),
+    );
+    let negative = _mm256_cmp_ps::<_CMP_LT_OQ>(x, _mm256_setzero_ps());
+    let phi = _mm256_blendv_ps(_mm256_sub_ps(one, half_erfc), half_erfc, negative);
+    _mm256_mul_ps(x, phi)
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn gelu_impl(x: &mut [f32]) {
+    let (p, n) = (x.as_mut_ptr(), x.len());
+    let mut i = 0;
+    while i < n {
+        let nn = n - i;
+        store_n(p.add(i), nn, gelu_vec(load_n(p.add(i), nn)));
+        i += 8;
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn f16_to_f32_impl(src: &[u16], dst: &mut [f32]) {
+    let n = src.len();
+    let mut i = 0;
+    while i < n {
+        let nn = n - i;
+        store_n(
+            dst.as_mut_ptr().add(i),
+            nn,
+            load_w::<true>(src.as_ptr().add(i).cast(), nn),
+        );
+        i += 8;
+    }
+}

@@ -1,0 +1,582 @@
+//! AVX-512 (F, BW, VL) kernels, with FMA and F16C: 16 f32 lanes, 32 vector
+//! registers, mask registers for every tail.
+//!
+//! Micro-kernel: 12 rows × 32 columns (2 vectors) = 24 accumulators + 2 B
+//! vectors; each k step does 2 loads, 12 broadcasts (folded into the FMAs as
+//! memory operands) and 24 FMAs, so it is FMA-bound, not load-bound.
+
+use std::arch::x86_64::*;
+
+use super::{ERFC_POLY, EXP_MAX, EXP_MIN, EXP_POLY, LN2_HI, LN2_LO};
+use crate::dispatch::{Isa, Table};
+use crate::simd::{Init, Simd};
+use crate::{attention, gemm, AttentionShape, Pool, Weights};
+
+pub(crate) static TABLE: Table = Table {
+    isa: Isa::Avx512,
+    linear,
+    layer_norm,
+    gelu,
+    attention,
+    f16_to_f32,
+};
+
+// The table's entries: safe because `dispatch::table` hands TABLE out only
+// on a CPU with avx512f/bw/vl, fma and f16c.
+
+#[allow(clippy::too_many_arguments)]
+fn linear(
+    pool: &Pool,
+    x: &[f32],
+    m: usize,
+    k: usize,
+    w: Weights,
+    n: usize,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    gemm::linear::<Avx512>(pool, x, m, k, w, n, bias, out)
+}
+fn attention(pool: &Pool, q: &[f32], k: &[f32], v: &[f32], s: AttentionShape, out: &mut [f32]) {
+    attention::attention::<Avx512>(pool, q, k, v, s, out)
+}
+fn layer_norm(x: &[f32], d: usize, gamma: &[f32], beta: &[f32], out: &mut [f32]) {
+    // Safety: CPU support checked by dispatch; lengths checked by lib.rs.
+    unsafe { layer_norm_impl(x, d, gamma, beta, out) }
+}
+fn gelu(x: &mut [f32]) {
+    // Safety: CPU support checked by dispatch.
+    unsafe { gelu_impl(x) }
+}
+fn f16_to_f32(src: &[u16], dst: &mut [f32]) {
+    // Safety: CPU support checked by dispatch; dst.len() == src.len().
+    unsafe { f16_to_f32_impl(src, dst) }
+}
+
+pub(crate) struct Avx512;
+
+const MR: usize = 12;
+const NR: usize = 32;
+
+impl Simd for Avx512 {
+    const MR: usize = MR;
+    const NR: usize = NR;
+    const QB: usize = 96;
+
+    unsafe fn pack_b(src: *const u8, f16: bool, ld: usize, rows: usize, k: usize, dst: *mut f32) {
+        pack_b(src, f16, ld, rows, k, dst)
+    }
+    unsafe fn kernel(
+        rows: usize,
+        cols: usize,
+        k: usize,
+        a: *const f32,
+        a_rs: usize,
+        a_ps: usize,
+        b: *const f32,
+        ldb: usize,
+        c: *mut f32,
+        ldc: usize,
+        init: Init,
+    ) {
+        macro_rules! call {
+            ($($r:literal)*) => {
+                match rows {
+                    $($r => kernel::<$r>(cols, k, a, a_rs, a_ps, b, ldb, c, ldc, init),)*
+                    _ => unreachable!("micro-kernel rows {rows}"),
+                }
+            };
+        }
+        call!(1 2 3 4 5 6 7 8 9 10 11 12)
+    }
+    unsafe fn dot_tile(
+        rows: usize,
+        cols: usize,
+        k: usize,
+        x: *const f32,
+        ldx: usize,
+        w: [*const u8; 4],
+        f16: bool,
+        bias: *const f32,
+        out: *mut f32,
+        ldo: usize,
+    ) {
+        macro_rules! call {
+            ($($r:literal)*) => {
+                match (rows, f16) {
+                    $(($r, true) => dot_tile::<$r, true>(cols, k, x, ldx, w, bias, out, ldo),
+                      ($r, false) => dot_tile::<$r, false>(cols, k, x, ldx, w, bias, out, ldo),)*
+                    _ => unreachable!("dot tile rows {rows}"),
+                }
+            };
+        }
+        call!(1 2 3 4)
+    }
+    unsafe fn dots(q: *const f32, k: *const f32, ldk: usize, n: usize, d: usize, out: *mut f32) {
+        dots(q, k, ldk, n, d, out)
+    }
+    unsafe fn weighted_sum(
+        w: *const f32,
+        v: *const f32,
+        ldv: usize,
+        n: usize,
+        d: usize,
+        out: *mut f32,
+    ) {
+        weighted_sum(w, v, ldv, n, d, out)
+    }
+    unsafe fn scale(x: *mut f32, n: usize, alpha: f32) {
+        scale(x, n, alpha)
+    }
+    unsafe fn softmax_row(x: *mut f32, n: usize, scale: f32) -> f32 {
+        softmax_row(x, n, scale)
+    }
+    unsafe fn softmax_cols(
+        s: *mut f32,
+        ld: usize,
+        rows: usize,
+        cols: usize,
+        first_visible: usize,
+        scale: f32,
+        sums: *mut f32,
+    ) {
+        softmax_cols(s, ld, rows, cols, first_visible, scale, sums)
+    }
+}
+
+/// Mask of the first `n` (≤ 16) lanes.
+#[inline]
+fn lanes(n: usize) -> __mmask16 {
+    if n >= 16 {
+        0xffff
+    } else {
+        ((1u32 << n) - 1) as __mmask16
+    }
+}
+
+/// Loads `n ≤ 16` elements (f16 bits if `F16`) as f32, zero beyond.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
+#[inline]
+unsafe fn load_w<const F16: bool>(p: *const u8, mask: __mmask16) -> __m512 {
+    if F16 {
+        _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, p.cast()))
+    } else {
+        _mm512_maskz_loadu_ps(mask, p.cast())
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
+unsafe fn kernel<const R: usize>(
+    cols: usize,
+    k: usize,
+    a: *const f32,
+    a_rs: usize,
+    a_ps: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    init: Init,
+) {
+    let (mut lo, mut hi) = ([_mm512_setzero_ps(); R], [_mm512_setzero_ps(); R]);
+    if let Init::Bias(bias) = init {
+        let (b0, b1) = (_mm512_loadu_ps(bias), _mm512_loadu_ps(bias.add(16)));
+        lo = [b0; R];
+        hi = [b1; R];
+    }
+    let (mut ap, mut bp) = (a, b);
+    for _ in 0..k {
+        let b0 = _mm512_loadu_ps(bp);
+        let b1 = _mm512_loadu_ps(bp.add(16));
+        for r in 0..R {
+            let av = _mm512_set1_ps(*ap.add(r * a_rs));
+            lo[r] = _mm512_fmadd_ps(av, b0, lo[r]);
+            hi[r] = _mm512_fmadd_ps(av, b1, hi[r]);
+        }
+        ap = ap.add(a_ps);
+        bp = bp.add(ldb);
+    }
+    let (m0, m1) = (lanes(cols), lanes(cols.saturating_sub(16)));
+    for r in 0..R {
+        _mm512_mask_storeu_ps(c.add(r * ldc), m0, lo[r]);
+        _mm512_mask_storeu_ps(c.add(r * ldc + 16), m1, hi[r]);
+    }
+}
+
+/// Transposes 16 vectors (rows) into 16 vectors (columns): 4 shuffle stages.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
+#[inline]
+unsafe fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
+    // 1: interleave row pairs' 32-bit elements within each 128-bit lane.
+    let a: [__m512; 16] = std::array::from_fn(|i| {
+        let (x, y) = (r[i & !1], r[i | 1]);
+        if i % 2 == 0 {
+            _mm512_unpacklo_ps(x, y)
+        } else {
+            _mm512_unpackhi_ps(x, y)
+        }
+    });
+    // 2: interleave 64-bit pairs: b[4i + c] holds, in lane L, rows 4i..4i+4
+    //    of column 4L + c.
+    let b: [__m512; 16] = std::array::from_fn(|j| {
+        let (i, c) = (j / 4, j % 4);
+        let (x, y) = (
+            _mm512_castps_pd(a[4 * i + c / 2]),
+            _mm512_castps_pd(a[4 * i + 2 + c / 2]),
+        );
+        _mm512_castpd_ps(if c % 2 == 0 {
+            _mm512_unpacklo_pd(x, y)
+        } else {
+            _mm512_unpackhi_pd(x, y)
+        })
+    });
+    // 3 + 4: a 4 × 4 transpose of 128-bit lanes for each c.
+    let mut out = [_mm512_setzero_ps(); 16];
+    for c in 0..4 {
+        let (b0, b1, b2, b3) = (b[c], b[4 + c], b[8 + c], b[12 + c]);
+        let c0 = _mm512_shuffle_f32x4::<0x44>(b0, b1);
+        let c1 = _mm512_shuffle_f32x4::<0xee>(b0, b1);
+        let c2 = _mm512_shuffle_f32x4::<0x44>(b2, b3);
+        let c3 = _mm512_shuffle_f32x4::<0xee>(b2, b3);
+        out[c] = _mm512_shuffle_f32x4::<0x88>(c0, c2);
+        out[4 + c] = _mm512_shuffle_f32x4::<0xdd>(c0, c2);
+        out[8 + c] = _mm512_shuffle_f32x4::<0x88>(c1, c3);
+        out[12 + c] = _mm512_shuffle_f32x4::<0xdd>(c1, c3);
+    }
+    out
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
+unsafe fn pack_b(src: *const u8, f16: bool, ld: usize, rows: usize, k: usize, dst: *mut f32) {
+    if f16 {
+        pack_b_typed::<true>(src, ld, rows, k, dst)
+    } else {
+        pack_b_typed::<false>(src, ld, rows, k, dst)
+    }
+}
+
+/// 16 × 16 blocks: load 16 rows' next 16 elements, transpose, store 16
+/// panel rows (each 16 of the panel's 32 columns).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
+unsafe fn pack_b_typed<const F16: bool>(
+    src: *const u8,
+    ld: usize,
+    rows: usize,
+    k: usize,
+    dst: *mut f32,
+) {
+    let elem = if F16 { 2 } else { 4 };
+    for g in 0..NR / 16 {
+        let valid = rows.saturating_sub(16 * g).min(16);
+        let mut p = 0;
+        while p < k {
+            let kk = (k - p).min(16);
+            let mask = lanes(kk);
+            let r: [__m512; 16] = std::array::from_fn(|i| {
+                if i < valid {
+                    load_w::<F16>(src.add(((16 * g + i) * ld + p) * elem), mask)
+                } else {
+                    _mm512_setzero_ps()
+                }
+            });
+            let t = transpose16(r);
+            for (i, v) in t.iter().enumerate().take(kk) {
+                _mm512_storeu_ps(dst.add((p + i) * NR + 16 * g), *v);
+            }
+            p += 16;
+        }
+    }
+}
+
+/// Horizontal sum.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
+#[inline]
+unsafe fn hsum(v: __m512) -> f32 {
+    _mm512_reduce_add_ps(v)
+}
+
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
+unsafe fn dot_tile<const R: usize, const F16: bool>(
+    cols: usize,
+    k: usize,
+    x: *const f32,
+    ldx: usize,
+    w: [*const u8; 4],
+    bias: *const f32,
+    out: *mut f32,
+    ldo: usize,
+) {
+    let elem = if F16 { 2 } else { 4 };
+    let mut acc = [[_mm512_setzero_ps(); 4]; R];
+    let mut p = 0;
+    while p < k {
+        let mask = lanes(k - p);
+        let wv: [__m512; 4] = std::array::from_fn(|c| load_w::<F16>(w[c].add(p * elem), mask));
+        for r in 0..R {
+            let xv = _mm512_maskz_loadu_ps(mask, x.add(r * ldx + p));
+            for c in 0..4 {
+                acc[r][c] = _mm512_fmadd_ps(xv, wv[c], acc[r][c]);
+            }
+        }
+        p += 16;
+    }
+    for r in 0..R {
+        for c in 0..cols {
+            let b = if bias.is_null() { 0.0 } else { *bias.add(c) };
+            *out.add(r * ldo + c) = hsum(acc[r][c]) + b;
+        }
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
+unsafe fn dots(q: *const f32, k: *const f32, ldk: usize, n: usize, d: usize, out: *mut f32) {
+    let mut j = 0;
+    while j < n {
+        let jj = (n - j).min(4);
+        let mut acc = [_mm512_setzero_ps(); 4];
+        let mut p = 0;
+        while p < d {
+            let mask = lanes(d - p);
+            let qv = _mm512_maskz_loadu_ps(mask, q.add(p));
+            for (t, a) in acc.iter_mut().enumerate().take(jj) {
+                *a = _mm512_fmadd_ps(
+                    qv,
+                    _mm512_maskz_loadu_ps(mask, k.add((j + t) * ldk + p)),
+                    *a,
+                );
+            }
+            p += 16;
+        }
+        for (t, a) in acc.iter().enumerate().take(jj) {
+            *out.add(j + t) = hsum(*a);
+        }
+        j += 4;
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
+unsafe fn weighted_sum(
+    w: *const f32,
+    v: *const f32,
+    ldv: usize,
+    n: usize,
+    d: usize,
+    out: *mut f32,
+) {
+    // Four vectors (64 columns, a Whisper head) per pass over the rows.
+    let mut c0 = 0;
+    while c0 < d {
+        let masks: [__mmask16; 4] = std::array::from_fn(|t| lanes(d.saturating_sub(c0 + 16 * t)));
+        let mut acc = [_mm512_setzero_ps(); 4];
+        for j in 0..n {
+            let wj = _mm512_set1_ps(*w.add(j));
+            let row = v.add(j * ldv + c0);
+            for t in 0..4 {
+                if masks[t] != 0 {
+                    acc[t] = _mm512_fmadd_ps(
+                        wj,
+                        _mm512_maskz_loadu_ps(masks[t], row.add(16 * t)),
+                        acc[t],
+                    );
+                }
+            }
+        }
+        for t in 0..4 {
+            _mm512_mask_storeu_ps(out.add(c0 + 16 * t), masks[t], acc[t]);
+        }
+        c0 += 64;
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
+unsafe fn scale(x: *mut f32, n: usize, alpha: f32) {
+    let a = _mm512_set1_ps(alpha);
+    let mut i = 0;
+    while i < n {
+        let m = lanes(n - i);
+        _mm512_mask_storeu_ps(
+            x.add(i),
+            m,
+            _mm512_mul_ps(a, _mm512_maskz_loadu_ps(m, x.add(i))),
+        );
+        i += 16;
+    }
+}
+
+/// e^x, relative error ~2 ulp on [EXP_MIN, EXP_MAX] (inputs clamped to it):
+/// x = n·ln2 + r, e^r by the Cephes polynomial, 2ⁿ from exponent bits.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
+#[inline]
+unsafe fn exp(x: __m512) -> __m512 {
+    let x = _mm512_min_ps(
+        _mm512_max_ps(x, _mm512_set1_ps(EXP_MIN)),
+        _mm512_set1_ps(EXP_MAX),
+    );
+    let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+        _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)),
+    );
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), x);
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
+    let mut p = _mm512_set1_ps(EXP_POLY[0]);
+    for &c in &EXP_POLY[1..] {
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+    }
+    let r2 = _mm512_mul_ps(r, r);
+    let e = _mm512_add_ps(_mm512_fmadd_ps(p, r2, r), _mm512_set1_ps(1.0));
+    let pow2n = _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_add_epi32(
+        _mm512_cvtps_epi32(n),
+        _mm512_set1_epi32(127),
+    )));
+    _mm512_mul_ps(e, pow2n)
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
+unsafe fn softmax_row(x: *mut f32, n: usize, scale: f32) -> f32 {
+    let mut vmax = _mm512_set1_ps(f32::NEG_INFINITY);
+    let mut i = 0;
+    while i < n {
+        let m = lanes(n - i);
+        vmax = _mm512_mask_max_ps(vmax, m, vmax, _mm512_maskz_loadu_ps(m, x.add(i)));
+        i += 16;
+    }
+    let max = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
+    let s = _mm512_set1_ps(scale);
+    let mut sum = _mm512_setzero_ps();
+    let mut i = 0;
+    while i < n {
+        let m = lanes(n - i);
+        let e = exp(_mm512_mul_ps(
+            _mm512_sub_ps(_mm512_maskz_loadu_ps(m, x.add(i)), max),
+            s,
+        ));
+        let e = _mm512_maskz_mov_ps(m, e);
+        _mm512_mask_storeu_ps(x.add(i), m, e);
+        sum = _mm512_add_ps(sum, e);
+        i += 16;
+    }
+    hsum(sum)
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
+unsafe fn softmax_cols(
+    st: *mut f32,
+    ld: usize,
+    rows: usize,
+    cols: usize,
+    first_visible: usize,
+    scale: f32,
+    sums: *mut f32,
+) {
+    let iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    // Column c sees row j iff first_visible + c > j; clamp to keep i32 range.
+    let first = first_visible.min(rows + 1) as i32;
+    let s = _mm512_set1_ps(scale);
+    let mut c0 = 0;
+    while c0 < cols {
+        let cm = lanes(cols - c0);
+        let limit = _mm512_add_epi32(iota, _mm512_set1_epi32(first + c0 as i32));
+        let mut vmax = _mm512_set1_ps(f32::NEG_INFINITY);
+        for j in 0..rows {
+            let vis = cm & _mm512_cmpgt_epi32_mask(limit, _mm512_set1_epi32(j as i32));
+            vmax = _mm512_mask_max_ps(vmax, vis, vmax, _mm512_loadu_ps(st.add(j * ld + c0)));
+        }
+        let mut sum = _mm512_setzero_ps();
+        for j in 0..rows {
+            let vis = cm & _mm512_cmpgt_epi32_mask(limit, _mm512_set1_epi32(j as i32));
+            let p = st.add(j * ld + c0);
+            let e = _mm512_maskz_mov_ps(
+                vis,
+                exp(_mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(p), vmax), s)),
+            );
+            _mm512_mask_storeu_ps(p, cm, e);
+            sum = _mm512_add_ps(sum, e);
+        }
+        _mm512_mask_storeu_ps(sums.add(c0), cm, sum);
+        c0 += 16;
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
+unsafe fn layer_norm_impl(x: &[f32], d: usize, gamma: &[f32], beta: &[f32], out: &mut [f32]) {
+    let inv_d = 1.0 / d as f32;
+    for (row, out_row) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+        let (xp, op) = (row.as_ptr(), out_row.as_mut_ptr());
+        let mut acc = _mm512_setzero_ps();
+        let mut i = 0;
+        while i < d {
+            acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(lanes(d - i), xp.add(i)));
+            i += 16;
+        }
+        let mean = _mm512_set1_ps(hsum(acc) * inv_d);
+        let mut acc = _mm512_setzero_ps();
+        let mut i = 0;
+        while i < d {
+            let m = lanes(d - i);
+            let c = _mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, xp.add(i)), mean);
+            acc = _mm512_fmadd_ps(c, c, acc);
+            i += 16;
+        }
+        let inv_std = _mm512_set1_ps(1.0 / (hsum(acc) * inv_d + 1e-5).sqrt());
+        let mut i = 0;
+        while i < d {
+            let m = lanes(d - i);
+            let c = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, xp.add(i)), mean);
+            let g = _mm512_maskz_loadu_ps(m, gamma.as_ptr().add(i));
+            let b = _mm512_maskz_loadu_ps(m, beta.as_ptr().add(i));
+            _mm512_mask_storeu_ps(
+                op.add(i),
+                m,
+                _mm512_fmadd_ps(_mm512_mul_ps(c, inv_std), g, b),
+            );
+            i += 16;
+        }
+    }
+}
+
+/// GELU on one vector; the formula of `scalar::gelu_one`, in f32.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
+#[inline]
+unsafe fn gelu_vec(x: __m512) -> __m512 {
+    let z = _mm512_mul_ps(
+        _mm512_abs_ps(x),
+        _mm512_set1_ps(std::f32::consts::FRAC_1_SQRT_2),
+    );
+    let one = _mm512_set1_ps(1.0);
+    let t = _mm512_div_ps(one, _mm512_fmadd_ps(z, _mm512_set1_ps(0.5), one));
+    let mut q = _mm512_set1_ps(ERFC_POLY[0]);
+    for &c in &ERFC_POLY[1..] {
+        q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(c));
+    }
+    let half_erfc = _mm512_mul_ps(
+        _mm512_mul_ps(_mm512_set1_ps(0.5), t),
+        exp(_mm512_fnmadd_ps(z, z, q)),
+    );
+    let negative = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, _mm512_setzero_ps());
+    let phi = _mm512_mask_blend_ps(negative, _mm512_sub_ps(one, half_erfc), half_erfc);
+    _mm512_mul_ps(x, phi)
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
+unsafe fn gelu_impl(x: &mut [f32]) {
+    let (p, n) = (x.as_mut_ptr(), x.len());
+    let mut i = 0;
+    while i < n {
+        let m = lanes(n - i);
+        _mm512_mask_storeu_ps(p.add(i), m, gelu_vec(_mm512_maskz_loadu_ps(m, p.add(i))));
+        i += 16;
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
+unsafe fn f16_to_f32_impl(src: &[u16], dst: &mut [f32]) {
+    let n = src.len();
+    let mut i = 0;
+    while i < n {
+        let m = lanes(n - i);
+        let v = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, src.as_ptr().add(i).cast()));
+        _mm512_mask_storeu_ps(dst.as_mut_ptr().add(i), m, v);
+        i += 16;
+    }
+}

@@ -1,0 +1,156 @@
+//! Transcript writers: plain text, SRT, WebVTT and JSON (written by hand: the core
+//! library takes no JSON dependency).
+use crate::Transcript;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Txt,
+    Srt,
+    Vtt,
+    Json,
+}
+
+fn clock(seconds: f32, decimal: char) -> String {
+    let ms = (seconds.max(0.0) as f64 * 1000.0).round() as u64;
+    let (h, m, s, ms) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000);
+    format!("{h:02}:{m:02}:{s:02}{decimal}{ms:03}")
+}
+
+/// `s` as a JSON string literal.
+pub fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for ch in s.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn json_number(x: f32) -> String {
+    if x.is_finite() {
+        format!("{:.3}", x)
+    } else {
+        "null".into()
+    }
+}
+
+/// The transcript as a JSON object; `file`, when given, is included.
+pub fn to_json(t: &Transcript, file: Option<&str>) -> String {
+    let mut out = String::from("{");
+    if let Some(f) = file {
+        out += &format!("\"file\":{},", json_string(f));
+    }
+    out += &format!(
+        "\"text\":{},\"language\":{},\"segments\":[",
+        json_string(&t.text),
+        json_string(&t.language)
+    );
+    for (i, s) in t.segments.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out += &format!(
+            "{{\"start\":{},\"end\":{},\"text\":{},\"avg_logprob\":{},\"no_speech_prob\":{},\"temperature\":{}}}",
+            json_number(s.start),
+            json_number(s.end),
+            json_string(s.text.trim()),
+            json_number(s.avg_logprob),
+            json_number(s.no_speech_prob),
+            json_number(s.temperature)
+        );
+    }
+    out += "]}";
+    out
+}
+
+/// Renders `t` in `format`.
+pub fn render(t: &Transcript, format: Format) -> String {
+    match format {
+        Format::Txt => format!("{}\n", t.text),
+        Format::Json => to_json(t, None) + "\n",
+        Format::Srt => {
+            let mut out = String::new();
+            for (i, s) in t.segments.iter().enumerate() {
+                out += &format!(
+                    "{}\n{} --> {}\n{}\n\n",
+                    i + 1,
+                    clock(s.start, ','),
+                    clock(s.end, ','),
+                    s.text.trim()
+                );
+            }
+            out
+        }
+        Format::Vtt => {
+            let mut out = String::from("WEBVTT\n\n");
+            for s in &t.segments {
+                out += &format!(
+                    "{} --> {}\n{}\n\n",
+                    clock(s.start, '.'),
+                    clock(s.end, '.'),
+                    s.text.trim()
+                );
+            }
+            out
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Segment, Timings};
+
+    fn sample() -> Transcript {
+        let seg = |start, end, text: &str| Segment {
+            start,
+            end,
+            text: text.into(),
+            tokens: vec![],
+            avg_logprob: -0.2,
+            no_speech_prob: 0.01,
+            temperature: 0.0,
+        };
+        Transcript {
+            text: "Hello \"world\"\\ back\nslash. Second.".into(),
+            language: "en".into(),
+            segments: vec![
+                seg(0.0, 3661.5, " Hello \"world\"\\ back\nslash."),
+                seg(3661.5, 3662.04, " Second."),
+            ],
+            timings: Timings::default(),
+        }
+    }
+
+    #[test]
+    fn srt_and_vtt_timestamps() {
+        let srt = render(&sample(), Format::Srt);
+        assert!(
+            srt.starts_with("1\n00:00:00,000 --> 01:01:01,500\nHello"),
+            "{srt}"
+        );
+        assert!(srt.contains("2\n01:01:01,500 --> 01:01:02,040\nSecond.\n\n"));
+        let vtt = render(&sample(), Format::Vtt);
+        assert!(
+            vtt.starts_with("WEBVTT\n\n00:00:00.000 --> 01:01:01.500\n"),
+            "{vtt}"
+        );
+    }
+
+    #[test]
+    fn json_escapes() {
+        let j = to_json(&sample(), Some("a\"b.wav"));
+        assert!(j.starts_with("{\"file\":\"a\\\"b.wav\",\"text\":\"Hello \\\"world\\\"\\\\ back\\nslash. Second.\""), "{j}");
+        assert!(j.contains("\"start\":3661.500,\"end\":3662.040"));
+        assert_eq!(json_string("\u{1}é"), "\"\\u0001é\"");
+    }
+}

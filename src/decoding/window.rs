@@ -1,0 +1,141 @@
+//! Decodes one 30-second window: the prompt, then token by token (greedy at
+//! temperature 0, sampled above), with the logit filters.
+use super::filters::{log_prob, LogitFilters};
+use crate::model::{CrossKv, Network};
+use crate::Result;
+use sotto_kernels::{Kernels, Pool};
+
+/// What one decoding attempt of a window produced.
+#[derive(Clone, Debug, Default)]
+pub struct WindowResult {
+    /// Sampled tokens, end of text excluded.
+    pub tokens: Vec<u32>,
+    pub sum_logprob: f32,
+    pub avg_logprob: f32,
+    pub no_speech_prob: f32,
+    pub temperature: f32,
+}
+
+/// A small deterministic generator for temperature sampling (splitmix64).
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+    pub fn next_f64(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn argmax(x: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in x.iter().enumerate() {
+        if v > x[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+fn sample(logits: &[f32], temperature: f32, rng: &mut Rng) -> usize {
+    let m = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let w: Vec<f64> = logits
+        .iter()
+        .map(|&l| (((l - m) / temperature) as f64).exp())
+        .collect();
+    let total: f64 = w.iter().sum();
+    let mut r = rng.next_f64() * total;
+    for (i, &p) in w.iter().enumerate() {
+        if p > 0.0 {
+            if r < p {
+                return i;
+            }
+            r -= p;
+        }
+    }
+    argmax(logits)
+}
+
+pub struct WindowDecoder<'a> {
+    pub net: &'a Network,
+    pub kernels: &'a Kernels,
+    pub pool: &'a Pool,
+    pub filters: &'a LogitFilters,
+    /// Most tokens sampled per window (openai: n_text_ctx / 2).
+    pub sample_len: usize,
+}
+
+impl WindowDecoder<'_> {
+    /// Decodes after `prompt` (previous text and the start-of-transcript sequence);
+    /// `sot_index` is where `<|startoftranscript|>` sits, whose logits give the
+    /// no-speech probability.
+    pub fn decode(
+        &self,
+        cross: &CrossKv,
+        prompt: &[u32],
+        sot_index: usize,
+        temperature: f32,
+        rng: &mut Rng,
+    ) -> Result<WindowResult> {
+        let n_ctx = self.net.config().n_text_ctx as usize;
+        let eot = self.filters.tokens.eot;
+        let mut cache = self.net.new_cache();
+        let want = [sot_index, prompt.len() - 1];
+        let mut first =
+            self.net
+                .decode(self.kernels, self.pool, cross, &mut cache, prompt, &want)?;
+        let mut logits = first.pop().expect("two rows asked");
+        let sot_logits = &first[0];
+        let no_speech = self.filters.tokens.no_speech as usize;
+        let no_speech_prob = if no_speech < sot_logits.len() {
+            log_prob(sot_logits, no_speech).exp()
+        } else {
+            0.0
+        };
+
+        let mut tokens: Vec<u32> = Vec::new();
+        let mut sum_logprob = 0f32;
+        loop {
+            self.filters.apply(&mut logits, &tokens);
+            let next = if temperature == 0.0 {
+                argmax(&logits)
+            } else {
+                sample(&logits, temperature, rng)
+            };
+            sum_logprob += log_prob(&logits, next);
+            if next as u32 == eot {
+                break;
+            }
+            tokens.push(next as u32);
+            if tokens.len() >= self.sample_len || cache.len() + 1 >= n_ctx {
+                break;
+            }
+            logits = self
+                .net
+                .decode(
+                    self.kernels,
+                    self.pool,
+                    cross,
+                    &mut cache,
+                    &[next as u32],
+                    &[0],
+                )?
+                .pop()
+                .expect("one row asked");
+        }
+        let avg_logprob = sum_logprob / (tokens.len() as f32 + 1.0);
+        Ok(WindowResult {
+            tokens,
+            sum_logprob,
+            avg_logprob,
+            no_speech_prob,
+            temperature,
+        })
+    }
+}

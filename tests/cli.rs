@@ -1,0 +1,132 @@
+//! The `sotto` binary: output formats are well-formed and bad input gives a clear error.
+mod common;
+
+use common::*;
+use std::process::{Command, Output};
+
+fn sotto(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sotto"))
+        .args(args)
+        .output()
+        .expect("run sotto")
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "sotto failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).expect("utf-8 output")
+}
+
+#[test]
+fn formats_are_well_formed() {
+    let model = model_path("tiny.en");
+    let (m, a) = (model.to_str().unwrap(), jfk());
+    let a = a.to_str().unwrap();
+
+    let json: serde_json::Value = serde_json::from_str(&ok(&sotto(&[
+        "transcribe",
+        a,
+        "-m",
+        m,
+        "-t",
+        "2",
+        "--format",
+        "json",
+    ])))
+    .unwrap();
+    assert_eq!(words(json["text"].as_str().unwrap()), words(JFK));
+    assert_eq!(json["language"], "en");
+    let segs = json["segments"].as_array().unwrap();
+    assert!(!segs.is_empty());
+    for s in segs {
+        assert!(s["start"].as_f64().unwrap() <= s["end"].as_f64().unwrap());
+        assert!(s["text"].is_string());
+    }
+
+    let srt = ok(&sotto(&["transcribe", a, "-m", m, "--format", "srt"]));
+    let blocks: Vec<&str> = srt.trim_end().split("\n\n").collect();
+    assert_eq!(blocks.len(), segs.len());
+    for (i, b) in blocks.iter().enumerate() {
+        let lines: Vec<&str> = b.lines().collect();
+        assert_eq!(lines[0], (i + 1).to_string());
+        let (from, to) = lines[1].split_once(" --> ").expect("srt time line");
+        for t in [from, to] {
+            assert!(
+                t.len() == 12 && &t[2..3] == ":" && &t[5..6] == ":" && &t[8..9] == ",",
+                "{t}"
+            );
+        }
+        assert!(lines.len() >= 3);
+    }
+
+    let vtt = ok(&sotto(&["transcribe", a, "-m", m, "--format", "vtt"]));
+    assert!(vtt.starts_with("WEBVTT\n\n"));
+    assert!(
+        vtt.lines()
+            .filter(|l| l.contains(" --> "))
+            .all(|l| l.len() == 29 && &l[8..9] == "."),
+        "{vtt}"
+    );
+
+    let dir = std::env::temp_dir().join(format!("sotto-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("out.txt");
+    ok(&sotto(&[
+        "transcribe",
+        a,
+        "-m",
+        m,
+        "-o",
+        out.to_str().unwrap(),
+        "--no-timestamps",
+    ]));
+    assert_eq!(words(&std::fs::read_to_string(&out).unwrap()), words(JFK));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn bad_inputs_give_clear_errors() {
+    let model = model_path("tiny.en");
+    let m = model.to_str().unwrap();
+    let dir = std::env::temp_dir().join(format!("sotto-cli-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    let missing = dir.join("nope.wav");
+    let out = sotto(&["transcribe", missing.to_str().unwrap(), "-m", m]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope.wav"));
+
+    let garbage = dir.join("garbage.mp3");
+    std::fs::write(&garbage, b"this is not audio at all, just text").unwrap();
+    let out = sotto(&["transcribe", garbage.to_str().unwrap(), "-m", m]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("garbage.mp3") && !err.contains("panicked"),
+        "{err}"
+    );
+
+    let truncated = dir.join("truncated.sotto");
+    let bytes = std::fs::read(&model).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let out = sotto(&[
+        "transcribe",
+        jfk().to_str().unwrap(),
+        "-m",
+        truncated.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("truncated.sotto") && !err.contains("panicked"),
+        "{err}"
+    );
+
+    let out = sotto(&["transcribe", jfk().to_str().unwrap(), "-m", "no-such-model"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-model"));
+    std::fs::remove_dir_all(&dir).ok();
+}

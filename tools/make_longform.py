@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""Make a long-form test recording by joining LibriSpeech utterances.
+
+    python3 tools/make_longform.py OUT.wav [--seconds 120] [--set DIR]
+
+Takes utterances of the set (default: ../shared/eval/librispeech/test-other next to the
+repository) in manifest order, with 0.3 s of silence between them, until the audio is at
+least --seconds long. Writes OUT.wav (16 kHz mono 16-bit PCM) and OUT.txt (the joined
+reference texts, one line) and prints what it used. For checking long-form transcription
+(seeking across 30-s windows): no sentence should be dropped or repeated.
+"""
+
+import argparse
+import os
+import sys
+import wave
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from compare_wer import load_manifest  # noqa: E402
+
+RATE = 16000
+GAP_S = 0.3
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_SET = os.path.join(REPO, "..", "shared", "eval", "librispeech", "test-other")
+
+
+def read_pcm(path):
+    with wave.open(path, "rb") as w:
+        if w.getsampwidth() != 2 or w.getnchannels() != 1 or w.getframerate() != RATE:
+            raise SystemExit(f"{path}: need 16-bit mono {RATE} Hz PCM")
+        return w.readframes(w.getnframes())
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out", metavar="OUT.wav")
+    ap.add_argument("--seconds", type=float, default=120.0)
+    ap.add_argument("--set", default=DEFAULT_SET, metavar="DIR")
+    args = ap.parse_args()
+
+    gap = b"\x00\x00" * int(round(GAP_S * RATE))
+    chunks, texts, n_bytes = [], [], 0
+    for u in load_manifest(args.set):
+        if n_bytes >= args.seconds * RATE * 2:
+            break
+        if chunks:
+            chunks.append(gap)
+            n_bytes += len(gap)
+        pcm = read_pcm(u["path"])
+        chunks.append(pcm)
+        n_bytes += len(pcm)
+        texts.append(u["reference"].strip())
+    total_s = n_bytes / (2 * RATE)
+    if total_s < args.seconds:
+        print(f"warning: the set holds only {total_s:.1f} s", file=sys.stderr)
+
+    if os.path.dirname(args.out):
+        os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with wave.open(args.out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(RATE)
+        w.writeframes(b"".join(chunks))
+    txt = os.path.splitext(args.out)[0] + ".txt"
+    with open(txt, "w", encoding="utf-8") as f:
+        f.write(" ".join(texts) + "\n")
+    print(f"{args.out}: {len(texts)} utterances, {total_s:.2f} s; reference text in {txt}")
+
+
+if __name__ == "__main__":
+    main()
