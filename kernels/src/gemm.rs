@@ -29,8 +29,10 @@ use crate::simd::{Init, Simd};
 use crate::{scratch, Pool, Weights};
 
 /// Below this many rows of x the dot path wins: packing a weight panel only
-/// pays off when it is reused by enough rows.
-pub(crate) const DOT_MAX_M: usize = 8;
+/// pays off when it is reused by enough rows. Measured (f16, k=512, n=2048,
+/// one thread): the dot path is ahead up to m = 12 and level at 16 on both
+/// AVX2 and AVX-512; the packed path is ~40% ahead at m = 32.
+pub(crate) const DOT_MAX_M: usize = 16;
 
 /// Target size of one packed weight chunk (in L2 together with a few x rows).
 const CHUNK_BYTES: usize = 384 * 1024;

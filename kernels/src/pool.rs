@@ -205,13 +205,24 @@ fn drain(s: &Shared, f: Task<'_>) {
     }
 }
 
+/// One step of a spin-wait: a CPU pause at first, then yielding the core, so
+/// that a pool with more threads than free cores still makes progress (a
+/// descheduled worker gets to run instead of the spinners burning its slot).
+fn backoff(spins: u32) {
+    if spins < 256 {
+        std::hint::spin_loop();
+    } else {
+        std::thread::yield_now();
+    }
+}
+
 /// Caller side: waits until every worker has left the current job.
 fn wait_workers(s: &Shared) {
     let start = Instant::now();
     let mut spins = 0u32;
     while s.pending.load(Ordering::Acquire) != 0 {
-        std::hint::spin_loop();
         spins += 1;
+        backoff(spins);
         if spins % 64 == 0 && start.elapsed() > SPIN {
             let mut waiting = s.done.lock().unwrap_or_else(|e| e.into_inner());
             *waiting = true;
@@ -261,8 +272,8 @@ fn wait_epoch(s: &Shared, seen: usize) -> usize {
         if e != seen {
             return e;
         }
-        std::hint::spin_loop();
         spins += 1;
+        backoff(spins);
         if spins % 64 == 0 && start.elapsed() > SPIN {
             break;
         }

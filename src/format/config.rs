@@ -215,13 +215,13 @@ pub(crate) fn validate_config(c: &ModelConfig, ctx: &str) -> Result<()> {
             return err(format!("{name} is 0"));
         }
     }
-    if c.n_audio_state % c.n_audio_head != 0 {
+    if !c.n_audio_state.is_multiple_of(c.n_audio_head) {
         return err(format!(
             "n_audio_head {} does not divide n_audio_state {}",
             c.n_audio_head, c.n_audio_state
         ));
     }
-    if c.n_text_state % c.n_text_head != 0 {
+    if !c.n_text_state.is_multiple_of(c.n_text_head) {
         return err(format!(
             "n_text_head {} does not divide n_text_state {}",
             c.n_text_head, c.n_text_state

@@ -254,9 +254,7 @@ impl ModelFile {
         }
         let config = decode_config(section(&h.config), &ctx)?;
         let vocab = decode_vocab(section(&h.vocab), config.n_vocab, &ctx)?;
-        let want_mel = (config.n_mels as usize)
-            .checked_mul(MEL_BINS * 4)
-            .unwrap_or(usize::MAX);
+        let want_mel = (config.n_mels as usize).saturating_mul(MEL_BINS * 4);
         if h.mel.len() != want_mel {
             return Err(Error::format(
                 &ctx,
@@ -377,7 +375,7 @@ fn parse_header(bytes: &[u8], ctx: &str) -> Result<Header> {
         n_tensors: read_u32(bytes, H_N_TENSORS),
         checksum: read_u64(bytes, H_CHECKSUM),
     };
-    if h.mel.start as u64 % ALIGN != 0 {
+    if !(h.mel.start as u64).is_multiple_of(ALIGN) {
         return err(format!(
             "mel section offset {} is not a multiple of {ALIGN}",
             h.mel.start
@@ -450,7 +448,7 @@ fn parse_directory(dir: &[u8], n: u32, file_len: u64, ctx: &str) -> Result<Vec<T
                 )))
             }
         }
-        if offset % ALIGN != 0 {
+        if !offset.is_multiple_of(ALIGN) {
             return Err(terr(format!(
                 "offset {offset} is not a multiple of {ALIGN}"
             )));

@@ -121,8 +121,8 @@ impl FileWriter {
         Ok(())
     }
 
-    fn plan(&self) -> Result<Plan> {
-        let ctx = "writer";
+    /// `ctx` names the destination in errors.
+    fn plan(&self, ctx: &str) -> Result<Plan> {
         validate_config(&self.config, ctx)?;
         if self.vocab.len() != self.config.n_vocab as usize {
             return Err(Error::format(
@@ -252,8 +252,8 @@ impl FileWriter {
     /// Writes to a temporary file beside `path` and renames it into place, so
     /// `path` is either the old file or the complete new one, never a partial one.
     pub fn write(&self, path: &Path) -> Result<()> {
-        let plan = self.plan()?;
         let name = path.display().to_string();
+        let plan = self.plan(&name)?;
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => std::path::PathBuf::from("."),
@@ -284,7 +284,7 @@ impl FileWriter {
 
     /// The complete file as bytes (tests).
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        let plan = self.plan()?;
+        let plan = self.plan("<memory>")?;
         let mut out = Vec::with_capacity(plan.file_len as usize);
         self.write_to(&plan, &mut out)
             .map_err(|e| Error::io("<memory>", e))?;

@@ -227,22 +227,37 @@ unsafe fn kernel<const R: usize>(
     ldc: usize,
     init: Init,
 ) {
-    let (mut lo, mut hi) = ([_mm256_setzero_ps(); R], [_mm256_setzero_ps(); R]);
+    // Accumulators for MR rows; only the first R are used.
+    let (mut lo, mut hi) = ([_mm256_setzero_ps(); MR], [_mm256_setzero_ps(); MR]);
     if let Init::Bias(bias) = init {
         let (b0, b1) = (_mm256_loadu_ps(bias), _mm256_loadu_ps(bias.add(8)));
-        lo = [b0; R];
-        hi = [b1; R];
+        lo = [b0; MR];
+        hi = [b1; MR];
     }
-    let (mut ap, mut bp) = (a, b);
+    // Rows of A through two base pointers (row 3g + o at base_g + o·a_rs),
+    // hidden from LLVM so it does not rebuild one chain of dependent adds
+    // through all the rows (see the AVX-512 kernel).
+    let mut base: [*const f32; 2] = std::array::from_fn(|g| a.wrapping_add(3 * g * a_rs));
+    for p in &mut base {
+        std::arch::asm!("/* {0} */", inout(reg) *p, options(pure, nomem, nostack));
+    }
+    let mut bp = b;
     for _ in 0..k {
         let b0 = _mm256_loadu_ps(bp);
         let b1 = _mm256_loadu_ps(bp.add(8));
-        for r in 0..R {
-            let av = _mm256_broadcast_ss(&*ap.add(r * a_rs));
-            lo[r] = _mm256_fmadd_ps(av, b0, lo[r]);
-            hi[r] = _mm256_fmadd_ps(av, b1, hi[r]);
+        macro_rules! row {
+            ($($r:literal $g:literal $o:literal),*) => {$(
+                if $r < R {
+                    let av = _mm256_broadcast_ss(&*base[$g].add($o * a_rs));
+                    lo[$r] = _mm256_fmadd_ps(av, b0, lo[$r]);
+                    hi[$r] = _mm256_fmadd_ps(av, b1, hi[$r]);
+                }
+            )*};
         }
-        ap = ap.add(a_ps);
+        row!(0 0 0, 1 0 1, 2 0 2, 3 1 0, 4 1 1, 5 1 2);
+        for p in &mut base {
+            *p = p.wrapping_add(a_ps);
+        }
         bp = bp.add(ldb);
     }
     if cols == NR {
@@ -590,10 +605,14 @@ unsafe fn gelu_vec(x: __m256) -> __m256 {
     for &c in &ERFC_POLY[1..] {
         q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(c));
     }
-    let half_erfc = _mm256_mul_ps(
-        _mm256_mul_ps(_mm256_set1_ps(0.5), t),
-        exp(_mm256_fnmadd_ps(z, z, q)),
-    );
+    // e^(−z²) with z² = x²/2 from an exact product (FMA gives the low
+    // part): rounding z first would cost a relative error of 2·u·z².
+    let xs = _mm256_min_ps(abs, _mm256_set1_ps(16.0));
+    let hi = _mm256_mul_ps(xs, xs);
+    let lo = _mm256_fmsub_ps(xs, xs, hi);
+    let half = _mm256_set1_ps(0.5);
+    let arg = _mm256_fnmadd_ps(half, lo, _mm256_fnmadd_ps(half, hi, q));
+    let half_erfc = _mm256_mul_ps(_mm256_mul_ps(half, t), exp(arg));
     let negative = _mm256_cmp_ps::<_CMP_LT_OQ>(x, _mm256_setzero_ps());
     let phi = _mm256_blendv_ps(_mm256_sub_ps(one, half_erfc), half_erfc, negative);
     _mm256_mul_ps(x, phi)

@@ -179,22 +179,41 @@ unsafe fn kernel<const R: usize>(
     ldc: usize,
     init: Init,
 ) {
-    let (mut lo, mut hi) = ([_mm512_setzero_ps(); R], [_mm512_setzero_ps(); R]);
+    // Accumulators for MR rows; only the first R are used (and allocated
+    // to registers: the rest are dead code for this R).
+    let (mut lo, mut hi) = ([_mm512_setzero_ps(); MR], [_mm512_setzero_ps(); MR]);
     if let Init::Bias(bias) = init {
         let (b0, b1) = (_mm512_loadu_ps(bias), _mm512_loadu_ps(bias.add(16)));
-        lo = [b0; R];
-        hi = [b1; R];
+        lo = [b0; MR];
+        hi = [b1; MR];
     }
-    let (mut ap, mut bp) = (a, b);
+    // Rows of A through four base pointers, row 3g + o at base_g + o·a_rs:
+    // four independent increments per k step rather than one chain of
+    // dependent adds through all twelve rows (which limits the loop to one
+    // row per cycle). The rows are spelled out so the loop body is fully
+    // unrolled whatever LLVM's unrolling heuristics decide.
+    let mut base: [*const f32; 4] = std::array::from_fn(|g| a.wrapping_add(3 * g * a_rs));
+    for p in &mut base {
+        // Hide how the bases relate, or LLVM rebuilds the chain from one.
+        std::arch::asm!("/* {0} */", inout(reg) *p, options(pure, nomem, nostack));
+    }
+    let mut bp = b;
     for _ in 0..k {
         let b0 = _mm512_loadu_ps(bp);
         let b1 = _mm512_loadu_ps(bp.add(16));
-        for r in 0..R {
-            let av = _mm512_set1_ps(*ap.add(r * a_rs));
-            lo[r] = _mm512_fmadd_ps(av, b0, lo[r]);
-            hi[r] = _mm512_fmadd_ps(av, b1, hi[r]);
+        macro_rules! row {
+            ($($r:literal $g:literal $o:literal),*) => {$(
+                if $r < R {
+                    let av = _mm512_set1_ps(*base[$g].add($o * a_rs));
+                    lo[$r] = _mm512_fmadd_ps(av, b0, lo[$r]);
+                    hi[$r] = _mm512_fmadd_ps(av, b1, hi[$r]);
+                }
+            )*};
         }
-        ap = ap.add(a_ps);
+        row!(0 0 0, 1 0 1, 2 0 2, 3 1 0, 4 1 1, 5 1 2, 6 2 0, 7 2 1, 8 2 2, 9 3 0, 10 3 1, 11 3 2);
+        for p in &mut base {
+            *p = p.wrapping_add(a_ps);
+        }
         bp = bp.add(ldb);
     }
     let (m0, m1) = (lanes(cols), lanes(cols.saturating_sub(16)));
@@ -549,10 +568,14 @@ unsafe fn gelu_vec(x: __m512) -> __m512 {
     for &c in &ERFC_POLY[1..] {
         q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(c));
     }
-    let half_erfc = _mm512_mul_ps(
-        _mm512_mul_ps(_mm512_set1_ps(0.5), t),
-        exp(_mm512_fnmadd_ps(z, z, q)),
-    );
+    // e^(−z²) with z² = x²/2 from an exact product (FMA gives the low
+    // part): rounding z first would cost a relative error of 2·u·z².
+    let xs = _mm512_min_ps(_mm512_abs_ps(x), _mm512_set1_ps(16.0));
+    let hi = _mm512_mul_ps(xs, xs);
+    let lo = _mm512_fmsub_ps(xs, xs, hi);
+    let half = _mm512_set1_ps(0.5);
+    let arg = _mm512_fnmadd_ps(half, lo, _mm512_fnmadd_ps(half, hi, q));
+    let half_erfc = _mm512_mul_ps(_mm512_mul_ps(half, t), exp(arg));
     let negative = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, _mm512_setzero_ps());
     let phi = _mm512_mask_blend_ps(negative, _mm512_sub_ps(one, half_erfc), half_erfc);
     _mm512_mul_ps(x, phi)

@@ -1,0 +1,45 @@
+//! `SOTTO_KERNELS` really selects the named kernels. One test per binary:
+//! it changes the process environment.
+
+use sotto_kernels::Kernels;
+
+#[test]
+fn sotto_kernels_env() {
+    std::env::set_var("SOTTO_KERNELS", "scalar");
+    assert_eq!(Kernels::from_env().unwrap().name(), "scalar");
+
+    std::env::set_var("SOTTO_KERNELS", "bogus");
+    let err = Kernels::from_env().unwrap_err();
+    assert!(err.contains("bogus") && err.contains("avx2"), "{err}");
+
+    for (short, full) in [("avx2", "x86-avx2-fma"), ("avx512", "x86-avx512")] {
+        std::env::set_var("SOTTO_KERNELS", short);
+        match Kernels::with_isa(short) {
+            Some(_) => assert_eq!(Kernels::from_env().unwrap().name(), full),
+            None => {
+                let err = Kernels::from_env().unwrap_err();
+                assert!(err.contains("lacks"), "{err}");
+            }
+        }
+    }
+
+    std::env::remove_var("SOTTO_KERNELS");
+    assert_eq!(Kernels::from_env().unwrap(), Kernels::detect());
+    assert_eq!(Kernels::detect(), *Kernels::available().last().unwrap());
+
+    // CI sets SOTTO_KERNELS_ENSURE=avx2 (say) to fail when the forced ISA is
+    // not actually present on the runner, instead of silently testing less.
+    if let Ok(want) = std::env::var("SOTTO_KERNELS_ENSURE") {
+        assert!(Kernels::with_isa(&want).is_some(), "SOTTO_KERNELS_ENSURE={want} but this CPU lacks it");
+    }
+}
+
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn detection_agrees_with_cpu() {
+    let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c");
+    assert_eq!(Kernels::with_isa("avx2").is_some(), avx2);
+    let avx512 = avx2 && is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw") && is_x86_feature_detected!("avx512vl");
+    assert_eq!(Kernels::with_isa("avx512").is_some(), avx512);
+    assert_eq!(Kernels::with_isa("X86-AVX2-FMA").is_some(), avx2, "full names parse too");
+}
