@@ -25,6 +25,7 @@ pub mod decoding;
 pub mod error;
 pub mod format;
 pub mod model;
+pub mod quantize;
 
 pub use error::{Error, Result};
 

@@ -1,7 +1,8 @@
 //! GFLOP/s of `linear` and `attention` per kernel set for Whisper's shapes,
 //! plus the pool's per-call overhead.
 //!
-//! cargo run --release -p sotto-kernels --example bench_linear -- [--threads 1,2] [--isa avx2,avx512,scalar] [--ms 300]
+//! cargo run --release -p sotto-kernels --example bench_linear --
+//!     [--threads 1,2] [--isa avx2,avx512,scalar] [--ms 300] [--gemm (encoder GEMMs only)]
 
 use sotto_kernels::{AttentionShape, Kernels, Pool, Weights};
 use std::time::{Duration, Instant};
@@ -22,7 +23,9 @@ fn time(budget: Duration, mut f: impl FnMut()) -> f64 {
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
 }
 
 fn main() {
@@ -32,8 +35,14 @@ fn main() {
         .map(|t| t.parse().expect("--threads 1,2"))
         .collect();
     let kernels: Vec<Kernels> = match arg("--isa") {
-        Some(list) => list.split(',').map(|n| Kernels::from_name(n).unwrap()).collect(),
-        None => Kernels::available().into_iter().filter(|k| k.name() != "scalar").collect(),
+        Some(list) => list
+            .split(',')
+            .map(|n| Kernels::from_name(n).unwrap())
+            .collect(),
+        None => Kernels::available()
+            .into_iter()
+            .filter(|k| k.name() != "scalar")
+            .collect(),
     };
     let budget = Duration::from_millis(arg("--ms").map_or(300, |m| m.parse().unwrap()));
 
@@ -64,19 +73,64 @@ fn main() {
                 pool.run(t.max(2), &|_| {});
             }
         }) / 1000.0;
-        println!("== {t} thread(s): pool.run overhead {:.2} µs/call", per_call * 1e6);
+        // A job whose t tasks each busy-wait 20 µs needs every thread: its
+        // time beyond 20 µs is the cost of waking the workers and waiting.
+        let work = Duration::from_micros(20);
+        let busy = time(budget, || {
+            for _ in 0..200 {
+                pool.run(t, &|_| {
+                    let s = Instant::now();
+                    while s.elapsed() < work {}
+                });
+            }
+        }) / 200.0;
+        // The alternative to a persistent pool: spawn scoped threads per call.
+        let scoped = time(budget, || {
+            for _ in 0..100 {
+                std::thread::scope(|s| {
+                    for _ in 1..t {
+                        s.spawn(|| std::hint::black_box(0));
+                    }
+                });
+            }
+        }) / 100.0;
+        println!(
+            "== {t} thread(s): pool.run overhead {:.2} µs/call empty, {:.2} µs with {t} × 20 µs tasks (std::thread::scope per call: {:.2} µs)",
+            per_call * 1e6,
+            (busy - work.as_secs_f64()) * 1e6,
+            scoped * 1e6
+        );
         for kern in &kernels {
             for &(m, k, n) in linear_shapes.iter().filter(|s| !only_gemm || s.0 > 1000) {
                 let x: Vec<f32> = (0..m * k).map(|_| rand()).collect();
-                let w: Vec<u16> = (0..n * k).map(|_| 0x3000 + (rand().abs() * 1000.0) as u16).collect();
+                let w: Vec<u16> = (0..n * k)
+                    .map(|_| 0x3000 + (rand().abs() * 1000.0) as u16)
+                    .collect();
                 let w32: Vec<f32> = (0..n * k).map(|_| rand()).collect();
                 let bias: Vec<f32> = (0..n).map(|_| rand()).collect();
                 let mut out = vec![0.0f32; m * n];
                 let flops = 2.0 * (m * k * n) as f64;
-                let s16 = time(budget, || kern.linear(&pool, &x, m, k, Weights::F16(&w), n, Some(&bias), &mut out));
-                let s32 = time(budget, || kern.linear(&pool, &x, m, k, Weights::F32(&w32), n, Some(&bias), &mut out));
+                let s16 = time(budget, || {
+                    kern.linear(&pool, &x, m, k, Weights::F16(&w), n, Some(&bias), &mut out)
+                });
+                let s32 = time(budget, || {
+                    kern.linear(
+                        &pool,
+                        &x,
+                        m,
+                        k,
+                        Weights::F32(&w32),
+                        n,
+                        Some(&bias),
+                        &mut out,
+                    )
+                });
                 let extra = if m == 1 {
-                    format!("  ({:.1} / {:.1} GB/s of weights)", (n * k * 2) as f64 / s16 / 1e9, (n * k * 4) as f64 / s32 / 1e9)
+                    format!(
+                        "  ({:.1} / {:.1} GB/s of weights)",
+                        (n * k * 2) as f64 / s16 / 1e9,
+                        (n * k * 4) as f64 / s32 / 1e9
+                    )
                 } else {
                     String::new()
                 };
@@ -92,7 +146,12 @@ fn main() {
             if only_gemm {
                 continue;
             }
-            for &(n_q, n_kv, causal) in &[(1500, 1500, None), (1, 1500, None), (1, 224, Some(223)), (100, 100, Some(0))] {
+            for &(n_q, n_kv, causal) in &[
+                (1500, 1500, None),
+                (1, 1500, None),
+                (1, 224, Some(223)),
+                (100, 100, Some(0)),
+            ] {
                 let (heads, d) = (6, 64);
                 let width = heads * d;
                 let shape = AttentionShape {
@@ -109,7 +168,9 @@ fn main() {
                 let kk: Vec<f32> = (0..n_kv * width).map(|_| rand()).collect();
                 let v: Vec<f32> = (0..n_kv * width).map(|_| rand()).collect();
                 let mut out = vec![0.0f32; n_q * width];
-                let s = time(budget, || kern.attention(&pool, &q, &kk, &v, shape, &mut out));
+                let s = time(budget, || {
+                    kern.attention(&pool, &q, &kk, &v, shape, &mut out)
+                });
                 let flops = 4.0 * (n_q * n_kv * d * heads) as f64;
                 println!(
                     "{:<14} attention n_q={n_q:<5} n_kv={n_kv:<5} 6×64 causal={:<5} {:7.1} GFLOP/s {:9.3} ms",

@@ -96,7 +96,7 @@ fn attention_blocked<I: Simd>(
     let (mr, nr, qb) = (I::MR, I::NR, I::QB);
     let d = s.head_dim;
     let blocks = s.n_q.div_ceil(qb);
-    let v_direct = d % nr == 0;
+    let v_direct = d.is_multiple_of(nr);
     pool.run(s.n_head * blocks, &|t| {
         let (h, b) = (t / blocks, t % blocks);
         let i0 = b * qb;

@@ -77,6 +77,7 @@ impl Isa {
 
 pub(crate) type LinearFn =
     fn(&Pool, &[f32], usize, usize, Weights, usize, Option<&[f32]>, &mut [f32]);
+pub(crate) type LayerNormFn = fn(&[f32], usize, &[f32], &[f32], &mut [f32]);
 pub(crate) type AttentionFn = fn(&Pool, &[f32], &[f32], &[f32], AttentionShape, &mut [f32]);
 
 /// One instruction set's kernels. The public wrappers in `lib.rs` check
@@ -84,7 +85,7 @@ pub(crate) type AttentionFn = fn(&Pool, &[f32], &[f32], &[f32], AttentionShape, 
 pub(crate) struct Table {
     pub isa: Isa,
     pub linear: LinearFn,
-    pub layer_norm: fn(&[f32], usize, &[f32], &[f32], &mut [f32]),
+    pub layer_norm: LayerNormFn,
     pub gelu: fn(&mut [f32]),
     pub attention: AttentionFn,
     pub f16_to_f32: fn(&[u16], &mut [f32]),

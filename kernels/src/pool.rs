@@ -2,16 +2,23 @@
 //! thread that calls [`Pool::run`] plus `N − 1` workers started once.
 //!
 //! One `run` is one *job*. The caller publishes the job (a borrowed closure and
-//! a task count), bumps an epoch counter and works on the tasks itself; tasks
-//! are handed out by an atomic counter. Every worker joins every job, even when
-//! no task is left for it, and the caller returns only once each worker has
-//! left the job — so the borrowed closure cannot be used after `run` returns,
-//! and a worker can never see a stale job.
+//! a task count) by moving a shared `state` word to a new epoch, then works on
+//! the tasks itself; tasks are handed out by an atomic counter.
+//!
+//! `state` packs `epoch << 32 | closed << 31 | active`. A worker joins a job
+//! only by incrementing `active` with a compare-and-swap that also checks the
+//! epoch and that the job is still open; it reads the closure only after
+//! joining. The caller waits until every task has completed, then closes the
+//! job with a CAS that succeeds only while `active` is 0. So the borrowed
+//! closure is never touched after `run` returns, and a worker that was
+//! descheduled while the job ran (common when the machine is busy) does not
+//! hold the caller up: it finds the job closed and goes back to waiting.
 //!
 //! Latency: the decoder issues ~50 jobs per token, so waking sleeping threads
 //! through the kernel on every job (tens of µs) would dominate. Workers spin
-//! for a short while after each job before they block on a condition
-//! variable; the caller also spins before blocking while it waits for them.
+//! for a short while after each job (pausing, then yielding the core so an
+//! oversubscribed pool still progresses) before they block on a condition
+//! variable.
 //!
 //! Re-entrancy: a `run` from inside a task (of any pool) executes its tasks
 //! inline on the calling thread; concurrent `run`s from different threads are
@@ -19,13 +26,26 @@
 
 use std::cell::{Cell, UnsafeCell};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// How long an idle worker (and a waiting caller) spins before blocking.
+/// How long an idle worker spins before blocking.
 const SPIN: Duration = Duration::from_micros(200);
+
+const CLOSED: u64 = 1 << 31;
+const ACTIVE: u64 = CLOSED - 1;
+
+fn epoch_of(state: u64) -> u64 {
+    state >> 32
+}
+
+/// The state word that opens (or, with `CLOSED`, just announces) the epoch
+/// after the one in `state`, wrapping after 2³² jobs.
+fn next_epoch(state: u64) -> u64 {
+    ((epoch_of(state) + 1) & 0xffff_ffff) << 32
+}
 
 type Task<'a> = &'a (dyn Fn(usize) + Sync);
 
@@ -35,16 +55,15 @@ thread_local! {
 }
 
 struct Shared {
-    /// Bumped once per job (under `sleep`'s lock) to publish it.
-    epoch: AtomicUsize,
+    /// `epoch << 32 | closed << 31 | active workers`; see the module docs.
+    state: AtomicU64,
     shutdown: AtomicBool,
     /// The current job's closure, lifetime erased. Written only by the thread
-    /// holding `run_lock`, and only while every worker is outside a job.
+    /// holding `run_lock`, and only while the previous job is closed.
     job: UnsafeCell<Option<Task<'static>>>,
     n_tasks: AtomicUsize,
     next: AtomicUsize,
-    /// Workers that have not yet left the current job.
-    pending: AtomicUsize,
+    completed: AtomicUsize,
     panicked: AtomicBool,
     /// Number of workers blocked on `wake`.
     sleep: Mutex<usize>,
@@ -54,9 +73,9 @@ struct Shared {
     done_cv: Condvar,
 }
 
-// Safety: `job` is the only non-Sync field; the epoch protocol above makes its
-// writes (caller, no worker inside a job) and reads (workers, after seeing the
-// new epoch with Acquire) never overlap. The closure itself is `Sync`.
+// Safety: `job` is the only non-Sync field. It is written by the caller while
+// the job is closed (no worker can join) and read by workers only after they
+// joined the open job, which the caller cannot close until they leave.
 unsafe impl Sync for Shared {}
 unsafe impl Send for Shared {}
 
@@ -82,12 +101,12 @@ impl Pool {
     pub fn new(threads: usize) -> Pool {
         let threads = threads.max(1);
         let shared = Arc::new(Shared {
-            epoch: AtomicUsize::new(0),
+            state: AtomicU64::new(CLOSED),
             shutdown: AtomicBool::new(false),
             job: UnsafeCell::new(None),
             n_tasks: AtomicUsize::new(0),
             next: AtomicUsize::new(0),
-            pending: AtomicUsize::new(0),
+            completed: AtomicUsize::new(0),
             panicked: AtomicBool::new(false),
             sleep: Mutex::new(0),
             wake: Condvar::new(),
@@ -116,7 +135,7 @@ impl Pool {
     }
 
     /// Runs `f(i)` for every `i in 0..n_tasks` across the pool; returns when all are done.
-    /// A panic in a task is re-raised here once every thread has left the job.
+    /// A panic in a task is re-raised here once the job is over.
     pub fn run(&self, n_tasks: usize, f: &(dyn Fn(usize) + Sync)) {
         if n_tasks == 0 {
             return;
@@ -126,34 +145,33 @@ impl Pool {
         }
         let _serial = self.run_lock.lock().unwrap_or_else(|e| e.into_inner());
         let s = &*self.shared;
-        // Safety: we hold `run_lock` and the previous job finished with every
-        // worker out of it (`pending` reached 0), so no worker reads `job`
-        // until the epoch bump below; the lifetime is erased only until this
-        // function returns, which is after every worker has left the job.
+        // Safety: we hold `run_lock` and the previous job is closed, so no
+        // worker reads `job` until the state store below opens this one; the
+        // lifetime is erased only until this function returns, after the job
+        // is closed again with no worker in it.
         unsafe {
             *s.job.get() = Some(std::mem::transmute::<Task<'_>, Task<'static>>(f));
         }
         s.n_tasks.store(n_tasks, Ordering::Relaxed);
         s.next.store(0, Ordering::Relaxed);
+        s.completed.store(0, Ordering::Relaxed);
         s.panicked.store(false, Ordering::Relaxed);
-        s.pending.store(self.workers.len(), Ordering::Relaxed);
         {
             let sleepers = s.sleep.lock().unwrap_or_else(|e| e.into_inner());
-            s.epoch.fetch_add(1, Ordering::Release);
+            s.state.store(
+                next_epoch(s.state.load(Ordering::Relaxed)),
+                Ordering::Release,
+            );
             if *sleepers > 0 {
                 s.wake.notify_all();
             }
         }
 
-        let mine = catch_unwind(AssertUnwindSafe(|| with_in_task(|| drain(s, f))));
-        if mine.is_err() {
-            // Stop handing out tasks; the workers still have to leave.
-            s.next.store(n_tasks, Ordering::Relaxed);
-        }
-        wait_workers(s);
-        // Safety: every worker has left the job.
+        let mine = with_in_task(|| drain(s, f));
+        wait_and_close(s, n_tasks);
+        // Safety: the job is closed with no worker in it.
         unsafe { *s.job.get() = None };
-        if let Err(payload) = mine {
+        if let Some(payload) = mine {
             resume_unwind(payload);
         }
         if s.panicked.load(Ordering::Relaxed) {
@@ -168,7 +186,10 @@ impl Drop for Pool {
         {
             let _sleepers = s.sleep.lock().unwrap_or_else(|e| e.into_inner());
             s.shutdown.store(true, Ordering::Release);
-            s.epoch.fetch_add(1, Ordering::Release);
+            s.state.store(
+                next_epoch(s.state.load(Ordering::Relaxed)) | CLOSED,
+                Ordering::Release,
+            );
             s.wake.notify_all();
         }
         for w in self.workers.drain(..) {
@@ -193,15 +214,32 @@ fn with_in_task<R>(body: impl FnOnce() -> R) -> R {
     body()
 }
 
-/// Takes tasks from the shared counter until none is left.
-fn drain(s: &Shared, f: Task<'_>) {
+/// Takes tasks from the shared counter until none is left, counting each as
+/// completed even if it panics (so the job still ends). Returns the first
+/// panic's payload.
+fn drain(s: &Shared, f: Task<'_>) -> Option<Box<dyn std::any::Any + Send>> {
     let n = s.n_tasks.load(Ordering::Relaxed);
+    let mut first_panic = None;
     loop {
         let i = s.next.fetch_add(1, Ordering::Relaxed);
         if i >= n {
-            return;
+            return first_panic;
         }
-        f(i);
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| f(i))) {
+            s.panicked.store(true, Ordering::Relaxed);
+            first_panic.get_or_insert(payload);
+        }
+        if s.completed.fetch_add(1, Ordering::Release) + 1 == n {
+            notify_caller(s);
+        }
+    }
+}
+
+fn notify_caller(s: &Shared) {
+    // Taking the lock orders this after the caller's check-then-wait.
+    let waiting = s.done.lock().unwrap_or_else(|e| e.into_inner());
+    if *waiting {
+        s.done_cv.notify_one();
     }
 }
 
@@ -216,71 +254,101 @@ fn backoff(spins: u32) {
     }
 }
 
-/// Caller side: waits until every worker has left the current job.
-fn wait_workers(s: &Shared) {
+/// Caller side: waits for every task to complete, then closes the job once
+/// no worker is inside it.
+fn wait_and_close(s: &Shared, n_tasks: usize) {
     let start = Instant::now();
     let mut spins = 0u32;
-    while s.pending.load(Ordering::Acquire) != 0 {
+    loop {
+        let state = s.state.load(Ordering::Acquire);
+        if s.completed.load(Ordering::Acquire) == n_tasks
+            && state & ACTIVE == 0
+            && s.state
+                .compare_exchange(state, state | CLOSED, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            return;
+        }
         spins += 1;
         backoff(spins);
-        if spins % 64 == 0 && start.elapsed() > SPIN {
+        if spins.is_multiple_of(64) && start.elapsed() > SPIN {
+            // Block, re-checking on every notification (a task completing,
+            // a worker leaving) and at least every millisecond.
             let mut waiting = s.done.lock().unwrap_or_else(|e| e.into_inner());
             *waiting = true;
-            while s.pending.load(Ordering::Acquire) != 0 {
-                waiting = s.done_cv.wait(waiting).unwrap_or_else(|e| e.into_inner());
+            let ready = || {
+                s.completed.load(Ordering::Acquire) == n_tasks
+                    && s.state.load(Ordering::Acquire) & ACTIVE == 0
+            };
+            if !ready() {
+                waiting = s
+                    .done_cv
+                    .wait_timeout(waiting, Duration::from_millis(1))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
             }
             *waiting = false;
-            return;
         }
     }
 }
 
 fn worker(s: &Shared) {
     IN_TASK.with(|t| t.set(true));
-    let mut seen = 0usize;
+    let mut seen = 0u64;
     loop {
         seen = wait_epoch(s, seen);
         if s.shutdown.load(Ordering::Acquire) {
             return;
         }
-        // Safety: the epoch was published (Release) after `job` was written, and
-        // the caller does not touch `job` again until `pending` reaches 0.
-        let job = unsafe { *s.job.get() };
-        if let Some(f) = job {
-            if catch_unwind(AssertUnwindSafe(|| drain(s, f))).is_err() {
-                s.panicked.store(true, Ordering::Relaxed);
-                s.next.store(usize::MAX / 2, Ordering::Relaxed);
-            }
+        if !join(s, seen) {
+            continue; // closed before we got here
         }
-        if s.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
-            // Last one out: wake the caller if it stopped spinning. Taking the
-            // lock orders this after the caller's check-then-wait.
-            let waiting = s.done.lock().unwrap_or_else(|e| e.into_inner());
-            if *waiting {
-                s.done_cv.notify_one();
-            }
+        // Safety: we joined the open job, published (Release) after `job`
+        // was written; the caller cannot close it until we leave.
+        if let Some(f) = unsafe { *s.job.get() } {
+            drain(s, f);
+        }
+        if s.state.fetch_sub(1, Ordering::Release) & ACTIVE == 1 {
+            notify_caller(s);
+        }
+    }
+}
+
+/// Enters the job of `epoch` if it is still open.
+fn join(s: &Shared, epoch: u64) -> bool {
+    let mut state = s.state.load(Ordering::Acquire);
+    loop {
+        if epoch_of(state) != epoch || state & CLOSED != 0 {
+            return false;
+        }
+        match s
+            .state
+            .compare_exchange_weak(state, state + 1, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => return true,
+            Err(now) => state = now,
         }
     }
 }
 
 /// Worker side: returns the next epoch after `seen`, spinning first, then blocking.
-fn wait_epoch(s: &Shared, seen: usize) -> usize {
+fn wait_epoch(s: &Shared, seen: u64) -> u64 {
     let start = Instant::now();
     let mut spins = 0u32;
     loop {
-        let e = s.epoch.load(Ordering::Acquire);
+        let e = epoch_of(s.state.load(Ordering::Acquire));
         if e != seen {
             return e;
         }
         spins += 1;
         backoff(spins);
-        if spins % 64 == 0 && start.elapsed() > SPIN {
+        if spins.is_multiple_of(64) && start.elapsed() > SPIN {
             break;
         }
     }
     let mut sleepers = s.sleep.lock().unwrap_or_else(|e| e.into_inner());
     loop {
-        let e = s.epoch.load(Ordering::Acquire);
+        let e = epoch_of(s.state.load(Ordering::Acquire));
         if e != seen {
             return e;
         }

@@ -30,16 +30,28 @@ fn sotto_kernels_env() {
     // CI sets SOTTO_KERNELS_ENSURE=avx2 (say) to fail when the forced ISA is
     // not actually present on the runner, instead of silently testing less.
     if let Ok(want) = std::env::var("SOTTO_KERNELS_ENSURE") {
-        assert!(Kernels::with_isa(&want).is_some(), "SOTTO_KERNELS_ENSURE={want} but this CPU lacks it");
+        assert!(
+            Kernels::with_isa(&want).is_some(),
+            "SOTTO_KERNELS_ENSURE={want} but this CPU lacks it"
+        );
     }
 }
 
 #[test]
 #[cfg(target_arch = "x86_64")]
 fn detection_agrees_with_cpu() {
-    let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c");
+    let avx2 = is_x86_feature_detected!("avx2")
+        && is_x86_feature_detected!("fma")
+        && is_x86_feature_detected!("f16c");
     assert_eq!(Kernels::with_isa("avx2").is_some(), avx2);
-    let avx512 = avx2 && is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw") && is_x86_feature_detected!("avx512vl");
+    let avx512 = avx2
+        && is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("avx512bw")
+        && is_x86_feature_detected!("avx512vl");
     assert_eq!(Kernels::with_isa("avx512").is_some(), avx512);
-    assert_eq!(Kernels::with_isa("X86-AVX2-FMA").is_some(), avx2, "full names parse too");
+    assert_eq!(
+        Kernels::with_isa("X86-AVX2-FMA").is_some(),
+        avx2,
+        "full names parse too"
+    );
 }

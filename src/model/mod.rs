@@ -30,9 +30,14 @@ struct DecoderLayer {
     ffn_down: Linear,
 }
 
+/// Sees the input rows of every linear layer: `(weight tensor name, rows × k floats)`.
+/// Used to calibrate static activation scales (`sotto quantize --activations static`).
+pub type LinearObserver = Box<dyn Fn(&str, &[f32]) + Send + Sync>;
+
 /// The network's weights: handles into the mapped file, checked at load.
 pub struct Network {
     pub file: ModelFile,
+    observer: Option<LinearObserver>,
     conv1: Linear,
     conv2: Linear,
     enc_pos: Table,
@@ -168,6 +173,7 @@ impl Network {
         let dec_norm = Norm::load(&file, "decoder/layer_norm", dt)?;
         Ok(Network {
             file,
+            observer: None,
             conv1,
             conv2,
             enc_pos,
@@ -184,8 +190,16 @@ impl Network {
         self.file.config()
     }
 
+    /// Installs (or with `None` removes) an observer of every linear layer's input.
+    pub fn set_observer(&mut self, observer: Option<LinearObserver>) {
+        self.observer = observer;
+    }
+
     fn linear(&self, k: &Kernels, pool: &Pool, l: &Linear, x: &[f32], m: usize, out: &mut [f32]) {
         debug_assert_eq!(x.len(), m * l.k);
+        if let Some(observe) = &self.observer {
+            observe(&l.w.name, &x[..m * l.k]);
+        }
         k.linear(
             pool,
             x,
@@ -426,6 +440,9 @@ impl Network {
                 )));
             }
             self.norm(k, &self.dec_norm, &x[i * d..(i + 1) * d], &mut normed);
+            if let Some(observe) = &self.observer {
+                observe(&self.embedding.t.name, &normed);
+            }
             let mut logits = vec![0f32; n_vocab];
             k.linear(pool, &normed, 1, d, emb, n_vocab, None, &mut logits);
             out.push(logits);

@@ -238,8 +238,9 @@ unsafe fn kernel<const R: usize>(
     // hidden from LLVM so it does not rebuild one chain of dependent adds
     // through all the rows (see the AVX-512 kernel).
     let mut base: [*const f32; 2] = std::array::from_fn(|g| a.wrapping_add(3 * g * a_rs));
+    #[allow(clippy::pointers_in_nomem_asm_block)] // the asm only passes the value through
     for p in &mut base {
-        std::arch::asm!("/* {0} */", inout(reg) *p, options(pure, nomem, nostack));
+        std::arch::asm!("/* {0} */", inout(reg) * p, options(pure, nomem, nostack));
     }
     let mut bp = b;
     for _ in 0..k {

@@ -193,9 +193,10 @@ unsafe fn kernel<const R: usize>(
     // row per cycle). The rows are spelled out so the loop body is fully
     // unrolled whatever LLVM's unrolling heuristics decide.
     let mut base: [*const f32; 4] = std::array::from_fn(|g| a.wrapping_add(3 * g * a_rs));
+    #[allow(clippy::pointers_in_nomem_asm_block)] // the asm only passes the value through
     for p in &mut base {
         // Hide how the bases relate, or LLVM rebuilds the chain from one.
-        std::arch::asm!("/* {0} */", inout(reg) *p, options(pure, nomem, nostack));
+        std::arch::asm!("/* {0} */", inout(reg) * p, options(pure, nomem, nostack));
     }
     let mut bp = b;
     for _ in 0..k {

@@ -1,4 +1,11 @@
 //! x86-64 kernels: one file per instruction set.
+//!
+//! Loops over register arrays index them (`acc[r][c]`) rather than iterate:
+//! with constant bounds they unroll into plain register code, and the
+//! indices read like the maths.
+#![allow(clippy::needless_range_loop)]
+// Published coefficients keep their published digits.
+#![allow(clippy::excessive_precision)]
 
 pub(crate) mod avx2;
 pub(crate) mod avx512;
