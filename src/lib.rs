@@ -23,6 +23,8 @@ pub mod audio;
 pub mod convert;
 pub mod decoding;
 pub mod error;
+#[cfg(feature = "eval")]
+pub mod eval;
 pub mod format;
 pub mod model;
 pub mod quantize;

@@ -80,6 +80,8 @@ enum Command {
         #[arg(short, long)]
         verbose: bool,
     },
+    /// Word error rate, size and speed of a model per quantization scheme.
+    Eval(sotto::eval::cli::EvalArgs),
 }
 
 fn log(msg: &str) {
@@ -264,6 +266,7 @@ fn transcribe(
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Eval(args) => sotto::eval::cli::run(args),
         Command::Fetch { model } => {
             let path = convert::fetch(&model, &log)?;
             println!("{}", path.display());

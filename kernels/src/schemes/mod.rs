@@ -1,6 +1,18 @@
 //! Packed weight layouts, defined once: the quantizer packs with them, the loader
 //! validates with them, and every kernel (scalar, SIMD, WGSL) reads them.
-//! Bit-level layouts are documented in docs/FORMAT.md.
+//! Bit-level layouts are documented in docs/FORMAT.md; the binding summary:
+//!
+//! ## Packed layouts (binding; document them in docs/FORMAT.md)
+//! A packed weight is logically `n × k` (n output rows, k inputs, row-major), groups of `G` consecutive elements along k within a row, `ng = ceil(k / G)` groups per row (the last may be short). For the 4- and 3-bit schemes G must be a multiple of 32 (32, 64, 128; nf4 block = 64). The tensor's bytes are a sequence of planes; each plane starts at a multiple of 256 bytes from the tensor start (zero padding between planes); the tensor length is exactly the end of the last plane (no trailing padding). Little-endian.
+//! - `Int8Row`: plane 0 codes, `n × k` i8, row stride k. Plane 1 scales, `n` f32. value = scale[r]·code.
+//! - `Int8Tensor`: plane 0 codes `n × k` i8; plane 1 one f32. value = scale·code.
+//! - 4-bit (`Int4Sym`, `Int4Asym`, `Nf4`, `Nf4Dq`): plane 0 codes, row stride `rb = ceil(k/32)·16` bytes; block b (elements 32b..32b+32) of row r occupies bytes `r·rb + 16b .. +16`: byte j holds element 32b+j in its LOW nibble and element 32b+16+j in its HIGH nibble; nibbles for elements ≥ k are 0.
+//!   - `Int4Sym`: plane 1 scales `n × ng` f16. value = scale·(code − 8).
+//!   - `Int4Asym`: plane 1 scales `n × ng` f16; plane 2 zero-points `n × ng` f16 (float zero, may be fractional: HQQ). value = scale·(code − zero).
+//!   - `Nf4`: plane 1 absmax `n × ng` f32. value = absmax·NF4[code].
+//!   - `Nf4Dq`: plane 1 absmax codes `n × ng` u8; plane 2, for each chunk of 256 consecutive groups (in row-major group order over the whole tensor; the last chunk may be short), two f32: `min`, `step`; absmax = min + code·step (quantizer: min/max of the chunk's absmax, step = (max−min)/255, code = round((a−min)/step), step 0 when constant). value = absmax·NF4[code].
+//! - `Int3`: plane 0 codes, row stride `rb = ceil(k/32)·12` bytes; block b of row r occupies 12 bytes: bytes 0..8 are the low 2 bits — element 32b + 8i + j (i in 0..4, j in 0..8) at bits 2i..2i+1 of byte j; bytes 8..12 are the high bit — element 32b + e (e in 0..32) at bit e/4 of byte 8 + e%4. Elements ≥ k are 0. Plane 1 scales `n × ng` f16; plane 2 zero-points `n × ng` f16. value = scale·(code − zero), code 0..=7.
+//! Bits per weight (G=64): int8 8 (+32/k), int4-sym 4.25, int4 4.5, nf4 4.5, nf4-dq ≈ 4.127, int3 3.5.
 
 /// The packed schemes. Values (before packing), per weight `w[r][c]`:
 /// - `Int8Row`:    `scale[r] · code` (code i8 in −127..=127, stored as its u8 bit pattern)
