@@ -168,6 +168,12 @@ impl Model {
 
     /// Transcribes 16-kHz mono samples.
     pub fn transcribe(&self, samples: &[f32], options: &Options) -> Result<Transcript> {
-        decoding::transcribe(&self.net, &self.kernels, samples, options)
+        let pool = sotto_kernels::Pool::new(options.threads.max(1));
+        let cpu = model::Cpu {
+            net: &self.net,
+            kernels: &self.kernels,
+            pool: &pool,
+        };
+        decoding::transcribe(&self.net, &cpu, samples, options)
     }
 }

@@ -81,7 +81,77 @@ enum Command {
         verbose: bool,
     },
     /// Word error rate, size and speed of a model per quantization scheme.
+    #[cfg(feature = "eval")]
     Eval(sotto::eval::cli::EvalArgs),
+    /// Quantize a model's weights into a packed .sotto file (int8, int4, nf4, int3).
+    Quantize(QuantizeArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SchemeArg {
+    /// Symmetric int8, one scale per output row
+    Int8,
+    /// Symmetric int8, one scale for the whole tensor
+    #[value(name = "int8-tensor")]
+    Int8Tensor,
+    /// 4-bit groups, asymmetric (scale + zero-point) unless --symmetric
+    Int4,
+    /// NormalFloat-4, absmax per block of 64
+    Nf4,
+    /// 3-bit groups, asymmetric
+    Int3,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MethodArg {
+    /// Round to nearest
+    Rtn,
+    /// Half-Quadratic Quantization (int4, int3)
+    Hqq,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ActivationsArg {
+    None,
+    Dynamic,
+    Static,
+}
+
+#[derive(clap::Args)]
+struct QuantizeArgs {
+    /// Input model: name (tiny.en, base) or f16/f32 .sotto path
+    input: String,
+    /// Output .sotto path
+    output: PathBuf,
+    #[arg(long, value_enum)]
+    scheme: SchemeArg,
+    /// Elements per group along the input dimension (int4, nf4, int3; default 64)
+    #[arg(long)]
+    group: Option<usize>,
+    /// int4 with a symmetric scale and no zero-point
+    #[arg(long)]
+    symmetric: bool,
+    #[arg(long, value_enum, default_value = "rtn")]
+    method: MethodArg,
+    /// Activations of int8 layers: float, int8 per row at run time, or int8 with
+    /// calibrated fixed scales
+    #[arg(long, value_enum, default_value = "none")]
+    activations: ActivationsArg,
+    /// Directory of audio files for --activations static
+    #[arg(long)]
+    calibrate: Option<PathBuf>,
+    /// nf4: store the block absmax as 8-bit codes
+    #[arg(long)]
+    double_quant: bool,
+    /// Leave tensors whose name contains PATTERN (or matches it, with * and ?) in f16
+    #[arg(long, value_name = "PATTERN")]
+    keep: Vec<String>,
+    /// Print the per-tensor error table
+    #[arg(long)]
+    report: bool,
+    /// Worker threads (default: all cores)
+    #[arg(short, long)]
+    threads: Option<usize>,
 }
 
 fn log(msg: &str) {
@@ -264,9 +334,83 @@ fn transcribe(
     write_out(output, &text)
 }
 
+fn quantize(a: &QuantizeArgs) -> Result<()> {
+    use sotto::quantize::{self as q, Activations, Method, QuantizeOptions, Scheme};
+    let scheme = match (a.scheme, a.symmetric) {
+        (SchemeArg::Int4, true) => Scheme::Int4Sym,
+        (_, true) => {
+            return Err(Error::Invalid(
+                "--symmetric applies to --scheme int4 only".into(),
+            ))
+        }
+        (SchemeArg::Int8, _) => Scheme::Int8Row,
+        (SchemeArg::Int8Tensor, _) => Scheme::Int8Tensor,
+        (SchemeArg::Int4, _) => Scheme::Int4Asym,
+        (SchemeArg::Nf4, _) => Scheme::Nf4,
+        (SchemeArg::Int3, _) => Scheme::Int3,
+    };
+    if a.group == Some(0) {
+        return Err(Error::Invalid("--group must be positive".into()));
+    }
+    let mut opts = QuantizeOptions {
+        scheme,
+        group: a.group.unwrap_or(0),
+        method: match a.method {
+            MethodArg::Rtn => Method::Rtn,
+            MethodArg::Hqq => Method::Hqq,
+        },
+        activations: match a.activations {
+            ActivationsArg::None => Activations::None,
+            ActivationsArg::Dynamic => Activations::Dynamic,
+            ActivationsArg::Static => Activations::Static,
+        },
+        calibrate: a.calibrate.clone(),
+        double_quant: a.double_quant,
+        keep: a.keep.clone(),
+        ..QuantizeOptions::default()
+    };
+    if let Some(t) = a.threads {
+        if t == 0 {
+            return Err(Error::Invalid("--threads must be at least 1".into()));
+        }
+        opts.threads = t;
+    }
+    // Refuse impossible combinations before touching (or fetching) the model.
+    q::check_options(&opts)?;
+    let path = convert::resolve_model(&a.input, &log)?;
+    let file = sotto::format::ModelFile::open(&path)?;
+    let bar = indicatif::ProgressBar::new(file.tensors().len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} tensors ({eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(format!("quantizing {}", path.display()));
+    let t0 = std::time::Instant::now();
+    let report = q::quantize_model(&file, &a.output, &opts, &|done, _| {
+        bar.set_position(done as u64)
+    });
+    bar.finish_and_clear();
+    let report = report?;
+    if a.report {
+        print!("{}", report.table(opts.method, q::f32_model_bytes(&file)));
+    }
+    eprintln!(
+        "{}: {} in {:.1} s, {:.3} bits/weight, {} bytes",
+        a.output.display(),
+        q::scheme_name(q::effective_scheme(&opts)),
+        t0.elapsed().as_secs_f64(),
+        report.bits_per_weight,
+        report.file_bytes
+    );
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        #[cfg(feature = "eval")]
         Command::Eval(args) => sotto::eval::cli::run(args),
+        Command::Quantize(args) => quantize(&args),
         Command::Fetch { model } => {
             let path = convert::fetch(&model, &log)?;
             println!("{}", path.display());

@@ -1,7 +1,11 @@
 //! The `.sotto` v1 writer and loader: round trips, every rejection the loader
 //! promises (checked against the byte layout in docs/FORMAT.md, which these
 //! tests re-implement independently), a fuzz loop, and the real tiny.en model.
-use sotto::format::{fnv1a64, ElementType, FileWriter, ModelConfig, ModelFile, SpecialTokens};
+use sotto::format::{
+    act_scale_name, fnv1a64, ActivationMode, ElementType, FileWriter, ModelConfig, ModelFile,
+    SpecialTokens,
+};
+use sotto_kernels::schemes::{self, ActQuant, Quantized, Scheme};
 
 // ---- docs/FORMAT.md, re-implemented for crafting files ----------------------
 
@@ -114,6 +118,7 @@ fn small_config() -> ModelConfig {
         suppress_ids_begin: vec![0],
         alignment_heads: vec![(0, 1), (0, 0)],
         languages: vec![("en".into(), 4), ("haw".into(), 5)],
+        activations: ActivationMode::None,
     }
 }
 
@@ -418,11 +423,17 @@ fn rejects_unknown_and_packed_element_types() {
     set_u32(&mut b, es[0].etype, 99);
     reseal(&mut b);
     rejects(b, &["tensor enc.w", "unknown element type code 99"]);
+    // f16 bytes relabelled as a packed scheme: the group (0) or the length is wrong.
     for code in 2..=8u32 {
         let mut b = b0.clone();
         set_u32(&mut b, es[0].etype, code);
         reseal(&mut b);
-        rejects(b, &["tensor enc.w", "not supported yet"]);
+        let want = if code <= 3 {
+            "takes exactly"
+        } else {
+            "multiple of 32"
+        };
+        rejects(b, &["tensor enc.w", want]);
     }
     // F32 data declared as F16: length no longer matches.
     let mut b = b0.clone();
@@ -769,4 +780,240 @@ fn real_base_if_cached() {
     assert_eq!(f.token_bytes(2425), b" Hello");
     assert_eq!(f.token_bytes(50364), b"<|0.00|>");
     assert_eq!(f.tensors().len(), 203);
+}
+
+// ---- packed tensors ------------------------------------------------------------
+
+/// A deterministic quantized `n × k` matrix (codes and scales from a counter).
+fn quantized(scheme: Scheme, n: usize, k: usize, group: usize) -> Quantized {
+    let ns = scheme.n_scales(n, k, group).unwrap();
+    let codes = (0..n * k)
+        .map(|i| {
+            if scheme.is_int8() {
+                (i * 37 % 255) as i32 - 127 // −127..=127
+            } else {
+                (i * 7 % (scheme.max_code() as usize + 1)) as i32
+            }
+        })
+        .map(|c| c as i8 as u8)
+        .collect();
+    Quantized {
+        scheme,
+        n,
+        k,
+        group,
+        codes,
+        scales: (0..ns).map(|i| 0.01 + i as f32 * 0.001).collect(),
+        zeros: if scheme.has_zeros() {
+            (0..ns).map(|i| (i % 8) as f32 + 0.5).collect()
+        } else {
+            vec![]
+        },
+    }
+}
+
+/// The small file plus one packed `3 × 70` tensor `dec.q/weight` in `scheme`.
+fn packed_writer(scheme: Scheme, mode: ActivationMode) -> (FileWriter, Vec<u8>) {
+    let g = schemes::default_group(scheme);
+    let data = schemes::pack(&quantized(scheme, 3, 70, g)).unwrap();
+    let mut w = small_writer();
+    w.set_activations(mode);
+    w.add_tensor(
+        "dec.q/weight",
+        ElementType::from_scheme(scheme),
+        &[3, 70],
+        g as u32,
+        data.clone(),
+    )
+    .unwrap();
+    if mode == ActivationMode::Static && scheme.is_int8() {
+        w.add_tensor(
+            "dec.q/act_scale",
+            ElementType::F32,
+            &[1],
+            0,
+            f32_bytes(&[0.02]),
+        )
+        .unwrap();
+    }
+    (w, data)
+}
+
+#[test]
+fn element_types_map_to_schemes() {
+    for s in Scheme::ALL {
+        let e = ElementType::from_scheme(s);
+        assert_eq!(e.scheme(), Some(s));
+        assert_eq!(ElementType::from_code(e as u32), Some(e));
+    }
+    assert_eq!(ElementType::F32.scheme(), None);
+    assert_eq!(ElementType::F16.scheme(), None);
+    assert_eq!(
+        act_scale_name("encoder/layer_0/ffn/linear_1/weight").as_deref(),
+        Some("encoder/layer_0/ffn/linear_1/act_scale")
+    );
+}
+
+#[test]
+fn packed_tensors_round_trip() {
+    for s in Scheme::ALL {
+        for mode in [
+            ActivationMode::None,
+            ActivationMode::Dynamic,
+            ActivationMode::Static,
+        ] {
+            let (w, data) = packed_writer(s, mode);
+            let f = ModelFile::from_bytes(w.to_bytes().unwrap()).unwrap();
+            assert_eq!(f.config().activations, mode);
+            let t = f.tensor("dec.q/weight").unwrap();
+            assert_eq!(t.etype.scheme(), Some(s));
+            assert_eq!(f.bytes(t), &data[..]);
+            assert_eq!(f.bytes(t).as_ptr() as usize % 256, 0);
+            f.verify_checksums().unwrap();
+            let g = t.group as usize;
+            let v = schemes::view(s, 3, 70, g, f.bytes(t), ActQuant::Float).unwrap();
+            let back = schemes::unpack(s, 3, 70, g, f.bytes(t)).unwrap();
+            assert_eq!(back.codes, quantized(s, 3, 70, g).codes);
+            assert_eq!(v.n * v.k, 210);
+            // f32 / f16 accessors refuse packed data.
+            assert!(f.f32s(t).is_err() && f.f16s(t).is_err());
+        }
+    }
+    // Leading dimensions flatten: a [2, 3, 64] int4 tensor is a 6 × 64 matrix.
+    let mut w = small_writer();
+    let data = schemes::pack(&quantized(Scheme::Int4Asym, 6, 64, 32)).unwrap();
+    w.add_tensor("conv", ElementType::Int4Asym, &[2, 3, 64], 32, data.clone())
+        .unwrap();
+    let f = ModelFile::from_bytes(w.to_bytes().unwrap()).unwrap();
+    assert_eq!(f.bytes(f.tensor("conv").unwrap()), &data[..]);
+}
+
+/// Index of `dec.q/weight` in the directory of a `packed_writer` file.
+const Q: usize = 3;
+
+#[test]
+fn rejects_inconsistent_packed_tensors() {
+    for s in Scheme::ALL {
+        let b0 = packed_writer(s, ActivationMode::None).0.to_bytes().unwrap();
+        let es = entries(&b0);
+        let len = get_u64(&b0, es[Q].len);
+
+        // One byte short (the data still lies inside the file).
+        let mut b = b0.clone();
+        set_u64(&mut b, es[Q].len, len - 1);
+        reseal(&mut b);
+        rejects(b, &["tensor dec.q/weight", "takes exactly"]);
+
+        // A different k: same bytes, wrong layout.
+        let mut b = b0.clone();
+        set_u64(&mut b, es[Q].dims + 8, 200);
+        reseal(&mut b);
+        rejects(b, &["tensor dec.q/weight", "takes exactly"]);
+
+        // Groups: int8 takes 0; the others a positive multiple of 32.
+        let bad_groups: &[u32] = if s.is_int8() { &[32] } else { &[0, 16, 48] };
+        for &g in bad_groups {
+            let mut b = b0.clone();
+            set_u32(&mut b, es[Q].group, g);
+            reseal(&mut b);
+            rejects(b, &["tensor dec.q/weight", &format!("{g}")]);
+        }
+        // Another valid group changes the scale planes: the length no longer fits
+        // (nf4-dq's u8 plane 1 grows inside its 256-byte padding: not detectable).
+        if !s.is_int8() && s != Scheme::Nf4Dq {
+            let mut b = b0.clone();
+            set_u32(&mut b, es[Q].group, 32);
+            reseal(&mut b);
+            rejects(b, &["tensor dec.q/weight", "takes exactly"]);
+        }
+    }
+    // Same codes, different scale planes: relabelling one 4-bit scheme as another.
+    let pairs = [
+        (Scheme::Int4Sym, ElementType::Int4Asym), // missing zero-point plane
+        (Scheme::Int4Asym, ElementType::Int4Sym), // extra plane
+        (Scheme::Int4Sym, ElementType::Nf4),      // f16 vs f32 scales
+        (Scheme::Nf4, ElementType::Nf4Dq),        // f32 absmax vs u8 codes + constants
+        (Scheme::Int8Row, ElementType::Int8Tensor),
+    ];
+    for (s, other) in pairs {
+        let b0 = packed_writer(s, ActivationMode::None).0.to_bytes().unwrap();
+        let es = entries(&b0);
+        let mut b = b0.clone();
+        set_u32(&mut b, es[Q].etype, other as u32);
+        reseal(&mut b);
+        rejects(b, &["tensor dec.q/weight", "takes exactly"]);
+    }
+}
+
+#[test]
+fn writer_rejects_inconsistent_packed_data() {
+    let data = schemes::pack(&quantized(Scheme::Int4Asym, 3, 70, 64)).unwrap();
+    let mut w = small_writer();
+    let add = |w: &mut FileWriter, e, shape: &[usize], g, d: Vec<u8>| {
+        w.add_tensor("p", e, shape, g, d)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let mut short = data.clone();
+    short.pop();
+    assert!(add(&mut w, ElementType::Int4Asym, &[3, 70], 64, short)
+        .unwrap_err()
+        .contains("takes exactly"));
+    assert!(
+        add(&mut w, ElementType::Int4Asym, &[3, 70], 48, data.clone())
+            .unwrap_err()
+            .contains("multiple of 32")
+    );
+    assert!(add(&mut w, ElementType::Int4Sym, &[3, 70], 64, data.clone()).is_err());
+    assert!(add(&mut w, ElementType::Int4Asym, &[3, 300], 64, data.clone()).is_err());
+    add(&mut w, ElementType::Int4Asym, &[3, 70], 64, data).unwrap();
+}
+
+#[test]
+fn static_activations_need_a_scale_per_int8_layer() {
+    // Writer: Static without the scale tensor is refused.
+    let (mut w, _) = packed_writer(Scheme::Int8Row, ActivationMode::Dynamic);
+    w.set_activations(ActivationMode::Static);
+    let e = w.to_bytes().unwrap_err().to_string();
+    assert!(e.contains("dec.q/act_scale"), "{e}");
+
+    // Loader: a Dynamic file relabelled Static (config flags bits 1–2 = 2).
+    let b0 = packed_writer(Scheme::Int8Row, ActivationMode::Dynamic)
+        .0
+        .to_bytes()
+        .unwrap();
+    let cfg = section(&b0, H_CONFIG).start;
+    let flags = get_u32(&b0, cfg + 40);
+    assert_eq!(flags, 1 | 1 << 1, "multilingual + dynamic");
+    let mut b = b0.clone();
+    set_u32(&mut b, cfg + 40, 1 | 2 << 1);
+    reseal(&mut b);
+    rejects(
+        b,
+        &["dec.q/weight", "no activation scale tensor dec.q/act_scale"],
+    );
+    // Mode 3 does not exist.
+    let mut b = b0.clone();
+    set_u32(&mut b, cfg + 40, 1 | 3 << 1);
+    reseal(&mut b);
+    rejects(b, &["activation mode 3"]);
+
+    // A valid static file, then its scale made zero / NaN / the wrong shape.
+    let b0 = packed_writer(Scheme::Int8Tensor, ActivationMode::Static)
+        .0
+        .to_bytes()
+        .unwrap();
+    let f = ModelFile::from_bytes(b0.clone()).unwrap();
+    assert_eq!(f.config().activations, ActivationMode::Static);
+    let es = entries(&b0);
+    let at = get_u64(&b0, es[Q + 1].offset) as usize;
+    for bad in [0.0f32, -1.0, f32::NAN, f32::INFINITY] {
+        let mut b = b0.clone();
+        b[at..at + 4].copy_from_slice(&bad.to_le_bytes());
+        // Tensor data is not under the header checksum.
+        rejects(b, &["dec.q/act_scale", "finite and positive"]);
+    }
+    // Non-int8 tensors need no scale even in a static file.
+    let (w, _) = packed_writer(Scheme::Int4Sym, ActivationMode::Static);
+    assert!(ModelFile::from_bytes(w.to_bytes().unwrap()).is_ok());
 }

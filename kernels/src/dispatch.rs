@@ -15,11 +15,13 @@ pub enum Isa {
     Avx2,
     /// x86-64 AVX-512 F/BW/VL (+ FMA, F16C).
     Avx512,
+    /// AVX-512 plus VNNI (`vpdpbusd`) for int8 × int8 layers.
+    Avx512Vnni,
 }
 
 impl Isa {
     /// Every ISA, worst first.
-    pub const ALL: [Isa; 3] = [Isa::Scalar, Isa::Avx2, Isa::Avx512];
+    pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Vnni];
 
     /// The name used in logs and benchmarks.
     pub fn name(self) -> &'static str {
@@ -27,6 +29,7 @@ impl Isa {
             Isa::Scalar => "scalar",
             Isa::Avx2 => "x86-avx2-fma",
             Isa::Avx512 => "x86-avx512",
+            Isa::Avx512Vnni => "x86-avx512-vnni",
         }
     }
     /// The name `SOTTO_KERNELS` takes.
@@ -35,6 +38,7 @@ impl Isa {
             Isa::Scalar => "scalar",
             Isa::Avx2 => "avx2",
             Isa::Avx512 => "avx512",
+            Isa::Avx512Vnni => "avx512vnni",
         }
     }
     /// The CPU features this ISA needs, for error messages.
@@ -43,6 +47,7 @@ impl Isa {
             Isa::Scalar => "nothing",
             Isa::Avx2 => "x86-64 avx2+fma+f16c",
             Isa::Avx512 => "x86-64 avx512f+avx512bw+avx512vl+fma+f16c",
+            Isa::Avx512Vnni => "x86-64 avx512f+avx512bw+avx512vl+avx512vnni+fma+f16c",
         }
     }
     /// Accepts the short or the full name, case-insensitively.
@@ -69,6 +74,8 @@ impl Isa {
                     && is_x86_feature_detected!("avx512bw")
                     && is_x86_feature_detected!("avx512vl")
             }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Vnni => Isa::Avx512.supported() && is_x86_feature_detected!("avx512vnni"),
             #[cfg(not(target_arch = "x86_64"))]
             _ => false,
         }
@@ -77,6 +84,17 @@ impl Isa {
 
 pub(crate) type LinearFn =
     fn(&Pool, &[f32], usize, usize, Weights, usize, Option<&[f32]>, &mut [f32]);
+/// `linear` for packed weights: `n` and `k` equal the weight's own.
+pub(crate) type PackedLinearFn = fn(
+    &Pool,
+    &[f32],
+    usize,
+    usize,
+    crate::schemes::PackedWeights,
+    usize,
+    Option<&[f32]>,
+    &mut [f32],
+);
 pub(crate) type LayerNormFn = fn(&[f32], usize, &[f32], &[f32], &mut [f32]);
 pub(crate) type AttentionFn = fn(&Pool, &[f32], &[f32], &[f32], AttentionShape, &mut [f32]);
 
@@ -84,7 +102,9 @@ pub(crate) type AttentionFn = fn(&Pool, &[f32], &[f32], &[f32], AttentionShape, 
 /// argument sizes before calling through.
 pub(crate) struct Table {
     pub isa: Isa,
+    /// Never sees packed weights (those go to `linear_packed`).
     pub linear: LinearFn,
+    pub linear_packed: PackedLinearFn,
     pub layer_norm: LayerNormFn,
     pub gelu: fn(&mut [f32]),
     pub attention: AttentionFn,
@@ -94,6 +114,7 @@ pub(crate) struct Table {
 static SCALAR: Table = Table {
     isa: Isa::Scalar,
     linear: scalar::linear,
+    linear_packed: crate::schemes::linear_reference_pooled,
     layer_norm: scalar::layer_norm,
     gelu: scalar::gelu,
     attention: scalar::attention,
@@ -111,6 +132,8 @@ pub(crate) fn table(isa: Isa) -> Option<&'static Table> {
         Isa::Avx2 => Some(&crate::x86::avx2::TABLE),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => Some(&crate::x86::avx512::TABLE),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512Vnni => Some(&crate::x86::avx512::VNNI_TABLE),
         #[cfg(not(target_arch = "x86_64"))]
         _ => None,
     }

@@ -61,6 +61,8 @@ impl RawWeights {
                 elem: 2,
                 f16: true,
             },
+            // `Kernels::linear` routes packed weights to the table's `linear_packed`.
+            Weights::Packed(_) => unreachable!("packed weights reach gemm::linear"),
         }
     }
     /// Pointer to row `j` of a `[n × k]` matrix.

@@ -19,6 +19,8 @@ mod attention;
 mod dispatch;
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 mod gemm;
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+mod packed;
 pub mod pool;
 pub mod scalar;
 pub mod schemes;
@@ -38,6 +40,8 @@ pub enum Weights<'a> {
     F32(&'a [f32]),
     /// Raw IEEE half bits.
     F16(&'a [u16]),
+    /// A packed quantized matrix (see [`schemes`]); carries its own `n`, `k`.
+    Packed(schemes::PackedWeights<'a>),
 }
 
 impl Weights<'_> {
@@ -46,6 +50,7 @@ impl Weights<'_> {
         match self {
             Weights::F32(w) => w.len(),
             Weights::F16(w) => w.len(),
+            Weights::Packed(p) => p.n * p.k,
         }
     }
     pub fn is_empty(&self) -> bool {
@@ -203,7 +208,19 @@ impl Kernels {
             }
             return;
         }
-        (self.table.linear)(pool, &x[..m * k], m, k, w, n, bias.map(|b| &b[..n]), out)
+        let (x, bias) = (&x[..m * k], bias.map(|b| &b[..n]));
+        match w {
+            Weights::Packed(p) => {
+                assert!(
+                    p.n == n && p.k == k,
+                    "linear: packed weight is {}×{}, call wants {n}×{k}",
+                    p.n,
+                    p.k
+                );
+                (self.table.linear_packed)(pool, x, m, k, p, n, bias, out)
+            }
+            w => (self.table.linear)(pool, x, m, k, w, n, bias, out),
+        }
     }
     /// Row-wise layer norm (eps 1e-5) of `x[rows × d]` into `out`.
     pub fn layer_norm(&self, x: &[f32], d: usize, gamma: &[f32], beta: &[f32], out: &mut [f32]) {

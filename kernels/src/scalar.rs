@@ -34,6 +34,10 @@ fn weight_row(w: Weights, j: usize, k: usize, buf: &mut Vec<f32>) {
     match w {
         Weights::F32(w) => buf.extend_from_slice(&w[j * k..(j + 1) * k]),
         Weights::F16(w) => buf.extend(w[j * k..(j + 1) * k].iter().map(|&h| f16_bits_to_f32(h))),
+        Weights::Packed(p) => {
+            buf.resize(k, 0.0);
+            crate::schemes::dequantize_row(&p, j, buf);
+        }
     }
 }
 

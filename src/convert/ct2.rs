@@ -329,6 +329,7 @@ pub fn convert_ct2(
         } else {
             Vec::new()
         },
+        activations: Default::default(),
     };
 
     let mel = crate::audio::mel_filter_bank(config.n_mels as usize);

@@ -140,10 +140,15 @@ mod tests {
     #[test]
     fn timestamps_pair_and_never_decrease() {
         let f = filters();
-        // After an opening timestamp <|20|>: only timestamps ≥ 20 or eot.
+        // The first timestamp of a window counts as a pair: text must follow.
         let mut l = vec![0f32; 200];
         l[5] = 10.0;
         f.apply(&mut l, &[32]);
+        assert!(l[12..].iter().all(|v| v.is_infinite()) && l[5].is_finite());
+        // After text and an opening timestamp <|20|>: only timestamps ≥ 20 or eot.
+        let mut l = vec![0f32; 200];
+        l[10] = 10.0; // eot likely, so the timestamp mass does not force a timestamp
+        f.apply(&mut l, &[12, 4, 32]);
         assert!(l[..10].iter().all(|v| v.is_infinite()));
         assert!(l[12..32].iter().all(|v| v.is_infinite()));
         assert!(l[32].is_finite() && l[10].is_finite());

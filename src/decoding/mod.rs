@@ -7,10 +7,10 @@ pub mod output;
 pub mod window;
 
 use crate::audio::{self, HOP_LENGTH, N_FRAMES, N_SAMPLES, SAMPLE_RATE};
+use crate::model::Backend;
 use crate::model::Network;
 use crate::{Error, Options, Result, Segment, Task, Timings, Transcript};
 use filters::LogitFilters;
-use sotto_kernels::{Kernels, Pool};
 use std::time::Instant;
 use window::{Rng, WindowDecoder, WindowResult};
 
@@ -30,16 +30,15 @@ pub fn decode_text(net: &Network, tokens: &[u32]) -> String {
 }
 
 /// The language token whose probability is highest for this window's encoding.
-fn detect_language(
+fn detect_language<B: Backend>(
     net: &Network,
-    k: &Kernels,
-    pool: &Pool,
-    cross: &crate::model::CrossKv,
+    backend: &B,
+    cross: &B::Cross,
 ) -> Result<(String, u32)> {
     let c = net.config();
-    let mut cache = net.new_cache();
-    let logits = net
-        .decode(k, pool, cross, &mut cache, &[c.tokens.sot], &[0])?
+    let mut cache = backend.new_cache();
+    let logits = backend
+        .decode(cross, &mut cache, &[c.tokens.sot], &[0])?
         .pop()
         .expect("one row asked");
     c.languages
@@ -65,9 +64,10 @@ fn language_token(net: &Network, code: &str) -> Result<u32> {
 }
 
 /// Transcribes 16-kHz mono samples.
-pub fn transcribe(
+/// `net` gives the configuration, vocabulary and mel filters; `backend` runs the network.
+pub fn transcribe<B: Backend>(
     net: &Network,
-    kernels: &Kernels,
+    backend: &B,
     samples: &[f32],
     opts: &Options,
 ) -> Result<Transcript> {
@@ -81,7 +81,6 @@ pub fn transcribe(
             "audio contains a non-finite sample ({bad})"
         )));
     }
-    let pool = Pool::new(opts.threads.max(1));
     let mut timings = Timings::default();
 
     let t0 = Instant::now();
@@ -104,8 +103,7 @@ pub fn transcribe(
 
     let encode = |seek: usize, timings: &mut Timings| {
         let t0 = Instant::now();
-        let enc = net.encode(kernels, &pool, &window_at(seek));
-        let cross = net.cross_kv(kernels, &pool, &enc);
+        let cross = backend.encode(&window_at(seek));
         timings.encoder_ms += t0.elapsed().as_secs_f64() * 1e3;
         timings.windows += 1;
         cross
@@ -123,8 +121,8 @@ pub fn transcribe(
     } else if let Some(l) = &opts.language {
         (l.clone(), Some(language_token(net, l)?))
     } else {
-        let cross = encode(0, &mut timings);
-        let (l, id) = detect_language(net, kernels, &pool, &cross)?;
+        let cross = encode(0, &mut timings)?;
+        let (l, id) = detect_language(net, backend, &cross)?;
         first_cross = Some(cross);
         (l, Some(id))
     };
@@ -163,9 +161,8 @@ pub fn transcribe(
             .map(|s| (s / TIME_PRECISION).round() as u32),
     };
     let decoder = WindowDecoder {
-        net,
-        kernels,
-        pool: &pool,
+        backend,
+        n_ctx: c.n_text_ctx as usize,
         filters: &filters,
         sample_len: c.n_text_ctx as usize / 2,
     };
@@ -182,7 +179,7 @@ pub fn transcribe(
         let segment_duration = (segment_size * HOP_LENGTH) as f32 / SAMPLE_RATE as f32;
         let cross = match first_cross.take() {
             Some(cross) if seek == 0 => cross,
-            _ => encode(seek, &mut timings),
+            _ => encode(seek, &mut timings)?,
         };
 
         let mut prompt = Vec::new();

@@ -1,9 +1,8 @@
 //! Decodes one 30-second window: the prompt, then token by token (greedy at
 //! temperature 0, sampled above), with the logit filters.
 use super::filters::{log_prob, LogitFilters};
-use crate::model::{CrossKv, Network};
+use crate::model::Backend;
 use crate::Result;
-use sotto_kernels::{Kernels, Pool};
 
 /// What one decoding attempt of a window produced.
 #[derive(Clone, Debug, Default)]
@@ -62,34 +61,32 @@ fn sample(logits: &[f32], temperature: f32, rng: &mut Rng) -> usize {
     argmax(logits)
 }
 
-pub struct WindowDecoder<'a> {
-    pub net: &'a Network,
-    pub kernels: &'a Kernels,
-    pub pool: &'a Pool,
+pub struct WindowDecoder<'a, B: Backend> {
+    pub backend: &'a B,
+    /// Positions of the decoder's context.
+    pub n_ctx: usize,
     pub filters: &'a LogitFilters,
     /// Most tokens sampled per window (openai: n_text_ctx / 2).
     pub sample_len: usize,
 }
 
-impl WindowDecoder<'_> {
+impl<B: Backend> WindowDecoder<'_, B> {
     /// Decodes after `prompt` (previous text and the start-of-transcript sequence);
     /// `sot_index` is where `<|startoftranscript|>` sits, whose logits give the
     /// no-speech probability.
     pub fn decode(
         &self,
-        cross: &CrossKv,
+        cross: &B::Cross,
         prompt: &[u32],
         sot_index: usize,
         temperature: f32,
         rng: &mut Rng,
     ) -> Result<WindowResult> {
-        let n_ctx = self.net.config().n_text_ctx as usize;
+        let n_ctx = self.n_ctx;
         let eot = self.filters.tokens.eot;
-        let mut cache = self.net.new_cache();
+        let mut cache = self.backend.new_cache();
         let want = [sot_index, prompt.len() - 1];
-        let mut first =
-            self.net
-                .decode(self.kernels, self.pool, cross, &mut cache, prompt, &want)?;
+        let mut first = self.backend.decode(cross, &mut cache, prompt, &want)?;
         let mut logits = first.pop().expect("two rows asked");
         let sot_logits = &first[0];
         let no_speech = self.filters.tokens.no_speech as usize;
@@ -113,19 +110,12 @@ impl WindowDecoder<'_> {
                 break;
             }
             tokens.push(next as u32);
-            if tokens.len() >= self.sample_len || cache.len() + 1 >= n_ctx {
+            if tokens.len() >= self.sample_len || prompt.len() + tokens.len() + 1 >= n_ctx {
                 break;
             }
             logits = self
-                .net
-                .decode(
-                    self.kernels,
-                    self.pool,
-                    cross,
-                    &mut cache,
-                    &[next as u32],
-                    &[0],
-                )?
+                .backend
+                .decode(cross, &mut cache, &[next as u32], &[0])?
                 .pop()
                 .expect("one row asked");
         }

@@ -34,6 +34,10 @@ pub struct EvalArgs {
     /// Folder of audio files for static activation scales (int8-static)
     #[arg(long)]
     pub calibrate: Option<PathBuf>,
+    /// Quantize again even when $SOTTO_HOME holds a scheme's file (after a
+    /// quantizer change)
+    #[arg(long)]
+    pub requantize: bool,
 }
 
 /// Runs `sotto eval`: table on stdout, messages and progress on stderr.
@@ -57,6 +61,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         threads,
         limit: args.limit,
         calibrate: args.calibrate,
+        requantize: args.requantize,
         json: json.clone(),
         progress: true,
     };

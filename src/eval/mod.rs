@@ -37,6 +37,8 @@ pub struct EvalConfig {
     pub limit: Option<usize>,
     /// Audio for static activation scales (`int8-static`).
     pub calibrate: Option<PathBuf>,
+    /// Quantize again even when the cache holds the scheme's file.
+    pub requantize: bool,
     /// Rewritten with everything known so far after every utterance (at most
     /// once a second) and after every scheme × set.
     pub json: Option<PathBuf>,
@@ -255,7 +257,9 @@ pub fn run(cfg: &EvalConfig, log: &dyn Fn(&str)) -> Result<Report> {
                 }
                 for (set, utts) in report.sets.iter().zip(&utterances) {
                     bar.inc(utts.len() as u64);
-                    report.rows.push(Row::new(scheme.name, &set.name, status.clone()));
+                    report
+                        .rows
+                        .push(Row::new(scheme.name, &set.name, status.clone()));
                 }
                 json_writer.write(&report, true)?;
                 continue;
@@ -299,14 +303,26 @@ pub fn run(cfg: &EvalConfig, log: &dyn Fn(&str)) -> Result<Report> {
                         row.utterances.push(r);
                     }
                     Err(Failure::Transcribe(e)) => {
-                        say(&format!("{} / {set_name}: {}: transcription failed: {e}", scheme.name, utt.file));
-                        report.rows[row_index].failed.push((utt.file.clone(), e.to_string()));
+                        say(&format!(
+                            "{} / {set_name}: {}: transcription failed: {e}",
+                            scheme.name, utt.file
+                        ));
+                        report.rows[row_index]
+                            .failed
+                            .push((utt.file.clone(), e.to_string()));
                     }
                     Err(Failure::Decode(e)) => {
                         let set = &mut report.sets[s];
                         // Reported once; later schemes skip it quietly.
-                        if !set.problems.iter().any(|p| p.file.as_ref() == Some(&utt.file)) {
-                            say(&format!("{}: {}: undecodable, skipped: {e}", set.name, utt.file));
+                        if !set
+                            .problems
+                            .iter()
+                            .any(|p| p.file.as_ref() == Some(&utt.file))
+                        {
+                            say(&format!(
+                                "{}: {}: undecodable, skipped: {e}",
+                                set.name, utt.file
+                            ));
                             set.problems.push(Problem {
                                 line: 0,
                                 file: Some(utt.file.clone()),
@@ -326,9 +342,7 @@ pub fn run(cfg: &EvalConfig, log: &dyn Fn(&str)) -> Result<Report> {
     bar.finish_and_clear();
     // Files that failed to decode are not counted as utterances of the set.
     for set in &mut report.sets {
-        set.utterances -= set
-            .skipped(ProblemKind::Undecodable)
-            .min(set.utterances);
+        set.utterances -= set.skipped(ProblemKind::Undecodable).min(set.utterances);
     }
     report.finished = true;
     json_writer.write(&report, true)?;
@@ -353,6 +367,7 @@ fn prepare(
             &report.model,
             scheme,
             &opts,
+            cfg.requantize,
             log,
             &|_, _| {},
         )
@@ -361,8 +376,7 @@ fn prepare(
     if report.rss_reset.is_ok() {
         rss::reset_peak().ok();
     }
-    let model =
-        Model::load(&path).map_err(|e| Status::Failed(format!("loading failed: {e}")))?;
+    let model = Model::load(&path).map_err(|e| Status::Failed(format!("loading failed: {e}")))?;
     Ok((path, model))
 }
 
@@ -380,7 +394,9 @@ fn evaluate_one(
     let samples = crate::audio::load_audio(&utt.path).map_err(Failure::Decode)?;
     let audio_s = samples.len() as f64 / crate::audio::SAMPLE_RATE as f64;
     let t0 = Instant::now();
-    let tr = model.transcribe(&samples, options).map_err(Failure::Transcribe)?;
+    let tr = model
+        .transcribe(&samples, options)
+        .map_err(Failure::Transcribe)?;
     let seconds = t0.elapsed().as_secs_f64();
     let hypothesis = tr.text.trim().to_string();
     let scored = wer::score(&utt.reference, &hypothesis);

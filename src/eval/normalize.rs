@@ -37,9 +37,9 @@ pub fn normalize(text: &str) -> String {
     let s = CONTRACTIONS
         .iter()
         .fold(s, |s, r| replace_literal(&s, r.0, r.1, r.2, false));
-    let s = TITLES
-        .iter()
-        .fold(s, |s, r| replace_literal(&s, r.0, r.1, Left::Boundary, true));
+    let s = TITLES.iter().fold(s, |s, r| {
+        replace_literal(&s, r.0, r.1, Left::Boundary, true)
+    });
     let s = s.replace('&', " and ");
     let s = numbers_to_words(&s);
     let s = clean_apostrophes(&s);
@@ -70,7 +70,7 @@ pub fn normalize(text: &str) -> String {
             if !out.is_empty() {
                 out.push(' ');
             }
-            out.push_str(spellings.get(word).copied().unwrap_or(word));
+            out.push_str(spellings.get(word).map(String::as_str).unwrap_or(word));
         }
     }
     out
@@ -343,7 +343,7 @@ fn below_100(n: u64, words: &mut Vec<&'static str>) {
         words.push(ONES[n as usize]);
     } else {
         words.push(TENS[(n / 10) as usize]);
-        if n % 10 != 0 {
+        if !n.is_multiple_of(10) {
             words.push(ONES[(n % 10) as usize]);
         }
     }
@@ -596,8 +596,7 @@ fn decimals(s: &str) -> String {
     while i < chars.len() {
         if chars[i].is_ascii_digit() {
             let j = i + digit_run(&chars, i);
-            if chars.get(j) == Some(&'.') && chars.get(j + 1).is_some_and(|c| c.is_ascii_digit())
-            {
+            if chars.get(j) == Some(&'.') && chars.get(j + 1).is_some_and(|c| c.is_ascii_digit()) {
                 let k = j + 1 + digit_run(&chars, j + 1);
                 let whole: String = chars[i..j].iter().collect();
                 let frac: String = chars[j + 1..k].iter().collect();
@@ -757,19 +756,31 @@ mod tests {
         assert_eq!(n("DON'T YOU KNOW"), n("Do not you know?"));
         assert_eq!(n("I won't go"), "i will not go");
         assert_eq!(n("I can't, I cannot"), "i can not i can not");
-        assert_eq!(n("they're we'll I've I'm he'd"), "they are we will i have i am he would");
+        assert_eq!(
+            n("they're we'll I've I'm he'd"),
+            "they are we will i have i am he would"
+        );
         assert_eq!(n("it 's"), "it's");
         assert_eq!(n("it\u{2019}s"), "it's");
         assert_eq!(n("'Twas 'quoted' word"), "it was quoted word");
-        assert_eq!(n("Mr. Smith and Dr Who, St. Paul"), "mister smith and doctor who saint paul");
+        assert_eq!(
+            n("Mr. Smith and Dr Who, St. Paul"),
+            "mister smith and doctor who saint paul"
+        );
     }
 
     #[test]
     fn numbers() {
         assert_eq!(n("21 days"), "twenty one days");
         assert_eq!(n("In 1850."), "in eighteen fifty");
-        assert_eq!(n("1905 1500 2024"), "nineteen oh five fifteen hundred two thousand twenty four");
-        assert_eq!(n("the 3rd time, 21st, 2nd, 100th"), "the third time twenty first second one hundredth");
+        assert_eq!(
+            n("1905 1500 2024"),
+            "nineteen oh five fifteen hundred two thousand twenty four"
+        );
+        assert_eq!(
+            n("the 3rd time, 21st, 2nd, 100th"),
+            "the third time twenty first second one hundredth"
+        );
         assert_eq!(n("1,200"), "one thousand two hundred");
         assert_eq!(n("1,850 men"), "one thousand eight hundred fifty men");
         assert_eq!(n("$5"), "five dollars");
@@ -800,7 +811,10 @@ mod tests {
         assert_eq!(n("The colour of honour"), "the color of honor");
         assert_eq!(n("dishonoured neighbours"), "dishonored neighbors");
         assert_eq!(n("his belly counselled him"), "his belly counseled him");
-        assert_eq!(n("centre theatre realise grey"), "center theater realize gray");
+        assert_eq!(
+            n("centre theatre realise grey"),
+            "center theater realize gray"
+        );
         assert_eq!(n("four hours of our tour"), "four hours of our tour");
         assert_eq!(n("café NAÏVE"), "cafe naive");
         assert_eq!(n("Well, uh, um... hmm mhm"), "well");

@@ -227,7 +227,11 @@ impl JsonWriter {
         let Some(path) = &self.path else {
             return Ok(());
         };
-        if !force && self.last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+        if !force
+            && self
+                .last
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
             return Ok(());
         }
         let text = serde_json::to_string_pretty(&to_json(report))
@@ -339,7 +343,11 @@ where
     let all = series.iter().flat_map(|(_, p)| p.iter());
     let x_max = all.clone().map(|p| p.0).fold(0.0f64, f64::max);
     let y_max = all.map(|p| p.1).fold(0.0f64, f64::max);
-    let x_max = if x_max > 0.0 { x_max * 1.15 } else { f32_mb.max(1.0) };
+    let x_max = if x_max > 0.0 {
+        x_max * 1.15
+    } else {
+        f32_mb.max(1.0)
+    };
     let y_max = (y_max * 1.2).max(1.0);
     let mut chart = ChartBuilder::on(&root)
         .caption(title, (FONT, 24))
@@ -349,21 +357,38 @@ where
         .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
     chart
         .configure_mesh()
+        .light_line_style(WHITE)
         .x_desc("model file size (MB)")
         .y_desc("WER (%)")
         .label_style((FONT, 14))
         .axis_desc_style((FONT, 16))
         .draw()?;
     let colours = [BLUE, RED, GREEN, MAGENTA, CYAN, BLACK];
+    // Schemes of equal size (int4-rtn / int4-hqq) land on top of each other:
+    // each label moves down one line per label already placed close by.
+    let mut placed: Vec<(f64, f64)> = Vec::new();
     for (i, (set, pts)) in series.iter().enumerate() {
         let colour = colours[i % colours.len()];
         let style = (FONT, 13).into_font().color(&colour);
-        chart
-            .draw_series(pts.iter().map(|(x, y, name)| {
+        let mut elements = Vec::new();
+        for (x, y, name) in pts {
+            let near = placed
+                .iter()
+                .filter(|(px, py)| (px - x).abs() < 0.08 * x_max && (py - y).abs() < 0.05 * y_max)
+                .count() as i32;
+            placed.push((*x, *y));
+            elements.push(
                 EmptyElement::at((*x, *y))
                     + Circle::new((0, 0), 5, colour.filled())
-                    + Text::new(format!("{name} ({y:.1}%)"), (8, -14), style.clone())
-            }))?
+                    + Text::new(
+                        format!("{name} ({y:.1}%)"),
+                        (8, -14 + 15 * near),
+                        style.clone(),
+                    ),
+            );
+        }
+        chart
+            .draw_series(elements)?
             .label(set.as_str())
             .legend(move |(x, y)| Circle::new((x + 10, y), 5, colour.filled()));
     }
@@ -376,4 +401,111 @@ where
         .draw()?;
     root.present()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::wer::Counts;
+    use crate::eval::SetInfo;
+
+    fn fake_report() -> Report {
+        let sets = ["test-clean", "test-other"];
+        let schemes = [
+            ("f16", 76.0, 2.9, 7.1),
+            ("int8", 40.0, 3.0, 7.3),
+            ("int4-rtn", 23.0, 4.1, 9.8),
+            ("int4-hqq", 23.0, 3.6, 9.5),
+            ("int3-hqq", 18.0, 8.5, 16.0),
+        ];
+        let mut rows = Vec::new();
+        for (name, mb, clean, other) in schemes {
+            for (set, wer) in sets.iter().zip([clean, other]) {
+                let mut r = Row::new(name, set, Status::Ok);
+                r.file_bytes = (mb * MB) as u64;
+                r.counts = Counts {
+                    ref_words: 1000,
+                    sub: (wer * 10.0) as usize,
+                    del: 0,
+                    ins: 0,
+                };
+                r.audio_s = 100.0;
+                r.process_s = 15.0;
+                rows.push(r);
+            }
+        }
+        let mut skipped = Row::new(
+            "int8-static",
+            "test-clean",
+            Status::Skipped("no | calibration".into()),
+        );
+        skipped.file_bytes = 0;
+        rows.push(skipped);
+        Report {
+            model: "tiny.en".into(),
+            model_path: "tiny.en.sotto".into(),
+            f32_bytes: 151_000_000,
+            threads: 2,
+            kernels: "scalar".into(),
+            rss_reset: Err("no reset here".into()),
+            sets: sets
+                .iter()
+                .map(|s| SetInfo {
+                    name: s.to_string(),
+                    dir: PathBuf::from(s),
+                    utterances: 10,
+                    problems: Vec::new(),
+                })
+                .collect(),
+            rows,
+            finished: true,
+        }
+    }
+
+    #[test]
+    fn table_json_and_plot() {
+        let rep = fake_report();
+        let md = markdown(&rep);
+        assert!(md.contains("| int4-hqq | test-other | 0 | 9.50 |"), "{md}");
+        assert!(md.contains("skipped: no / calibration"), "{md}");
+        assert!(md.contains("no reset here"), "{md}");
+        let v = to_json(&rep);
+        assert_eq!(v["results"].as_array().unwrap().len(), 11);
+        assert_eq!(v["results"][10]["status"], "skipped");
+        assert_eq!(v["peak_rss_reset"], "no reset here");
+
+        let dir = std::env::temp_dir().join(format!("sotto-plot-{}", std::process::id()));
+        match plot(&rep, &dir) {
+            Ok(files) => {
+                let svg = std::fs::read_to_string(&files[0]).unwrap();
+                assert!(svg.contains("int3-hqq (8.5%)"));
+                assert!(std::fs::metadata(&files[1]).unwrap().len() > 1000);
+                if let Ok(keep) = std::env::var("SOTTO_KEEP_PLOT") {
+                    std::fs::copy(&files[1], keep).unwrap();
+                }
+            }
+            Err(e) => eprintln!("no plot: {e}"),
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn json_rewrites_atomically() {
+        let dir = std::env::temp_dir().join(format!("sotto-json-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("r.json");
+        let mut w = JsonWriter::new(Some(path.clone()));
+        let mut rep = fake_report();
+        w.write(&rep, true).unwrap();
+        rep.rows.truncate(1);
+        // Throttled: within a second only a forced write lands.
+        w.write(&rep, false).unwrap();
+        let v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(v["results"].as_array().unwrap().len(), 11);
+        w.write(&rep, true).unwrap();
+        let v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(v["results"].as_array().unwrap().len(), 1);
+        assert!(!dir.join("r.json.tmp").exists());
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

@@ -56,14 +56,63 @@ pub const SCHEMES: &[EvalScheme] = &[
         name: "f16",
         source: Source::AsGiven,
     },
-    q("int8", Scheme::Int8Row, 0, Method::Rtn, Activations::Dynamic, false),
-    q("int8-tensor", Scheme::Int8Tensor, 0, Method::Rtn, Activations::Dynamic, false),
-    q("int8-static", Scheme::Int8Row, 0, Method::Rtn, Activations::Static, false),
-    q("int4-rtn", Scheme::Int4Asym, 64, Method::Rtn, Activations::None, false),
-    q("int4-hqq", Scheme::Int4Asym, 64, Method::Hqq, Activations::None, false),
+    q(
+        "int8",
+        Scheme::Int8Row,
+        0,
+        Method::Rtn,
+        Activations::Dynamic,
+        false,
+    ),
+    q(
+        "int8-tensor",
+        Scheme::Int8Tensor,
+        0,
+        Method::Rtn,
+        Activations::Dynamic,
+        false,
+    ),
+    q(
+        "int8-static",
+        Scheme::Int8Row,
+        0,
+        Method::Rtn,
+        Activations::Static,
+        false,
+    ),
+    q(
+        "int4-rtn",
+        Scheme::Int4Asym,
+        64,
+        Method::Rtn,
+        Activations::None,
+        false,
+    ),
+    q(
+        "int4-hqq",
+        Scheme::Int4Asym,
+        64,
+        Method::Hqq,
+        Activations::None,
+        false,
+    ),
     q("nf4", Scheme::Nf4, 0, Method::Rtn, Activations::None, false),
-    q("nf4-dq", Scheme::Nf4, 0, Method::Rtn, Activations::None, true),
-    q("int3-hqq", Scheme::Int3, 64, Method::Hqq, Activations::None, false),
+    q(
+        "nf4-dq",
+        Scheme::Nf4,
+        0,
+        Method::Rtn,
+        Activations::None,
+        true,
+    ),
+    q(
+        "int3-hqq",
+        Scheme::Int3,
+        64,
+        Method::Hqq,
+        Activations::None,
+        false,
+    ),
 ];
 
 /// Parses a comma-separated list of scheme names (duplicates dropped, order kept).
@@ -133,12 +182,13 @@ pub fn cache_path(model: &str, scheme: &EvalScheme) -> PathBuf {
 }
 
 /// The file to evaluate for `scheme`: `source` itself for `f16`, else the cached
-/// quantized file, made (once) when missing or unreadable.
+/// quantized file, made when missing, unreadable or `fresh` is set.
 pub fn scheme_file(
     source: &Path,
     model: &str,
     scheme: &EvalScheme,
     opts: &QuantizeOptions,
+    fresh: bool,
     log: &dyn Fn(&str),
     progress: &dyn Fn(usize, usize),
 ) -> Result<PathBuf> {
@@ -146,7 +196,7 @@ pub fn scheme_file(
         return Ok(source.to_path_buf());
     }
     let out = cache_path(model, scheme);
-    if out.is_file() {
+    if out.is_file() && !fresh {
         match ModelFile::open(&out) {
             Ok(_) => return Ok(out),
             Err(e) => log(&format!("{}: {e}; quantizing again", out.display())),
@@ -191,6 +241,9 @@ mod tests {
         assert!(o.double_quant && o.scheme == Scheme::Nf4);
         let h = parse_schemes("int3-hqq").unwrap()[0];
         let o = quantize_options(&h, None, 2).unwrap().unwrap();
-        assert_eq!((o.scheme, o.group, o.method), (Scheme::Int3, 64, Method::Hqq));
+        assert_eq!(
+            (o.scheme, o.group, o.method),
+            (Scheme::Int3, 64, Method::Hqq)
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! Encoding and validation of the config and vocabulary sections.
-use super::layout::{CONFIG_FIXED_LEN, CONFIG_FLAG_MULTILINGUAL};
-use super::{ModelConfig, SpecialTokens};
+use super::layout::{
+    CONFIG_ACT_MASK, CONFIG_ACT_SHIFT, CONFIG_FIXED_LEN, CONFIG_FLAG_MULTILINGUAL,
+};
+use super::{ActivationMode, ModelConfig, SpecialTokens};
 use crate::{Error, Result};
 
 /// Little-endian cursor over untrusted bytes: every read is bounds-checked.
@@ -65,14 +67,17 @@ pub(crate) fn encode_config(c: &ModelConfig) -> Vec<u8> {
     ] {
         put_u32(&mut out, v);
     }
-    put_u32(
-        &mut out,
-        if c.multilingual {
-            CONFIG_FLAG_MULTILINGUAL
-        } else {
-            0
-        },
-    );
+    let act = match c.activations {
+        ActivationMode::None => 0,
+        ActivationMode::Dynamic => 1,
+        ActivationMode::Static => 2,
+    };
+    let multilingual = if c.multilingual {
+        CONFIG_FLAG_MULTILINGUAL
+    } else {
+        0
+    };
+    put_u32(&mut out, multilingual | act << CONFIG_ACT_SHIFT);
     let t = &c.tokens;
     for v in [
         t.eot,
@@ -118,9 +123,15 @@ pub(crate) fn decode_config(bytes: &[u8], ctx: &str) -> Result<ModelConfig> {
         *v = r.u32().ok_or_else(short)?;
     }
     let flags = r.u32().ok_or_else(short)?;
-    if flags & !CONFIG_FLAG_MULTILINGUAL != 0 {
+    if flags & !(CONFIG_FLAG_MULTILINGUAL | CONFIG_ACT_MASK) != 0 {
         return Err(err(format!("unknown flag bits {flags:#x}")));
     }
+    let activations = match (flags & CONFIG_ACT_MASK) >> CONFIG_ACT_SHIFT {
+        0 => ActivationMode::None,
+        1 => ActivationMode::Dynamic,
+        2 => ActivationMode::Static,
+        m => return Err(err(format!("unknown activation mode {m}"))),
+    };
     let mut s = [0u32; 9];
     for v in s.iter_mut() {
         *v = r.u32().ok_or_else(short)?;
@@ -190,6 +201,7 @@ pub(crate) fn decode_config(bytes: &[u8], ctx: &str) -> Result<ModelConfig> {
         suppress_ids_begin,
         alignment_heads,
         languages,
+        activations,
     };
     validate_config(&c, ctx)?;
     Ok(c)

@@ -29,6 +29,9 @@ pub(crate) const MAX_RANK: usize = 4;
 pub(crate) const MIN_DIR_ENTRY: usize = 2 + 1 + 4 + 4 + 8 + 4 + 24;
 /// Config flag bit: the model is multilingual.
 pub(crate) const CONFIG_FLAG_MULTILINGUAL: u32 = 1;
+/// Config flag bits 1–2: activation mode (0 none, 1 dynamic, 2 static; 3 invalid).
+pub(crate) const CONFIG_ACT_SHIFT: u32 = 1;
+pub(crate) const CONFIG_ACT_MASK: u32 = 0b11 << CONFIG_ACT_SHIFT;
 /// Bytes of the fixed part of the config section (10 dims, flags, 9 special ids).
 pub(crate) const CONFIG_FIXED_LEN: usize = 20 * 4;
 

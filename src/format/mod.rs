@@ -7,6 +7,7 @@ mod reader;
 mod writer;
 
 pub use reader::ModelFile;
+pub use sotto_kernels::schemes::Scheme;
 pub use writer::FileWriter;
 
 /// Every tensor's data starts at a multiple of this many bytes, so SIMD loads and
@@ -52,6 +53,31 @@ impl ElementType {
             _ => return None,
         })
     }
+    /// The element type that stores `scheme`.
+    pub fn from_scheme(scheme: Scheme) -> ElementType {
+        match scheme {
+            Scheme::Int8Row => ElementType::Int8Row,
+            Scheme::Int8Tensor => ElementType::Int8Tensor,
+            Scheme::Int4Sym => ElementType::Int4Sym,
+            Scheme::Int4Asym => ElementType::Int4Asym,
+            Scheme::Nf4 => ElementType::Nf4,
+            Scheme::Nf4Dq => ElementType::Nf4Dq,
+            Scheme::Int3 => ElementType::Int3,
+        }
+    }
+    /// The packed scheme of this type; `None` for f32 / f16.
+    pub fn scheme(self) -> Option<Scheme> {
+        Some(match self {
+            ElementType::F32 | ElementType::F16 => return None,
+            ElementType::Int8Row => Scheme::Int8Row,
+            ElementType::Int8Tensor => Scheme::Int8Tensor,
+            ElementType::Int4Sym => Scheme::Int4Sym,
+            ElementType::Int4Asym => Scheme::Int4Asym,
+            ElementType::Nf4 => Scheme::Nf4,
+            ElementType::Nf4Dq => Scheme::Nf4Dq,
+            ElementType::Int3 => Scheme::Int3,
+        })
+    }
     pub fn name(self) -> &'static str {
         use ElementType::*;
         match self {
@@ -65,6 +91,46 @@ impl ElementType {
             Nf4Dq => "nf4-dq",
             Int3 => "int3",
         }
+    }
+}
+
+/// How the runtime treats activations entering int8 linear layers (file-wide;
+/// other schemes always multiply float activations).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ActivationMode {
+    /// Weight-only: dequantize, multiply in f32.
+    #[default]
+    None,
+    /// int8 activations, scale from each row's absmax at run time.
+    Dynamic,
+    /// int8 activations with a fixed scale per layer: F32 tensor `<prefix>/act_scale`, shape [1].
+    Static,
+}
+
+impl ActivationMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            ActivationMode::None => "none",
+            ActivationMode::Dynamic => "dynamic",
+            ActivationMode::Static => "static",
+        }
+    }
+}
+
+/// The static activation scale tensor of the linear layer whose weight is `weight`:
+/// `encoder/layer_0/ffn/linear_0/weight` → `encoder/layer_0/ffn/linear_0/act_scale`.
+pub fn act_scale_name(weight: &str) -> Option<String> {
+    weight
+        .strip_suffix("/weight")
+        .map(|prefix| format!("{prefix}/act_scale"))
+}
+
+/// A packed tensor's logical matrix: `n` = product of the leading dimensions,
+/// `k` = the last (rank 1: one row).
+pub fn packed_dims(shape: &[usize]) -> (usize, usize) {
+    match shape.split_last() {
+        Some((&k, lead)) => (lead.iter().product(), k),
+        None => (0, 0),
     }
 }
 
@@ -104,6 +170,8 @@ pub struct ModelConfig {
     pub alignment_heads: Vec<(u32, u32)>,
     /// Language code ("en", "de", ...) and its token id; empty for English-only models.
     pub languages: Vec<(String, u32)>,
+    /// Activation quantization of the int8 linear layers.
+    pub activations: ActivationMode,
 }
 
 /// One entry of the tensor directory, validated by the loader.

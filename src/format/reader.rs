@@ -276,6 +276,7 @@ impl ModelFile {
             }
         }
         check_overlaps(&h, &tensors, &ctx)?;
+        check_act_scales(bytes, &config, &tensors, &index, &ctx)?;
         Ok(ModelFile {
             vocab_pos: h.vocab.start,
             mel: h.mel.clone(),
@@ -453,29 +454,7 @@ fn parse_directory(dir: &[u8], n: u32, file_len: u64, ctx: &str) -> Result<Vec<T
                 "offset {offset} is not a multiple of {ALIGN}"
             )));
         }
-        let size = match etype {
-            ElementType::F32 => 4,
-            ElementType::F16 => 2,
-            other => {
-                return Err(terr(format!(
-                    "element type {} (code {code}) is not supported yet by this build",
-                    other.name()
-                )))
-            }
-        };
-        if group != 0 {
-            return Err(terr(format!(
-                "group {group} given for {}, which takes none (0)",
-                etype.name()
-            )));
-        }
-        if elements.checked_mul(size) != Some(len) {
-            return Err(terr(format!(
-                "{len} bytes, but shape {shape:?} of {} needs {}",
-                etype.name(),
-                elements.saturating_mul(size)
-            )));
-        }
+        check_tensor_size(etype, &shape, group, len).map_err(terr)?;
         out.push(TensorInfo {
             name,
             etype,
@@ -496,6 +475,95 @@ fn parse_directory(dir: &[u8], n: u32, file_len: u64, ctx: &str) -> Result<Vec<T
         ));
     }
     Ok(out)
+}
+
+/// The exact byte length `etype` with `shape` and `group` takes: f32 / f16 from the
+/// element count (group 0), packed schemes from their plane layout (the shape
+/// flattened to `n × k`, see [`super::packed_dims`]). Shared with the writer.
+pub(crate) fn check_tensor_size(
+    etype: ElementType,
+    shape: &[usize],
+    group: u32,
+    len: u64,
+) -> std::result::Result<(), String> {
+    let elements = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    let Some(scheme) = etype.scheme() else {
+        let size = if etype == ElementType::F32 { 4 } else { 2 };
+        if group != 0 {
+            return Err(format!(
+                "group {group} given for {}, which takes none (0)",
+                etype.name()
+            ));
+        }
+        let want = elements.and_then(|e| e.checked_mul(size));
+        if want.map(|w| w as u64) != Some(len) {
+            return Err(format!(
+                "{len} bytes, but shape {shape:?} of {} needs {}",
+                etype.name(),
+                want.map_or("more than usize".into(), |w| w.to_string())
+            ));
+        }
+        return Ok(());
+    };
+    let (n, k) = super::packed_dims(shape);
+    if elements.is_none() {
+        return Err(format!("shape {shape:?} is too large"));
+    }
+    let l = sotto_kernels::schemes::layout(scheme, n, k, group as usize)
+        .map_err(|m| format!("{}: {m}", etype.name()))?;
+    if l.total as u64 != len {
+        return Err(format!(
+            "{len} bytes, but {} {n}×{k} with group {group} takes exactly {}",
+            etype.name(),
+            l.total
+        ));
+    }
+    Ok(())
+}
+
+/// Static-activation files carry a finite, positive F32 `[1]` scale
+/// `<prefix>/act_scale` for every int8 `<prefix>/weight`.
+fn check_act_scales(
+    bytes: &[u8],
+    config: &ModelConfig,
+    tensors: &[TensorInfo],
+    index: &HashMap<String, usize>,
+    ctx: &str,
+) -> Result<()> {
+    if config.activations != super::ActivationMode::Static {
+        return Ok(());
+    }
+    for t in tensors {
+        if !t.etype.scheme().is_some_and(|s| s.is_int8()) {
+            continue;
+        }
+        let Some(name) = super::act_scale_name(&t.name) else {
+            continue;
+        };
+        let err = |m: String| {
+            Err(Error::format(
+                format!("{ctx}: tensor {}", t.name),
+                format!("static activations: {m}"),
+            ))
+        };
+        let Some(&i) = index.get(&name) else {
+            return err(format!("no activation scale tensor {name}"));
+        };
+        let s = &tensors[i];
+        if s.etype != ElementType::F32 || s.shape != [1] {
+            return err(format!(
+                "{name} is {} {:?}, expected f32 [1]",
+                s.etype.name(),
+                s.shape
+            ));
+        }
+        let at = s.offset as usize;
+        let v = f32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+        if !(v.is_finite() && v > 0.0) {
+            return err(format!("{name} = {v} is not finite and positive"));
+        }
+    }
+    Ok(())
 }
 
 /// Sections and tensors must not share bytes.

@@ -55,6 +55,12 @@ impl FileWriter {
         &self.config
     }
 
+    /// Sets the file's activation mode. `Static` needs an F32 `[1]` tensor
+    /// [`super::act_scale_name`] for every int8 weight (checked when the file is read).
+    pub fn set_activations(&mut self, mode: super::ActivationMode) {
+        self.config.activations = mode;
+    }
+
     /// Replaces the mel filter bank (n_mels × 201).
     pub fn set_mel_filters(&mut self, mel_filters: Vec<f32>) {
         self.mel_filters = mel_filters;
@@ -86,28 +92,8 @@ impl FileWriter {
                 "shape {shape:?}: rank must be 1 to {MAX_RANK} with no zero dimension"
             ));
         }
-        let elements = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-        match etype {
-            ElementType::F32 | ElementType::F16 => {
-                let size = if etype == ElementType::F32 { 4 } else { 2 };
-                let want = elements.and_then(|e| e.checked_mul(size));
-                if want != Some(data.len()) {
-                    return err(format!(
-                        "{} bytes of data, but shape {shape:?} of {} needs {want:?}",
-                        data.len(),
-                        etype.name()
-                    ));
-                }
-                if group != 0 {
-                    return err(format!("group must be 0 for {}", etype.name()));
-                }
-            }
-            // Packed layouts are validated by their scheme (a later version).
-            _ => {
-                if data.is_empty() {
-                    return err("no data".into());
-                }
-            }
+        if let Err(m) = super::reader::check_tensor_size(etype, shape, group, data.len() as u64) {
+            return err(m);
         }
         self.names.insert(name.to_string());
         self.tensors.push(PendingTensor {
@@ -144,6 +130,36 @@ impl FileWriter {
                     self.config.n_mels
                 ),
             ));
+        }
+        if self.config.activations == super::ActivationMode::Static {
+            for t in &self.tensors {
+                let Some(name) = t
+                    .etype
+                    .scheme()
+                    .filter(|s| s.is_int8())
+                    .and_then(|_| super::act_scale_name(&t.name))
+                else {
+                    continue;
+                };
+                let ok = self.tensors.iter().any(|s| {
+                    s.name == name
+                        && s.etype == ElementType::F32
+                        && s.shape == [1]
+                        && s.data.get(..4).is_some_and(|b| {
+                            let v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                            v.is_finite() && v > 0.0
+                        })
+                });
+                if !ok {
+                    return Err(Error::format(
+                        ctx,
+                        format!(
+                            "static activations: tensor {} needs a finite positive f32 [1] {name}",
+                            t.name
+                        ),
+                    ));
+                }
+            }
         }
         let config = encode_config(&self.config);
         let vocab = encode_vocab(&self.vocab, ctx)?;

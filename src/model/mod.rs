@@ -1,7 +1,10 @@
 //! The Whisper network, written once against the kernel table: encoder, decoder,
 //! attention and the decoder's KV cache. Weights stay in the mapped file.
 
+mod backend;
 mod weights;
+
+pub use backend::{Backend, Cpu};
 
 use crate::format::{ModelConfig, ModelFile};
 use crate::{Error, Result};

@@ -1,6 +1,9 @@
 //! Typed handles to the tensors the network reads, checked once at load time.
-use crate::format::{ElementType, ModelFile, TensorInfo};
+use crate::format::{
+    act_scale_name, packed_dims, ActivationMode, ElementType, ModelFile, TensorInfo,
+};
 use crate::{Error, Result};
+use sotto_kernels::schemes::{self, ActQuant};
 use sotto_kernels::Weights;
 
 /// A linear layer `y = x·Wᵀ + b` with `W` stored `[n × k]` in the file.
@@ -72,19 +75,39 @@ impl Linear {
     }
 }
 
-/// The kernel view of a weight tensor, or an error for schemes this build cannot run.
+/// The kernel view of a weight tensor: f32 / f16 slices of the mapping, or a
+/// packed view (int8 layers take the file's activation mode; static ones their
+/// `<prefix>/act_scale`).
 pub fn weights_of<'a>(file: &'a ModelFile, t: &TensorInfo) -> Result<Weights<'a>> {
-    match t.etype {
-        ElementType::F32 => Ok(Weights::F32(file.f32s(t)?)),
-        ElementType::F16 => Ok(Weights::F16(file.f16s(t)?)),
-        other => Err(Error::format(
-            &t.name,
-            format!(
-                "element type {} is not supported by this runtime",
-                other.name()
-            ),
-        )),
-    }
+    let scheme = match t.etype {
+        ElementType::F32 => return Ok(Weights::F32(file.f32s(t)?)),
+        ElementType::F16 => return Ok(Weights::F16(file.f16s(t)?)),
+        other => other.scheme().ok_or_else(|| {
+            Error::format(
+                &t.name,
+                format!("element type {} is not supported", other.name()),
+            )
+        })?,
+    };
+    let act = if scheme.is_int8() {
+        match file.config().activations {
+            ActivationMode::None => ActQuant::Float,
+            ActivationMode::Dynamic => ActQuant::Dynamic,
+            ActivationMode::Static => {
+                let name = act_scale_name(&t.name).ok_or_else(|| {
+                    Error::format(&t.name, "static activations need a `/weight` name")
+                })?;
+                let s = file.f32s(file.tensor(&name)?)?;
+                ActQuant::Static(s.first().copied().unwrap_or(0.0))
+            }
+        }
+    } else {
+        ActQuant::Float
+    };
+    let (n, k) = packed_dims(&t.shape);
+    let view = schemes::view(scheme, n, k, t.group as usize, file.bytes(t), act)
+        .map_err(|m| Error::format(&t.name, m))?;
+    Ok(Weights::Packed(view))
 }
 
 impl Norm {
@@ -124,6 +147,11 @@ impl Table {
                 .iter_mut()
                 .zip(&w[r * c..(r + 1) * c])
                 .for_each(|(o, &x)| *o += half::f16::from_bits(x).to_f32()),
+            Weights::Packed(p) => {
+                let mut row = vec![0.0f32; c];
+                schemes::dequantize_row(&p, r, &mut row);
+                out.iter_mut().zip(&row).for_each(|(o, x)| *o += x);
+            }
         }
     }
 }

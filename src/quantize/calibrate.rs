@@ -62,6 +62,12 @@ pub(crate) fn activation_absmax(
         condition_on_previous_text: false,
         ..Options::default()
     };
+    let pool = sotto_kernels::Pool::new(threads.max(1));
+    let cpu = crate::model::Cpu {
+        net: &net,
+        kernels: &kernels,
+        pool: &pool,
+    };
     for f in &files {
         log(&format!("calibrating on {}", f.display()));
         let mut samples = crate::audio::load_audio(f)?;
@@ -69,7 +75,7 @@ pub(crate) fn activation_absmax(
         if samples.is_empty() {
             continue;
         }
-        crate::decoding::transcribe(&net, &kernels, &samples, &opts)?;
+        crate::decoding::transcribe(&net, &cpu, &samples, &opts)?;
     }
     net.set_observer(None);
     let map = seen.lock().unwrap_or_else(|e| e.into_inner());

@@ -45,9 +45,21 @@ impl Default for HqqConfig {
 /// The lp (p < 1) proximal operator: shrinks `x` towards 0.
 #[inline]
 pub fn shrink(x: f32, beta: f32, p: f32) -> f32 {
+    shrink_with(x, beta, p, shrink_threshold(beta, p))
+}
+
+/// `|x|` at or below which [`shrink`] gives 0: `|x| − |x|^(p−1)/β ≤ 0 ⇔ |x| ≤ β^(−1/p)`.
+#[inline]
+pub(crate) fn shrink_threshold(beta: f32, p: f32) -> f32 {
+    beta.powf(-1.0 / p)
+}
+
+/// [`shrink`] with its threshold computed once per β (skips the power for the
+/// small errors, nearly all of them).
+#[inline]
+fn shrink_with(x: f32, beta: f32, p: f32, threshold: f32) -> f32 {
     let a = x.abs();
-    // |x| − |x|^(p−1)/β ≤ 0 ⇔ |x|^p ≤ 1/β: skip the power for small errors (most of them).
-    if a == 0.0 || a.powf(p) * beta <= 1.0 {
+    if a <= threshold {
         return 0.0;
     }
     let y = a - a.powf(p - 1.0) / beta;
@@ -67,8 +79,8 @@ pub(crate) struct GroupResult {
     pub sse: f64,
 }
 
-/// HQQ on one group of an affine scheme (`Int4Asym` / `Int3`). `scratch` needs
-/// `3 × g.len()` floats.
+/// HQQ on one group of an affine scheme (`Int4Asym` / `Int3`); `scratch` is reused
+/// between calls.
 pub(crate) fn hqq_group(
     g: &[f32],
     scheme: Scheme,
@@ -99,9 +111,10 @@ pub(crate) fn hqq_group(
     let mut prev = rtn_sse;
     for _ in 0..cfg.iters {
         // Codes for the current (unrounded) parameters, and the shrunk target.
+        let threshold = shrink_threshold(beta, cfg.p);
         for i in 0..n {
             let qi = affine_code(g[i], s, z, maxq) as f32;
-            let e = shrink(g[i] - s * (qi - z), beta, cfg.p);
+            let e = shrink_with(g[i] - s * (qi - z), beta, cfg.p, threshold);
             q[i] = qi;
             t[i] = g[i] - e;
         }
@@ -163,7 +176,13 @@ mod tests {
             .collect();
         let mut codes = vec![0u8; 64];
         let mut scratch = Vec::new();
-        let r = hqq_group(&g, Scheme::Int3, &HqqConfig::default(), &mut codes, &mut scratch);
+        let r = hqq_group(
+            &g,
+            Scheme::Int3,
+            &HqqConfig::default(),
+            &mut codes,
+            &mut scratch,
+        );
         assert!(r.sse <= r.rtn_sse);
         let recon: f64 = g
             .iter()

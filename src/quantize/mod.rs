@@ -18,7 +18,7 @@ mod calibrate;
 
 pub use hqq::{shrink, HqqConfig};
 pub use rtn::{is_affine, is_grouped, nf4_code, reconstruct};
-pub use sotto_kernels::schemes::{Quantized, Scheme, NF4};
+pub use sotto_kernels::schemes::{default_group, Quantized, Scheme, NF4};
 
 use crate::format::{ElementType, FileWriter, ModelFile, TensorInfo};
 use crate::{Error, Result};
@@ -103,15 +103,6 @@ pub struct QuantizeReport {
     pub bits_per_weight: f64,
 }
 
-/// The scheme's default group size (elements sharing a scale along `k`).
-pub fn default_group(scheme: Scheme) -> usize {
-    if is_grouped(scheme) {
-        64
-    } else {
-        0
-    }
-}
-
 /// The name `sotto quantize --scheme` uses for a scheme.
 pub fn scheme_name(scheme: Scheme) -> &'static str {
     match scheme {
@@ -122,18 +113,6 @@ pub fn scheme_name(scheme: Scheme) -> &'static str {
         Scheme::Nf4 => "nf4",
         Scheme::Nf4Dq => "nf4-dq",
         Scheme::Int3 => "int3",
-    }
-}
-
-fn element_type(scheme: Scheme) -> ElementType {
-    match scheme {
-        Scheme::Int8Row => ElementType::Int8Row,
-        Scheme::Int8Tensor => ElementType::Int8Tensor,
-        Scheme::Int4Sym => ElementType::Int4Sym,
-        Scheme::Int4Asym => ElementType::Int4Asym,
-        Scheme::Nf4 => ElementType::Nf4,
-        Scheme::Nf4Dq => ElementType::Nf4Dq,
-        Scheme::Int3 => ElementType::Int3,
     }
 }
 
@@ -203,10 +182,10 @@ pub fn quantize_tensor_with(
         ));
     }
     let group = if is_grouped(scheme) {
-        if group == 0 {
-            default_group(scheme)
-        } else {
-            group
+        match group {
+            0 => default_group(scheme),
+            g if g % 32 == 0 => g,
+            g => return Err(format!("group {g} is not a multiple of 32")),
         }
     } else {
         0
@@ -230,7 +209,15 @@ pub fn quantize_tensor_with(
     let threads = threads.clamp(1, n);
     let rows_per = n.div_ceil(threads);
     let parts: Vec<Part> = if threads == 1 {
-        vec![quantize_rows(w, k, scheme, group, method, hqq, tensor_scale)]
+        vec![quantize_rows(
+            w,
+            k,
+            scheme,
+            group,
+            method,
+            hqq,
+            tensor_scale,
+        )]
     } else {
         std::thread::scope(|sc| {
             let handles: Vec<_> = w
@@ -266,6 +253,12 @@ pub fn quantize_tensor_with(
     }
     if let Some(s) = tensor_scale {
         q.scales = vec![s];
+    }
+    if scheme == Scheme::Nf4Dq {
+        // Packing stores each absmax as an 8-bit code: choose the codes again for the
+        // absmax values the file will hold.
+        let (_, after) = store::recode_nf4dq(w, &mut q)?;
+        (rtn_sse, sse) = (after, after);
     }
     Ok(TensorResult { q, rtn_sse, sse })
 }
@@ -431,9 +424,11 @@ pub fn check_options(opts: &QuantizeOptions) -> Result<()> {
         ));
     }
     if opts.activations == Activations::Static && opts.calibrate.is_none() {
-        return bad("--activations static needs --calibrate DIR (audio files to measure \
+        return bad(
+            "--activations static needs --calibrate DIR (audio files to measure \
              activation ranges on)"
-            .into());
+                .into(),
+        );
     }
     if opts.activations != Activations::Static && opts.calibrate.is_some() {
         return bad("--calibrate is only used with --activations static".into());
@@ -444,9 +439,9 @@ pub fn check_options(opts: &QuantizeOptions) -> Result<()> {
                 "--group applies to int4, nf4 and int3; {name} has one scale per row or tensor"
             ));
         }
-        if !(8..=4096).contains(&opts.group) || opts.group % 8 != 0 {
+        if !(32..=4096).contains(&opts.group) || opts.group % 32 != 0 {
             return bad(format!(
-                "--group {} must be a multiple of 8 between 8 and 4096 (e.g. 32, 64, 128)",
+                "--group {} must be a multiple of 32 up to 4096 (32, 64, 128, ...)",
                 opts.group
             ));
         }
@@ -481,7 +476,7 @@ pub fn quantize_model(
 ) -> Result<QuantizeReport> {
     check_options(opts)?;
     let scheme = effective_scheme(opts);
-    let etype = element_type(scheme);
+    let etype = ElementType::from_scheme(scheme);
     let threads = opts.threads.max(1);
 
     let activation_absmax = match opts.activations {
@@ -494,21 +489,19 @@ pub fn quantize_model(
         .map(|id| input.token_bytes(id).to_vec())
         .collect();
     let mut writer = FileWriter::new(config, vocab, input.mel_filters().to_vec());
-    store::set_activations(&mut writer, opts.activations, activation_absmax.as_ref())?;
 
     let total = input.tensors().len();
     let mut reports = Vec::new();
     let (mut q_bytes, mut q_elems) = (0u64, 0u64);
     for (i, t) in input.tensors().iter().enumerate() {
+        if t.name.ends_with("/act_scale") {
+            // An earlier run's static activation scales: this run writes its own.
+            progress(i + 1, total);
+            continue;
+        }
         let kept = opts.keep.iter().any(|p| keep_matches(p, &t.name));
         if !is_quantizable(t) || kept {
-            writer.add_tensor(
-                &t.name,
-                t.etype,
-                &t.shape,
-                t.group,
-                input.bytes(t).to_vec(),
-            )?;
+            writer.add_tensor(&t.name, t.etype, &t.shape, t.group, input.bytes(t).to_vec())?;
             if kept && is_quantizable(t) {
                 reports.push(TensorReport {
                     name: t.name.clone(),
@@ -535,9 +528,10 @@ pub fn quantize_model(
             threads,
         )
         .map_err(|m| Error::Invalid(format!("tensor {}: {m}", t.name)))?;
-        let data = store::pack(&r.q).map_err(|m| Error::Invalid(format!("tensor {}: {m}", t.name)))?;
-        // The error of what the file holds (nf4-dq's absmax is rounded by packing).
-        let stored_rmse = store::stored_rmse(&w, &r.q, &data).unwrap_or(r.rmse());
+        let ctx = |m: String| Error::Invalid(format!("tensor {}: {m}", t.name));
+        let data = store::pack(&r.q).map_err(ctx)?;
+        // The error of what the file holds, read back by the runtime's decoder.
+        let stored_rmse = store::stored_rmse(&w, &r.q, &data).map_err(ctx)?;
         let rtn_rmse = if opts.method == Method::Rtn {
             stored_rmse
         } else {
@@ -557,6 +551,17 @@ pub fn quantize_model(
         });
         progress(i + 1, total);
     }
+    let quantized: Vec<String> = reports
+        .iter()
+        .filter(|r| r.scheme == etype.name())
+        .map(|r| r.name.clone())
+        .collect();
+    store::set_activations(
+        &mut writer,
+        opts.activations,
+        activation_absmax.as_ref(),
+        &quantized,
+    )?;
     writer.write(out)?;
     let file_bytes = std::fs::metadata(out)
         .map_err(|e| Error::io(out.display().to_string(), e))?
@@ -591,3 +596,67 @@ fn static_absmax(
 }
 
 mod store;
+
+impl QuantizeReport {
+    /// The `--report` table: one line per tensor (name, element type, RTN RMSE, the
+    /// method's RMSE, bytes) and a total with bits per weight and the file's size
+    /// against the model in f32 (`f32_bytes` = 4 bytes × every element of the model).
+    pub fn table(&self, method: Method, f32_bytes: u64) -> String {
+        use std::fmt::Write;
+        let method_col = match method {
+            Method::Rtn => "RMSE",
+            Method::Hqq => "HQQ RMSE",
+        };
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{:<50} {:<11} {:>11} {:>11} {:>7} {:>11}",
+            "tensor", "scheme", "RTN RMSE", method_col, "gain", "bytes"
+        );
+        for t in &self.tensors {
+            let gain = if t.rtn_rmse > 0.0 {
+                format!("{:+.1}%", 100.0 * (t.method_rmse / t.rtn_rmse - 1.0))
+            } else {
+                "-".into()
+            };
+            let _ = writeln!(
+                s,
+                "{:<50} {:<11} {:>11.3e} {:>11.3e} {:>7} {:>11}",
+                t.name, t.scheme, t.rtn_rmse, t.method_rmse, gain, t.bytes
+            );
+        }
+        let quantized: Vec<&TensorReport> = self
+            .tensors
+            .iter()
+            .filter(|t| t.scheme != "f16" && t.scheme != "f32")
+            .collect();
+        let elems: u64 = quantized.iter().map(|t| t.elements).sum();
+        // Element-weighted RMSE over all quantized tensors.
+        let total = |f: fn(&TensorReport) -> f32| {
+            let sse: f64 = quantized
+                .iter()
+                .map(|t| (f(t) as f64).powi(2) * t.elements as f64)
+                .sum();
+            (sse / elems.max(1) as f64).sqrt()
+        };
+        let _ = writeln!(
+            s,
+            "total: {} tensors quantized ({} weights), RMSE {:.3e} (RTN {:.3e}), {:.3} bits/weight; \
+             file {:.1} MB = {:.1}% of the f32 model ({:.1} MB)",
+            quantized.len(),
+            elems,
+            total(|t| t.method_rmse),
+            total(|t| t.rtn_rmse),
+            self.bits_per_weight,
+            self.file_bytes as f64 / 1e6,
+            100.0 * self.file_bytes as f64 / f32_bytes.max(1) as f64,
+            f32_bytes as f64 / 1e6
+        );
+        s
+    }
+}
+
+/// Bytes of `file`'s model with every tensor in f32 (the size `--report` compares to).
+pub fn f32_model_bytes(file: &ModelFile) -> u64 {
+    file.tensors().iter().map(|t| 4 * t.elements() as u64).sum()
+}

@@ -101,7 +101,9 @@ pub(crate) fn affine_code(w: f32, s: f32, z: f32, maxq: f32) -> u8 {
     if s == 0.0 {
         return 0;
     }
-    (w / s + z).round().clamp(0.0, maxq) as u8
+    // Clamped first, so adding ½ and truncating rounds to nearest (ties up, as
+    // `round` does for non-negative values) without a libm call.
+    ((w / s + z).clamp(0.0, maxq) + 0.5) as u8
 }
 
 /// Quantizes one group of an affine scheme with the given parameters; returns the
@@ -181,7 +183,11 @@ mod tests {
         for i in 0..15 {
             let mid = 0.5 * (NF4[i] + NF4[i + 1]);
             assert_eq!(nf4_code(mid.next_down()) as usize, i, "just below mid {i}");
-            assert_eq!(nf4_code(mid.next_up()) as usize, i + 1, "just above mid {i}");
+            assert_eq!(
+                nf4_code(mid.next_up()) as usize,
+                i + 1,
+                "just above mid {i}"
+            );
             assert_eq!(nf4_code(mid) as usize, i, "at mid {i}");
         }
         assert_eq!(nf4_code(-1.0), 0);

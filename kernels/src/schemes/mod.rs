@@ -12,6 +12,7 @@
 //!   - `Nf4`: plane 1 absmax `n × ng` f32. value = absmax·NF4[code].
 //!   - `Nf4Dq`: plane 1 absmax codes `n × ng` u8; plane 2, for each chunk of 256 consecutive groups (in row-major group order over the whole tensor; the last chunk may be short), two f32: `min`, `step`; absmax = min + code·step (quantizer: min/max of the chunk's absmax, step = (max−min)/255, code = round((a−min)/step), step 0 when constant). value = absmax·NF4[code].
 //! - `Int3`: plane 0 codes, row stride `rb = ceil(k/32)·12` bytes; block b of row r occupies 12 bytes: bytes 0..8 are the low 2 bits — element 32b + 8i + j (i in 0..4, j in 0..8) at bits 2i..2i+1 of byte j; bytes 8..12 are the high bit — element 32b + e (e in 0..32) at bit e/4 of byte 8 + e%4. Elements ≥ k are 0. Plane 1 scales `n × ng` f16; plane 2 zero-points `n × ng` f16. value = scale·(code − zero), code 0..=7.
+//!
 //! Bits per weight (G=64): int8 8 (+32/k), int4-sym 4.25, int4 4.5, nf4 4.5, nf4-dq ≈ 4.127, int3 3.5.
 
 /// The packed schemes. Values (before packing), per weight `w[r][c]`:
@@ -36,7 +37,8 @@ pub enum Scheme {
     Int3,
 }
 
-/// The 16 NormalFloat-4 code values (bitsandbytes).
+/// The 16 NormalFloat-4 code values (bitsandbytes), with their published digits.
+#[allow(clippy::excessive_precision)]
 pub const NF4: [f32; 16] = [
     -1.0,
     -0.696_192_800_998_687_7,
@@ -70,4 +72,146 @@ pub struct Quantized {
     pub scales: Vec<f32>,
     /// Int4Asym / Int3: one zero-point per group; empty otherwise.
     pub zeros: Vec<f32>,
+}
+
+mod layout;
+mod pack;
+mod reference;
+
+pub use layout::{default_group, layout, Layout, ALIGN, MAX_INT8_DOT_K};
+pub use pack::{dequantize, dequantize_row, f16_bits_to_f32, f32_to_f16_bits, pack, unpack};
+pub use reference::{linear_reference, linear_reference_pooled, quantize_activations};
+
+impl Scheme {
+    /// Every scheme, in element-type-code order.
+    pub const ALL: [Scheme; 7] = [
+        Scheme::Int8Row,
+        Scheme::Int8Tensor,
+        Scheme::Int4Sym,
+        Scheme::Int4Asym,
+        Scheme::Nf4,
+        Scheme::Nf4Dq,
+        Scheme::Int3,
+    ];
+    /// Whether the codes are i8 (and activations may be quantized too).
+    pub fn is_int8(self) -> bool {
+        matches!(self, Scheme::Int8Row | Scheme::Int8Tensor)
+    }
+    /// Whether scales (and zeros) come per group of `group` elements along k.
+    pub fn is_grouped(self) -> bool {
+        !self.is_int8()
+    }
+    /// Whether the scheme stores a zero-point per group.
+    pub fn has_zeros(self) -> bool {
+        matches!(self, Scheme::Int4Asym | Scheme::Int3)
+    }
+    /// Largest code; codes run `0..=max_code` (int8: `−127..=127`, returns 127).
+    pub fn max_code(self) -> u8 {
+        match self {
+            Scheme::Int8Row | Scheme::Int8Tensor => 127,
+            Scheme::Int3 => 7,
+            _ => 15,
+        }
+    }
+    /// Number of scales in a [`Quantized`] for an `n × k` matrix with this group.
+    pub fn n_scales(self, n: usize, k: usize, group: usize) -> Option<usize> {
+        match self {
+            Scheme::Int8Row => Some(n),
+            Scheme::Int8Tensor => Some(1),
+            _ => n.checked_mul(k.checked_add(group.checked_sub(1)?)? / group),
+        }
+    }
+}
+
+/// How a linear layer treats its input activations. Only int8 schemes quantize them;
+/// every other scheme (and int8 weight-only) uses `Float`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ActQuant {
+    /// Weight-only: dequantize the weights, multiply in f32.
+    Float,
+    /// Per x row: `s_x = absmax / 127`, codes `round(x · 127 / absmax)` in `−127..=127`.
+    Dynamic,
+    /// One fixed activation scale `s_x` (calibrated `absmax / 127`); codes
+    /// `round(x · (1 / s_x))` clamped to `−127..=127`.
+    Static(f32),
+}
+
+/// A packed `n × k` weight borrowed from a model file: its planes located by
+/// [`layout`], checked to have exactly the right lengths by [`view`].
+#[derive(Clone, Copy, Debug)]
+pub struct PackedWeights<'a> {
+    pub scheme: Scheme,
+    pub n: usize,
+    pub k: usize,
+    /// Elements per group along k (0 for the int8 schemes).
+    pub group: usize,
+    /// Plane 0 codes, plane 1 scales, plane 2 zero-points / double-quant constants
+    /// (an unused plane is empty). Little-endian; no alignment is promised beyond
+    /// what the caller's bytes have (a `.sotto` file: 256 from the tensor start).
+    pub planes: [&'a [u8]; 3],
+    pub act: ActQuant,
+}
+
+/// Checks `bytes` against the layout of (`scheme`, `n`, `k`, `group`) and splits it
+/// into planes. `act` other than `Float` needs an int8 scheme (and, `Static`, a
+/// finite positive scale; both: `k ≤` [`MAX_INT8_DOT_K`] so i32 dots cannot overflow).
+pub fn view<'a>(
+    scheme: Scheme,
+    n: usize,
+    k: usize,
+    group: usize,
+    bytes: &'a [u8],
+    act: ActQuant,
+) -> Result<PackedWeights<'a>, String> {
+    let l = layout(scheme, n, k, group)?;
+    if bytes.len() != l.total {
+        return Err(format!(
+            "{} bytes, but {scheme:?} {n}×{k} (group {group}) takes exactly {}",
+            bytes.len(),
+            l.total
+        ));
+    }
+    match act {
+        ActQuant::Float => {}
+        _ if !scheme.is_int8() => {
+            return Err(format!(
+                "{scheme:?} weights take float activations only, not {act:?}"
+            ))
+        }
+        _ if k > MAX_INT8_DOT_K => {
+            return Err(format!(
+                "k = {k} is too long for int8 activations (at most {MAX_INT8_DOT_K})"
+            ))
+        }
+        ActQuant::Static(s) if !(s.is_finite() && s > 0.0) => {
+            return Err(format!(
+                "static activation scale {s} is not finite and positive"
+            ))
+        }
+        _ => {}
+    }
+    let planes = l.planes.map(|(off, len)| &bytes[off..off + len]);
+    Ok(PackedWeights {
+        scheme,
+        n,
+        k,
+        group,
+        planes,
+        act,
+    })
+}
+
+impl PackedWeights<'_> {
+    /// Groups per row (1 for the int8 schemes).
+    pub fn groups_per_row(&self) -> usize {
+        if self.scheme.is_grouped() {
+            self.k.div_ceil(self.group)
+        } else {
+            1
+        }
+    }
+    /// Bytes between consecutive rows of plane 0.
+    pub fn row_bytes(&self) -> usize {
+        layout::row_bytes(self.scheme, self.k)
+    }
 }

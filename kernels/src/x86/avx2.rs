@@ -15,6 +15,7 @@ use crate::{attention, gemm, AttentionShape, Pool, Weights};
 pub(crate) static TABLE: Table = Table {
     isa: Isa::Avx2,
     linear,
+    linear_packed: crate::packed::linear::<Avx2>,
     layer_norm,
     gelu,
     attention,

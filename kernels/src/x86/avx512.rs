@@ -15,6 +15,18 @@ use crate::{attention, gemm, AttentionShape, Pool, Weights};
 pub(crate) static TABLE: Table = Table {
     isa: Isa::Avx512,
     linear,
+    linear_packed: crate::packed::linear::<Avx512>,
+    layer_norm,
+    gelu,
+    attention,
+    f16_to_f32,
+};
+
+/// AVX-512 with VNNI: the same kernels, but int8 × int8 layers use `vpdpbusd`.
+pub(crate) static VNNI_TABLE: Table = Table {
+    isa: Isa::Avx512Vnni,
+    linear,
+    linear_packed: crate::packed::linear::<super::packed_avx512::Avx512Vnni>,
     layer_norm,
     gelu,
     attention,

@@ -9,6 +9,8 @@
 
 pub(crate) mod avx2;
 pub(crate) mod avx512;
+pub(crate) mod packed_avx2;
+pub(crate) mod packed_avx512;
 
 /// The Cephes `expf` minimax polynomial for e^r on |r| ≤ ln2/2:
 /// e^r ≈ 1 + r + r²·P(r), P's coefficients highest first.

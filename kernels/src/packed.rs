@@ -1,0 +1,546 @@
+//! The `linear` driver for packed (quantized) weights, shared by every SIMD
+//! instruction set: `out[m × n] = x[m × k] · wᵀ + bias` with `w` a
+//! [`PackedWeights`]. The weights are never dequantized as a whole: each
+//! thread decodes only what it is about to use.
+//!
+//! Three paths:
+//!
+//! * **Weight-only, m ≥ [`DOT_MAX_M`]** (encoder): the f16 GEMM's loop nest
+//!   (`gemm.rs`) with one change in step 3: a chunk of weight rows is decoded
+//!   row by row into an L1-sized f32 buffer (`decode_row`: nibble / 3-bit
+//!   unpacking, table lookup or affine map, per-group scales) and that is
+//!   transposed into the micro-kernel's panels. The micro-kernel is the f16
+//!   path's, so every scheme runs at nearly the f16 GEMM's speed.
+//! * **Weight-only, m < [`DOT_MAX_M`]** (decoder, incl. the vocabulary
+//!   projection): tiles of up to `DOT_ROWS` x rows × 4 weight rows; each
+//!   weight byte is read once and decoded in registers, then multiplied into
+//!   every x row of the tile. x is first copied into rows zero-padded to a
+//!   whole number of 32-element blocks, so the kernels need no masked loads of
+//!   x (padding codes decode to finite values times 0).
+//! * **Int8 × int8** (`ActQuant::Dynamic` / `Static`): x rows are quantized
+//!   with [`quantize_activations`] (the reference's own function, so the codes
+//!   are identical), then tiles of x rows × 4 weight rows accumulate exact i32
+//!   dot products (VNNI `vpdpbusd`, or AVX2 `vpmaddubsw` + `vpmaddwd`), and
+//!   the result is rescaled with the reference's formula, so outputs match it
+//!   bit for bit.
+//!
+//! Per-row scales and zero-points are converted to f32 (f16 → f32, the Nf4Dq
+//! second-level decode) into a small per-task buffer just before use.
+
+use crate::gemm::{split, DOT_MAX_M};
+use crate::scalar::SharedOut;
+use crate::schemes::{quantize_activations, ActQuant, PackedWeights, Scheme};
+use crate::simd::{Init, Simd};
+use crate::{scratch, Pool};
+
+/// How a row's codes become values; selects the decoder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// i8 codes, one scale per row (`scales[0]`): `s · code`.
+    Int8,
+    /// 4-bit codes: `s · (code − z)` per group (Int4Sym: z = 8).
+    Affine4,
+    /// 4-bit codes: `s · NF4[code]` per group.
+    Nf4,
+    /// 3-bit codes: `s · (code − z)` per group.
+    Affine3,
+}
+
+impl Kind {
+    fn of(s: Scheme) -> Kind {
+        match s {
+            Scheme::Int8Row | Scheme::Int8Tensor => Kind::Int8,
+            Scheme::Int4Sym | Scheme::Int4Asym => Kind::Affine4,
+            Scheme::Nf4 | Scheme::Nf4Dq => Kind::Nf4,
+            Scheme::Int3 => Kind::Affine3,
+        }
+    }
+}
+
+/// What an instruction set provides to this driver. Extents are stated per
+/// function; all may only be called on a CPU with the ISA's features.
+pub(crate) trait PackedSimd: Send + Sync + 'static {
+    /// The float micro-kernel and panel packing used for m ≥ `DOT_MAX_M`.
+    type Float: Simd;
+    /// x rows per weight-only dot tile (≤ 4).
+    const DOT_ROWS: usize;
+
+    /// `dst[i] = f16(src[2i..2i+2])` for `i < n` (little-endian half bits).
+    unsafe fn f16_to_f32(src: *const u8, n: usize, dst: *mut f32);
+    /// `dst[i] = min + code[i] · step` for `i < n`, product rounded then the
+    /// sum (as `schemes`' Nf4Dq decode).
+    unsafe fn dq_absmax(codes: *const u8, n: usize, min: f32, step: f32, dst: *mut f32);
+    /// Decodes one row's `kp` values (`kp` = k rounded up to 32) into `dst`:
+    /// `codes` is the row in plane 0 (int8: only `k` bytes readable),
+    /// `scales` / `zeros` its per-group f32 parameters (`group` elements each;
+    /// int8: one scale, `group` = kp). `dst` holds `kp` floats.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn decode_row(
+        kind: Kind,
+        codes: *const u8,
+        scales: *const f32,
+        zeros: *const f32,
+        group: usize,
+        k: usize,
+        dst: *mut f32,
+    );
+    /// Weight-only dot tile: for `r < rows ≤ DOT_ROWS`, `c < cols ≤ 4`,
+    /// `out[r·ldo + c] = bias[c] + Σ_{p<kp} x[r·ldx + p] · w_c[p]`, `w_c` the
+    /// decoded row `c` (as `decode_row`; all four must be readable: repeat a
+    /// row for `c ≥ cols`). x rows are zero beyond `k` up to `kp`; `bias` may
+    /// be null.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn dot_tile(
+        kind: Kind,
+        rows: usize,
+        cols: usize,
+        k: usize,
+        group: usize,
+        x: *const f32,
+        ldx: usize,
+        codes: [*const u8; 4],
+        params: [(*const f32, *const f32); 4],
+        bias: *const f32,
+        out: *mut f32,
+        ldo: usize,
+    );
+    /// Exact i32 dots of int8 codes: for `r < rows ≤ 4`, `c < 4`,
+    /// `out[r][c] = Σ_{p<k} xq[r·ldx + p] · w_c[p]`. x codes lie in
+    /// `−127..=127` and are zero from `k` to `k` rounded up to 64; `xsum[r]`
+    /// is the sum of row r's codes; weight rows have `k` readable bytes.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn dot_i8(
+        rows: usize,
+        k: usize,
+        xq: *const i8,
+        ldx: usize,
+        xsum: *const i32,
+        w: [*const u8; 4],
+        out: &mut [[i32; 4]; 4],
+    );
+}
+
+/// Little-endian f32 number `i` of `b`.
+fn le_f32(b: &[u8], i: usize) -> f32 {
+    f32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]])
+}
+
+/// Weight scale of int8 row `r`.
+fn int8_scale(w: &PackedWeights, r: usize) -> f32 {
+    le_f32(w.planes[1], if w.scheme == Scheme::Int8Row { r } else { 0 })
+}
+
+/// Row `r`'s group parameters as f32: `s[..ng]` scales (int8: one), `z[..ng]`
+/// zero-points (Int4Sym: 8; unused for NF4 / int8).
+fn row_params<I: PackedSimd>(w: &PackedWeights, r: usize, s: &mut [f32], z: &mut [f32]) {
+    let ng = w.groups_per_row();
+    let (p1, p2) = (w.planes[1], w.planes[2]);
+    let g0 = r * ng;
+    match w.scheme {
+        Scheme::Int8Row | Scheme::Int8Tensor => s[0] = int8_scale(w, r),
+        Scheme::Int4Sym | Scheme::Int4Asym | Scheme::Int3 => {
+            assert!(p1.len() >= 2 * (g0 + ng));
+            // Safety: bounds checked above (and for zeros below).
+            unsafe { I::f16_to_f32(p1.as_ptr().add(2 * g0), ng, s.as_mut_ptr()) };
+            if w.scheme == Scheme::Int4Sym {
+                z[..ng].fill(8.0);
+            } else {
+                assert!(p2.len() >= 2 * (g0 + ng));
+                unsafe { I::f16_to_f32(p2.as_ptr().add(2 * g0), ng, z.as_mut_ptr()) };
+            }
+        }
+        Scheme::Nf4 => {
+            for (g, v) in s[..ng].iter_mut().enumerate() {
+                *v = le_f32(p1, g0 + g);
+            }
+        }
+        Scheme::Nf4Dq => {
+            // Groups g0.. in chunks of 256 (over the whole tensor) sharing min/step.
+            let mut g = 0;
+            while g < ng {
+                let c = (g0 + g) / 256;
+                let end = ((c + 1) * 256 - g0).min(ng);
+                let (min, step) = (le_f32(p2, 2 * c), le_f32(p2, 2 * c + 1));
+                assert!(p1.len() >= g0 + end);
+                // Safety: codes g0+g..g0+end are in plane 1 (checked); s holds ng.
+                unsafe {
+                    I::dq_absmax(
+                        p1.as_ptr().add(g0 + g),
+                        end - g,
+                        min,
+                        step,
+                        s.as_mut_ptr().add(g),
+                    )
+                };
+                g = end;
+            }
+        }
+    }
+}
+
+/// Read-only pointer that may cross into pool tasks.
+#[derive(Clone, Copy)]
+struct SharedIn<T>(*const T);
+// Safety: points into borrowed data that outlives every task and is only read.
+unsafe impl<T> Send for SharedIn<T> {}
+unsafe impl<T> Sync for SharedIn<T> {}
+impl<T> SharedIn<T> {
+    /// The pointer (a method, so closures capture the whole `Sync` wrapper).
+    fn get(self) -> *const T {
+        self.0
+    }
+}
+
+/// Pointer to a buffer whose disjoint parts pool tasks write.
+#[derive(Clone, Copy)]
+struct SharedMut<T>(*mut T);
+// Safety: every user writes disjoint elements; the buffer outlives the job.
+unsafe impl<T> Send for SharedMut<T> {}
+unsafe impl<T> Sync for SharedMut<T> {}
+impl<T> SharedMut<T> {
+    fn get(self) -> *mut T {
+        self.0
+    }
+}
+
+/// The packed `linear` for instruction set `I`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn linear<I: PackedSimd>(
+    pool: &Pool,
+    x: &[f32],
+    m: usize,
+    k: usize,
+    w: PackedWeights,
+    n: usize,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    assert!(w.n == n && w.k == k, "linear: packed weight shape mismatch");
+    assert!(x.len() >= m * k && out.len() >= m * n);
+    if let Some(b) = bias {
+        assert!(b.len() >= n);
+    }
+    let rb = w.row_bytes();
+    assert!(w.planes[0].len() >= n * rb, "linear: codes plane too short");
+    if m == 0 || n == 0 {
+        return;
+    }
+    let act = if w.scheme.is_int8() {
+        w.act
+    } else {
+        ActQuant::Float
+    };
+    if act != ActQuant::Float {
+        linear_int8::<I>(pool, x, m, k, &w, act, bias, out)
+    } else if m < DOT_MAX_M {
+        linear_dot::<I>(pool, x, m, k, &w, bias, out)
+    } else {
+        linear_gemm::<I>(pool, x, m, k, &w, bias, out)
+    }
+}
+
+/// Task count for `groups` groups of 4 weight rows: a few per thread for
+/// balance, each a long contiguous stretch for the prefetcher.
+fn dot_tasks(pool: &Pool, groups: usize) -> usize {
+    groups
+        .min(pool.threads() * 4)
+        .min(groups.div_ceil(8))
+        .max(1)
+}
+
+fn linear_dot<I: PackedSimd>(
+    pool: &Pool,
+    x: &[f32],
+    m: usize,
+    k: usize,
+    w: &PackedWeights,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let n = w.n;
+    let kind = Kind::of(w.scheme);
+    let kp = k.next_multiple_of(32);
+    let group = if kind == Kind::Int8 { kp } else { w.group };
+    let ng = w.groups_per_row();
+    let rb = w.row_bytes();
+    // x rows zero-padded to kp.
+    let mut xp = vec![0.0f32; m * kp];
+    for (dst, src) in xp.chunks_exact_mut(kp).zip(x.chunks_exact(k)) {
+        dst[..k].copy_from_slice(src);
+    }
+    let groups = n.div_ceil(4);
+    let tasks = dot_tasks(pool, groups);
+    let out = SharedOut(out.as_mut_ptr());
+    let bias = SharedIn(bias.map_or(std::ptr::null(), |b| b.as_ptr()));
+    let (xp, codes) = (SharedIn(xp.as_ptr()), SharedIn(w.planes[0].as_ptr()));
+    let pl = scratch::lines(ng);
+    pool.run(tasks, &|t| {
+        let (g0, g1) = split(groups, tasks, t);
+        scratch::with(8 * pl, |buf| {
+            let (s, z) = buf.split_at_mut(4 * pl);
+            for g in g0..g1 {
+                let j = g * 4;
+                let cols = (n - j).min(4);
+                for c in 0..cols {
+                    row_params::<I>(
+                        w,
+                        j + c,
+                        &mut s[c * pl..(c + 1) * pl],
+                        &mut z[c * pl..(c + 1) * pl],
+                    );
+                }
+                let row = |c: usize| if c < cols { c } else { 0 };
+                let wc: [*const u8; 4] =
+                    std::array::from_fn(|c| codes.get().wrapping_add((j + row(c)) * rb));
+                let params: [(*const f32, *const f32); 4] =
+                    std::array::from_fn(|c| (s[row(c) * pl..].as_ptr(), z[row(c) * pl..].as_ptr()));
+                let b = if bias.get().is_null() {
+                    bias.get()
+                } else {
+                    bias.get().wrapping_add(j)
+                };
+                for r0 in (0..m).step_by(I::DOT_ROWS) {
+                    // Safety: x rows r0.. (padded, kp floats each), weight rows
+                    // j..j+cols (rb bytes each, checked by `linear`) and output
+                    // columns j..j+cols of this task's rows are in bounds.
+                    unsafe {
+                        I::dot_tile(
+                            kind,
+                            (m - r0).min(I::DOT_ROWS),
+                            cols,
+                            k,
+                            group,
+                            xp.get().add(r0 * kp),
+                            kp,
+                            wc,
+                            params,
+                            b,
+                            out.ptr().add(r0 * n + j),
+                            n,
+                        )
+                    }
+                }
+            }
+        })
+    });
+}
+
+/// Bytes of decoded weights per chunk (the f16 GEMM's `CHUNK_BYTES`).
+const CHUNK_BYTES: usize = 384 * 1024;
+
+fn linear_gemm<I: PackedSimd>(
+    pool: &Pool,
+    x: &[f32],
+    m: usize,
+    k: usize,
+    w: &PackedWeights,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let n = w.n;
+    let (mr, nr) = (I::Float::MR, I::Float::NR);
+    let kind = Kind::of(w.scheme);
+    let kp = k.next_multiple_of(32);
+    let group = if kind == Kind::Int8 { kp } else { w.group };
+    let ng = w.groups_per_row();
+    let rb = w.row_bytes();
+    let panels = n.div_ceil(nr);
+    let chunk_panels = (CHUNK_BYTES / (k * nr * 4)).clamp(1, panels);
+    let threads = pool.threads();
+    let n_parts = panels.min(threads * 2);
+    let m_parts = if n_parts >= threads {
+        1
+    } else {
+        (threads / n_parts).min(m.div_ceil(4 * mr)).max(1)
+    };
+    let out = SharedOut(out.as_mut_ptr());
+    let codes = SharedIn(w.planes[0].as_ptr());
+    let pl = scratch::lines(ng);
+    let (packed_len, rows_len) = (
+        scratch::lines(chunk_panels * nr * k),
+        scratch::lines(nr * kp),
+    );
+    pool.run(n_parts * m_parts, &|t| {
+        let (p0, p1) = split(panels, n_parts, t / m_parts);
+        let (i0, i1) = split(m.div_ceil(mr), m_parts, t % m_parts);
+        let (i0, i1) = (i0 * mr, (i1 * mr).min(m));
+        scratch::with(packed_len + rows_len + 2 * pl, |buf| {
+            let (packed, rest) = buf.split_at_mut(packed_len);
+            let (rows_buf, rest) = rest.split_at_mut(rows_len);
+            let (s, z) = rest.split_at_mut(pl);
+            for c0 in (p0..p1).step_by(chunk_panels) {
+                let c1 = (c0 + chunk_panels).min(p1);
+                for p in c0..c1 {
+                    let j = p * nr;
+                    let rows = (n - j).min(nr);
+                    for r in 0..rows {
+                        row_params::<I>(w, j + r, s, z);
+                        // Safety: row j + r exists (rb bytes, checked by
+                        // `linear`); rows_buf holds nr·kp floats.
+                        unsafe {
+                            I::decode_row(
+                                kind,
+                                codes.get().add((j + r) * rb),
+                                s.as_ptr(),
+                                z.as_ptr(),
+                                group,
+                                k,
+                                rows_buf.as_mut_ptr().add(r * kp),
+                            )
+                        }
+                    }
+                    // Safety: `rows` decoded rows of kp floats; the panel
+                    // holds k·NR floats.
+                    unsafe {
+                        I::Float::pack_b(
+                            rows_buf.as_ptr().cast(),
+                            false,
+                            kp,
+                            rows,
+                            k,
+                            packed.as_mut_ptr().add((p - c0) * nr * k),
+                        )
+                    }
+                }
+                for i in (i0..i1).step_by(mr) {
+                    let rows = (i1 - i).min(mr);
+                    for p in c0..c1 {
+                        let j = p * nr;
+                        let cols = (n - j).min(nr);
+                        let mut b = [0.0f32; 32];
+                        let init = match bias {
+                            Some(bias) => {
+                                b[..cols].copy_from_slice(&bias[j..j + cols]);
+                                Init::Bias(b.as_ptr())
+                            }
+                            None => Init::Zero,
+                        };
+                        // Safety: as in `gemm::linear_packed`.
+                        unsafe {
+                            I::Float::kernel(
+                                rows,
+                                cols,
+                                k,
+                                x.as_ptr().add(i * k),
+                                k,
+                                1,
+                                packed.as_ptr().add((p - c0) * nr * k),
+                                nr,
+                                out.ptr().add(i * n + j),
+                                n,
+                                init,
+                            )
+                        }
+                    }
+                }
+            }
+        })
+    });
+}
+
+/// x rows per int8 tile.
+const I8_ROWS: usize = 4;
+/// Weight rows an int8 task keeps in cache while every x tile passes over them.
+const I8_BLOCK_BYTES: usize = 64 * 1024;
+
+#[allow(clippy::too_many_arguments)]
+fn linear_int8<I: PackedSimd>(
+    pool: &Pool,
+    x: &[f32],
+    m: usize,
+    k: usize,
+    w: &PackedWeights,
+    act: ActQuant,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let n = w.n;
+    // Quantize x with the reference's function, into rows padded to 64.
+    let kq = k.next_multiple_of(64);
+    let mut codes = vec![0i8; m * k];
+    let mut sx = vec![0.0f32; m];
+    {
+        const ROWS: usize = 16;
+        let (cp, sp) = (SharedMut(codes.as_mut_ptr()), SharedMut(sx.as_mut_ptr()));
+        let tasks = m.div_ceil(ROWS);
+        let x = &x[..m * k];
+        let quantize = |t: usize| {
+            let (r0, r1) = (t * ROWS, ((t + 1) * ROWS).min(m));
+            // Safety: rows r0..r1 belong to this task; both buffers outlive the job.
+            let (c, s) = unsafe {
+                (
+                    std::slice::from_raw_parts_mut(cp.get().add(r0 * k), (r1 - r0) * k),
+                    std::slice::from_raw_parts_mut(sp.get().add(r0), r1 - r0),
+                )
+            };
+            quantize_activations(&x[r0 * k..r1 * k], k, act, c, s);
+        };
+        if tasks == 1 {
+            quantize(0)
+        } else {
+            pool.run(tasks, &quantize)
+        }
+    }
+    let mut xq = vec![0i8; m * kq];
+    let mut xsum = vec![0i32; m];
+    for ((dst, src), s) in xq
+        .chunks_exact_mut(kq)
+        .zip(codes.chunks_exact(k))
+        .zip(&mut xsum)
+    {
+        dst[..k].copy_from_slice(src);
+        *s = src.iter().map(|&v| v as i32).sum();
+    }
+    let groups = n.div_ceil(4);
+    // Weight rows per block: enough to fill I8_BLOCK_BYTES, whole groups of 4.
+    let block = (I8_BLOCK_BYTES / k / 4).max(1);
+    let tasks = if m < DOT_MAX_M {
+        dot_tasks(pool, groups)
+    } else {
+        groups.div_ceil(block).min(pool.threads() * 4).max(1)
+    };
+    let out = SharedOut(out.as_mut_ptr());
+    let wp = SharedIn(w.planes[0].as_ptr());
+    let (xq, xsum, sx) = (&xq, &xsum, &sx);
+    pool.run(tasks, &|t| {
+        let (g0, g1) = split(groups, tasks, t);
+        let mut gb = g0;
+        while gb < g1 {
+            let ge = (gb + block).min(g1);
+            for i in (0..m).step_by(I8_ROWS) {
+                let rows = (m - i).min(I8_ROWS);
+                for g in gb..ge {
+                    let j = 4 * g;
+                    let cols = (n - j).min(4);
+                    let wr: [*const u8; 4] = std::array::from_fn(|c| {
+                        wp.get()
+                            .wrapping_add((j + if c < cols { c } else { 0 }) * k)
+                    });
+                    let mut dots = [[0i32; 4]; 4];
+                    // Safety: x rows i..i+rows (kq bytes each, zero-padded),
+                    // their sums, and weight rows j..j+cols (k bytes each).
+                    unsafe {
+                        I::dot_i8(
+                            rows,
+                            k,
+                            xq.as_ptr().add(i * kq),
+                            kq,
+                            xsum.as_ptr().add(i),
+                            wr,
+                            &mut dots,
+                        )
+                    };
+                    for r in 0..rows {
+                        for c in 0..cols {
+                            let b = bias.map_or(0.0, |b| b[j + c]);
+                            let v = (sx[i + r] * int8_scale(w, j + c)) * dots[r][c] as f32 + b;
+                            // Safety: output (i + r, j + c) belongs to this task.
+                            unsafe { *out.ptr().add((i + r) * n + j + c) = v };
+                        }
+                    }
+                }
+            }
+            gb = ge;
+        }
+    });
+}

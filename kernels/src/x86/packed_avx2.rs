@@ -1,0 +1,382 @@
+//! AVX2 decoders and dot tiles for packed weights (see `packed.rs`).
+//!
+//! A 32-element block is decoded as four vectors of 8:
+//! - 4-bit: `vpmovzxbd` of bytes 0..8 and 8..16; masking the low nibble gives
+//!   elements 0..16, shifting right by 4 elements 16..32. Affine schemes:
+//!   `s·(f32(c) − z)` (the subtraction is exact, one rounding in the product,
+//!   as the reference). NF4: two 8-entry `vpermps` tables (`s·NF4[0..8]`,
+//!   `s·NF4[8..16]`; `vpermps` reads only the low 3 index bits) blended on
+//!   code bit 3, moved to the sign bit for `vblendvps`.
+//! - 3-bit: vector `i` holds elements `8i + j`: bits `2i..2i+1` of byte `j`
+//!   (one uniform shift) and bit `8·(j % 4) + 2i + j/4` of the high-bit word
+//!   (a per-lane `vpsrlvd`).
+//! - int8: `vpmovsxbd` + `vcvtdq2ps`; the row scale is applied after the dot.
+//!
+//! Int8 × int8: `vpmaddubsw` multiplies unsigned by signed bytes and adds
+//! pairs into i16 with SATURATION. We feed it `|w|` (unsigned, ≤ 128: the
+//! i8 −128 reads as the u8 128) and `sign(w)·x` (`vpsignb`; x codes are in
+//! −127..=127, so the negation cannot overflow). A pair then sums to at most
+//! 2·128·127 = 32512 ≤ 32767 in magnitude: never saturates, so every i16
+//! is exact. `vpmaddwd` by 1 widens pairs to exact i32 lane sums.
+
+use std::arch::x86_64::*;
+
+use super::avx2::Avx2;
+use crate::packed::{Kind, PackedSimd};
+use crate::schemes::NF4;
+
+const INT8: u8 = 0;
+const AFF4: u8 = 1;
+const NF4K: u8 = 2;
+const AFF3: u8 = 3;
+
+fn code(kind: Kind) -> u8 {
+    match kind {
+        Kind::Int8 => INT8,
+        Kind::Affine4 => AFF4,
+        Kind::Nf4 => NF4K,
+        Kind::Affine3 => AFF3,
+    }
+}
+
+impl PackedSimd for Avx2 {
+    type Float = Avx2;
+    const DOT_ROWS: usize = 2;
+
+    unsafe fn f16_to_f32(src: *const u8, n: usize, dst: *mut f32) {
+        f16_to_f32(src, n, dst)
+    }
+    unsafe fn dq_absmax(codes: *const u8, n: usize, min: f32, step: f32, dst: *mut f32) {
+        dq_absmax(codes, n, min, step, dst)
+    }
+    unsafe fn decode_row(
+        kind: Kind,
+        codes: *const u8,
+        scales: *const f32,
+        zeros: *const f32,
+        group: usize,
+        k: usize,
+        dst: *mut f32,
+    ) {
+        match code(kind) {
+            INT8 => decode_row::<INT8>(codes, scales, zeros, group, k, dst),
+            AFF4 => decode_row::<AFF4>(codes, scales, zeros, group, k, dst),
+            NF4K => decode_row::<NF4K>(codes, scales, zeros, group, k, dst),
+            _ => decode_row::<AFF3>(codes, scales, zeros, group, k, dst),
+        }
+    }
+    unsafe fn dot_tile(
+        kind: Kind,
+        rows: usize,
+        cols: usize,
+        k: usize,
+        group: usize,
+        x: *const f32,
+        ldx: usize,
+        codes: [*const u8; 4],
+        params: [(*const f32, *const f32); 4],
+        bias: *const f32,
+        out: *mut f32,
+        ldo: usize,
+    ) {
+        macro_rules! call {
+            ($($r:literal)*) => {
+                match (code(kind), rows) {
+                    $((INT8, $r) => dot_tile::<INT8, $r>(cols, k, group, x, ldx, codes, params, bias, out, ldo),
+                      (AFF4, $r) => dot_tile::<AFF4, $r>(cols, k, group, x, ldx, codes, params, bias, out, ldo),
+                      (NF4K, $r) => dot_tile::<NF4K, $r>(cols, k, group, x, ldx, codes, params, bias, out, ldo),
+                      (_, $r) => dot_tile::<AFF3, $r>(cols, k, group, x, ldx, codes, params, bias, out, ldo),)*
+                    _ => unreachable!("dot tile rows {rows}"),
+                }
+            };
+        }
+        call!(1 2)
+    }
+    unsafe fn dot_i8(
+        rows: usize,
+        k: usize,
+        xq: *const i8,
+        ldx: usize,
+        _xsum: *const i32,
+        w: [*const u8; 4],
+        out: &mut [[i32; 4]; 4],
+    ) {
+        dot_i8(rows, k, xq, ldx, w, out)
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn f16_to_f32(src: *const u8, n: usize, dst: *mut f32) {
+    let mut i = 0;
+    while i + 8 <= n {
+        _mm256_storeu_ps(
+            dst.add(i),
+            _mm256_cvtph_ps(_mm_loadu_si128(src.add(2 * i).cast())),
+        );
+        i += 8;
+    }
+    while i < n {
+        let h = src.add(2 * i).cast::<u16>().read_unaligned();
+        *dst.add(i) = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h as i32)));
+        i += 1;
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dq_absmax(codes: *const u8, n: usize, min: f32, step: f32, dst: *mut f32) {
+    let (vmin, vstep) = (_mm256_set1_ps(min), _mm256_set1_ps(step));
+    let mut i = 0;
+    while i + 8 <= n {
+        let c = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(codes.add(i).cast())));
+        // Separate multiply and add: the reference rounds the product first.
+        _mm256_storeu_ps(dst.add(i), _mm256_add_ps(vmin, _mm256_mul_ps(c, vstep)));
+        i += 8;
+    }
+    while i < n {
+        *dst.add(i) = min + *codes.add(i) as f32 * step;
+        i += 1;
+    }
+}
+
+/// One group's decoding constants: affine `(s, z)` broadcast, NF4 the two
+/// 8-entry tables, int8 unused.
+type Tab = [__m256; 2];
+
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn table<const K: u8>(s: f32, z: f32) -> Tab {
+    let s = _mm256_set1_ps(s);
+    match K {
+        NF4K => [
+            _mm256_mul_ps(_mm256_loadu_ps(NF4.as_ptr()), s),
+            _mm256_mul_ps(_mm256_loadu_ps(NF4.as_ptr().add(8)), s),
+        ],
+        _ => [s, _mm256_set1_ps(z)],
+    }
+}
+
+/// High-bit shifts for the 3-bit decoder, vector `i`, lane `j`.
+const fn int3_high(i: usize) -> [i32; 8] {
+    let mut s = [0i32; 8];
+    let mut j = 0;
+    while j < 8 {
+        s[j] = (8 * (j % 4) + 2 * i + j / 4) as i32;
+        j += 1;
+    }
+    s
+}
+const INT3_HI: [[i32; 8]; 4] = [int3_high(0), int3_high(1), int3_high(2), int3_high(3)];
+
+/// Vector `q` (elements 32b + 8q .. +8) of block `b` of a row (int8: codes,
+/// unscaled, zero past `k`).
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn decode<const K: u8>(codes: *const u8, b: usize, q: usize, k: usize, t: &Tab) -> __m256 {
+    match K {
+        AFF4 | NF4K => {
+            let raw = _mm256_cvtepu8_epi32(_mm_loadl_epi64(codes.add(16 * b + 8 * (q % 2)).cast()));
+            let c = if q < 2 {
+                raw
+            } else {
+                _mm256_srli_epi32::<4>(raw)
+            };
+            if K == AFF4 {
+                let c = _mm256_and_si256(c, _mm256_set1_epi32(15));
+                _mm256_mul_ps(_mm256_sub_ps(_mm256_cvtepi32_ps(c), t[1]), t[0])
+            } else {
+                let lo = _mm256_permutevar8x32_ps(t[0], c);
+                let hi = _mm256_permutevar8x32_ps(t[1], c);
+                _mm256_blendv_ps(lo, hi, _mm256_castsi256_ps(_mm256_slli_epi32::<28>(c)))
+            }
+        }
+        AFF3 => {
+            let p = codes.add(12 * b);
+            let v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(p.cast()));
+            let low = _mm256_and_si256(
+                _mm256_srlv_epi32(v, _mm256_set1_epi32(2 * q as i32)),
+                _mm256_set1_epi32(3),
+            );
+            let h = _mm256_set1_epi32(p.add(8).cast::<u32>().read_unaligned() as i32);
+            let high = _mm256_and_si256(
+                _mm256_srlv_epi32(h, _mm256_loadu_si256(INT3_HI[q].as_ptr().cast())),
+                _mm256_set1_epi32(1),
+            );
+            let c = _mm256_or_si256(low, _mm256_slli_epi32::<2>(high));
+            _mm256_mul_ps(_mm256_sub_ps(_mm256_cvtepi32_ps(c), t[1]), t[0])
+        }
+        _ => {
+            let p = 32 * b + 8 * q;
+            let bytes = if p + 8 <= k {
+                codes.add(p).cast::<u64>().read_unaligned()
+            } else {
+                let mut tmp = [0u8; 8];
+                let n = k.saturating_sub(p);
+                std::ptr::copy_nonoverlapping(codes.add(p), tmp.as_mut_ptr(), n);
+                u64::from_le_bytes(tmp)
+            };
+            _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_cvtsi64_si128(bytes as i64)))
+        }
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn decode_row<const K: u8>(
+    codes: *const u8,
+    scales: *const f32,
+    zeros: *const f32,
+    group: usize,
+    k: usize,
+    dst: *mut f32,
+) {
+    let kp = k.next_multiple_of(32);
+    let mut g = 0;
+    let mut p = 0;
+    while p < kp {
+        let t = table::<K>(*scales.add(g), *zeros.add(g));
+        let end = (p + group).min(kp);
+        while p < end {
+            for q in 0..4 {
+                let v = decode::<K>(codes, p / 32, q, k, &t);
+                let v = if K == INT8 { _mm256_mul_ps(v, t[0]) } else { v };
+                _mm256_storeu_ps(dst.add(p + 8 * q), v);
+            }
+            p += 32;
+        }
+        g += 1;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_tile<const K: u8, const R: usize>(
+    cols: usize,
+    k: usize,
+    group: usize,
+    x: *const f32,
+    ldx: usize,
+    codes: [*const u8; 4],
+    params: [(*const f32, *const f32); 4],
+    bias: *const f32,
+    out: *mut f32,
+    ldo: usize,
+) {
+    let kp = k.next_multiple_of(32);
+    let mut acc = [[_mm256_setzero_ps(); 4]; R];
+    let mut g = 0;
+    let mut p = 0;
+    while p < kp {
+        let t: [Tab; 4] = std::array::from_fn(|c| {
+            if K == INT8 {
+                [_mm256_setzero_ps(); 2]
+            } else {
+                table::<K>(*params[c].0.add(g), *params[c].1.add(g))
+            }
+        });
+        let end = (p + group).min(kp);
+        while p < end {
+            for q in 0..4 {
+                let xs: [__m256; R] =
+                    std::array::from_fn(|r| _mm256_loadu_ps(x.add(r * ldx + p + 8 * q)));
+                for c in 0..4 {
+                    let wv = decode::<K>(codes[c], p / 32, q, k, &t[c]);
+                    for r in 0..R {
+                        acc[r][c] = _mm256_fmadd_ps(xs[r], wv, acc[r][c]);
+                    }
+                }
+            }
+            p += 32;
+        }
+        g += 1;
+    }
+    for r in 0..R {
+        for c in 0..cols {
+            let mut v = hsum(acc[r][c]);
+            if K == INT8 {
+                v *= *params[c].0;
+            }
+            let b = if bias.is_null() { 0.0 } else { *bias.add(c) };
+            *out.add(r * ldo + c) = v + b;
+        }
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn hsum(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    _mm_cvtss_f32(s)
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn hsum_i32(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+    _mm_cvtsi128_si32(s)
+}
+
+/// The int8 × int8 tile (see the module docs for why it never saturates).
+/// Also the AVX-512 kernel set's int8 path when the CPU lacks VNNI.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn dot_i8(
+    rows: usize,
+    k: usize,
+    xq: *const i8,
+    ldx: usize,
+    w: [*const u8; 4],
+    out: &mut [[i32; 4]; 4],
+) {
+    // Two x rows at a time: 8 accumulators + 4 weight vectors fit 16 registers.
+    let mut r0 = 0;
+    while r0 < rows {
+        let x = xq.add(r0 * ldx);
+        let res = if rows - r0 >= 2 {
+            dot_i8_rows::<2>(k, x, ldx, w)
+        } else {
+            dot_i8_rows::<1>(k, x, ldx, w)
+        };
+        let take = (rows - r0).min(2);
+        out[r0..r0 + take].copy_from_slice(&res[..take]);
+        r0 += 2;
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_i8_rows<const R: usize>(
+    k: usize,
+    xq: *const i8,
+    ldx: usize,
+    w: [*const u8; 4],
+) -> [[i32; 4]; 2] {
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [[_mm256_setzero_si256(); 4]; R];
+    let mut p = 0;
+    while p < k {
+        for c in 0..4 {
+            let wv = if p + 32 <= k {
+                _mm256_loadu_si256(w[c].add(p).cast())
+            } else {
+                let mut tmp = [0u8; 32];
+                std::ptr::copy_nonoverlapping(w[c].add(p), tmp.as_mut_ptr(), k - p);
+                _mm256_loadu_si256(tmp.as_ptr().cast())
+            };
+            let aw = _mm256_abs_epi8(wv);
+            for r in 0..R {
+                let xv = _mm256_loadu_si256(xq.add(r * ldx + p).cast());
+                let pairs = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv, wv));
+                acc[r][c] = _mm256_add_epi32(acc[r][c], _mm256_madd_epi16(pairs, ones));
+            }
+        }
+        p += 32;
+    }
+    let mut res = [[0i32; 4]; 2];
+    for r in 0..R {
+        for c in 0..4 {
+            res[r][c] = hsum_i32(acc[r][c]);
+        }
+    }
+    res
+}

@@ -1,0 +1,411 @@
+//! AVX-512 decoders and dot tiles for packed weights (see `packed.rs`).
+//!
+//! Decoding a 32-element block, per group a 16-entry f32 table `T` in one
+//! register holds the dequantized value of every code (`s·(c − z)` or
+//! `s·NF4[c]`, computed exactly as the reference computes it), and
+//! `vpermps` (which reads only the low 4 bits of each index lane) looks the
+//! codes up:
+//! - 4-bit: `vpmovzxbd` of the block's 16 bytes gives elements 0..16 in the
+//!   low nibbles (no mask needed: `vpermps` ignores the high bits) and, shifted
+//!   right by 4, elements 16..32.
+//! - 3-bit: the 8 low-bit bytes, duplicated and zero-extended, lane `l` of
+//!   half `t` holding byte `l % 8`; a per-lane `vpsrlvd` by `2·(2t + l/8)`
+//!   brings element `16t + l`'s two low bits to bits 0..1. The high-bit
+//!   word, broadcast, is rotated per lane (`vprorvd`) so that element's bit
+//!   lands on bit 2; one `vpternlogd` merges the two (bit 3 is left as
+//!   garbage, so the 8-entry table is stored twice).
+//! - int8: `vpmovsxbd` + `vcvtdq2ps`; the row scale is applied after the dot.
+//!
+//! Int8 × int8 with VNNI: `vpdpbusd` multiplies unsigned by signed bytes, so
+//! the weight codes are made unsigned by flipping their sign bit (w + 128)
+//! and the dot is corrected by `128·Σx` (x's row sums, computed once per
+//! call). Every product and the 4-product lane sums are exact; the i32
+//! accumulators wrap only if the true sum leaves i32, which `view` rules out
+//! (k ≤ MAX_INT8_DOT_K) — with wrapping arithmetic the final value is exact.
+//! Without VNNI the AVX2 int8 tile is used.
+
+use std::arch::x86_64::*;
+
+use super::avx512::Avx512;
+use crate::packed::{Kind, PackedSimd};
+use crate::schemes::NF4;
+
+const INT8: u8 = 0;
+const AFF4: u8 = 1;
+const NF4K: u8 = 2;
+const AFF3: u8 = 3;
+
+fn code(kind: Kind) -> u8 {
+    match kind {
+        Kind::Int8 => INT8,
+        Kind::Affine4 => AFF4,
+        Kind::Nf4 => NF4K,
+        Kind::Affine3 => AFF3,
+    }
+}
+
+/// AVX-512 with VNNI for the int8 × int8 path (its own kernel set).
+pub(crate) struct Avx512Vnni;
+
+macro_rules! common_impl {
+    () => {
+        type Float = Avx512;
+        const DOT_ROWS: usize = 4;
+        unsafe fn f16_to_f32(src: *const u8, n: usize, dst: *mut f32) {
+            f16_to_f32(src, n, dst)
+        }
+        unsafe fn dq_absmax(codes: *const u8, n: usize, min: f32, step: f32, dst: *mut f32) {
+            dq_absmax(codes, n, min, step, dst)
+        }
+        unsafe fn decode_row(
+            kind: Kind,
+            codes: *const u8,
+            scales: *const f32,
+            zeros: *const f32,
+            group: usize,
+            k: usize,
+            dst: *mut f32,
+        ) {
+            match code(kind) {
+                INT8 => decode_row::<INT8>(codes, scales, zeros, group, k, dst),
+                AFF4 => decode_row::<AFF4>(codes, scales, zeros, group, k, dst),
+                NF4K => decode_row::<NF4K>(codes, scales, zeros, group, k, dst),
+                _ => decode_row::<AFF3>(codes, scales, zeros, group, k, dst),
+            }
+        }
+        unsafe fn dot_tile(
+            kind: Kind,
+            rows: usize,
+            cols: usize,
+            k: usize,
+            group: usize,
+            x: *const f32,
+            ldx: usize,
+            codes: [*const u8; 4],
+            params: [(*const f32, *const f32); 4],
+            bias: *const f32,
+            out: *mut f32,
+            ldo: usize,
+        ) {
+            dot_tile_any(
+                kind, rows, cols, k, group, x, ldx, codes, params, bias, out, ldo,
+            )
+        }
+    };
+}
+
+impl PackedSimd for Avx512 {
+    common_impl!();
+    unsafe fn dot_i8(
+        rows: usize,
+        k: usize,
+        xq: *const i8,
+        ldx: usize,
+        xsum: *const i32,
+        w: [*const u8; 4],
+        out: &mut [[i32; 4]; 4],
+    ) {
+        super::packed_avx2::dot_i8(rows, k, xq, ldx, w, out);
+        let _ = xsum;
+    }
+}
+
+impl PackedSimd for Avx512Vnni {
+    common_impl!();
+    unsafe fn dot_i8(
+        rows: usize,
+        k: usize,
+        xq: *const i8,
+        ldx: usize,
+        xsum: *const i32,
+        w: [*const u8; 4],
+        out: &mut [[i32; 4]; 4],
+    ) {
+        match rows {
+            1 => dot_i8_vnni::<1>(k, xq, ldx, xsum, w, out),
+            2 => dot_i8_vnni::<2>(k, xq, ldx, xsum, w, out),
+            3 => dot_i8_vnni::<3>(k, xq, ldx, xsum, w, out),
+            4 => dot_i8_vnni::<4>(k, xq, ldx, xsum, w, out),
+            _ => unreachable!("int8 tile rows {rows}"),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe fn dot_tile_any(
+    kind: Kind,
+    rows: usize,
+    cols: usize,
+    k: usize,
+    group: usize,
+    x: *const f32,
+    ldx: usize,
+    codes: [*const u8; 4],
+    params: [(*const f32, *const f32); 4],
+    bias: *const f32,
+    out: *mut f32,
+    ldo: usize,
+) {
+    macro_rules! call {
+        ($($r:literal)*) => {
+            match (code(kind), rows) {
+                $((INT8, $r) => dot_tile::<INT8, $r>(cols, k, group, x, ldx, codes, params, bias, out, ldo),
+                  (AFF4, $r) => dot_tile::<AFF4, $r>(cols, k, group, x, ldx, codes, params, bias, out, ldo),
+                  (NF4K, $r) => dot_tile::<NF4K, $r>(cols, k, group, x, ldx, codes, params, bias, out, ldo),
+                  (_, $r) => dot_tile::<AFF3, $r>(cols, k, group, x, ldx, codes, params, bias, out, ldo),)*
+                _ => unreachable!("dot tile rows {rows}"),
+            }
+        };
+    }
+    call!(1 2 3 4)
+}
+
+/// Mask of the first `n` (≤ 16) lanes.
+#[inline]
+fn lanes(n: usize) -> __mmask16 {
+    if n >= 16 {
+        0xffff
+    } else {
+        ((1u32 << n) - 1) as __mmask16
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
+unsafe fn f16_to_f32(src: *const u8, n: usize, dst: *mut f32) {
+    let mut i = 0;
+    while i < n {
+        let m = lanes(n - i);
+        let v = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, src.add(2 * i).cast()));
+        _mm512_mask_storeu_ps(dst.add(i), m, v);
+        i += 16;
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
+unsafe fn dq_absmax(codes: *const u8, n: usize, min: f32, step: f32, dst: *mut f32) {
+    let (vmin, vstep) = (_mm512_set1_ps(min), _mm512_set1_ps(step));
+    let mut i = 0;
+    while i < n {
+        let m = lanes(n - i);
+        let c = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(
+            m,
+            codes.add(i).cast(),
+        )));
+        // Separate multiply and add: the reference rounds the product first.
+        _mm512_mask_storeu_ps(dst.add(i), m, _mm512_add_ps(vmin, _mm512_mul_ps(c, vstep)));
+        i += 16;
+    }
+}
+
+const IOTA16: [f32; 16] = [
+    0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0,
+];
+const IOTA8X2: [f32; 16] = [
+    0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0,
+];
+
+/// Per-lane shifts for the 3-bit decoder (see the module docs): half `t`, lane
+/// `l` is element `e = 16t + l = 8i + j` (`i = 2t + l/8`, `j = l % 8`); its low
+/// bits sit at bit `2i` of byte `j`, its high bit at bit `8·(j % 4) + 2i + j/4`
+/// of the high-bit word.
+const fn int3_shifts(t: usize, high: bool) -> [i32; 16] {
+    let mut s = [0i32; 16];
+    let mut l = 0;
+    while l < 16 {
+        let (i, j) = (2 * t + l / 8, l % 8);
+        s[l] = if high {
+            // Rotate right so the bit lands on bit 2.
+            ((8 * (j % 4) + 2 * i + j / 4 + 30) % 32) as i32
+        } else {
+            (2 * i) as i32
+        };
+        l += 1;
+    }
+    s
+}
+const INT3_LO: [[i32; 16]; 2] = [int3_shifts(0, false), int3_shifts(1, false)];
+const INT3_HI: [[i32; 16]; 2] = [int3_shifts(0, true), int3_shifts(1, true)];
+
+/// The group's value table (int8: the scale, broadcast).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
+#[inline]
+unsafe fn table<const K: u8>(s: f32, z: f32) -> __m512 {
+    let s = _mm512_set1_ps(s);
+    match K {
+        // (c − z) is exact; one rounding in the product, as the reference.
+        AFF4 => _mm512_mul_ps(
+            _mm512_sub_ps(_mm512_loadu_ps(IOTA16.as_ptr()), _mm512_set1_ps(z)),
+            s,
+        ),
+        AFF3 => _mm512_mul_ps(
+            _mm512_sub_ps(_mm512_loadu_ps(IOTA8X2.as_ptr()), _mm512_set1_ps(z)),
+            s,
+        ),
+        NF4K => _mm512_mul_ps(_mm512_loadu_ps(NF4.as_ptr()), s),
+        _ => s,
+    }
+}
+
+/// Block `b` (elements 32b..32b+32) of a row: two vectors of values (int8:
+/// of codes, unscaled, zero past `k`).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
+#[inline]
+unsafe fn decode<const K: u8>(codes: *const u8, b: usize, k: usize, t: __m512) -> [__m512; 2] {
+    match K {
+        AFF4 | NF4K => {
+            let raw = _mm512_cvtepu8_epi32(_mm_loadu_si128(codes.add(16 * b).cast()));
+            [
+                _mm512_permutexvar_ps(raw, t),
+                _mm512_permutexvar_ps(_mm512_srli_epi32::<4>(raw), t),
+            ]
+        }
+        AFF3 => {
+            let p = codes.add(12 * b);
+            let lo = p.cast::<u64>().read_unaligned();
+            let hi = p.add(8).cast::<u32>().read_unaligned();
+            let v = _mm512_cvtepu8_epi32(_mm_set1_epi64x(lo as i64));
+            let h = _mm512_set1_epi32(hi as i32);
+            let three = _mm512_set1_epi32(3);
+            std::array::from_fn(|half| {
+                let low = _mm512_srlv_epi32(v, _mm512_loadu_si512(INT3_LO[half].as_ptr().cast()));
+                let high = _mm512_rorv_epi32(h, _mm512_loadu_si512(INT3_HI[half].as_ptr().cast()));
+                // (low & 3) | (high & !3): bits 0..1 from low, bit 2 from high.
+                let idx = _mm512_ternarylogic_epi32::<0xE4>(low, high, three);
+                _mm512_permutexvar_ps(idx, t)
+            })
+        }
+        _ => {
+            let p = 32 * b;
+            let (m0, m1) = (lanes(k.saturating_sub(p)), lanes(k.saturating_sub(p + 16)));
+            let load = |m: __mmask16, q: *const u8| {
+                _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, q.cast())))
+            };
+            [load(m0, codes.add(p)), load(m1, codes.add(p + 16))]
+        }
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
+unsafe fn decode_row<const K: u8>(
+    codes: *const u8,
+    scales: *const f32,
+    zeros: *const f32,
+    group: usize,
+    k: usize,
+    dst: *mut f32,
+) {
+    let kp = k.next_multiple_of(32);
+    let mut g = 0;
+    let mut p = 0;
+    while p < kp {
+        let t = table::<K>(*scales.add(g), *zeros.add(g));
+        let end = (p + group).min(kp);
+        while p < end {
+            let [a, b] = decode::<K>(codes, p / 32, k, t);
+            let (a, b) = if K == INT8 {
+                (_mm512_mul_ps(a, t), _mm512_mul_ps(b, t))
+            } else {
+                (a, b)
+            };
+            _mm512_storeu_ps(dst.add(p), a);
+            _mm512_storeu_ps(dst.add(p + 16), b);
+            p += 32;
+        }
+        g += 1;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
+unsafe fn dot_tile<const K: u8, const R: usize>(
+    cols: usize,
+    k: usize,
+    group: usize,
+    x: *const f32,
+    ldx: usize,
+    codes: [*const u8; 4],
+    params: [(*const f32, *const f32); 4],
+    bias: *const f32,
+    out: *mut f32,
+    ldo: usize,
+) {
+    let kp = k.next_multiple_of(32);
+    let mut acc = [[_mm512_setzero_ps(); 4]; R];
+    let mut g = 0;
+    let mut p = 0;
+    while p < kp {
+        let t: [__m512; 4] = std::array::from_fn(|c| {
+            if K == INT8 {
+                _mm512_setzero_ps()
+            } else {
+                table::<K>(*params[c].0.add(g), *params[c].1.add(g))
+            }
+        });
+        let end = (p + group).min(kp);
+        while p < end {
+            let xs: [[__m512; 2]; R] = std::array::from_fn(|r| {
+                [
+                    _mm512_loadu_ps(x.add(r * ldx + p)),
+                    _mm512_loadu_ps(x.add(r * ldx + p + 16)),
+                ]
+            });
+            for c in 0..4 {
+                let [w0, w1] = decode::<K>(codes[c], p / 32, k, t[c]);
+                for r in 0..R {
+                    acc[r][c] = _mm512_fmadd_ps(xs[r][0], w0, acc[r][c]);
+                    acc[r][c] = _mm512_fmadd_ps(xs[r][1], w1, acc[r][c]);
+                }
+            }
+            p += 32;
+        }
+        g += 1;
+    }
+    for r in 0..R {
+        for c in 0..cols {
+            let mut v = _mm512_reduce_add_ps(acc[r][c]);
+            if K == INT8 {
+                v *= *params[c].0;
+            }
+            let b = if bias.is_null() { 0.0 } else { *bias.add(c) };
+            *out.add(r * ldo + c) = v + b;
+        }
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+unsafe fn dot_i8_vnni<const R: usize>(
+    k: usize,
+    xq: *const i8,
+    ldx: usize,
+    xsum: *const i32,
+    w: [*const u8; 4],
+    out: &mut [[i32; 4]; 4],
+) {
+    let flip = _mm512_set1_epi8(-128);
+    let mut acc = [[_mm512_setzero_si512(); 4]; R];
+    let mut p = 0;
+    while p < k {
+        let m: __mmask64 = if k - p >= 64 {
+            !0
+        } else {
+            (1u64 << (k - p)) - 1
+        };
+        // w + 128 as unsigned bytes; masked-off lanes become 128 but meet x = 0.
+        let wv: [__m512i; 4] = std::array::from_fn(|c| {
+            _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, w[c].add(p).cast()), flip)
+        });
+        for r in 0..R {
+            let xv = _mm512_loadu_si512(xq.add(r * ldx + p).cast());
+            for c in 0..4 {
+                acc[r][c] = _mm512_dpbusd_epi32(acc[r][c], wv[c], xv);
+            }
+        }
+        p += 64;
+    }
+    for r in 0..R {
+        let corr = (*xsum.add(r)).wrapping_mul(128);
+        for c in 0..4 {
+            out[r][c] = _mm512_reduce_add_epi32(acc[r][c]).wrapping_sub(corr);
+        }
+    }
+}

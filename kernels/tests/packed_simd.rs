@@ -1,0 +1,334 @@
+//! Packed-weight `linear` of every SIMD kernel set against
+//! `schemes::linear_reference`, on random and adversarial inputs.
+//!
+//! Tolerances:
+//! - Weight-only (`ActQuant::Float`): every SIMD decoder produces exactly the
+//!   reference's dequantized values (`s·(c − z)`, `s·(c − 8)`, `s·NF4[c]`: the
+//!   same f32 operations), so only the summation order differs. Two f32
+//!   evaluations of a k-term dot plus bias differ by at most
+//!   2·γ_{k+1}·(Σ|x·w| + |b|) (Higham §3.1). Int8 weight-only applies the row scale after the
+//!   dot (`s·Σx·c` instead of `Σx·(s·c)`): one more rounding per product,
+//!   u·Σ|x·w|. We allow (2k + 6)·u·(Σ|x·w| + |b|) + the smallest normal.
+//! - Int8 × int8 (`Dynamic` / `Static`): the activation codes come from the
+//!   reference's own quantizer, the dot is exact in i32 and the rescale is the
+//!   reference's expression, so outputs must be bit-identical.
+
+mod common;
+
+use common::{simd_kernels, Rng, U};
+use sotto_kernels::schemes::{
+    dequantize, linear_reference, pack, view, ActQuant, PackedWeights, Quantized, Scheme,
+};
+use sotto_kernels::{Kernels, Pool, Weights};
+
+const MS: [usize; 7] = [1, 2, 3, 15, 16, 17, 33];
+const KS: [usize; 7] = [32, 33, 64, 65, 100, 384, 1536];
+const NS: [usize; 5] = [1, 7, 16, 17, 65];
+
+/// How to fill a test matrix.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Fill {
+    Random,
+    /// Every code 0.
+    CodesZero,
+    /// Every code at its maximum (int8: alternating ±127).
+    CodesMax,
+    /// Every row identical.
+    EqualRows,
+}
+
+fn quantized(
+    scheme: Scheme,
+    n: usize,
+    k: usize,
+    group: usize,
+    fill: Fill,
+    scale: f32,
+    rng: &mut Rng,
+) -> Quantized {
+    let max = scheme.max_code() as usize;
+    let first_row: Vec<u8> = (0..k).map(|_| rng.below(max + 1) as u8).collect();
+    let codes: Vec<u8> = (0..n * k)
+        .map(|i| {
+            let c = match fill {
+                Fill::Random => rng.below(max + 1) as u8,
+                Fill::CodesZero => 0,
+                Fill::CodesMax => max as u8,
+                Fill::EqualRows => first_row[i % k],
+            };
+            if scheme.is_int8() {
+                // Signed codes −127..=127 as their bit patterns.
+                let v = match fill {
+                    Fill::CodesMax => {
+                        if i % 2 == 0 {
+                            127
+                        } else {
+                            -127
+                        }
+                    }
+                    Fill::CodesZero => 0,
+                    _ => c as i32 * 2 - 127,
+                };
+                v as i8 as u8
+            } else {
+                c
+            }
+        })
+        .collect();
+    let ns = scheme.n_scales(n, k, group).unwrap();
+    let per_row = ns / n.max(1);
+    let scales: Vec<f32> = (0..ns)
+        .map(|i| {
+            let base = if fill == Fill::EqualRows && scheme != Scheme::Int8Tensor {
+                i % per_row.max(1)
+            } else {
+                i
+            };
+            let v = (base * 7919 % 1000) as f32 / 1000.0 + 0.25;
+            scale * v
+        })
+        .collect();
+    let zeros = if scheme.has_zeros() {
+        (0..ns)
+            .map(|_| {
+                (rng.below(max * 4 + 1) as f32) / 4.0 + if rng.below(2) == 0 { 0.0 } else { 0.3 }
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Quantized {
+        scheme,
+        n,
+        k,
+        group,
+        codes,
+        scales,
+        zeros,
+    }
+}
+
+fn groups_for(scheme: Scheme) -> &'static [usize] {
+    if scheme.is_int8() {
+        &[0]
+    } else {
+        &[32, 64, 128]
+    }
+}
+
+fn acts_for(scheme: Scheme) -> Vec<ActQuant> {
+    if scheme.is_int8() {
+        vec![ActQuant::Float, ActQuant::Dynamic, ActQuant::Static(0.02)]
+    } else {
+        vec![ActQuant::Float]
+    }
+}
+
+/// Runs every SIMD kernel set on one case and compares with the reference.
+#[allow(clippy::too_many_arguments)]
+fn check(
+    what: &str,
+    w: &PackedWeights,
+    x: &[f32],
+    m: usize,
+    bias: Option<&[f32]>,
+    kernels: &[Kernels],
+    pool: &Pool,
+) {
+    let (n, k) = (w.n, w.k);
+    let mut want = vec![f32::NAN; m * n];
+    linear_reference(x, m, k, w, bias, &mut want);
+    let mut wf = vec![0.0f32; n * k];
+    dequantize(w, &mut wf);
+    for kern in kernels {
+        let mut got = vec![f32::NAN; m * n + 3];
+        kern.linear(pool, x, m, k, Weights::Packed(*w), n, bias, &mut got);
+        assert!(
+            got[m * n..].iter().all(|v| v.is_nan()),
+            "{} {what}: wrote past m×n",
+            kern.name()
+        );
+        for i in 0..m {
+            for j in 0..n {
+                let (g, e) = (got[i * n + j], want[i * n + j]);
+                if w.act != ActQuant::Float {
+                    assert!(
+                        g.to_bits() == e.to_bits() || (g.is_nan() && e.is_nan()),
+                        "{} {what} {:?} m={m} k={k} n={n} out[{i}][{j}] = {g}, reference {e} (int8 must be exact)",
+                        kern.name(),
+                        w.scheme
+                    );
+                    continue;
+                }
+                let abs: f64 = (0..k)
+                    .map(|p| (x[i * k + p] as f64 * wf[j * k + p] as f64).abs())
+                    .sum::<f64>()
+                    + bias.map_or(0.0, |b| b[j].abs() as f64);
+                let tol = (2 * k + 6) as f64 * U * abs + f32::MIN_POSITIVE as f64;
+                assert!(
+                    ((g as f64) - (e as f64)).abs() <= tol,
+                    "{} {what} {:?} group {} m={m} k={k} n={n} out[{i}][{j}] = {g}, reference {e}, tol {tol}",
+                    kern.name(),
+                    w.scheme,
+                    w.group
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn random_shapes_every_scheme() {
+    let kernels = simd_kernels();
+    let pool = Pool::new(3);
+    let mut rng = Rng::new(7);
+    let mut case = 0usize;
+    for scheme in Scheme::ALL {
+        for &group in groups_for(scheme) {
+            for &k in &KS {
+                for &n in &NS {
+                    case += 1;
+                    let m = MS[case % MS.len()];
+                    let q = quantized(scheme, n, k, group, Fill::Random, 0.05, &mut rng);
+                    let bytes = pack(&q).unwrap();
+                    let x = rng.vec(m * k, 1.0);
+                    let bias = case.is_multiple_of(2).then(|| rng.vec(n, 1.0));
+                    for act in acts_for(scheme) {
+                        let w = view(scheme, n, k, group, &bytes, act).unwrap();
+                        check("random", &w, &x, m, bias.as_deref(), &kernels, &pool);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_m_around_the_tile_edges() {
+    let kernels = simd_kernels();
+    let pool = Pool::new(2);
+    let mut rng = Rng::new(11);
+    for scheme in Scheme::ALL {
+        let group = groups_for(scheme)[1.min(groups_for(scheme).len() - 1)];
+        for &(k, n) in &[(100, 17), (65, 65), (384, 16)] {
+            let q = quantized(scheme, n, k, group, Fill::Random, 0.1, &mut rng);
+            let bytes = pack(&q).unwrap();
+            for &m in &MS {
+                let x = rng.vec(m * k, 2.0);
+                let bias = rng.vec(n, 1.0);
+                for act in acts_for(scheme) {
+                    let w = view(scheme, n, k, group, &bytes, act).unwrap();
+                    check("every m", &w, &x, m, Some(&bias), &kernels, &pool);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn adversarial_scales_and_codes() {
+    let kernels = simd_kernels();
+    let pool = Pool::new(2);
+    let mut rng = Rng::new(13);
+    for scheme in Scheme::ALL {
+        let group = groups_for(scheme)[0];
+        for fill in [
+            Fill::CodesZero,
+            Fill::CodesMax,
+            Fill::EqualRows,
+            Fill::Random,
+        ] {
+            for scale in [1e-8f32, 1e4] {
+                for &(m, k, n) in &[(1, 65, 7), (3, 1536, 17), (17, 100, 33), (2, 33, 4)] {
+                    let q = quantized(scheme, n, k, group, fill, scale, &mut rng);
+                    let bytes = pack(&q).unwrap();
+                    let mut x = rng.vec(m * k, 3.0);
+                    // A row of zeros (dynamic activation scale 0).
+                    x[..k].fill(0.0);
+                    for act in acts_for(scheme) {
+                        let w = view(scheme, n, k, group, &bytes, act).unwrap();
+                        check(
+                            &format!("{fill:?} scale {scale}"),
+                            &w,
+                            &x,
+                            m,
+                            None,
+                            &kernels,
+                            &pool,
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Int8 × int8 at the extremes: x codes ±127 and weight codes −128 / 127 in
+/// long runs of one sign — what would saturate `vpmaddubsw` if the operands
+/// were fed naively (255·127·2 > 32767) — must still be exact.
+#[test]
+fn int8_overflow_bait() {
+    let kernels = simd_kernels();
+    let pool = Pool::new(2);
+    for scheme in [Scheme::Int8Row, Scheme::Int8Tensor] {
+        for &(m, k, n) in &[
+            (1, 1536, 9),
+            (4, 64, 4),
+            (17, 1000, 5),
+            (2, 4095, 3),
+            (16, 65, 65),
+        ] {
+            let mut q = quantized(scheme, n, k, 0, Fill::CodesMax, 0.01, &mut Rng::new(1));
+            // Row patterns: all 127; all −127; alternating.
+            for (i, c) in q.codes.iter_mut().enumerate() {
+                let (r, p) = (i / k, i % k);
+                *c = match r % 3 {
+                    0 => 127u8,
+                    1 => (-127i8) as u8,
+                    _ => {
+                        if p % 2 == 0 {
+                            127
+                        } else {
+                            (-127i8) as u8
+                        }
+                    }
+                };
+            }
+            let mut bytes = pack(&q).unwrap();
+            // Hostile files may hold −128: it is in range for i8 and must be exact too.
+            for r in (1..n).step_by(3) {
+                bytes[r * k..(r + 1) * k].fill(0x80);
+            }
+            // x: ±max so every code is ±127, in runs and alternating.
+            let x: Vec<f32> = (0..m * k)
+                .map(|i| {
+                    let (r, p) = (i / k, i % k);
+                    match r % 3 {
+                        0 => 5.0,
+                        1 => -5.0,
+                        _ => {
+                            if p % 2 == 0 {
+                                5.0
+                            } else {
+                                -5.0
+                            }
+                        }
+                    }
+                })
+                .collect();
+            for act in [ActQuant::Dynamic, ActQuant::Static(0.001), ActQuant::Float] {
+                let w = view(scheme, n, k, 0, &bytes, act).unwrap();
+                check("overflow bait", &w, &x, m, None, &kernels, &pool);
+            }
+        }
+    }
+}
+
+#[test]
+fn vnni_kernels_are_offered_where_the_cpu_has_them() {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let has = Kernels::with_isa("avx512").is_some() && is_x86_feature_detected!("avx512vnni");
+        assert_eq!(Kernels::with_isa("avx512vnni").is_some(), has);
+    }
+}

@@ -1,0 +1,57 @@
+//! The operations decoding needs from a compute backend. The CPU backend runs the
+//! network through the kernel table; the GPU backend (feature `gpu`) implements the
+//! same trait, so the decoding loop is written once.
+use super::{CrossKv, KvCache, Network};
+use crate::Result;
+use sotto_kernels::{Kernels, Pool};
+
+pub trait Backend {
+    /// An encoded window, ready for cross-attention (keys and values per decoder layer).
+    type Cross;
+    /// The self-attention cache of one hypothesis; cloning forks it.
+    type Cache: Clone;
+    /// Encodes one window of `n_mels × 3000` log-mel frames.
+    fn encode(&self, mel: &[f32]) -> Result<Self::Cross>;
+    fn new_cache(&self) -> Self::Cache;
+    /// Appends `tokens` after the cache's contents and returns the logits of the
+    /// positions `want` (indices into `tokens`).
+    fn decode(
+        &self,
+        cross: &Self::Cross,
+        cache: &mut Self::Cache,
+        tokens: &[u32],
+        want: &[usize],
+    ) -> Result<Vec<Vec<f32>>>;
+}
+
+/// The network on the CPU kernels, with the pool of one transcription call.
+pub struct Cpu<'a> {
+    pub net: &'a Network,
+    pub kernels: &'a Kernels,
+    pub pool: &'a Pool,
+}
+
+impl Backend for Cpu<'_> {
+    type Cross = CrossKv;
+    type Cache = KvCache;
+
+    fn encode(&self, mel: &[f32]) -> Result<CrossKv> {
+        let enc = self.net.encode(self.kernels, self.pool, mel);
+        Ok(self.net.cross_kv(self.kernels, self.pool, &enc))
+    }
+
+    fn new_cache(&self) -> KvCache {
+        self.net.new_cache()
+    }
+
+    fn decode(
+        &self,
+        cross: &CrossKv,
+        cache: &mut KvCache,
+        tokens: &[u32],
+        want: &[usize],
+    ) -> Result<Vec<Vec<f32>>> {
+        self.net
+            .decode(self.kernels, self.pool, cross, cache, tokens, want)
+    }
+}
