@@ -26,6 +26,8 @@ pub mod error;
 #[cfg(feature = "eval")]
 pub mod eval;
 pub mod format;
+#[cfg(feature = "gpu")]
+pub mod gpu;
 pub mod model;
 pub mod quantize;
 
@@ -123,10 +125,27 @@ pub struct Transcript {
     pub timings: Timings,
 }
 
-/// A loaded model: the mapped file, its validated weights and the CPU kernels.
+/// Where the network runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Device {
+    /// A real GPU when there is one (feature `gpu`), else the CPU. Software GPU
+    /// adapters (lavapipe, SwiftShader, WARP) are never chosen automatically.
+    #[default]
+    Auto,
+    Cpu,
+    /// The best GPU adapter, a software one included; an error when there is none.
+    Gpu,
+}
+
+/// A loaded model: the mapped file, its validated weights and the CPU kernels
+/// (and, after [`Model::with_device`], the weights on a GPU).
 pub struct Model {
     net: model::Network,
     kernels: sotto_kernels::Kernels,
+    #[cfg(feature = "gpu")]
+    gpu: Option<gpu::GpuModel>,
+    /// Why `Device::Auto` stayed on the CPU, if it did.
+    device_note: Option<String>,
 }
 
 impl Model {
@@ -141,7 +160,61 @@ impl Model {
         Ok(Model {
             net: model::Network::new(file)?,
             kernels,
+            #[cfg(feature = "gpu")]
+            gpu: None,
+            device_note: None,
         })
+    }
+
+    /// Moves the network to `device`. `Gpu` fails when no adapter can be opened or
+    /// the weights do not fit; `Auto` falls back to the CPU and says why in
+    /// [`Model::device_note`].
+    pub fn with_device(mut self, device: Device) -> Result<Model> {
+        self.device_note = None;
+        #[cfg(feature = "gpu")]
+        {
+            self.gpu = None;
+            let policy = match device {
+                Device::Cpu => return Ok(self),
+                Device::Auto => gpu::AdapterPolicy::HardwareOnly,
+                Device::Gpu => gpu::AdapterPolicy::AllowSoftware,
+            };
+            let loaded = gpu::Gpu::new(policy)
+                .map_err(|m| Error::Invalid(format!("GPU: {m}")))
+                .and_then(|g| gpu::GpuModel::new(g, &self.net.file));
+            match (loaded, device) {
+                (Ok(m), _) => self.gpu = Some(m),
+                (Err(e), Device::Auto) => self.device_note = Some(format!("{e}; using the CPU")),
+                (Err(e), _) => return Err(e),
+            }
+            Ok(self)
+        }
+        #[cfg(not(feature = "gpu"))]
+        match device {
+            Device::Gpu => Err(Error::Invalid(
+                "this build of sotto has no GPU support (feature `gpu`)".into(),
+            )),
+            _ => {
+                if device == Device::Auto {
+                    self.device_note = Some("built without GPU support; using the CPU".into());
+                }
+                Ok(self)
+            }
+        }
+    }
+
+    /// What runs the network: the GPU adapter's name or the CPU kernels' name.
+    pub fn device_name(&self) -> String {
+        #[cfg(feature = "gpu")]
+        if let Some(g) = &self.gpu {
+            return format!("gpu: {}", g.gpu.describe());
+        }
+        format!("cpu: {}", self.kernels.name())
+    }
+
+    /// Why [`Device::Auto`] fell back to the CPU, if it did.
+    pub fn device_note(&self) -> Option<&str> {
+        self.device_note.as_deref()
     }
 
     /// Uses `kernels` instead of the detected ones.
@@ -168,6 +241,10 @@ impl Model {
 
     /// Transcribes 16-kHz mono samples.
     pub fn transcribe(&self, samples: &[f32], options: &Options) -> Result<Transcript> {
+        #[cfg(feature = "gpu")]
+        if let Some(g) = &self.gpu {
+            return decoding::transcribe(&self.net, &g.backend(), samples, options);
+        }
         let pool = sotto_kernels::Pool::new(options.threads.max(1));
         let cpu = model::Cpu {
             net: &self.net,

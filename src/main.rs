@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+mod bench;
+
 const DEFAULT_MODEL: &str = "tiny.en";
 
 #[derive(Parser)]
@@ -79,12 +81,18 @@ enum Command {
         /// Print timings to stderr
         #[arg(short, long)]
         verbose: bool,
+        /// Where the network runs: auto takes a real GPU if there is one, else the CPU;
+        /// gpu also accepts a software adapter (lavapipe)
+        #[arg(long, value_enum, default_value = "auto")]
+        device: DeviceArg,
     },
     /// Word error rate, size and speed of a model per quantization scheme.
     #[cfg(feature = "eval")]
     Eval(sotto::eval::cli::EvalArgs),
     /// Quantize a model's weights into a packed .sotto file (int8, int4, nf4, int3).
     Quantize(QuantizeArgs),
+    /// Time loading, the encoder, the decoder and whole transcriptions (medians of runs).
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -100,6 +108,23 @@ enum SchemeArg {
     Nf4,
     /// 3-bit groups, asymmetric
     Int3,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DeviceArg {
+    Auto,
+    Cpu,
+    Gpu,
+}
+
+impl From<DeviceArg> for sotto::Device {
+    fn from(d: DeviceArg) -> sotto::Device {
+        match d {
+            DeviceArg::Auto => sotto::Device::Auto,
+            DeviceArg::Cpu => sotto::Device::Cpu,
+            DeviceArg::Gpu => sotto::Device::Gpu,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -195,29 +220,45 @@ fn info(model: &str) -> Result<()> {
         c.languages.len()
     );
     println!("special tokens: {:?}", c.tokens);
+    println!("activations (int8 layers): {}", c.activations.name());
     println!(
-        "{:<58} {:<8} {:<16} {:>12}",
-        "tensor", "type", "shape", "bytes"
+        "{:<58} {:<12} {:>5} {:<16} {:>12}",
+        "tensor", "type", "group", "shape", "bytes"
     );
     let (mut weights, mut bytes) = (0usize, 0u64);
+    let (mut packed_weights, mut packed_bytes) = (0usize, 0u64);
     for t in file.tensors() {
         println!(
-            "{:<58} {:<8} {:<16} {:>12}",
+            "{:<58} {:<12} {:>5} {:<16} {:>12}",
             t.name,
             t.etype.name(),
+            t.group,
             format!("{:?}", t.shape),
             t.len
         );
         weights += t.elements();
         bytes += t.len;
+        if t.etype.scheme().is_some() {
+            packed_weights += t.elements();
+            packed_bytes += t.len;
+        }
     }
     println!(
-        "{} tensors, {} weights, {} bytes of tensor data, {:.2} bits per weight",
+        "{} tensors, {} weights, {} bytes of tensor data, {:.3} bits per weight",
         file.tensors().len(),
         weights,
         bytes,
         bytes as f64 * 8.0 / weights.max(1) as f64
     );
+    if packed_weights > 0 {
+        // Scales, zero-points and plane padding included.
+        println!(
+            "packed tensors: {} weights in {} bytes, {:.3} bits per weight",
+            packed_weights,
+            packed_bytes,
+            packed_bytes as f64 * 8.0 / packed_weights as f64
+        );
+    }
     Ok(())
 }
 
@@ -233,6 +274,7 @@ fn transcribe(
     no_condition: bool,
     output: Option<&Path>,
     verbose: bool,
+    device: DeviceArg,
 ) -> Result<()> {
     let format = match format {
         OutFormat::Txt => Format::Txt,
@@ -246,7 +288,12 @@ fn transcribe(
         ));
     }
     let t0 = std::time::Instant::now();
-    let model = open_model(model)?;
+    let model = open_model(model)?.with_device(device.into())?;
+    if let Some(note) = model.device_note() {
+        if verbose {
+            eprintln!("{note}");
+        }
+    }
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     let mut opts = Options {
         language,
@@ -296,12 +343,12 @@ fn transcribe(
         if verbose {
             let tm = &tr.timings;
             eprintln!(
-                "{}: {:.1} s audio in {:.0} ms (load {:.0} ms, kernels {}, {} threads): mel {:.1} ms, encoder {:.1} ms/window × {}, decode {:.2} ms/token × {}",
+                "{}: {:.1} s audio in {:.0} ms (load {:.0} ms, {}, {} threads): mel {:.1} ms, encoder {:.1} ms/window × {}, decode {:.2} ms/token × {}",
                 path.display(),
                 seconds,
                 t1.elapsed().as_secs_f64() * 1e3,
                 load_ms,
-                model.kernels().name(),
+                model.device_name(),
                 o.threads,
                 tm.mel_ms,
                 tm.encoder_ms / tm.windows.max(1) as f64,
@@ -411,6 +458,7 @@ fn run(cli: Cli) -> Result<()> {
         #[cfg(feature = "eval")]
         Command::Eval(args) => sotto::eval::cli::run(args),
         Command::Quantize(args) => quantize(&args),
+        Command::Bench(args) => bench::run(&args),
         Command::Fetch { model } => {
             let path = convert::fetch(&model, &log)?;
             println!("{}", path.display());
@@ -436,6 +484,7 @@ fn run(cli: Cli) -> Result<()> {
             no_condition,
             output,
             verbose,
+            device,
         } => transcribe(
             &audio,
             &model,
@@ -447,6 +496,7 @@ fn run(cli: Cli) -> Result<()> {
             no_condition,
             output.as_deref(),
             verbose,
+            device,
         ),
     }
 }

@@ -600,3 +600,190 @@ fn every_scheme_and_method_writes_a_loadable_file_of_the_documented_size() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+fn temp_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("sotto-quantize-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn jfk_words(model: &std::path::Path) -> Vec<String> {
+    let m = sotto::Model::load(model).unwrap();
+    let samples = sotto::audio::load_audio(&common::jfk()).unwrap();
+    let opts = sotto::Options {
+        threads: 2,
+        ..sotto::Options::default()
+    };
+    common::words(&m.transcribe(&samples, &opts).unwrap().text)
+}
+
+#[test]
+fn static_activations_are_calibrated_and_recorded() {
+    // Calibration audio: three test-other utterances (so runs with static scales
+    // should be evaluated on test-clean, or these three left out).
+    let calib = temp_dir("calib");
+    for f in [
+        "1688-142285-0000.wav",
+        "1688-142285-0001.wav",
+        "1688-142285-0002.wav",
+    ] {
+        std::fs::copy(
+            common::repo_path("../shared/eval/librispeech/test-other").join(f),
+            calib.join(f),
+        )
+        .unwrap();
+    }
+    std::fs::write(calib.join("notes.txt"), "not audio").unwrap();
+    let file = tiny();
+    let out = calib.join("static.sotto");
+    let opts = QuantizeOptions {
+        scheme: Scheme::Int8Row,
+        activations: Activations::Static,
+        calibrate: Some(calib.clone()),
+        threads: 2,
+        ..QuantizeOptions::default()
+    };
+    let report = quantize_model(&file, &out, &opts, &|_, _| {}).unwrap();
+    let q = ModelFile::open(&out).unwrap();
+    assert_eq!(
+        q.config().activations,
+        sotto::format::ActivationMode::Static
+    );
+    let mut scales = 0;
+    for t in &report.tensors {
+        let name = sotto::format::act_scale_name(&t.name).unwrap();
+        let s = q.f32s(q.tensor(&name).unwrap()).unwrap()[0];
+        // absmax / 127 of real activations: well inside (1e-4, 10).
+        assert!(s > 1e-4 && s < 10.0, "{name} = {s}");
+        scales += 1;
+    }
+    assert_eq!(scales, report.tensors.len());
+    let words = jfk_words(&out);
+    assert!(
+        words
+            .join(" ")
+            .contains("ask not what your country can do for you"),
+        "{words:?}"
+    );
+    // A directory without audio is a clear error.
+    let empty = temp_dir("empty");
+    let e = quantize_model(
+        &file,
+        &empty.join("x.sotto"),
+        &QuantizeOptions {
+            calibrate: Some(empty.clone()),
+            ..opts
+        },
+        &|_, _| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("no audio files"), "{e}");
+    std::fs::remove_dir_all(&calib).ok();
+    std::fs::remove_dir_all(&empty).ok();
+}
+
+#[test]
+fn dynamic_activations_and_kept_tensors() {
+    let file = tiny();
+    let dir = temp_dir("dynamic");
+    let out = dir.join("dyn.sotto");
+    let opts = QuantizeOptions {
+        scheme: Scheme::Int8Row,
+        activations: Activations::Dynamic,
+        keep: vec!["decoder/embeddings".into(), "encoder/layer_0/*".into()],
+        threads: 2,
+        ..QuantizeOptions::default()
+    };
+    let report = quantize_model(&file, &out, &opts, &|_, _| {}).unwrap();
+    let q = ModelFile::open(&out).unwrap();
+    assert_eq!(
+        q.config().activations,
+        sotto::format::ActivationMode::Dynamic
+    );
+    for name in [
+        "decoder/embeddings/weight",
+        "encoder/layer_0/ffn/linear_0/weight",
+    ] {
+        let t = q.tensor(name).unwrap();
+        assert_eq!(t.etype, sotto::format::ElementType::F16, "{name}");
+        let r = report.tensors.iter().find(|r| r.name == name).unwrap();
+        assert_eq!(r.scheme, "f16");
+    }
+    let t = q.tensor("encoder/layer_1/ffn/linear_0/weight").unwrap();
+    assert_eq!(t.etype, sotto::format::ElementType::Int8Row);
+    let words = jfk_words(&out);
+    assert!(
+        words
+            .join(" ")
+            .contains("ask not what your country can do for you"),
+        "{words:?}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+fn sotto_cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_sotto"))
+        .args(args)
+        .output()
+        .expect("run sotto")
+}
+
+#[test]
+fn cli_refuses_bad_combinations_and_prints_a_report() {
+    let model = common::model_path("tiny.en");
+    let m = model.to_str().unwrap();
+    let dir = temp_dir("cli");
+    let out = dir.join("q.sotto");
+    let o = out.to_str().unwrap();
+    for (args, want) in [
+        (vec!["--scheme", "int8", "--method", "hqq"], "hqq"),
+        (vec!["--scheme", "nf4", "--method", "hqq"], "hqq"),
+        (vec!["--scheme", "int4", "--activations", "dynamic"], "int8"),
+        (
+            vec!["--scheme", "int8", "--activations", "static"],
+            "--calibrate",
+        ),
+        (vec!["--scheme", "nf4", "--symmetric"], "--symmetric"),
+        (vec!["--scheme", "int4", "--group", "48"], "--group"),
+        (vec!["--scheme", "int8", "--double-quant"], "nf4"),
+    ] {
+        let mut a = vec!["quantize", m, o];
+        a.extend(&args);
+        let r = sotto_cli(&a);
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert!(!r.status.success(), "{args:?} succeeded");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(!out.exists(), "{args:?} wrote a file");
+    }
+    let r = sotto_cli(&[
+        "quantize",
+        m,
+        o,
+        "--scheme",
+        "int4",
+        "--symmetric",
+        "--group",
+        "128",
+        "--report",
+        "-t",
+        "2",
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let table = String::from_utf8_lossy(&r.stdout);
+    assert!(table.contains("decoder/embeddings/weight"), "{table}");
+    assert!(table.contains("int4-sym"), "{table}");
+    let total = table.lines().last().unwrap();
+    assert!(
+        total.starts_with("total:") && total.contains("bits/weight"),
+        "{total}"
+    );
+    assert!(total.contains("of the f32 model"), "{total}");
+    let q = ModelFile::open(&out).unwrap();
+    let t = q.tensor("decoder/layer_0/ffn/linear_1/weight").unwrap();
+    assert_eq!(
+        (t.etype, t.group),
+        (sotto::format::ElementType::Int4Sym, 128)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

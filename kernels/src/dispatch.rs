@@ -17,11 +17,25 @@ pub enum Isa {
     Avx512,
     /// AVX-512 plus VNNI (`vpdpbusd`) for int8 × int8 layers.
     Avx512Vnni,
+    /// AArch64 Advanced SIMD (NEON).
+    Neon,
+    /// NEON plus the dot-product extension (`sdot`) for int8 × int8 layers.
+    NeonDotprod,
+    /// NEON, dotprod and the int8 matrix multiply (`smmla`) for int8 × int8 layers.
+    NeonI8mm,
 }
 
 impl Isa {
     /// Every ISA, worst first.
-    pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Vnni];
+    pub const ALL: [Isa; 7] = [
+        Isa::Scalar,
+        Isa::Avx2,
+        Isa::Avx512,
+        Isa::Avx512Vnni,
+        Isa::Neon,
+        Isa::NeonDotprod,
+        Isa::NeonI8mm,
+    ];
 
     /// The name used in logs and benchmarks.
     pub fn name(self) -> &'static str {
@@ -30,6 +44,9 @@ impl Isa {
             Isa::Avx2 => "x86-avx2-fma",
             Isa::Avx512 => "x86-avx512",
             Isa::Avx512Vnni => "x86-avx512-vnni",
+            Isa::Neon => "aarch64-neon",
+            Isa::NeonDotprod => "aarch64-neon-dotprod",
+            Isa::NeonI8mm => "aarch64-neon-i8mm",
         }
     }
     /// The name `SOTTO_KERNELS` takes.
@@ -39,6 +56,9 @@ impl Isa {
             Isa::Avx2 => "avx2",
             Isa::Avx512 => "avx512",
             Isa::Avx512Vnni => "avx512vnni",
+            Isa::Neon => "neon",
+            Isa::NeonDotprod => "neon-dotprod",
+            Isa::NeonI8mm => "neon-i8mm",
         }
     }
     /// The CPU features this ISA needs, for error messages.
@@ -48,6 +68,9 @@ impl Isa {
             Isa::Avx2 => "x86-64 avx2+fma+f16c",
             Isa::Avx512 => "x86-64 avx512f+avx512bw+avx512vl+fma+f16c",
             Isa::Avx512Vnni => "x86-64 avx512f+avx512bw+avx512vl+avx512vnni+fma+f16c",
+            Isa::Neon => "aarch64 neon",
+            Isa::NeonDotprod => "aarch64 neon+dotprod",
+            Isa::NeonI8mm => "aarch64 neon+dotprod+i8mm",
         }
     }
     /// Accepts the short or the full name, case-insensitively.
@@ -76,7 +99,16 @@ impl Isa {
             }
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512Vnni => Isa::Avx512.supported() && is_x86_feature_detected!("avx512vnni"),
-            #[cfg(not(target_arch = "x86_64"))]
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => std::arch::is_aarch64_feature_detected!("neon"),
+            #[cfg(target_arch = "aarch64")]
+            Isa::NeonDotprod => {
+                Isa::Neon.supported() && std::arch::is_aarch64_feature_detected!("dotprod")
+            }
+            #[cfg(target_arch = "aarch64")]
+            Isa::NeonI8mm => {
+                Isa::NeonDotprod.supported() && std::arch::is_aarch64_feature_detected!("i8mm")
+            }
             _ => false,
         }
     }
@@ -134,7 +166,12 @@ pub(crate) fn table(isa: Isa) -> Option<&'static Table> {
         Isa::Avx512 => Some(&crate::x86::avx512::TABLE),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512Vnni => Some(&crate::x86::avx512::VNNI_TABLE),
-        #[cfg(not(target_arch = "x86_64"))]
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => Some(&crate::aarch64::neon::TABLE),
+        #[cfg(target_arch = "aarch64")]
+        Isa::NeonDotprod => Some(&crate::aarch64::dotprod::TABLE),
+        #[cfg(target_arch = "aarch64")]
+        Isa::NeonI8mm => Some(&crate::aarch64::i8mm::TABLE),
         _ => None,
     }
 }

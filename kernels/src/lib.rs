@@ -9,24 +9,43 @@
 //!   CPUs without a SIMD path.
 //! - `gemm.rs` / `attention.rs`: the ISA-independent drivers (threading, cache
 //!   blocking, packing order) written once against the `Simd` trait.
-//! - `x86/avx2.rs`, `x86/avx512.rs`: one file per instruction set with the
-//!   micro-kernels, packing routines and element-wise kernels.
+//! - `x86/avx2.rs`, `x86/avx512.rs`, `aarch64/neon.rs`: one file per
+//!   instruction set with the micro-kernels, packing routines and element-wise
+//!   kernels; `packed_*.rs` / `aarch64/dotprod.rs` / `aarch64/i8mm.rs` the
+//!   packed-weight decoders and int8 × int8 tiles.
 //! - `dispatch.rs`: the table of function pointers, chosen once per process.
 
-// The shared SIMD drivers have no user on aarch64 until the NEON kernels land.
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
+// The shared SIMD drivers have users on x86-64 and aarch64 only.
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code)
+)]
 mod attention;
 mod dispatch;
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code)
+)]
 mod gemm;
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code)
+)]
 mod packed;
 pub mod pool;
 pub mod scalar;
 pub mod schemes;
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code)
+)]
 mod scratch;
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code)
+)]
 mod simd;
 #[cfg(target_arch = "x86_64")]
 mod x86;
@@ -110,14 +129,14 @@ impl Kernels {
             .pop()
             .expect("the scalar kernels are always available")
     }
-    /// `SOTTO_KERNELS=scalar|avx2|avx512|...` if set (error if this CPU lacks it), else [`Kernels::detect`].
+    /// `SOTTO_KERNELS=scalar|avx2|avx512|avx512vnni|neon|neon-dotprod|neon-i8mm` if set (error if this CPU lacks it), else [`Kernels::detect`].
     pub fn from_env() -> Result<Kernels, String> {
         match std::env::var("SOTTO_KERNELS") {
             Ok(name) if !name.trim().is_empty() => Kernels::from_name(name.trim()),
             _ => Ok(Kernels::detect()),
         }
     }
-    /// The kernels for `name` (`scalar`, `avx2`, `avx512`, or a full [`Kernels::name`]),
+    /// The kernels for `name` (a short name such as `avx2` or `neon-dotprod`, or a full [`Kernels::name`]),
     /// with an error saying why when the name is unknown or this CPU lacks it.
     pub fn from_name(name: &str) -> Result<Kernels, String> {
         let isa = Isa::parse(name).ok_or_else(|| {
@@ -153,7 +172,7 @@ impl Kernels {
             .filter_map(|&i| Kernels::for_isa(i))
             .collect()
     }
-    /// e.g. "x86-avx2-fma", "scalar".
+    /// e.g. "x86-avx2-fma", "aarch64-neon-dotprod", "scalar".
     pub fn name(&self) -> &'static str {
         self.table.isa.name()
     }

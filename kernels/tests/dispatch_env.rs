@@ -12,7 +12,14 @@ fn sotto_kernels_env() {
     let err = Kernels::from_env().unwrap_err();
     assert!(err.contains("bogus") && err.contains("avx2"), "{err}");
 
-    for (short, full) in [("avx2", "x86-avx2-fma"), ("avx512", "x86-avx512")] {
+    for (short, full) in [
+        ("avx2", "x86-avx2-fma"),
+        ("avx512", "x86-avx512"),
+        ("avx512vnni", "x86-avx512-vnni"),
+        ("neon", "aarch64-neon"),
+        ("neon-dotprod", "aarch64-neon-dotprod"),
+        ("neon-i8mm", "aarch64-neon-i8mm"),
+    ] {
         std::env::set_var("SOTTO_KERNELS", short);
         match Kernels::with_isa(short) {
             Some(_) => assert_eq!(Kernels::from_env().unwrap().name(), full),
@@ -27,7 +34,8 @@ fn sotto_kernels_env() {
     assert_eq!(Kernels::from_env().unwrap(), Kernels::detect());
     assert_eq!(Kernels::detect(), *Kernels::available().last().unwrap());
 
-    // CI sets SOTTO_KERNELS_ENSURE=avx2 (say) to fail when the forced ISA is
+    // CI sets SOTTO_KERNELS_ENSURE=avx2 (say; tools/test-neon.sh: neon,
+    // neon-dotprod, neon-i8mm under three emulated CPUs) to fail when the forced ISA is
     // not actually present on the runner, instead of silently testing less.
     if let Ok(want) = std::env::var("SOTTO_KERNELS_ENSURE") {
         assert!(
@@ -54,4 +62,23 @@ fn detection_agrees_with_cpu() {
         avx2,
         "full names parse too"
     );
+}
+
+#[test]
+#[cfg(target_arch = "aarch64")]
+fn detection_agrees_with_cpu() {
+    use std::arch::is_aarch64_feature_detected as has;
+    let neon = has!("neon");
+    assert_eq!(Kernels::with_isa("neon").is_some(), neon);
+    let dotprod = neon && has!("dotprod");
+    assert_eq!(Kernels::with_isa("neon-dotprod").is_some(), dotprod);
+    let i8mm = dotprod && has!("i8mm");
+    assert_eq!(Kernels::with_isa("neon-i8mm").is_some(), i8mm);
+    assert_eq!(
+        Kernels::with_isa("AARCH64-NEON").is_some(),
+        neon,
+        "full names parse too"
+    );
+    // No x86 kernels here.
+    assert!(Kernels::with_isa("avx2").is_none());
 }

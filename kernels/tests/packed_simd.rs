@@ -324,11 +324,85 @@ fn int8_overflow_bait() {
     }
 }
 
+/// Int8 × int8 at every k tail of the 16-byte NEON / 32-byte AVX2 steps and
+/// the 8-byte `smmla` blocks, with every x-row count up to two tiles (the
+/// i8mm tile pairs rows, an odd last row takes `sdot`): codes −128 / ±127
+/// mixed with random ones, exact.
 #[test]
-fn vnni_kernels_are_offered_where_the_cpu_has_them() {
+fn int8_every_k_tail() {
+    let kernels = simd_kernels();
+    let pool = Pool::new(2);
+    let mut rng = Rng::new(17);
+    for k in 1..=72 {
+        let n = 5;
+        let mut q = quantized(Scheme::Int8Row, n, k, 0, Fill::Random, 0.01, &mut rng);
+        for c in q.codes.iter_mut() {
+            match rng.below(4) {
+                0 => *c = 127,
+                1 => *c = (-127i8) as u8,
+                _ => {}
+            }
+        }
+        let mut bytes = pack(&q).unwrap();
+        // −128 is not a quantizer code, but a file may hold it: a whole row and
+        // single bytes elsewhere.
+        bytes[3 * k..4 * k].fill(0x80);
+        bytes[k - 1] = 0x80;
+        let m = 1 + k % 9;
+        let x: Vec<f32> = (0..m * k)
+            .map(|i| match i % 7 {
+                0 => 3.0,
+                1 => -3.0,
+                _ => rng.unit() * 3.0,
+            })
+            .collect();
+        for act in [ActQuant::Dynamic, ActQuant::Static(0.01)] {
+            let w = view(Scheme::Int8Row, n, k, 0, &bytes, act).unwrap();
+            check("k tail", &w, &x, m, None, &kernels, &pool);
+        }
+    }
+}
+
+/// A tensor's planes are 256-aligned from its start, but the start itself may
+/// be anywhere (the caller's bytes): every scheme from an odd address.
+#[test]
+fn planes_at_an_odd_address() {
+    let kernels = simd_kernels();
+    let pool = Pool::new(2);
+    let mut rng = Rng::new(19);
+    for scheme in Scheme::ALL {
+        let group = groups_for(scheme)[0];
+        let (m, k, n) = (3, 100, 9);
+        let q = quantized(scheme, n, k, group, Fill::Random, 0.1, &mut rng);
+        let bytes = pack(&q).unwrap();
+        let mut shifted = vec![0u8; bytes.len() + 1];
+        shifted[1..].copy_from_slice(&bytes);
+        let x = rng.vec(m * k, 1.0);
+        for act in acts_for(scheme) {
+            let w = view(scheme, n, k, group, &shifted[1..], act).unwrap();
+            check("odd address", &w, &x, m, None, &kernels, &pool);
+            // m ≥ 16 takes the decode-into-panels path.
+            let x = rng.vec(17 * k, 1.0);
+            check("odd address", &w, &x, 17, None, &kernels, &pool);
+        }
+    }
+}
+
+#[test]
+fn int8_kernels_are_offered_where_the_cpu_has_them() {
     #[cfg(target_arch = "x86_64")]
     {
         let has = Kernels::with_isa("avx512").is_some() && is_x86_feature_detected!("avx512vnni");
         assert_eq!(Kernels::with_isa("avx512vnni").is_some(), has);
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        use std::arch::is_aarch64_feature_detected as has;
+        let dotprod = has!("neon") && has!("dotprod");
+        assert_eq!(Kernels::with_isa("neon-dotprod").is_some(), dotprod);
+        assert_eq!(
+            Kernels::with_isa("neon-i8mm").is_some(),
+            dotprod && has!("i8mm")
+        );
     }
 }

@@ -215,7 +215,7 @@ fn nibble_positions_match_format_md() {
         zeros: vec![],
     };
     let b = pack(&q).unwrap();
-    let mut want = vec![0u8; 64];
+    let mut want = [0u8; 64];
     want[0] = 0x21;
     want[15] = 0xba;
     want[16] = 0x0f;

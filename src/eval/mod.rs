@@ -334,7 +334,17 @@ pub fn run(cfg: &EvalConfig, log: &dyn Fn(&str)) -> Result<Report> {
                 }
                 json_writer.write(&report, false)?;
             }
-            report.rows[row_index].peak_rss = rss::peak_bytes();
+            let row = &mut report.rows[row_index];
+            row.peak_rss = rss::peak_bytes();
+            // One line per scheme × set: the only progress a log file gets.
+            say(&format!(
+                "{} / {}: WER {:.2}% over {} utterances, RTF {:.3}",
+                row.scheme,
+                row.set,
+                100.0 * row.counts.wer(),
+                row.utterances.len(),
+                row.rtf()
+            ));
             json_writer.write(&report, true)?;
         }
         drop(model);

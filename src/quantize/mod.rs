@@ -184,7 +184,7 @@ pub fn quantize_tensor_with(
     let group = if is_grouped(scheme) {
         match group {
             0 => default_group(scheme),
-            g if g % 32 == 0 => g,
+            g if g.is_multiple_of(32) => g,
             g => return Err(format!("group {g} is not a multiple of 32")),
         }
     } else {
@@ -439,7 +439,7 @@ pub fn check_options(opts: &QuantizeOptions) -> Result<()> {
                 "--group applies to int4, nf4 and int3; {name} has one scale per row or tensor"
             ));
         }
-        if !(32..=4096).contains(&opts.group) || opts.group % 32 != 0 {
+        if !(32..=4096).contains(&opts.group) || !opts.group.is_multiple_of(32) {
             return bad(format!(
                 "--group {} must be a multiple of 32 up to 4096 (32, 64, 128, ...)",
                 opts.group

@@ -1,0 +1,624 @@
+//! NEON (AArch64 Advanced SIMD) kernels: 4 f32 lanes, 32 vector registers, no
+//! masked loads or stores (tails go through a small zero-padded copy).
+//!
+//! Micro-kernel: 6 rows × 16 columns (4 vectors) = 24 accumulators + 4 B
+//! vectors + 1 broadcast (`ld1r`) = 29 of the 32 registers; each k step does
+//! 4 loads, 6 broadcasts and 24 FMAs.
+//!
+//! f16 → f32 is `fcvtl`, part of base AArch64 Advanced SIMD (FEAT_FP16 is
+//! only needed for half-precision arithmetic), written as inline asm because
+//! the `vcvt_f32_f16` intrinsic and its `float16x4_t` type are unstable. With
+//! the FPCR as Linux leaves it (no flush-to-zero, no default NaN) it is exact,
+//! keeps subnormals, and quiets NaNs keeping their payload, as the reference.
+
+use std::arch::aarch64::*;
+use std::arch::asm;
+
+use crate::dispatch::{Isa, Table};
+use crate::simd::{Init, Simd};
+use crate::simd::{ERFC_POLY, EXP_MAX, EXP_MIN, EXP_POLY, LN2_HI, LN2_LO};
+use crate::{attention, gemm, AttentionShape, Pool, Weights};
+
+pub(crate) static TABLE: Table = Table {
+    isa: Isa::Neon,
+    linear,
+    linear_packed: crate::packed::linear::<Neon>,
+    layer_norm,
+    gelu,
+    attention,
+    f16_to_f32,
+};
+
+// The table's entries (shared by the dotprod and i8mm tables): safe because
+// `dispatch::table` hands the tables out only on a CPU with NEON.
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn linear(
+    pool: &Pool,
+    x: &[f32],
+    m: usize,
+    k: usize,
+    w: Weights,
+    n: usize,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    gemm::linear::<Neon>(pool, x, m, k, w, n, bias, out)
+}
+pub(crate) fn attention(
+    pool: &Pool,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    s: AttentionShape,
+    out: &mut [f32],
+) {
+    attention::attention::<Neon>(pool, q, k, v, s, out)
+}
+pub(crate) fn layer_norm(x: &[f32], d: usize, gamma: &[f32], beta: &[f32], out: &mut [f32]) {
+    // Safety: CPU support checked by dispatch; lengths checked by lib.rs.
+    unsafe { layer_norm_impl(x, d, gamma, beta, out) }
+}
+pub(crate) fn gelu(x: &mut [f32]) {
+    // Safety: CPU support checked by dispatch.
+    unsafe { gelu_impl(x) }
+}
+pub(crate) fn f16_to_f32(src: &[u16], dst: &mut [f32]) {
+    // Safety: CPU support checked by dispatch; dst.len() == src.len().
+    unsafe { f16_to_f32_impl(src.as_ptr(), src.len(), dst.as_mut_ptr()) }
+}
+
+pub(crate) struct Neon;
+
+const MR: usize = 6;
+const NR: usize = 16;
+
+impl Simd for Neon {
+    const MR: usize = MR;
+    const NR: usize = NR;
+    const QB: usize = 48;
+
+    unsafe fn pack_b(src: *const u8, f16: bool, ld: usize, rows: usize, k: usize, dst: *mut f32) {
+        if f16 {
+            pack_b::<true>(src, ld, rows, k, dst)
+        } else {
+            pack_b::<false>(src, ld, rows, k, dst)
+        }
+    }
+    unsafe fn kernel(
+        rows: usize,
+        cols: usize,
+        k: usize,
+        a: *const f32,
+        a_rs: usize,
+        a_ps: usize,
+        b: *const f32,
+        ldb: usize,
+        c: *mut f32,
+        ldc: usize,
+        init: Init,
+    ) {
+        macro_rules! call {
+            ($($r:literal)*) => {
+                match rows {
+                    $($r => kernel::<$r>(cols, k, a, a_rs, a_ps, b, ldb, c, ldc, init),)*
+                    _ => unreachable!("micro-kernel rows {rows}"),
+                }
+            };
+        }
+        call!(1 2 3 4 5 6)
+    }
+    unsafe fn dot_tile(
+        rows: usize,
+        cols: usize,
+        k: usize,
+        x: *const f32,
+        ldx: usize,
+        w: [*const u8; 4],
+        f16: bool,
+        bias: *const f32,
+        out: *mut f32,
+        ldo: usize,
+    ) {
+        macro_rules! call {
+            ($($r:literal)*) => {
+                match (rows, f16) {
+                    $(($r, true) => dot_tile::<$r, true>(cols, k, x, ldx, w, bias, out, ldo),
+                      ($r, false) => dot_tile::<$r, false>(cols, k, x, ldx, w, bias, out, ldo),)*
+                    _ => unreachable!("dot tile rows {rows}"),
+                }
+            };
+        }
+        call!(1 2 3 4)
+    }
+    unsafe fn dots(q: *const f32, k: *const f32, ldk: usize, n: usize, d: usize, out: *mut f32) {
+        dots(q, k, ldk, n, d, out)
+    }
+    unsafe fn weighted_sum(
+        w: *const f32,
+        v: *const f32,
+        ldv: usize,
+        n: usize,
+        d: usize,
+        out: *mut f32,
+    ) {
+        weighted_sum(w, v, ldv, n, d, out)
+    }
+    unsafe fn scale(x: *mut f32, n: usize, alpha: f32) {
+        scale(x, n, alpha)
+    }
+    unsafe fn softmax_row(x: *mut f32, n: usize, scale: f32) -> f32 {
+        softmax_row(x, n, scale)
+    }
+    unsafe fn softmax_cols(
+        s: *mut f32,
+        ld: usize,
+        rows: usize,
+        cols: usize,
+        first_visible: usize,
+        scale: f32,
+        sums: *mut f32,
+    ) {
+        softmax_cols(s, ld, rows, cols, first_visible, scale, sums)
+    }
+}
+
+/// Lane mask: all ones in the first `n` of 4 lanes.
+#[target_feature(enable = "neon")]
+#[inline]
+unsafe fn lanes(n: usize) -> uint32x4_t {
+    const IOTA: [u32; 4] = [0, 1, 2, 3];
+    vcltq_u32(vld1q_u32(IOTA.as_ptr()), vdupq_n_u32(n.min(4) as u32))
+}
+
+/// Loads `n` f32 (all 4 if `n ≥ 4`; zero beyond).
+#[target_feature(enable = "neon")]
+#[inline]
+pub(crate) unsafe fn load_n(p: *const f32, n: usize) -> float32x4_t {
+    if n >= 4 {
+        vld1q_f32(p)
+    } else {
+        let mut tmp = [0.0f32; 4];
+        std::ptr::copy_nonoverlapping(p, tmp.as_mut_ptr(), n);
+        vld1q_f32(tmp.as_ptr())
+    }
+}
+
+/// Stores the first `n` lanes (all 4 if `n ≥ 4`).
+#[target_feature(enable = "neon")]
+#[inline]
+unsafe fn store_n(p: *mut f32, n: usize, v: float32x4_t) {
+    if n >= 4 {
+        vst1q_f32(p, v)
+    } else {
+        let mut tmp = [0.0f32; 4];
+        vst1q_f32(tmp.as_mut_ptr(), v);
+        std::ptr::copy_nonoverlapping(tmp.as_ptr(), p, n);
+    }
+}
+
+/// Four halves (raw bits) to f32: `fcvtl` (see the module docs).
+#[target_feature(enable = "neon")]
+#[inline]
+pub(crate) unsafe fn cvt_f16x4(h: uint16x4_t) -> float32x4_t {
+    let r: float32x4_t;
+    asm!(
+        "fcvtl {r:v}.4s, {h:v}.4h",
+        r = out(vreg) r,
+        h = in(vreg) h,
+        options(pure, nomem, nostack, preserves_flags)
+    );
+    r
+}
+
+/// Loads `n` halves (all 4 if `n ≥ 4`; zero beyond) as f32.
+#[target_feature(enable = "neon")]
+#[inline]
+pub(crate) unsafe fn load_f16(p: *const u16, n: usize) -> float32x4_t {
+    if n >= 4 {
+        cvt_f16x4(vld1_u16(p))
+    } else {
+        let mut tmp = [0u16; 4];
+        std::ptr::copy_nonoverlapping(p, tmp.as_mut_ptr(), n);
+        cvt_f16x4(vld1_u16(tmp.as_ptr()))
+    }
+}
+
+/// Loads `n` elements (f16 bits if `F16`, else f32) as f32, zero beyond.
+#[target_feature(enable = "neon")]
+#[inline]
+unsafe fn load_w<const F16: bool>(p: *const u8, n: usize) -> float32x4_t {
+    if F16 {
+        load_f16(p.cast(), n)
+    } else {
+        load_n(p.cast(), n)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "neon")]
+unsafe fn kernel<const R: usize>(
+    cols: usize,
+    k: usize,
+    a: *const f32,
+    a_rs: usize,
+    a_ps: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    init: Init,
+) {
+    // Accumulators for MR rows; only the first R are used.
+    let mut acc = [[vdupq_n_f32(0.0); 4]; MR];
+    if let Init::Bias(bias) = init {
+        let bv: [float32x4_t; 4] = std::array::from_fn(|t| vld1q_f32(bias.add(4 * t)));
+        acc = [bv; MR];
+    }
+    // Rows of A through two base pointers (row 3g + o at base_g + o·a_rs),
+    // hidden from LLVM so it does not rebuild one chain of dependent adds
+    // through all the rows (as the x86 kernels do).
+    let mut base: [*const f32; 2] = std::array::from_fn(|g| a.wrapping_add(3 * g * a_rs));
+    #[allow(clippy::pointers_in_nomem_asm_block)] // the asm only passes the value through
+    for p in &mut base {
+        asm!(
+            "/* {0} */",
+            inout(reg) * p,
+            options(pure, nomem, nostack, preserves_flags)
+        );
+    }
+    let mut bp = b;
+    for _ in 0..k {
+        let bv: [float32x4_t; 4] = std::array::from_fn(|t| vld1q_f32(bp.add(4 * t)));
+        macro_rules! row {
+            ($($r:literal $g:literal $o:literal),*) => {$(
+                if $r < R {
+                    let av = vld1q_dup_f32(base[$g].add($o * a_rs));
+                    for t in 0..4 {
+                        acc[$r][t] = vfmaq_f32(acc[$r][t], av, bv[t]);
+                    }
+                }
+            )*};
+        }
+        row!(0 0 0, 1 0 1, 2 0 2, 3 1 0, 4 1 1, 5 1 2);
+        for p in &mut base {
+            *p = p.wrapping_add(a_ps);
+        }
+        bp = bp.add(ldb);
+    }
+    for r in 0..R {
+        for t in 0..4 {
+            let w = cols.saturating_sub(4 * t);
+            if w > 0 {
+                store_n(c.add(r * ldc + 4 * t), w, acc[r][t]);
+            }
+        }
+    }
+}
+
+/// Transposes 4 vectors (rows) into 4 vectors (columns).
+#[target_feature(enable = "neon")]
+#[inline]
+unsafe fn transpose4(r: [float32x4_t; 4]) -> [float32x4_t; 4] {
+    // [a0 b0 a2 b2], [a1 b1 a3 b3], [c0 d0 c2 d2], [c1 d1 c3 d3].
+    let t0 = vreinterpretq_f64_f32(vtrn1q_f32(r[0], r[1]));
+    let t1 = vreinterpretq_f64_f32(vtrn2q_f32(r[0], r[1]));
+    let t2 = vreinterpretq_f64_f32(vtrn1q_f32(r[2], r[3]));
+    let t3 = vreinterpretq_f64_f32(vtrn2q_f32(r[2], r[3]));
+    [
+        vreinterpretq_f32_f64(vtrn1q_f64(t0, t2)),
+        vreinterpretq_f32_f64(vtrn1q_f64(t1, t3)),
+        vreinterpretq_f32_f64(vtrn2q_f64(t0, t2)),
+        vreinterpretq_f32_f64(vtrn2q_f64(t1, t3)),
+    ]
+}
+
+/// 4 × 4 blocks: load 4 rows' next 4 elements, transpose, store 4 panel rows
+/// (each 4 of the panel's 16 columns).
+#[target_feature(enable = "neon")]
+unsafe fn pack_b<const F16: bool>(src: *const u8, ld: usize, rows: usize, k: usize, dst: *mut f32) {
+    let elem = if F16 { 2 } else { 4 };
+    for g in 0..NR / 4 {
+        let valid = rows.saturating_sub(4 * g).min(4);
+        let mut p = 0;
+        while p < k {
+            let kk = (k - p).min(4);
+            let r: [float32x4_t; 4] = std::array::from_fn(|i| {
+                if i < valid {
+                    load_w::<F16>(src.add(((4 * g + i) * ld + p) * elem), kk)
+                } else {
+                    vdupq_n_f32(0.0)
+                }
+            });
+            let t = transpose4(r);
+            for (i, v) in t.iter().enumerate().take(kk) {
+                vst1q_f32(dst.add((p + i) * NR + 4 * g), *v);
+            }
+            p += 4;
+        }
+    }
+}
+
+/// Dot-product tile: R x rows × 4 weight rows, two accumulators per pair
+/// when R ≤ 2 (so at least 8 FMA chains are in flight).
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "neon")]
+unsafe fn dot_tile<const R: usize, const F16: bool>(
+    cols: usize,
+    k: usize,
+    x: *const f32,
+    ldx: usize,
+    w: [*const u8; 4],
+    bias: *const f32,
+    out: *mut f32,
+    ldo: usize,
+) {
+    let elem = if F16 { 2 } else { 4 };
+    let split = R <= 2;
+    let mut acc = [[[vdupq_n_f32(0.0); 2]; 4]; R];
+    let mut p = 0;
+    let mut step = 0;
+    while p < k {
+        let kk = (k - p).min(4);
+        let wv: [float32x4_t; 4] = std::array::from_fn(|c| load_w::<F16>(w[c].add(p * elem), kk));
+        let h = if split { step & 1 } else { 0 };
+        for r in 0..R {
+            let xv = load_n(x.add(r * ldx + p), kk);
+            for c in 0..4 {
+                acc[r][c][h] = vfmaq_f32(acc[r][c][h], xv, wv[c]);
+            }
+        }
+        p += 4;
+        step += 1;
+    }
+    for r in 0..R {
+        for c in 0..cols {
+            let b = if bias.is_null() { 0.0 } else { *bias.add(c) };
+            let a = if split {
+                vaddq_f32(acc[r][c][0], acc[r][c][1])
+            } else {
+                acc[r][c][0]
+            };
+            *out.add(r * ldo + c) = vaddvq_f32(a) + b;
+        }
+    }
+}
+
+#[target_feature(enable = "neon")]
+unsafe fn dots(q: *const f32, k: *const f32, ldk: usize, n: usize, d: usize, out: *mut f32) {
+    let mut j = 0;
+    while j < n {
+        let jj = (n - j).min(4);
+        let mut acc = [vdupq_n_f32(0.0); 4];
+        let mut p = 0;
+        while p < d {
+            let qv = load_n(q.add(p), d - p);
+            for (t, a) in acc.iter_mut().enumerate().take(jj) {
+                *a = vfmaq_f32(*a, qv, load_n(k.add((j + t) * ldk + p), d - p));
+            }
+            p += 4;
+        }
+        for (t, a) in acc.iter().enumerate().take(jj) {
+            *out.add(j + t) = vaddvq_f32(*a);
+        }
+        j += 4;
+    }
+}
+
+#[target_feature(enable = "neon")]
+unsafe fn weighted_sum(
+    w: *const f32,
+    v: *const f32,
+    ldv: usize,
+    n: usize,
+    d: usize,
+    out: *mut f32,
+) {
+    // Eight vectors (32 columns) per pass over the rows.
+    let mut c0 = 0;
+    while c0 < d {
+        let widths: [usize; 8] = std::array::from_fn(|t| d.saturating_sub(c0 + 4 * t).min(4));
+        let mut acc = [vdupq_n_f32(0.0); 8];
+        for j in 0..n {
+            let wj = vdupq_n_f32(*w.add(j));
+            let row = v.add(j * ldv + c0);
+            for t in 0..8 {
+                if widths[t] > 0 {
+                    acc[t] = vfmaq_f32(acc[t], wj, load_n(row.add(4 * t), widths[t]));
+                }
+            }
+        }
+        for t in 0..8 {
+            if widths[t] > 0 {
+                store_n(out.add(c0 + 4 * t), widths[t], acc[t]);
+            }
+        }
+        c0 += 32;
+    }
+}
+
+#[target_feature(enable = "neon")]
+unsafe fn scale(x: *mut f32, n: usize, alpha: f32) {
+    let mut i = 0;
+    while i < n {
+        let nn = n - i;
+        store_n(x.add(i), nn, vmulq_n_f32(load_n(x.add(i), nn), alpha));
+        i += 4;
+    }
+}
+
+/// e^x, relative error ~2 ulp on [EXP_MIN, EXP_MAX] (inputs clamped to it):
+/// x = n·ln2 + r, e^r by the Cephes polynomial, 2ⁿ from exponent bits.
+#[target_feature(enable = "neon")]
+#[inline]
+unsafe fn exp(x: float32x4_t) -> float32x4_t {
+    let x = vminq_f32(vmaxq_f32(x, vdupq_n_f32(EXP_MIN)), vdupq_n_f32(EXP_MAX));
+    // Round to nearest, ties to even (as the x86 kernels).
+    let n = vrndnq_f32(vmulq_n_f32(x, std::f32::consts::LOG2_E));
+    let r = vfmsq_f32(x, n, vdupq_n_f32(LN2_HI));
+    let r = vfmsq_f32(r, n, vdupq_n_f32(LN2_LO));
+    let mut p = vdupq_n_f32(EXP_POLY[0]);
+    for &c in &EXP_POLY[1..] {
+        p = vfmaq_f32(vdupq_n_f32(c), p, r);
+    }
+    let r2 = vmulq_f32(r, r);
+    let e = vaddq_f32(vfmaq_f32(r, p, r2), vdupq_n_f32(1.0));
+    let pow2n = vreinterpretq_f32_s32(vshlq_n_s32::<23>(vaddq_s32(
+        vcvtq_s32_f32(n),
+        vdupq_n_s32(127),
+    )));
+    vmulq_f32(e, pow2n)
+}
+
+#[target_feature(enable = "neon")]
+unsafe fn softmax_row(x: *mut f32, n: usize, scale: f32) -> f32 {
+    let ninf = vdupq_n_f32(f32::NEG_INFINITY);
+    let mut vmax = ninf;
+    let mut i = 0;
+    while i < n {
+        let nn = n - i;
+        let v = vbslq_f32(lanes(nn), load_n(x.add(i), nn), ninf);
+        vmax = vmaxq_f32(vmax, v);
+        i += 4;
+    }
+    let max = vdupq_n_f32(vmaxvq_f32(vmax));
+    let mut sum = vdupq_n_f32(0.0);
+    let mut i = 0;
+    while i < n {
+        let nn = n - i;
+        let e = exp(vmulq_n_f32(vsubq_f32(load_n(x.add(i), nn), max), scale));
+        let e = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(e), lanes(nn)));
+        store_n(x.add(i), nn, e);
+        sum = vaddq_f32(sum, e);
+        i += 4;
+    }
+    vaddvq_f32(sum)
+}
+
+#[target_feature(enable = "neon")]
+unsafe fn softmax_cols(
+    st: *mut f32,
+    ld: usize,
+    rows: usize,
+    cols: usize,
+    first_visible: usize,
+    scale: f32,
+    sums: *mut f32,
+) {
+    const IOTA: [u32; 4] = [0, 1, 2, 3];
+    let iota = vld1q_u32(IOTA.as_ptr());
+    // Column c sees row j iff first_visible + c > j; clamp to keep u32 range.
+    let first = first_visible.min(rows + 1) as u32;
+    let ninf = vdupq_n_f32(f32::NEG_INFINITY);
+    let mut c0 = 0;
+    while c0 < cols {
+        let cm = lanes(cols - c0);
+        let limit = vaddq_u32(iota, vdupq_n_u32(first + c0 as u32));
+        let visible = |j: usize| vandq_u32(cm, vcgtq_u32(limit, vdupq_n_u32(j as u32)));
+        let mut vmax = ninf;
+        for j in 0..rows {
+            let v = vbslq_f32(visible(j), vld1q_f32(st.add(j * ld + c0)), ninf);
+            vmax = vmaxq_f32(vmax, v);
+        }
+        let mut sum = vdupq_n_f32(0.0);
+        for j in 0..rows {
+            // `ld` is a multiple of 4, so the whole vector is inside the row;
+            // lanes past `cols` are written back unchanged.
+            let p = st.add(j * ld + c0);
+            let s = vld1q_f32(p);
+            let e = exp(vmulq_n_f32(vsubq_f32(s, vmax), scale));
+            let e = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(e), visible(j)));
+            vst1q_f32(p, vbslq_f32(cm, e, s));
+            sum = vaddq_f32(sum, e);
+        }
+        store_n(sums.add(c0), cols - c0, sum);
+        c0 += 4;
+    }
+}
+
+#[target_feature(enable = "neon")]
+unsafe fn layer_norm_impl(x: &[f32], d: usize, gamma: &[f32], beta: &[f32], out: &mut [f32]) {
+    let inv_d = 1.0 / d as f32;
+    for (row, out_row) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+        let (xp, op) = (row.as_ptr(), out_row.as_mut_ptr());
+        let mut acc = vdupq_n_f32(0.0);
+        let mut i = 0;
+        while i < d {
+            acc = vaddq_f32(acc, load_n(xp.add(i), d - i));
+            i += 4;
+        }
+        let mean = vdupq_n_f32(vaddvq_f32(acc) * inv_d);
+        let mut acc = vdupq_n_f32(0.0);
+        let mut i = 0;
+        while i < d {
+            let nn = d - i;
+            let c = vsubq_f32(load_n(xp.add(i), nn), mean);
+            let c = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(c), lanes(nn)));
+            acc = vfmaq_f32(acc, c, c);
+            i += 4;
+        }
+        let inv_std = 1.0 / (vaddvq_f32(acc) * inv_d + 1e-5).sqrt();
+        let mut i = 0;
+        while i < d {
+            let nn = d - i;
+            let c = vsubq_f32(load_n(xp.add(i), nn), mean);
+            let g = load_n(gamma.as_ptr().add(i), nn);
+            let b = load_n(beta.as_ptr().add(i), nn);
+            store_n(op.add(i), nn, vfmaq_f32(b, vmulq_n_f32(c, inv_std), g));
+            i += 4;
+        }
+    }
+}
+
+/// GELU on one vector; the formula of `scalar::gelu_one`, in f32.
+#[target_feature(enable = "neon")]
+#[inline]
+unsafe fn gelu_vec(x: float32x4_t) -> float32x4_t {
+    let abs = vabsq_f32(x);
+    let z = vmulq_n_f32(abs, std::f32::consts::FRAC_1_SQRT_2);
+    let one = vdupq_n_f32(1.0);
+    let half = vdupq_n_f32(0.5);
+    let t = vdivq_f32(one, vfmaq_f32(one, z, half));
+    let mut q = vdupq_n_f32(ERFC_POLY[0]);
+    for &c in &ERFC_POLY[1..] {
+        q = vfmaq_f32(vdupq_n_f32(c), q, t);
+    }
+    // e^(−z²) with z² = x²/2 from an exact product (FMA gives the low
+    // part): rounding z first would cost a relative error of 2·u·z².
+    let xs = vminq_f32(abs, vdupq_n_f32(16.0));
+    let hi = vmulq_f32(xs, xs);
+    let lo = vfmaq_f32(vnegq_f32(hi), xs, xs);
+    let arg = vfmsq_f32(vfmsq_f32(q, half, hi), half, lo);
+    let half_erfc = vmulq_f32(vmulq_f32(half, t), exp(arg));
+    let negative = vcltzq_f32(x);
+    let phi = vbslq_f32(negative, half_erfc, vsubq_f32(one, half_erfc));
+    vmulq_f32(x, phi)
+}
+
+#[target_feature(enable = "neon")]
+unsafe fn gelu_impl(x: &mut [f32]) {
+    let (p, n) = (x.as_mut_ptr(), x.len());
+    let mut i = 0;
+    while i < n {
+        let nn = n - i;
+        store_n(p.add(i), nn, gelu_vec(load_n(p.add(i), nn)));
+        i += 4;
+    }
+}
+
+/// `dst[i] = f32(src[i])` for `i < n`, eight halves per step.
+#[target_feature(enable = "neon")]
+pub(crate) unsafe fn f16_to_f32_impl(src: *const u16, n: usize, dst: *mut f32) {
+    let mut i = 0;
+    while i + 8 <= n {
+        let h = vld1q_u16(src.add(i));
+        vst1q_f32(dst.add(i), cvt_f16x4(vget_low_u16(h)));
+        vst1q_f32(dst.add(i + 4), cvt_f16x4(vget_high_u16(h)));
+        i += 8;
+    }
+    while i < n {
+        let nn = n - i;
+        store_n(dst.add(i), nn, load_f16(src.add(i), nn));
+        i += 4;
+    }
+}

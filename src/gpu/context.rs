@@ -1,0 +1,295 @@
+//! The device: adapter choice, limits, buffers, and the pipeline cache keyed by
+//! (shader, entry point, constants).
+use super::shaders::{Shader, Slot};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Which adapters may be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdapterPolicy {
+    /// A real GPU only (discrete, integrated or virtual); software rasterisers refused.
+    HardwareOnly,
+    /// Any adapter, a software one (lavapipe, SwiftShader, WARP) included.
+    AllowSoftware,
+}
+
+/// A pipeline with the bind group layout its bindings follow.
+pub struct Kernel {
+    pub pipeline: wgpu::ComputePipeline,
+    pub layout: wgpu::BindGroupLayout,
+}
+
+type KernelKey = (Shader, &'static str, Vec<(&'static str, u32)>);
+
+/// One wgpu device and queue with sotto's pipelines.
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    /// Bound where a kernel's optional input is absent.
+    pub dummy: wgpu::Buffer,
+    modules: Mutex<HashMap<Shader, wgpu::ShaderModule>>,
+    layouts: Mutex<HashMap<Shader, wgpu::BindGroupLayout>>,
+    kernels: Mutex<HashMap<KernelKey, Arc<Kernel>>>,
+}
+
+impl std::fmt::Debug for Gpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+fn is_software(info: &wgpu::AdapterInfo) -> bool {
+    info.device_type == wgpu::DeviceType::Cpu
+}
+
+impl Gpu {
+    /// Opens the best adapter `policy` allows; the error says why none could be used.
+    pub fn new(policy: AdapterPolicy) -> Result<Gpu, String> {
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let mut adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+        if adapters.is_empty() {
+            return Err("no GPU adapter found (no Vulkan/Metal/DX12 driver)".into());
+        }
+        // Best first: discrete, integrated, virtual, other, software.
+        let rank = |a: &wgpu::Adapter| match a.get_info().device_type {
+            wgpu::DeviceType::DiscreteGpu => 0,
+            wgpu::DeviceType::IntegratedGpu => 1,
+            wgpu::DeviceType::VirtualGpu => 2,
+            wgpu::DeviceType::Other => 3,
+            wgpu::DeviceType::Cpu => 4,
+        };
+        adapters.sort_by_key(rank);
+        let names: Vec<String> = adapters
+            .iter()
+            .map(|a| {
+                let i = a.get_info();
+                format!("{} ({:?}, {:?})", i.name, i.device_type, i.backend)
+            })
+            .collect();
+        let adapter = adapters
+            .into_iter()
+            .find(|a| policy == AdapterPolicy::AllowSoftware || !is_software(&a.get_info()))
+            .ok_or_else(|| {
+                format!(
+                    "only software adapters found ({}); use --device gpu to run on one anyway",
+                    names.join(", ")
+                )
+            })?;
+        let info = adapter.get_info();
+        let have = adapter.limits();
+        // Ask for the adapter's own buffer limits: big tensors need them.
+        let limits = wgpu::Limits {
+            max_storage_buffer_binding_size: have.max_storage_buffer_binding_size,
+            max_buffer_size: have.max_buffer_size,
+            ..wgpu::Limits::default()
+        };
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("sotto"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits.clone(),
+            ..Default::default()
+        }))
+        .map_err(|e| format!("cannot open {}: {e}", info.name))?;
+        let dummy = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("dummy"),
+            size: 16,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        Ok(Gpu {
+            device,
+            queue,
+            info,
+            limits,
+            dummy,
+            modules: Mutex::default(),
+            layouts: Mutex::default(),
+            kernels: Mutex::default(),
+        })
+    }
+
+    /// e.g. "NVIDIA H100 (DiscreteGpu, Vulkan)".
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({:?}, {:?})",
+            self.info.name, self.info.device_type, self.info.backend
+        )
+    }
+
+    pub fn is_software(&self) -> bool {
+        is_software(&self.info)
+    }
+
+    /// Largest buffer one binding may cover.
+    pub fn max_binding(&self) -> u64 {
+        self.limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size)
+    }
+
+    /// A storage buffer of `bytes` (rounded up to 4), zero-filled.
+    pub fn buffer(&self, label: &str, bytes: u64) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.max(4).next_multiple_of(4),
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_DST
+                | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// A storage buffer of f32s.
+    pub fn floats(&self, label: &str, n: usize) -> wgpu::Buffer {
+        self.buffer(label, n as u64 * 4)
+    }
+
+    /// A storage buffer holding `data`.
+    pub fn upload_f32(&self, label: &str, data: &[f32]) -> wgpu::Buffer {
+        let b = self.floats(label, data.len());
+        if !data.is_empty() {
+            self.queue.write_buffer(&b, 0, bytemuck::cast_slice(data));
+        }
+        b
+    }
+
+    /// Copies `n` floats from `src` at float offset `off` back to the host (waits).
+    pub fn read_f32(&self, src: &wgpu::Buffer, off: usize, n: usize) -> Vec<f32> {
+        if n == 0 {
+            return Vec::new();
+        }
+        let bytes = n as u64 * 4;
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(src, off as u64 * 4, &staging, 0, bytes);
+        self.queue.submit([enc.finish()]);
+        let slice = staging.slice(..);
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait();
+        match rx.recv() {
+            Ok(Ok(())) => {}
+            other => panic!("GPU read-back failed: {other:?}"),
+        }
+        let view = slice
+            .get_mapped_range()
+            .unwrap_or_else(|e| panic!("GPU read-back failed: {e:?}"));
+        let out = bytemuck::cast_slice::<u8, f32>(&view).to_vec();
+        drop(view);
+        staging.unmap();
+        out
+    }
+
+    /// Blocks until the queue is idle.
+    pub fn wait(&self) {
+        // An error here means the device was lost; the next call reports it.
+        let _ = self.device.poll(wgpu::PollType::wait_indefinitely());
+    }
+
+    fn module(&self, shader: Shader) -> wgpu::ShaderModule {
+        let mut modules = self.modules.lock().unwrap_or_else(|e| e.into_inner());
+        modules
+            .entry(shader)
+            .or_insert_with(|| {
+                self.device
+                    .create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(shader.name()),
+                        source: wgpu::ShaderSource::Wgsl(shader.source().into()),
+                    })
+            })
+            .clone()
+    }
+
+    fn bind_layout(&self, shader: Shader) -> wgpu::BindGroupLayout {
+        let mut layouts = self.layouts.lock().unwrap_or_else(|e| e.into_inner());
+        layouts
+            .entry(shader)
+            .or_insert_with(|| {
+                let entries: Vec<wgpu::BindGroupLayoutEntry> = shader
+                    .slots()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, slot)| wgpu::BindGroupLayoutEntry {
+                        binding: i as u32,
+                        visibility: wgpu::ShaderStages::COMPUTE,
+                        ty: wgpu::BindingType::Buffer {
+                            ty: match slot {
+                                Slot::Uniform => wgpu::BufferBindingType::Uniform,
+                                Slot::Read => wgpu::BufferBindingType::Storage { read_only: true },
+                                Slot::ReadWrite => {
+                                    wgpu::BufferBindingType::Storage { read_only: false }
+                                }
+                            },
+                            has_dynamic_offset: false,
+                            min_binding_size: None,
+                        },
+                        count: None,
+                    })
+                    .collect();
+                self.device
+                    .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                        label: Some(shader.name()),
+                        entries: &entries,
+                    })
+            })
+            .clone()
+    }
+
+    /// The pipeline for (`shader`, `entry`, `constants`), compiled on first use.
+    pub fn kernel(
+        &self,
+        shader: Shader,
+        entry: &'static str,
+        constants: &[(&'static str, u32)],
+    ) -> Arc<Kernel> {
+        let key = (shader, entry, constants.to_vec());
+        if let Some(k) = self
+            .kernels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return k.clone();
+        }
+        let module = self.module(shader);
+        let layout = self.bind_layout(shader);
+        let pipeline_layout = self
+            .device
+            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(shader.name()),
+                bind_group_layouts: &[Some(&layout)],
+                immediate_size: 0,
+            });
+        let constants: Vec<(&str, f64)> = constants.iter().map(|&(n, v)| (n, v as f64)).collect();
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(shader.name()),
+                layout: Some(&pipeline_layout),
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: &constants,
+                    // Every kernel writes its workgroup memory before reading it.
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            });
+        let k = Arc::new(Kernel { pipeline, layout });
+        self.kernels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, k.clone());
+        k
+    }
+}

@@ -1,0 +1,21 @@
+//! The WGSL compute backend (feature `gpu`): the whole network on a wgpu device,
+//! packed weights uploaded once straight from the mapping and dequantized in the
+//! shaders (`shaders/*.wgsl`).
+//!
+//! - `context`: adapter choice (a software adapter only when asked), limits,
+//!   buffers, the pipeline cache keyed by (shader, entry point, constants);
+//! - `shaders`: the WGSL sources and the binding table of each kernel family;
+//! - `ops`: weights on the device and the operations, recorded per submission;
+//! - `network`: the encoder and decoder passes, [`GpuBackend`] for the decoding loop.
+//!
+//! Activations, the cross-attention K/V and the KV cache stay on the device; a decode
+//! step reads back only the logits of the rows the decoding loop asks for.
+
+mod context;
+mod network;
+mod ops;
+pub mod shaders;
+
+pub use context::{AdapterPolicy, Gpu, Kernel};
+pub use network::{GpuBackend, GpuCache, GpuCross, GpuModel};
+pub use ops::{Epilogue, GpuWeight, Recorder, Rows};

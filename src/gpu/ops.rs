@@ -1,0 +1,417 @@
+//! Weights on the device and the operations the network is made of, recorded into
+//! one command buffer per call (`Recorder`) with their parameters in one uniform
+//! buffer, each dispatch's slice 256-aligned.
+use super::context::{Gpu, Kernel};
+use super::shaders::{Shader, ATTENTION_MAX_HEAD_DIM, ATTENTION_MAX_KV, MATVEC_MAX_M, MATVEC_ROWS};
+use crate::format::ElementType;
+use sotto_kernels::schemes;
+use std::sync::Arc;
+
+/// Largest workgroup count along one dispatch dimension (WebGPU's default limit).
+const MAX_GROUPS: u32 = 65_535;
+
+/// A weight matrix `n × k` on the device: the tensor's bytes exactly as in the file
+/// (every plane), plus what the shaders need to find the planes (`WeightLayout`).
+pub struct GpuWeight {
+    pub buf: wgpu::Buffer,
+    pub etype: ElementType,
+    pub n: usize,
+    pub k: usize,
+    /// weights.wgsl `WeightLayout`: k, group, ng, row_bytes, p1, p2, 0, 0.
+    layout: [u32; 8],
+}
+
+impl GpuWeight {
+    /// Uploads one tensor's bytes (`n × k` of `etype`, `group` for the grouped schemes)
+    /// straight from `bytes` (e.g. the memory-mapped file): no host copy besides the
+    /// last partial word.
+    pub fn upload(
+        gpu: &Gpu,
+        name: &str,
+        etype: ElementType,
+        n: usize,
+        k: usize,
+        group: usize,
+        bytes: &[u8],
+    ) -> Result<GpuWeight, String> {
+        let (row_bytes, p1, p2, ng, expect) = match etype.scheme() {
+            None => {
+                let size = if etype == ElementType::F32 { 4 } else { 2 };
+                (k * size, 0, 0, 1, n * k * size)
+            }
+            Some(scheme) => {
+                let l = schemes::layout(scheme, n, k, group)?;
+                let ng = if scheme.is_grouped() {
+                    k.div_ceil(group)
+                } else {
+                    1
+                };
+                let rb = l.planes[0].1 / n;
+                (rb, l.planes[1].0, l.planes[2].0, ng, l.total)
+            }
+        };
+        if bytes.len() != expect {
+            return Err(format!(
+                "{name}: {} bytes, {etype:?} {n}×{k} takes {expect}",
+                bytes.len()
+            ));
+        }
+        // 4 bytes of slack: weights.wgsl reads whole words past unaligned bytes.
+        let size = bytes.len() as u64 + 4;
+        if size > gpu.max_binding() || size > u32::MAX as u64 {
+            return Err(format!(
+                "{name}: {} bytes is more than this GPU binds at once ({} bytes); \
+                 splitting tensors is not implemented — use --device cpu",
+                bytes.len(),
+                gpu.max_binding()
+            ));
+        }
+        let buf = gpu.buffer(name, size);
+        let whole = bytes.len() / 4 * 4;
+        if whole > 0 {
+            gpu.queue.write_buffer(&buf, 0, &bytes[..whole]);
+        }
+        if whole < bytes.len() {
+            let mut tail = [0u8; 4];
+            tail[..bytes.len() - whole].copy_from_slice(&bytes[whole..]);
+            gpu.queue.write_buffer(&buf, whole as u64, &tail);
+        }
+        let u = |v: usize| v as u32;
+        Ok(GpuWeight {
+            buf,
+            etype,
+            n,
+            k,
+            layout: [u(k), u(group), u(ng), u(row_bytes), u(p1), u(p2), 0, 0],
+        })
+    }
+
+    fn constants(&self) -> [(&'static str, u32); 1] {
+        [("SCHEME", self.etype as u32)]
+    }
+}
+
+/// Rows of f32 activations in a buffer: row `i` starts at float `off + i·stride`.
+#[derive(Clone, Copy)]
+pub struct Rows<'a> {
+    pub buf: &'a wgpu::Buffer,
+    pub off: usize,
+    pub stride: usize,
+}
+
+impl<'a> Rows<'a> {
+    pub fn new(buf: &'a wgpu::Buffer, off: usize, stride: usize) -> Rows<'a> {
+        Rows { buf, off, stride }
+    }
+}
+
+/// What a linear layer does after the dot products.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct Epilogue {
+    pub gelu: bool,
+    /// y += result (residual connections).
+    pub accumulate: bool,
+}
+
+struct Dispatch {
+    kernel: Arc<Kernel>,
+    bufs: Vec<wgpu::Buffer>,
+    params: (u64, u64),
+    groups: [u32; 3],
+}
+
+/// Operations recorded for one submission.
+pub struct Recorder<'g> {
+    gpu: &'g Gpu,
+    params: Vec<u8>,
+    cmds: Vec<Dispatch>,
+}
+
+fn u(v: usize) -> u32 {
+    u32::try_from(v).expect("GPU sizes fit in u32 (checked at upload)")
+}
+
+/// Folds `count` workgroups into (x, y) under the per-dimension limit; the shaders
+/// rebuild the flat index (common.wgsl `flat_group`) and skip the overhang.
+fn fold(count: usize) -> [u32; 3] {
+    let count = u(count.max(1));
+    if count <= MAX_GROUPS {
+        [count, 1, 1]
+    } else {
+        [MAX_GROUPS, count.div_ceil(MAX_GROUPS), 1]
+    }
+}
+
+impl<'g> Recorder<'g> {
+    pub fn new(gpu: &'g Gpu) -> Recorder<'g> {
+        Recorder {
+            gpu,
+            params: Vec::new(),
+            cmds: Vec::new(),
+        }
+    }
+
+    fn dispatch(
+        &mut self,
+        kernel: Arc<Kernel>,
+        params: &[u32],
+        bufs: &[&wgpu::Buffer],
+        groups: [u32; 3],
+    ) {
+        let align = self.gpu.limits.min_uniform_buffer_offset_alignment as usize;
+        let start = self.params.len().next_multiple_of(align);
+        self.params.resize(start, 0);
+        self.params
+            .extend_from_slice(bytemuck::cast_slice::<u32, u8>(params));
+        let len = (params.len() * 4).next_multiple_of(16);
+        self.params.resize(start + len, 0);
+        self.cmds.push(Dispatch {
+            kernel,
+            bufs: bufs.iter().map(|&b| b.clone()).collect(),
+            params: (start as u64, len as u64),
+            groups,
+        });
+    }
+
+    /// Encodes and submits everything recorded (returns at once).
+    pub fn submit(self) {
+        if self.cmds.is_empty() {
+            return;
+        }
+        let gpu = self.gpu;
+        let uniforms = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("params"),
+            size: self.params.len() as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        gpu.queue.write_buffer(&uniforms, 0, &self.params);
+        let groups: Vec<wgpu::BindGroup> = self
+            .cmds
+            .iter()
+            .map(|d| {
+                let mut entries = vec![wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &uniforms,
+                        offset: d.params.0,
+                        size: wgpu::BufferSize::new(d.params.1),
+                    }),
+                }];
+                for (i, b) in d.bufs.iter().enumerate() {
+                    entries.push(wgpu::BindGroupEntry {
+                        binding: i as u32 + 1,
+                        resource: b.as_entire_binding(),
+                    });
+                }
+                gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: None,
+                    layout: &d.kernel.layout,
+                    entries: &entries,
+                })
+            })
+            .collect();
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            for (d, g) in self.cmds.iter().zip(&groups) {
+                pass.set_pipeline(&d.kernel.pipeline);
+                pass.set_bind_group(0, g, &[]);
+                pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
+            }
+        }
+        gpu.queue.submit([enc.finish()]);
+    }
+
+    /// `y[m × n] = x[m × k] · wᵀ + bias`, then the epilogue: matvec for up to
+    /// [`MATVEC_MAX_M`] rows, tiled matmul above.
+    pub fn linear(
+        &mut self,
+        w: &GpuWeight,
+        bias: Option<&wgpu::Buffer>,
+        x: Rows,
+        m: usize,
+        y: Rows,
+        epi: Epilogue,
+    ) {
+        if m == 0 {
+            return;
+        }
+        let flags = u32::from(bias.is_some())
+            | (u32::from(epi.gelu) << 1)
+            | (u32::from(epi.accumulate) << 2);
+        let mut p = w.layout.to_vec();
+        p.extend([
+            u(m),
+            u(w.n),
+            u(x.off),
+            u(x.stride),
+            u(y.off),
+            u(y.stride),
+            flags,
+            0,
+        ]);
+        let b = bias.unwrap_or(&self.gpu.dummy);
+        if m <= MATVEC_MAX_M {
+            let k = self.gpu.kernel(Shader::Matvec, "main", &w.constants());
+            let groups = fold(w.n.div_ceil(MATVEC_ROWS));
+            self.dispatch(k, &p, &[&w.buf, x.buf, b, y.buf], groups);
+        } else {
+            let k = self.gpu.kernel(Shader::Matmul, "main", &w.constants());
+            let groups = [u(w.n.div_ceil(64)), u(m.div_ceil(64)), 1];
+            self.dispatch(k, &p, &[&w.buf, x.buf, b, y.buf], groups);
+        }
+    }
+
+    /// Layer norm (eps 1e-5) of `rows` rows of `d` floats.
+    pub fn layer_norm(
+        &mut self,
+        gamma: &wgpu::Buffer,
+        beta: &wgpu::Buffer,
+        d: usize,
+        x: Rows,
+        rows: usize,
+        y: Rows,
+    ) {
+        let p = [
+            u(d),
+            u(rows),
+            u(x.off),
+            u(x.stride),
+            u(y.off),
+            u(y.stride),
+            0,
+            0,
+        ];
+        let k = self.gpu.kernel(Shader::Norm, "main", &[]);
+        self.dispatch(k, &p, &[x.buf, gamma, beta, y.buf], fold(rows));
+    }
+
+    /// Attention of `n_q` query rows over `n_kv` keys/values in one buffer (`k_off`,
+    /// `v_off`: float offsets of key / value 0; `kv_stride` between rows), every head.
+    #[allow(clippy::too_many_arguments)]
+    pub fn attention(
+        &mut self,
+        q: Rows,
+        kv: &wgpu::Buffer,
+        k_off: usize,
+        v_off: usize,
+        kv_stride: usize,
+        n_q: usize,
+        n_kv: usize,
+        n_head: usize,
+        head_dim: usize,
+        causal_offset: Option<usize>,
+        out: Rows,
+    ) {
+        assert!(
+            n_kv <= ATTENTION_MAX_KV && head_dim <= ATTENTION_MAX_HEAD_DIM,
+            "GPU attention holds at most {ATTENTION_MAX_KV} keys of {ATTENTION_MAX_HEAD_DIM} floats"
+        );
+        if n_q == 0 {
+            return;
+        }
+        let p = [
+            u(n_q),
+            u(n_kv),
+            u(n_head),
+            u(head_dim),
+            u(q.off),
+            u(q.stride),
+            u(k_off),
+            u(v_off),
+            u(kv_stride),
+            u(out.off),
+            u(out.stride),
+            u32::from(causal_offset.is_some()),
+            u(causal_offset.unwrap_or(0)),
+            (1.0 / (head_dim as f32).sqrt()).to_bits(),
+            0,
+            0,
+        ];
+        let k = self.gpu.kernel(Shader::Attention, "main", &[]);
+        self.dispatch(k, &p, &[q.buf, kv, out.buf], [u(n_q), u(n_head), 1]);
+    }
+
+    /// im2col for a kernel-3, padding-1 convolution: `y` gets `t_out × (channels·3)`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn im2col(
+        &mut self,
+        x: &wgpu::Buffer,
+        channels: usize,
+        t_in: usize,
+        ch_stride: usize,
+        t_stride: usize,
+        stride: usize,
+        t_out: usize,
+        y: &wgpu::Buffer,
+    ) {
+        let p = [
+            u(channels),
+            u(t_in),
+            u(t_out),
+            u(stride),
+            0,
+            u(ch_stride),
+            u(t_stride),
+            0,
+        ];
+        let k = self.gpu.kernel(Shader::Conv, "im2col", &[]);
+        let n = t_out * channels * 3;
+        self.dispatch(k, &p, &[x, y], fold(n.div_ceil(256)));
+    }
+
+    /// Copies `rows × width` floats between strided rows.
+    pub fn copy_rows(&mut self, x: Rows, rows: usize, width: usize, y: Rows) {
+        let p = [
+            u(rows),
+            u(width),
+            u(x.off),
+            u(x.stride),
+            u(y.off),
+            u(y.stride),
+            0,
+            0,
+        ];
+        let k = self.gpu.kernel(Shader::Elementwise, "copy_rows", &[]);
+        self.dispatch(k, &p, &[x.buf, y.buf], fold((rows * width).div_ceil(256)));
+    }
+
+    /// GELU in place on `rows × width` floats.
+    pub fn gelu(&mut self, y: Rows, rows: usize, width: usize) {
+        let p = [u(rows), u(width), 0, 0, u(y.off), u(y.stride), 0, 0];
+        let k = self.gpu.kernel(Shader::Elementwise, "gelu_rows", &[]);
+        let dummy = self.gpu.dummy.clone();
+        self.dispatch(k, &p, &[&dummy, y.buf], fold((rows * width).div_ceil(256)));
+    }
+
+    /// `y[i] (+)= table[row_i]` for `rows` rows: `row_i = ids[i]` when `ids` is given,
+    /// else `first + i`.
+    pub fn embed(
+        &mut self,
+        table: &GpuWeight,
+        ids: Option<&wgpu::Buffer>,
+        first: usize,
+        rows: usize,
+        accumulate: bool,
+        y: Rows,
+    ) {
+        let mut p = table.layout.to_vec();
+        p.extend([
+            u(rows),
+            u(first),
+            u32::from(ids.is_some()),
+            u32::from(accumulate),
+            u(y.off),
+            u(y.stride),
+            0,
+            0,
+        ]);
+        let k = self
+            .gpu
+            .kernel(Shader::Embedding, "main", &table.constants());
+        let ids = ids.unwrap_or(&self.gpu.dummy);
+        let n = rows * table.k.div_ceil(4);
+        self.dispatch(k, &p, &[&table.buf, ids, y.buf], fold(n.div_ceil(64)));
+    }
+}
