@@ -18,11 +18,17 @@
 //!   whole number of 32-element blocks, so the kernels need no masked loads of
 //!   x (padding codes decode to finite values times 0).
 //! * **Int8 × int8** (`ActQuant::Dynamic` / `Static`): x rows are quantized
-//!   with [`quantize_activations`] (the reference's own function, so the codes
-//!   are identical), then tiles of x rows × 4 weight rows accumulate exact i32
+//!   exactly as [`quantize_activations`] does (so the codes are identical),
+//!   then tiles of x rows × 4 weight rows accumulate exact i32
 //!   dot products (VNNI `vpdpbusd`, or AVX2 `vpmaddubsw` + `vpmaddwd`), and
 //!   the result is rescaled with the reference's formula, so outputs match it
-//!   bit for bit.
+//!   bit for bit. Where the kernel set has an int8 GEMM micro-kernel
+//!   (`I8_NR > 0`: AVX-512 VNNI) and m ≥ [`DOT_MAX_M`], the tiles give way to
+//!   `gemm_int8`: `linear_gemm`'s loop nest over weight chunks repacked as
+//!   `[k/4][I8_NR][4]` bytes (sign bit flipped, so `vpdpbusd` sees them
+//!   unsigned), an `I8_MR × I8_NR` i32 tile in registers, and the same rescale
+//!   vectorised (product, product, sum: no FMA). x rows are quantized by the
+//!   kernel set's `quantize_row`, bit-identical to the reference's function.
 //!
 //! Per-row scales and zero-points are converted to f32 (f16 → f32, the Nf4Dq
 //! second-level decode) into a small per-task buffer just before use.
@@ -118,6 +124,78 @@ pub(crate) trait PackedSimd: Send + Sync + 'static {
         w: [*const u8; 4],
         out: &mut [[i32; 4]; 4],
     );
+
+    /// Columns (weight rows) per int8 GEMM panel; 0: no int8 GEMM kernel, the
+    /// dot tiles serve every m.
+    const I8_NR: usize = 0;
+    /// x rows per int8 GEMM micro-tile.
+    const I8_MR: usize = 0;
+    /// Int8 GEMM micro-kernel (only called when `I8_NR > 0`): for
+    /// `r < rows ≤ I8_MR`, `c < cols ≤ I8_NR`,
+    /// `out[r·ldo + c] = (sx[r] · sw[c]) · dot(r, c) as f32 + bias[c]`
+    /// (product rounded, then the sum: the reference's expression), where
+    /// `dot(r, c) = Σ_{p<k4} xq[r·ldx + p] · w_c[p]` exactly (wrapping i32).
+    /// `panel` is `[k4/4][I8_NR][4]` bytes of weight codes with the sign bit
+    /// flipped (`w + 128` as u8, see [`pack_i8_panel`]); x rows hold `k4`
+    /// readable codes (zero past k); `xsum[r]` is row r's code sum; `sw` and
+    /// `bias` hold `I8_NR` floats.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm_i8(
+        rows: usize,
+        cols: usize,
+        k4: usize,
+        xq: *const i8,
+        ldx: usize,
+        xsum: *const i32,
+        sx: *const f32,
+        panel: *const u8,
+        sw: *const f32,
+        bias: *const f32,
+        out: *mut f32,
+        ldo: usize,
+    ) {
+        let _ = (rows, cols, k4, xq, ldx, xsum, sx, panel, sw, bias, out, ldo);
+        unreachable!("no int8 GEMM kernel")
+    }
+    /// Quantizes one x row of `k` floats exactly as [`quantize_activations`]
+    /// into `dst` (`k` codes); returns `(s_x, Σ codes)`.
+    unsafe fn quantize_row(x: *const f32, k: usize, act: ActQuant, dst: *mut i8) -> (f32, i32) {
+        let x = std::slice::from_raw_parts(x, k);
+        let q = std::slice::from_raw_parts_mut(dst, k);
+        let mut s = [0.0f32];
+        quantize_activations(x, k, act, q, &mut s);
+        (s[0], q.iter().map(|&v| v as i32).sum())
+    }
+}
+
+/// Repacks weight rows `j..j + rows` (`rows ≤ nr`, `k` bytes each, `w` at row
+/// `j`) into an int8 GEMM panel: `dst[(p·nr + r)·4 + b] = w[r][4p + b] ^ 0x80`
+/// for `p < k4/4` (`k4` = k rounded up to 4); bytes past `k` and rows past
+/// `rows` are code 0 (0x80).
+fn pack_i8_panel(w: &[u8], rows: usize, k: usize, nr: usize, dst: &mut [u8]) {
+    let k4 = k.next_multiple_of(4);
+    let dst = &mut dst[..k4 * nr];
+    let full = k / 4;
+    for r in 0..nr {
+        if r >= rows {
+            for p in 0..k4 / 4 {
+                dst[(p * nr + r) * 4..][..4].fill(0x80);
+            }
+            continue;
+        }
+        let row = &w[r * k..(r + 1) * k];
+        for (p, c) in row.chunks_exact(4).enumerate() {
+            let v = u32::from_le_bytes([c[0], c[1], c[2], c[3]]) ^ 0x8080_8080;
+            dst[(p * nr + r) * 4..][..4].copy_from_slice(&v.to_le_bytes());
+        }
+        if full < k4 / 4 {
+            let mut t = [0x80u8; 4];
+            for (b, &c) in row[4 * full..].iter().enumerate() {
+                t[b] = c ^ 0x80;
+            }
+            dst[(full * nr + r) * 4..][..4].copy_from_slice(&t);
+        }
+    }
 }
 
 /// Little-endian f32 number `i` of `b`.
@@ -455,25 +533,31 @@ fn linear_int8<I: PackedSimd>(
     out: &mut [f32],
 ) {
     let n = w.n;
-    // Quantize x with the reference's function, into rows padded to 64.
+    // Quantize x (exactly as the reference) into rows zero-padded to 64.
     let kq = k.next_multiple_of(64);
-    let mut codes = vec![0i8; m * k];
+    let mut xq = vec![0i8; m * kq];
     let mut sx = vec![0.0f32; m];
+    let mut xsum = vec![0i32; m];
     {
         const ROWS: usize = 16;
-        let (cp, sp) = (SharedMut(codes.as_mut_ptr()), SharedMut(sx.as_mut_ptr()));
+        let (cp, sp, qp) = (
+            SharedMut(xq.as_mut_ptr()),
+            SharedMut(sx.as_mut_ptr()),
+            SharedMut(xsum.as_mut_ptr()),
+        );
         let tasks = m.div_ceil(ROWS);
         let x = &x[..m * k];
         let quantize = |t: usize| {
-            let (r0, r1) = (t * ROWS, ((t + 1) * ROWS).min(m));
-            // Safety: rows r0..r1 belong to this task; both buffers outlive the job.
-            let (c, s) = unsafe {
-                (
-                    std::slice::from_raw_parts_mut(cp.get().add(r0 * k), (r1 - r0) * k),
-                    std::slice::from_raw_parts_mut(sp.get().add(r0), r1 - r0),
-                )
-            };
-            quantize_activations(&x[r0 * k..r1 * k], k, act, c, s);
+            for r in t * ROWS..((t + 1) * ROWS).min(m) {
+                // Safety: row r belongs to this task; x row r has k floats,
+                // xq row r kq ≥ k codes; the buffers outlive the job.
+                unsafe {
+                    let (s, q) =
+                        I::quantize_row(x.as_ptr().add(r * k), k, act, cp.get().add(r * kq));
+                    *sp.get().add(r) = s;
+                    *qp.get().add(r) = q;
+                }
+            }
         };
         if tasks == 1 {
             quantize(0)
@@ -481,15 +565,8 @@ fn linear_int8<I: PackedSimd>(
             pool.run(tasks, &quantize)
         }
     }
-    let mut xq = vec![0i8; m * kq];
-    let mut xsum = vec![0i32; m];
-    for ((dst, src), s) in xq
-        .chunks_exact_mut(kq)
-        .zip(codes.chunks_exact(k))
-        .zip(&mut xsum)
-    {
-        dst[..k].copy_from_slice(src);
-        *s = src.iter().map(|&v| v as i32).sum();
+    if I::I8_NR > 0 && m >= DOT_MAX_M {
+        return gemm_int8::<I>(pool, &xq, kq, &xsum, &sx, m, k, w, bias, out);
     }
     let groups = n.div_ceil(4);
     // Weight rows per block: enough to fill I8_BLOCK_BYTES, whole groups of 4.
@@ -541,6 +618,101 @@ fn linear_int8<I: PackedSimd>(
                 }
             }
             gb = ge;
+        }
+    });
+}
+
+/// Bytes of repacked int8 weights per chunk (kept in L2 while every x
+/// micro-tile passes over it).
+const I8_CHUNK_BYTES: usize = 384 * 1024;
+
+/// Int8 × int8 GEMM for m ≥ [`DOT_MAX_M`]: `linear_gemm`'s loop nest, with
+/// weight chunks repacked into `[k4/4][I8_NR][4]`-byte panels for `gemm_i8`.
+#[allow(clippy::too_many_arguments)]
+fn gemm_int8<I: PackedSimd>(
+    pool: &Pool,
+    xq: &[i8],
+    kq: usize,
+    xsum: &[i32],
+    sx: &[f32],
+    m: usize,
+    k: usize,
+    w: &PackedWeights,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let n = w.n;
+    let (mr, nr) = (I::I8_MR, I::I8_NR);
+    let k4 = k.next_multiple_of(4);
+    let panels = n.div_ceil(nr);
+    let chunk_panels = (I8_CHUNK_BYTES / (k4 * nr)).clamp(1, panels);
+    let threads = pool.threads();
+    let n_parts = panels.min(threads * 2);
+    let m_parts = if n_parts >= threads {
+        1
+    } else {
+        (threads / n_parts).min(m.div_ceil(4 * mr)).max(1)
+    };
+    let out = SharedOut(out.as_mut_ptr());
+    let codes = w.planes[0];
+    // Per chunk: panels, then per panel NR weight scales and NR biases.
+    let (panel_len, par_len) = (k4 * nr, chunk_panels * nr);
+    pool.run(n_parts * m_parts, &|t| {
+        let (p0, p1) = split(panels, n_parts, t / m_parts);
+        let (i0, i1) = split(m.div_ceil(mr), m_parts, t % m_parts);
+        let (i0, i1) = (i0 * mr, (i1 * mr).min(m));
+        let mut packed = vec![0u8; chunk_panels * panel_len];
+        let mut sw = vec![0.0f32; par_len];
+        let mut bs = vec![0.0f32; par_len];
+        for c0 in (p0..p1).step_by(chunk_panels) {
+            let c1 = (c0 + chunk_panels).min(p1);
+            for p in c0..c1 {
+                let j = p * nr;
+                let rows = (n - j).min(nr);
+                let q = p - c0;
+                pack_i8_panel(
+                    &codes[j * k..(j + rows) * k],
+                    rows,
+                    k,
+                    nr,
+                    &mut packed[q * panel_len..(q + 1) * panel_len],
+                );
+                for c in 0..nr {
+                    let valid = c < rows;
+                    sw[q * nr + c] = if valid { int8_scale(w, j + c) } else { 0.0 };
+                    bs[q * nr + c] = match bias {
+                        Some(b) if valid => b[j + c],
+                        _ => 0.0,
+                    };
+                }
+            }
+            for i in (i0..i1).step_by(mr) {
+                let rows = (i1 - i).min(mr);
+                for p in c0..c1 {
+                    let j = p * nr;
+                    let q = p - c0;
+                    // Safety: x rows i..i+rows (kq ≥ k4 codes each, zero past
+                    // k), their sums and scales; a whole panel and NR scales
+                    // and biases; output rows i..i+rows, columns j..j+cols of
+                    // this task only.
+                    unsafe {
+                        I::gemm_i8(
+                            rows,
+                            (n - j).min(nr),
+                            k4,
+                            xq.as_ptr().add(i * kq),
+                            kq,
+                            xsum.as_ptr().add(i),
+                            sx.as_ptr().add(i),
+                            packed.as_ptr().add(q * panel_len),
+                            sw.as_ptr().add(q * nr),
+                            bs.as_ptr().add(q * nr),
+                            out.ptr().add(i * n + j),
+                            n,
+                        )
+                    }
+                }
+            }
         }
     });
 }

@@ -406,3 +406,38 @@ fn int8_kernels_are_offered_where_the_cpu_has_them() {
         );
     }
 }
+
+/// Int8 × int8 on the GEMM path (m ≥ 16) and the tiles, with activations the
+/// quantizer must treat exactly as the reference does (NaN, ±∞, −0, huge,
+/// all-zero rows) and weight rows holding −128: outputs bit-identical.
+#[test]
+fn int8_activation_edge_values() {
+    let kernels = simd_kernels();
+    let pool = Pool::new(2);
+    let mut rng = Rng::new(23);
+    for &(m, k, n) in &[(3, 37, 9), (16, 64, 70), (21, 130, 65), (40, 7, 130)] {
+        let q = quantized(Scheme::Int8Row, n, k, 0, Fill::Random, 0.1, &mut rng);
+        let mut bytes = pack(&q).unwrap();
+        bytes[k..2 * k].fill(0x80);
+        bytes[k - 1] = 0x80;
+        let mut x = rng.vec(m * k, 2.0);
+        // Row 0 all zero, row 1 with a NaN, row 2 with +∞ (Dynamic: s_x = ∞).
+        x[..k].fill(0.0);
+        x[k + k / 2] = f32::NAN;
+        x[2 * k] = f32::INFINITY;
+        for (i, v) in x.iter_mut().enumerate().skip(3 * k) {
+            match i % 11 {
+                0 => *v = -0.0,
+                1 => *v = 1e30,
+                2 => *v = -1e-30,
+                _ => {}
+            }
+        }
+        let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.25 - 3.0).collect();
+        for act in [ActQuant::Dynamic, ActQuant::Static(0.01)] {
+            let w = view(Scheme::Int8Row, n, k, 0, &bytes, act).unwrap();
+            check("edge activations", &w, &x, m, Some(&bias), &kernels, &pool);
+            check("edge activations", &w, &x, m, None, &kernels, &pool);
+        }
+    }
+}

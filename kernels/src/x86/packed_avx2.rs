@@ -23,7 +23,7 @@ use std::arch::x86_64::*;
 
 use super::avx2::Avx2;
 use crate::packed::{Kind, PackedSimd};
-use crate::schemes::NF4;
+use crate::schemes::{ActQuant, NF4};
 
 const INT8: u8 = 0;
 const AFF4: u8 = 1;
@@ -102,6 +102,9 @@ impl PackedSimd for Avx2 {
         out: &mut [[i32; 4]; 4],
     ) {
         dot_i8(rows, k, xq, ldx, w, out)
+    }
+    unsafe fn quantize_row(x: *const f32, k: usize, act: ActQuant, dst: *mut i8) -> (f32, i32) {
+        quantize_row(x, k, act, dst)
     }
 }
 
@@ -260,6 +263,13 @@ unsafe fn dot_tile<const K: u8, const R: usize>(
     out: *mut f32,
     ldo: usize,
 ) {
+    if K == INT8 {
+        return if R == 1 {
+            dot_tile_i8::<R, 2>(cols, k, x, ldx, codes, params, bias, out, ldo)
+        } else {
+            dot_tile_i8::<R, 1>(cols, k, x, ldx, codes, params, bias, out, ldo)
+        };
+    }
     let kp = k.next_multiple_of(32);
     let mut acc = [[_mm256_setzero_ps(); 4]; R];
     let mut g = 0;
@@ -379,4 +389,135 @@ unsafe fn dot_i8_rows<const R: usize>(
         }
     }
     res
+}
+
+/// The int8 weight-only dot tile: 8 codes per `vpmovsxbd` (straight from
+/// memory; the last partial block through a zero-padded copy) and
+/// `vcvtdq2ps`, one FMA per x row; `U` independent accumulator sets along k
+/// hide the FMA latency when there are few rows. The row scale is applied
+/// after the sum.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_tile_i8<const R: usize, const U: usize>(
+    cols: usize,
+    k: usize,
+    x: *const f32,
+    ldx: usize,
+    codes: [*const u8; 4],
+    params: [(*const f32, *const f32); 4],
+    bias: *const f32,
+    out: *mut f32,
+    ldo: usize,
+) {
+    let mut acc = [[[_mm256_setzero_ps(); 4]; R]; U];
+    let step = |acc: &mut [[__m256; 4]; R], p: usize, w: [*const u8; 4]| {
+        let xs: [__m256; R] = std::array::from_fn(|r| _mm256_loadu_ps(x.add(r * ldx + p)));
+        for c in 0..4 {
+            let raw = _mm_loadl_epi64(w[c].cast());
+            let wv = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(raw));
+            for r in 0..R {
+                acc[r][c] = _mm256_fmadd_ps(xs[r], wv, acc[r][c]);
+            }
+        }
+    };
+    let mut p = 0;
+    while p + 8 * U <= k {
+        for (u, a) in acc.iter_mut().enumerate() {
+            let q = p + 8 * u;
+            step(a, q, codes.map(|c| c.add(q)));
+        }
+        p += 8 * U;
+    }
+    // x is zero-padded to a multiple of 32; the codes are not.
+    let mut tail = [[0u8; 8]; 4];
+    while p < k {
+        let n = (k - p).min(8);
+        for (t, c) in tail.iter_mut().zip(codes) {
+            *t = [0; 8];
+            std::ptr::copy_nonoverlapping(c.add(p), t.as_mut_ptr(), n);
+        }
+        step(&mut acc[0], p, std::array::from_fn(|c| tail[c].as_ptr()));
+        p += 8;
+    }
+    for r in 0..R {
+        for c in 0..cols {
+            let mut sum = acc[0][r][c];
+            for a in &acc[1..] {
+                sum = _mm256_add_ps(sum, a[r][c]);
+            }
+            let v = hsum(sum) * *params[c].0;
+            let b = if bias.is_null() { 0.0 } else { *bias.add(c) };
+            *out.add(r * ldo + c) = v + b;
+        }
+    }
+}
+
+/// `PackedSimd::quantize_row` (bit-identical to `quantize_activations`):
+/// absmax with `vmaxps` (NaN lanes ignored, as `f32::max`), then
+/// `round(x · inv)` clamped to ±127 (NaN → 0, as Rust's `as i8`). A partial
+/// last block goes through zero-padded copies.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn quantize_row(
+    x: *const f32,
+    k: usize,
+    act: ActQuant,
+    dst: *mut i8,
+) -> (f32, i32) {
+    let load = |p: usize| {
+        if p + 8 <= k {
+            _mm256_loadu_ps(x.add(p))
+        } else {
+            let mut t = [0.0f32; 8];
+            std::ptr::copy_nonoverlapping(x.add(p), t.as_mut_ptr(), k - p);
+            _mm256_loadu_ps(t.as_ptr())
+        }
+    };
+    let (s_x, inv) = match act {
+        ActQuant::Float => unreachable!("quantize_row with float activations"),
+        ActQuant::Static(s) => (s, 1.0 / s),
+        ActQuant::Dynamic => {
+            let abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+            let mut a = _mm256_setzero_ps();
+            let mut p = 0;
+            while p < k {
+                // max(v, a) returns a when either is NaN: NaN never enters a.
+                a = _mm256_max_ps(_mm256_and_ps(load(p), abs), a);
+                p += 8;
+            }
+            let mut l = [0.0f32; 8];
+            _mm256_storeu_ps(l.as_mut_ptr(), a);
+            let a = l.iter().fold(0.0f32, |a, &v| a.max(v));
+            if a == 0.0 {
+                (0.0, 0.0)
+            } else {
+                (a / 127.0, 127.0 / a)
+            }
+        }
+    };
+    let vinv = _mm256_set1_ps(inv);
+    let (lo, hi) = (_mm256_set1_ps(-127.0), _mm256_set1_ps(127.0));
+    // Low byte of every dword, per 128-bit lane, then both lanes' 4 bytes together.
+    let bytes = _mm256_setr_epi8(
+        0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8, 12, -1, -1, -1, -1,
+        -1, -1, -1, -1, -1, -1, -1, -1,
+    );
+    let join = _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0);
+    let mut sum = _mm256_setzero_si256();
+    let mut p = 0;
+    while p < k {
+        let y = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+            _mm256_mul_ps(load(p), vinv),
+        );
+        // y as the second operand: a NaN y passes through both.
+        let y = _mm256_min_ps(hi, _mm256_max_ps(lo, y));
+        let ord = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_ORD_Q>(y, y));
+        let q = _mm256_and_si256(_mm256_cvtps_epi32(y), ord);
+        sum = _mm256_add_epi32(sum, q);
+        let b = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(q, bytes), join);
+        let b = _mm_cvtsi128_si64(_mm256_castsi256_si128(b)).to_le_bytes();
+        let n = (k - p).min(8);
+        std::ptr::copy_nonoverlapping(b.as_ptr().cast::<i8>(), dst.add(p), n);
+        p += 8;
+    }
+    (s_x, hsum_i32(sum))
 }

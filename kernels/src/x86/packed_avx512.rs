@@ -28,7 +28,7 @@ use std::arch::x86_64::*;
 
 use super::avx512::Avx512;
 use crate::packed::{Kind, PackedSimd};
-use crate::schemes::NF4;
+use crate::schemes::{ActQuant, NF4};
 
 const INT8: u8 = 0;
 const AFF4: u8 = 1;
@@ -91,6 +91,9 @@ macro_rules! common_impl {
                 kind, rows, cols, k, group, x, ldx, codes, params, bias, out, ldo,
             )
         }
+        unsafe fn quantize_row(x: *const f32, k: usize, act: ActQuant, dst: *mut i8) -> (f32, i32) {
+            quantize_row(x, k, act, dst)
+        }
     };
 }
 
@@ -128,6 +131,32 @@ impl PackedSimd for Avx512Vnni {
             4 => dot_i8_vnni::<4>(k, xq, ldx, xsum, w, out),
             _ => unreachable!("int8 tile rows {rows}"),
         }
+    }
+    const I8_NR: usize = 64;
+    const I8_MR: usize = 6;
+    unsafe fn gemm_i8(
+        rows: usize,
+        cols: usize,
+        k4: usize,
+        xq: *const i8,
+        ldx: usize,
+        xsum: *const i32,
+        sx: *const f32,
+        panel: *const u8,
+        sw: *const f32,
+        bias: *const f32,
+        out: *mut f32,
+        ldo: usize,
+    ) {
+        macro_rules! call {
+            ($($r:literal)*) => {
+                match rows {
+                    $($r => gemm_i8_vnni::<$r>(cols, k4, xq, ldx, xsum, sx, panel, sw, bias, out, ldo),)*
+                    _ => unreachable!("int8 GEMM rows {rows}"),
+                }
+            };
+        }
+        call!(1 2 3 4 5 6)
     }
 }
 
@@ -329,6 +358,13 @@ unsafe fn dot_tile<const K: u8, const R: usize>(
     out: *mut f32,
     ldo: usize,
 ) {
+    if K == INT8 {
+        return if R == 1 {
+            dot_tile_i8::<R, 2>(cols, k, x, ldx, codes, params, bias, out, ldo)
+        } else {
+            dot_tile_i8::<R, 1>(cols, k, x, ldx, codes, params, bias, out, ldo)
+        };
+    }
     let kp = k.next_multiple_of(32);
     let mut acc = [[_mm512_setzero_ps(); 4]; R];
     let mut g = 0;
@@ -406,6 +442,156 @@ unsafe fn dot_i8_vnni<const R: usize>(
         let corr = (*xsum.add(r)).wrapping_mul(128);
         for c in 0..4 {
             out[r][c] = _mm512_reduce_add_epi32(acc[r][c]).wrapping_sub(corr);
+        }
+    }
+}
+
+/// The int8 GEMM micro-kernel (`PackedSimd::gemm_i8`, NR = 64 as four
+/// vectors): per 4 k-steps, four panel loads and, per x row, one broadcast of
+/// 4 codes meeting all four in `vpdpbusd` (panel bytes unsigned, x signed).
+/// The panel's `w + 128` adds `128·Σx` to every dot, removed per row.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+unsafe fn gemm_i8_vnni<const R: usize>(
+    cols: usize,
+    k4: usize,
+    xq: *const i8,
+    ldx: usize,
+    xsum: *const i32,
+    sx: *const f32,
+    panel: *const u8,
+    sw: *const f32,
+    bias: *const f32,
+    out: *mut f32,
+    ldo: usize,
+) {
+    let mut acc = [[_mm512_setzero_si512(); 4]; R];
+    let mut b = panel;
+    let mut x = xq;
+    for _ in 0..k4 / 4 {
+        let wv: [__m512i; 4] = std::array::from_fn(|v| _mm512_loadu_si512(b.add(64 * v).cast()));
+        for r in 0..R {
+            let xb = _mm512_set1_epi32(x.add(r * ldx).cast::<i32>().read_unaligned());
+            for v in 0..4 {
+                acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], wv[v], xb);
+            }
+        }
+        b = b.add(256);
+        x = x.add(4);
+    }
+    let sws: [__m512; 4] = std::array::from_fn(|v| _mm512_loadu_ps(sw.add(16 * v)));
+    let bs: [__m512; 4] = std::array::from_fn(|v| _mm512_loadu_ps(bias.add(16 * v)));
+    for r in 0..R {
+        let corr = _mm512_set1_epi32((*xsum.add(r)).wrapping_mul(128));
+        let s = _mm512_set1_ps(*sx.add(r));
+        for v in 0..4 {
+            if 16 * v >= cols {
+                break;
+            }
+            let dot = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][v], corr));
+            // (s_x · s_w) · dot + b, each rounded: no FMA, as the reference.
+            let o = _mm512_add_ps(_mm512_mul_ps(_mm512_mul_ps(s, sws[v]), dot), bs[v]);
+            _mm512_mask_storeu_ps(out.add(r * ldo + 16 * v), lanes(cols - 16 * v), o);
+        }
+    }
+}
+
+/// `PackedSimd::quantize_row` (bit-identical to `quantize_activations`):
+/// absmax with `vmaxps` (NaN lanes ignored, as `f32::max`), then
+/// `round(x · inv)` clamped to ±127 (NaN → 0, as Rust's `as i8`).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
+unsafe fn quantize_row(x: *const f32, k: usize, act: ActQuant, dst: *mut i8) -> (f32, i32) {
+    let (s_x, inv) = match act {
+        ActQuant::Float => unreachable!("quantize_row with float activations"),
+        ActQuant::Static(s) => (s, 1.0 / s),
+        ActQuant::Dynamic => {
+            let mut a = _mm512_setzero_ps();
+            let mut p = 0;
+            while p < k {
+                let v = _mm512_maskz_loadu_ps(lanes(k - p), x.add(p));
+                // max(v, a) returns a when either is NaN: NaN never enters a.
+                a = _mm512_max_ps(_mm512_abs_ps(v), a);
+                p += 16;
+            }
+            let a = _mm512_reduce_max_ps(a);
+            if a == 0.0 {
+                (0.0, 0.0)
+            } else {
+                (a / 127.0, 127.0 / a)
+            }
+        }
+    };
+    let vinv = _mm512_set1_ps(inv);
+    let (lo, hi) = (_mm512_set1_ps(-127.0), _mm512_set1_ps(127.0));
+    let mut sum = _mm512_setzero_si512();
+    let mut p = 0;
+    while p < k {
+        let m = lanes(k - p);
+        let y = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x.add(p)), vinv);
+        let y = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(y);
+        // y as the second operand: a NaN y passes through both.
+        let y = _mm512_min_ps(hi, _mm512_max_ps(lo, y));
+        let ord = _mm512_cmp_ps_mask::<_CMP_ORD_Q>(y, y);
+        let q = _mm512_maskz_cvtps_epi32(ord, y);
+        sum = _mm512_add_epi32(sum, q);
+        _mm_mask_storeu_epi8(dst.add(p), m, _mm512_cvtepi32_epi8(q));
+        p += 16;
+    }
+    (s_x, _mm512_reduce_add_epi32(sum))
+}
+
+/// The int8 weight-only dot tile: 16 codes per `vpmovsxbd` (straight from
+/// memory; masked only in the last block) and `vcvtdq2ps`, one FMA per x
+/// row; `U` independent accumulator sets along k hide the FMA latency when
+/// there are few rows. The row scale is applied after the sum.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
+unsafe fn dot_tile_i8<const R: usize, const U: usize>(
+    cols: usize,
+    k: usize,
+    x: *const f32,
+    ldx: usize,
+    codes: [*const u8; 4],
+    params: [(*const f32, *const f32); 4],
+    bias: *const f32,
+    out: *mut f32,
+    ldo: usize,
+) {
+    let mut acc = [[[_mm512_setzero_ps(); 4]; R]; U];
+    let step = |acc: &mut [[__m512; 4]; R], p: usize, m: __mmask16| {
+        let xs: [__m512; R] = std::array::from_fn(|r| _mm512_loadu_ps(x.add(r * ldx + p)));
+        for c in 0..4 {
+            let raw = if m == 0xffff {
+                _mm_loadu_si128(codes[c].add(p).cast())
+            } else {
+                _mm_maskz_loadu_epi8(m, codes[c].add(p).cast())
+            };
+            let wv = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(raw));
+            for r in 0..R {
+                acc[r][c] = _mm512_fmadd_ps(xs[r], wv, acc[r][c]);
+            }
+        }
+    };
+    let mut p = 0;
+    while p + 16 * U <= k {
+        for (u, a) in acc.iter_mut().enumerate() {
+            step(a, p + 16 * u, 0xffff);
+        }
+        p += 16 * U;
+    }
+    while p < k {
+        step(&mut acc[0], p, lanes(k - p));
+        p += 16;
+    }
+    for r in 0..R {
+        for c in 0..cols {
+            let mut sum = acc[0][r][c];
+            for a in &acc[1..] {
+                sum = _mm512_add_ps(sum, a[r][c]);
+            }
+            let v = _mm512_reduce_add_ps(sum) * *params[c].0;
+            let b = if bias.is_null() { 0.0 } else { *bias.add(c) };
+            *out.add(r * ldo + c) = v + b;
         }
     }
 }
