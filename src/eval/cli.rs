@@ -15,7 +15,7 @@ pub struct EvalArgs {
     /// Comma-separated schemes; missing quantized files are made once into $SOTTO_HOME
     #[arg(
         long,
-        default_value = "f16,int8,int8-tensor,int8-static,int4-rtn,int4-hqq,nf4,nf4-dq,int3-hqq"
+        default_value = "f16,int8,int8-linear,int8-tensor,int8-static,int4-rtn,int4-hqq,nf4,nf4-dq,int3-hqq"
     )]
     pub schemes: String,
     /// Worker threads (default: all cores)

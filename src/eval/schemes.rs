@@ -20,6 +20,8 @@ pub enum Source {
         method: Method,
         activations: Activations,
         double_quant: bool,
+        /// Tensors left in f16 (`--keep` patterns).
+        keep: &'static [&'static str],
     },
 }
 
@@ -46,6 +48,7 @@ const fn q(
             method,
             activations,
             double_quant,
+            keep: &[],
         },
     }
 }
@@ -64,6 +67,19 @@ pub const SCHEMES: &[EvalScheme] = &[
         Activations::Dynamic,
         false,
     ),
+    // PyTorch `quantize_dynamic` (the study's int8): linear layers only; Whisper's
+    // output projection is the tied token embedding, which stays float.
+    EvalScheme {
+        name: "int8-linear",
+        source: Source::Quantized {
+            scheme: Scheme::Int8Row,
+            group: 0,
+            method: Method::Rtn,
+            activations: Activations::Dynamic,
+            double_quant: false,
+            keep: &["decoder/embeddings/weight"],
+        },
+    },
     q(
         "int8-tensor",
         Scheme::Int8Tensor,
@@ -149,6 +165,7 @@ pub fn quantize_options(
         method,
         activations,
         double_quant,
+        keep,
     } = scheme.source
     else {
         return Ok(None);
@@ -171,7 +188,7 @@ pub fn quantize_options(
         activations,
         calibrate,
         double_quant,
-        keep: Vec::new(),
+        keep: keep.iter().map(|k| k.to_string()).collect(),
         threads: threads.max(1),
     }))
 }
@@ -223,7 +240,7 @@ mod tests {
     fn names_parse_and_map() {
         let all: Vec<&str> = SCHEMES.iter().map(|s| s.name).collect();
         let parsed = parse_schemes(&all.join(",")).unwrap();
-        assert_eq!(parsed.len(), 9);
+        assert_eq!(parsed.len(), 10);
         assert!(parse_schemes("f16,bogus").is_err());
         assert!(parse_schemes(" , ").is_err());
         assert_eq!(parse_schemes("f16, f16 ,int8").unwrap().len(), 2);
@@ -236,6 +253,9 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(o.activations, Activations::Static);
+        let lin = parse_schemes("int8-linear").unwrap()[0];
+        let o = quantize_options(&lin, None, 2).unwrap().unwrap();
+        assert_eq!(o.keep, vec!["decoder/embeddings/weight".to_string()]);
         let dq = parse_schemes("nf4-dq").unwrap()[0];
         let o = quantize_options(&dq, None, 2).unwrap().unwrap();
         assert!(o.double_quant && o.scheme == Scheme::Nf4);
