@@ -176,6 +176,12 @@ impl Model {
             self.gpu = None;
             let policy = match device {
                 Device::Cpu => return Ok(self),
+                // Loading a Vulkan driver costs start-up time (and Mesa prints warnings)
+                // on machines that plainly have no GPU: look for device nodes first.
+                Device::Auto if !gpu_device_nodes_present() => {
+                    self.device_note = Some("no GPU device found; using the CPU".into());
+                    return Ok(self);
+                }
                 Device::Auto => gpu::AdapterPolicy::HardwareOnly,
                 Device::Gpu => gpu::AdapterPolicy::AllowSoftware,
             };
@@ -253,4 +259,23 @@ impl Model {
         };
         decoding::transcribe(&self.net, &cpu, samples, options)
     }
+}
+
+/// Whether this machine exposes a GPU to user space. Only Linux is checked (DRM
+/// render nodes or NVIDIA device files); elsewhere the adapter probe decides.
+#[cfg(feature = "gpu")]
+fn gpu_device_nodes_present() -> bool {
+    if !cfg!(target_os = "linux") {
+        return true;
+    }
+    let has = |dir: &str, prefix: &str| {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .any(|e| e.file_name().to_string_lossy().starts_with(prefix))
+            })
+            .unwrap_or(false)
+    };
+    has("/dev/dri", "renderD") || has("/dev", "nvidia")
 }
