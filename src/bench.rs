@@ -1,4 +1,4 @@
-//! `sotto bench`: where one transcription's time goes, on the CPU.
+//! `sotto bench`: where one transcription's time goes, on the CPU or the GPU.
 //!
 //! Loads the model (memory map + validation), transcribes one file once to warm
 //! up (page faults on the mapping, pool start-up, allocator), then `--runs` more
@@ -29,6 +29,9 @@ pub struct BenchArgs {
     /// Print one JSON object instead of the table
     #[arg(long)]
     json: bool,
+    /// Where the network runs (gpu: weights are uploaded once, timed as "upload")
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: crate::DeviceArg,
 }
 
 /// One timed transcription.
@@ -110,7 +113,9 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         model = Some(Model::load(&model_path)?);
         load_ms.push(ms_since(t));
     }
-    let model = model.expect("runs ≥ 1");
+    let t = Instant::now();
+    let model = model.expect("runs ≥ 1").with_device(a.device.into())?;
+    let upload_ms = ms_since(t);
     let load_first_ms = load_ms[0];
 
     let t = Instant::now();
@@ -151,7 +156,8 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         model_bytes: model.file().file_len(),
         audio: audio.display().to_string(),
         audio_s,
-        kernels: model.kernels().name(),
+        device: model.device_name(),
+        upload_ms,
         threads: opts.threads,
         runs: a.runs,
         load_ms: median(load_ms),
@@ -181,7 +187,9 @@ struct Report {
     model_bytes: u64,
     audio: String,
     audio_s: f64,
-    kernels: &'static str,
+    device: String,
+    /// Moving the weights to the device (0 on the CPU, where they stay mapped).
+    upload_ms: f64,
     threads: usize,
     runs: usize,
     load_ms: f64,
@@ -206,7 +214,8 @@ impl Report {
             "model_bytes": self.model_bytes,
             "audio": self.audio,
             "audio_s": self.audio_s,
-            "kernels": self.kernels,
+            "device": self.device,
+            "upload_ms": self.upload_ms,
             "threads": self.threads,
             "runs": self.runs,
             "load_ms": self.load_ms,
@@ -239,8 +248,9 @@ impl Report {
         format!(
             "model        {} ({:.1} MiB)\n\
              audio        {} ({:.2} s)\n\
-             kernels      {}, {} threads\n\
+             device       {}, {} threads\n\
              load         {:.1} ms (mmap + validation; first {:.1} ms)\n\
+             upload       {:.1} ms (weights to the device)\n\
              audio load   {:.1} ms (decode + resample)\n\
              mel          {:.1} ms\n\
              encoder      {:.1} ms/window × {}\n\
@@ -253,10 +263,11 @@ impl Report {
             self.model_bytes as f64 / (1 << 20) as f64,
             self.audio,
             self.audio_s,
-            self.kernels,
+            self.device,
             self.threads,
             self.load_ms,
             self.load_first_ms,
+            self.upload_ms,
             self.audio_load_ms,
             self.mel_ms,
             self.encoder_ms_per_window,
