@@ -268,10 +268,19 @@ pub fn transcribe<B: Backend>(
             );
             seek += segment_size;
         }
-        // Keep segment ends inside the audio and never before their start.
+        // A segment that starts after the audio has ended is text the model made up
+        // over the zero padding of a short last window (typically the prompt repeated):
+        // drop it. The rest keep their ends inside the audio, never before their start.
         let audio_end = samples.len() as f32 / SAMPLE_RATE as f32;
-        for s in &mut segments[new_start..] {
-            s.end = s.end.min(audio_end).max(s.start);
+        let mut i = new_start;
+        while i < segments.len() {
+            if segments[i].start >= audio_end {
+                segments.remove(i);
+            } else {
+                let s = &mut segments[i];
+                s.end = s.end.min(audio_end).max(s.start);
+                i += 1;
+            }
         }
         all_tokens.extend_from_slice(tokens);
         if !opts.condition_on_previous_text || result.temperature > 0.5 {
