@@ -272,16 +272,16 @@ pub fn transcribe<B: Backend>(
         // over the zero padding of a short last window (typically the prompt repeated):
         // drop it. The rest keep their ends inside the audio, never before their start.
         let audio_end = samples.len() as f32 / SAMPLE_RATE as f32;
-        let mut i = new_start;
-        while i < segments.len() {
-            if segments[i].start >= audio_end {
-                segments.remove(i);
-            } else {
-                let s = &mut segments[i];
-                s.end = s.end.min(audio_end).max(s.start);
-                i += 1;
-            }
-        }
+        let window: Vec<Segment> = segments.split_off(new_start);
+        segments.extend(
+            window
+                .into_iter()
+                .filter(|s| s.start < audio_end)
+                .map(|mut s| {
+                    s.end = s.end.min(audio_end).max(s.start);
+                    s
+                }),
+        );
         all_tokens.extend_from_slice(tokens);
         if !opts.condition_on_previous_text || result.temperature > 0.5 {
             prompt_reset_since = all_tokens.len();

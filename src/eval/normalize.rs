@@ -447,194 +447,156 @@ fn numbers_to_words(s: &str) -> String {
     plain_digits(&s)
 }
 
-/// `$1,200.50` → `1,200 dollars 50 cents` (the digits are read later).
-fn dollars(s: &str) -> String {
+/// Rewrites `s` left to right: at each position `rule` may consume the chars
+/// `i..next` and emit text in their place; where it declines, the char is kept.
+fn rewrite(s: &str, rule: impl Fn(&[char], usize) -> Option<(String, usize)>) -> String {
     let chars: Vec<char> = s.chars().collect();
     let mut out = String::with_capacity(s.len());
     let mut i = 0;
     while i < chars.len() {
-        if chars[i] == '$' && chars.get(i + 1).is_some_and(|c| c.is_ascii_digit()) {
-            let mut j = i + 1;
-            while j < chars.len() && (chars[j].is_ascii_digit() || chars[j] == ',') {
-                j += 1;
+        match rule(&chars, i) {
+            Some((text, next)) => {
+                out.push_str(&text);
+                i = next;
             }
-            out.extend(&chars[i + 1..j]);
-            out.push_str(" dollars");
-            if chars.get(j) == Some(&'.')
-                && chars.get(j + 1).is_some_and(|c| c.is_ascii_digit())
-                && chars.get(j + 2).is_some_and(|c| c.is_ascii_digit())
-            {
-                out.push(' ');
-                out.extend(&chars[j + 1..j + 3]);
-                out.push_str(" cents");
-                j += 3;
+            None => {
+                out.push(chars[i]);
+                i += 1;
             }
-            i = j;
-            continue;
         }
-        out.push(chars[i]);
-        i += 1;
     }
     out
+}
+
+fn text(chars: &[char]) -> String {
+    chars.iter().collect()
+}
+
+/// `$1,200.50` → `1,200 dollars 50 cents` (the digits are read later).
+fn dollars(s: &str) -> String {
+    rewrite(s, |chars, i| {
+        if chars[i] != '$' || !chars.get(i + 1).is_some_and(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        let mut j = i + 1;
+        while j < chars.len() && (chars[j].is_ascii_digit() || chars[j] == ',') {
+            j += 1;
+        }
+        let mut out = text(&chars[i + 1..j]) + " dollars";
+        if chars.get(j) == Some(&'.')
+            && chars.get(j + 1).is_some_and(|c| c.is_ascii_digit())
+            && chars.get(j + 2).is_some_and(|c| c.is_ascii_digit())
+        {
+            out.push(' ');
+            out.push_str(&text(&chars[j + 1..j + 3]));
+            out.push_str(" cents");
+            j += 3;
+        }
+        Some((out, j))
+    })
 }
 
 /// `1,200` → ` one thousand two hundred ` (whole groups of three after commas).
 fn grouped_thousands(s: &str) -> String {
-    let chars: Vec<char> = s.chars().collect();
-    let mut out = String::with_capacity(s.len());
-    let mut i = 0;
-    while i < chars.len() {
+    rewrite(s, |chars, i| {
         let boundary = i == 0 || !is_word(chars[i - 1]);
-        if boundary && chars[i].is_ascii_digit() {
-            let run = digit_run(&chars, i);
-            let mut end = None;
-            if run <= 3 {
-                let mut j = i + run;
-                while chars.get(j) == Some(&',')
-                    && j + 4 <= chars.len()
-                    && chars[j + 1..j + 4].iter().all(|c| c.is_ascii_digit())
-                {
-                    j += 4;
-                    if chars.get(j).is_none_or(|&c| !is_word(c)) {
-                        end = Some(j);
-                    }
+        if !boundary || !chars[i].is_ascii_digit() {
+            return None;
+        }
+        let run = digit_run(chars, i);
+        let mut end = None;
+        if run <= 3 {
+            let mut j = i + run;
+            while chars.get(j) == Some(&',')
+                && j + 4 <= chars.len()
+                && chars[j + 1..j + 4].iter().all(|c| c.is_ascii_digit())
+            {
+                j += 4;
+                if chars.get(j).is_none_or(|&c| !is_word(c)) {
+                    end = Some(j);
                 }
             }
-            if let Some(end) = end {
-                let digits: String = chars[i..end].iter().filter(|&&c| c != ',').collect();
-                let value = if digits.len() <= 18 {
-                    cardinal(digits.parse().unwrap_or(0), false)
-                } else {
-                    digit_by_digit(&digits)
-                };
-                out.push(' ');
-                out.push_str(&value);
-                out.push(' ');
-                i = end;
-                continue;
-            }
-            out.extend(&chars[i..i + run]);
-            i += run;
-            continue;
         }
-        out.push(chars[i]);
-        i += 1;
-    }
-    out
+        let Some(end) = end else {
+            return Some((text(&chars[i..i + run]), i + run));
+        };
+        let digits: String = chars[i..end].iter().filter(|&&c| c != ',').collect();
+        let value = if digits.len() <= 18 {
+            cardinal(digits.parse().unwrap_or(0), false)
+        } else {
+            digit_by_digit(&digits)
+        };
+        Some((format!(" {value} "), end))
+    })
 }
 
 /// `£3` → `3 pounds`, `5 %` → `5 percent`.
 fn pounds_and_percent(s: &str) -> String {
-    let chars: Vec<char> = s.chars().collect();
-    let mut out = String::with_capacity(s.len());
-    let mut i = 0;
-    while i < chars.len() {
+    rewrite(s, |chars, i| {
         let c = chars[i];
         if c == '£' && chars.get(i + 1).is_some_and(|c| c.is_ascii_digit()) {
-            let run = digit_run(&chars, i + 1);
-            out.extend(&chars[i + 1..i + 1 + run]);
-            out.push_str(" pounds");
-            i += 1 + run;
-            continue;
+            let run = digit_run(chars, i + 1);
+            return Some((text(&chars[i + 1..i + 1 + run]) + " pounds", i + 1 + run));
         }
-        if c.is_ascii_digit() {
-            let mut j = i + 1;
-            while j < chars.len() && chars[j].is_whitespace() {
-                j += 1;
-            }
-            if chars.get(j) == Some(&'%') {
-                out.push(c);
-                out.push_str(" percent");
-                i = j + 1;
-                continue;
-            }
+        if !c.is_ascii_digit() {
+            return None;
         }
-        out.push(c);
-        i += 1;
-    }
-    out
+        let mut j = i + 1;
+        while j < chars.len() && chars[j].is_whitespace() {
+            j += 1;
+        }
+        (chars.get(j) == Some(&'%')).then(|| (format!("{c} percent"), j + 1))
+    })
 }
 
 /// `21st` → ` twenty first ` (whole words only).
 fn ordinals(s: &str) -> String {
-    let chars: Vec<char> = s.chars().collect();
-    let mut out = String::with_capacity(s.len());
-    let mut i = 0;
-    while i < chars.len() {
-        if chars[i].is_ascii_digit() {
-            let run = digit_run(&chars, i);
-            let boundary = i == 0 || !is_word(chars[i - 1]);
-            let j = i + run;
-            let suffix: String = chars[j..chars.len().min(j + 2)].iter().collect();
-            if boundary
-                && ["st", "nd", "rd", "th"].contains(&suffix.as_str())
-                && chars.get(j + 2).is_none_or(|&c| !is_word(c))
-                && run <= 18
-            {
-                let digits: String = chars[i..j].iter().collect();
-                out.push(' ');
-                out.push_str(&ordinal(digits.parse().unwrap_or(0)));
-                out.push(' ');
-                i = j + 2;
-                continue;
-            }
-            out.extend(&chars[i..j]);
-            i = j;
-            continue;
+    rewrite(s, |chars, i| {
+        if !chars[i].is_ascii_digit() {
+            return None;
         }
-        out.push(chars[i]);
-        i += 1;
-    }
-    out
+        let run = digit_run(chars, i);
+        let boundary = i == 0 || !is_word(chars[i - 1]);
+        let j = i + run;
+        let suffix = text(&chars[j..chars.len().min(j + 2)]);
+        if boundary
+            && ["st", "nd", "rd", "th"].contains(&suffix.as_str())
+            && chars.get(j + 2).is_none_or(|&c| !is_word(c))
+            && run <= 18
+        {
+            let value = ordinal(text(&chars[i..j]).parse().unwrap_or(0));
+            return Some((format!(" {value} "), j + 2));
+        }
+        Some((text(&chars[i..j]), j))
+    })
 }
 
 /// `1.5` → `one point five`.
 fn decimals(s: &str) -> String {
-    let chars: Vec<char> = s.chars().collect();
-    let mut out = String::with_capacity(s.len());
-    let mut i = 0;
-    while i < chars.len() {
-        if chars[i].is_ascii_digit() {
-            let j = i + digit_run(&chars, i);
-            if chars.get(j) == Some(&'.') && chars.get(j + 1).is_some_and(|c| c.is_ascii_digit()) {
-                let k = j + 1 + digit_run(&chars, j + 1);
-                let whole: String = chars[i..j].iter().collect();
-                let frac: String = chars[j + 1..k].iter().collect();
-                out.push_str(&read_digits(&whole));
-                out.push_str(" point ");
-                out.push_str(&digit_by_digit(&frac));
-                i = k;
-                continue;
-            }
-            out.extend(&chars[i..j]);
-            i = j;
-            continue;
+    rewrite(s, |chars, i| {
+        if !chars[i].is_ascii_digit() {
+            return None;
         }
-        out.push(chars[i]);
-        i += 1;
-    }
-    out
+        let j = i + digit_run(chars, i);
+        if chars.get(j) == Some(&'.') && chars.get(j + 1).is_some_and(|c| c.is_ascii_digit()) {
+            let k = j + 1 + digit_run(chars, j + 1);
+            let whole = read_digits(&text(&chars[i..j]));
+            let frac = digit_by_digit(&text(&chars[j + 1..k]));
+            return Some((format!("{whole} point {frac}"), k));
+        }
+        Some((text(&chars[i..j]), j))
+    })
 }
 
 /// Any remaining digit string → ` words `.
 fn plain_digits(s: &str) -> String {
-    let chars: Vec<char> = s.chars().collect();
-    let mut out = String::with_capacity(s.len());
-    let mut i = 0;
-    while i < chars.len() {
-        if chars[i].is_ascii_digit() {
-            let j = i + digit_run(&chars, i);
-            let digits: String = chars[i..j].iter().collect();
-            out.push(' ');
-            out.push_str(&read_digits(&digits));
-            out.push(' ');
-            i = j;
-            continue;
+    rewrite(s, |chars, i| {
+        if !chars[i].is_ascii_digit() {
+            return None;
         }
-        out.push(chars[i]);
-        i += 1;
-    }
-    out
+        let j = i + digit_run(chars, i);
+        Some((format!(" {} ", read_digits(&text(&chars[i..j]))), j))
+    })
 }
 
 // ------------------------------------------------------------------ spellings
