@@ -234,7 +234,9 @@ fn bench_linear(c: &mut Criterion) {
 }
 
 /// Attention at Whisper's shapes: the encoder's self-attention over a window and
-/// one decoder step's cross-attention over it (FLOPs: 4·n_q·n_kv·d).
+/// one decoder step's cross-attention over it, with f32 and (as the decoder
+/// stores them) f16 K/V (FLOPs: 4·n_q·n_kv·d). For context, the f16 GEMM's
+/// rate is `linear_m1500/<isa>/f16/...` in the same run.
 fn bench_attention(c: &mut Criterion) {
     let t = threads();
     let pool = Pool::new(t);
@@ -254,6 +256,7 @@ fn bench_attention(c: &mut Criterion) {
     for (label, n_q, n_kv, heads, d) in cases {
         let q = rng.floats(n_q * d, -1.0, 1.0);
         let kv = rng.floats(n_kv * 2 * d, -1.0, 1.0);
+        let kv16: Vec<u16> = kv.iter().map(|&x| schemes::f32_to_f16_bits(x)).collect();
         let mut out = vec![0f32; n_q * d];
         let shape = AttentionShape {
             n_q,
@@ -276,6 +279,16 @@ fn bench_attention(c: &mut Criterion) {
                     black_box(&out);
                 })
             });
+            if n_q == 1 {
+                // The decoder keeps its cross K/V as f16: half the bytes per step.
+                let kv16 = &kv16;
+                g.bench_function(format!("{}/{label}-f16kv_t{t}", kern.name()), |b| {
+                    b.iter(|| {
+                        kern.attention_f16(&pool, black_box(&q), kv16, &kv16[d..], shape, &mut out);
+                        black_box(&out);
+                    })
+                });
+            }
         }
     }
     g.finish();

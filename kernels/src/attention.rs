@@ -11,6 +11,20 @@
 //!   `n_kv × QB` floats of scores, never `n_q × n_kv`.
 //! * **Dot** (decoding, a few query rows): one task per (head, query row):
 //!   a row of dot products, a row softmax, a weighted sum of V rows.
+//!
+//! K and V may be f16 (the decoder's caches): the dot path converts them in
+//! registers, the blocked path converts a head's rows into scratch first.
+//!
+//! Every instruction set computes the same operations in the same order, so
+//! results are bit-identical to `scalar::attention` (which spells the order
+//! out): scores and `P·V` are FMA chains in index order from zero (the
+//! micro-kernel's order); a dot-path score and a dot-path softmax sum are 16
+//! lane-wise partial sums (index mod 16) folded by halving (`i + 8`, `i + 4`,
+//! `i + 2`, `i + 1`); the blocked softmax sums each column in row order; exp
+//! is the shared polynomial with the same FMAs; weights whose exponent lies
+//! below `EXP_MIN` are flushed to zero (subnormal products are slow and
+//! irrelevant); the output is multiplied by `1 / sum`. Block sizes only
+//! change how many exact zeros are added, never the value.
 
 use crate::scalar::SharedOut;
 use crate::simd::{Init, Simd};
@@ -18,6 +32,39 @@ use crate::{scratch, AttentionShape, Pool};
 
 /// Below this many query rows a query block would be mostly padding.
 pub(crate) const DOT_MAX_Q: usize = 8;
+
+/// K or V: f32, or f16 bits.
+#[derive(Clone, Copy)]
+pub(crate) enum Kv<'a> {
+    F32(&'a [f32]),
+    F16(&'a [u16]),
+}
+
+impl Kv<'_> {
+    fn raw(self) -> Raw {
+        match self {
+            Kv::F32(x) => Raw(x.as_ptr().cast(), false),
+            Kv::F16(x) => Raw(x.as_ptr().cast(), true),
+        }
+    }
+}
+
+/// A read-only K or V view: base pointer, f16 flag.
+#[derive(Clone, Copy)]
+struct Raw(*const u8, bool);
+// Safety: read-only views of slices that outlive every task.
+unsafe impl Send for Raw {}
+unsafe impl Sync for Raw {}
+
+impl Raw {
+    /// Element `i` (f32 or f16 units) as a byte pointer.
+    fn at(self, i: usize) -> *const u8 {
+        self.0.wrapping_add(i * if self.1 { 2 } else { 4 })
+    }
+    fn f16(self) -> bool {
+        self.1
+    }
+}
 
 #[derive(Clone, Copy)]
 struct In(*const f32);
@@ -34,13 +81,13 @@ impl In {
 pub(crate) fn attention<I: Simd>(
     pool: &Pool,
     q: &[f32],
-    k: &[f32],
-    v: &[f32],
+    k: Kv,
+    v: Kv,
     s: AttentionShape,
     out: &mut [f32],
 ) {
     let scale = 1.0 / (s.head_dim as f32).sqrt();
-    let (q, k, v) = (In(q.as_ptr()), In(k.as_ptr()), In(v.as_ptr()));
+    let (q, k, v) = (In(q.as_ptr()), k.raw(), v.raw());
     let out = SharedOut(out.as_mut_ptr());
     if s.n_q < DOT_MAX_Q {
         attention_dot::<I>(pool, q, k, v, s, scale, out)
@@ -52,8 +99,8 @@ pub(crate) fn attention<I: Simd>(
 fn attention_dot<I: Simd>(
     pool: &Pool,
     q: In,
-    k: In,
-    v: In,
+    k: Raw,
+    v: Raw,
     s: AttentionShape,
     scale: f32,
     out: SharedOut,
@@ -70,14 +117,15 @@ fn attention_dot<I: Simd>(
                 let o = out.ptr().add(i * s.out_stride + h * d);
                 I::dots(
                     q.ptr().add(i * s.q_stride + h * d),
-                    k.ptr().add(h * d),
+                    k.at(h * d),
+                    k.f16(),
                     s.kv_stride,
                     visible,
                     d,
                     p.as_mut_ptr(),
                 );
                 let sum = I::softmax_row(p.as_mut_ptr(), visible, scale);
-                I::weighted_sum(p.as_ptr(), v.ptr().add(h * d), s.kv_stride, visible, d, o);
+                I::weighted_sum(p.as_ptr(), v.at(h * d), v.f16(), s.kv_stride, visible, d, o);
                 I::scale(o, d, 1.0 / sum);
             }
         })
@@ -87,8 +135,8 @@ fn attention_dot<I: Simd>(
 fn attention_blocked<I: Simd>(
     pool: &Pool,
     q: In,
-    k: In,
-    v: In,
+    k: Raw,
+    v: Raw,
     s: AttentionShape,
     scale: f32,
     out: SharedOut,
@@ -96,6 +144,9 @@ fn attention_blocked<I: Simd>(
     let (mr, nr, qb) = (I::MR, I::NR, I::QB);
     let d = s.head_dim;
     let blocks = s.n_q.div_ceil(qb);
+    // f16 K/V: a task converts its head's rows to f32 first (contiguous,
+    // `d` apart); f32 K/V are read in place.
+    let f16 = k.f16() || v.f16();
     let v_direct = d.is_multiple_of(nr);
     pool.run(s.n_head * blocks, &|t| {
         let (h, b) = (t / blocks, t % blocks);
@@ -115,13 +166,36 @@ fn attention_blocked<I: Simd>(
             scratch::lines(qb),
         );
         let v_len = if v_direct { 0 } else { kv * nr };
-        scratch::with(q_len + st_len + sums_len + v_len, |buf| {
+        let kv_len = if f16 { 2 * scratch::lines(kv * d) } else { 0 };
+        scratch::with(q_len + st_len + sums_len + kv_len + v_len, |buf| {
             let (qp, rest) = buf.split_at_mut(q_len);
             let (st, rest) = rest.split_at_mut(st_len);
-            let (sums, vp) = rest.split_at_mut(sums_len);
+            let (sums, rest) = rest.split_at_mut(sums_len);
+            let (kvc, vp) = rest.split_at_mut(kv_len);
             // Safety: lib.rs checked the extents of q, k, v and out; buffer
             // parts are sized above; (h, block) owns its rows × d floats of out.
             unsafe {
+                // Where K / V rows of this head start, and their stride.
+                let (kh, vh, kv_ld) = if f16 {
+                    let (kc, vc) = kvc.split_at_mut(kv_len / 2);
+                    for (x, dst) in [(k, kc.as_mut_ptr()), (v, vc.as_mut_ptr())] {
+                        for j in 0..kv {
+                            let src = x.at(j * s.kv_stride + h * d);
+                            if x.f16() {
+                                I::cvt_f16(src.cast(), d, dst.add(j * d));
+                            } else {
+                                std::ptr::copy_nonoverlapping(src.cast(), dst.add(j * d), d);
+                            }
+                        }
+                    }
+                    (kc.as_ptr(), vc.as_ptr(), d)
+                } else {
+                    (
+                        k.at(h * d).cast::<f32>(),
+                        v.at(h * d).cast::<f32>(),
+                        s.kv_stride,
+                    )
+                };
                 for pq in 0..q_panels {
                     let row = i0 + pq * nr;
                     I::pack_b(
@@ -140,8 +214,8 @@ fn attention_blocked<I: Simd>(
                             (kv - j).min(mr),
                             nr,
                             d,
-                            k.ptr().add(j * s.kv_stride + h * d),
-                            s.kv_stride,
+                            kh.add(j * kv_ld),
+                            kv_ld,
                             1,
                             qp.as_ptr().add(pq * nr * d),
                             nr,
@@ -164,13 +238,10 @@ fn attention_blocked<I: Simd>(
                 for c0 in (0..d).step_by(nr) {
                     let cols = (d - c0).min(nr);
                     let (b, ldb) = if v_direct {
-                        (v.ptr().add(h * d + c0), s.kv_stride)
+                        (vh.add(c0), kv_ld)
                     } else {
                         for j in 0..kv {
-                            let src = std::slice::from_raw_parts(
-                                v.ptr().add(j * s.kv_stride + h * d + c0),
-                                cols,
-                            );
+                            let src = std::slice::from_raw_parts(vh.add(j * kv_ld + c0), cols);
                             let dst = &mut vp[j * nr..(j + 1) * nr];
                             dst[..cols].copy_from_slice(src);
                             dst[cols..].fill(0.0);

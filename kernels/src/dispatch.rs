@@ -129,6 +129,7 @@ pub(crate) type PackedLinearFn = fn(
 );
 pub(crate) type LayerNormFn = fn(&[f32], usize, &[f32], &[f32], &mut [f32]);
 pub(crate) type AttentionFn = fn(&Pool, &[f32], &[f32], &[f32], AttentionShape, &mut [f32]);
+pub(crate) type AttentionF16Fn = fn(&Pool, &[f32], &[u16], &[u16], AttentionShape, &mut [f32]);
 
 /// One instruction set's kernels. The public wrappers in `lib.rs` check
 /// argument sizes before calling through.
@@ -140,6 +141,7 @@ pub(crate) struct Table {
     pub layer_norm: LayerNormFn,
     pub gelu: fn(&mut [f32]),
     pub attention: AttentionFn,
+    pub attention_f16: AttentionF16Fn,
     pub f16_to_f32: fn(&[u16], &mut [f32]),
 }
 
@@ -150,6 +152,7 @@ static SCALAR: Table = Table {
     layer_norm: scalar::layer_norm,
     gelu: scalar::gelu,
     attention: scalar::attention,
+    attention_f16: scalar::attention_f16,
     f16_to_f32: scalar::f16_to_f32,
 };
 

@@ -261,6 +261,7 @@ impl Kernels {
         (self.table.gelu)(x)
     }
     /// Scaled dot-product attention (scale 1/sqrt(head_dim)) for every head.
+    /// Every kernel set gives bit-identical results (see `scalar::attention`).
     pub fn attention(
         &self,
         pool: &Pool,
@@ -270,50 +271,76 @@ impl Kernels {
         shape: AttentionShape,
         out: &mut [f32],
     ) {
-        let s = shape;
-        if s.n_q == 0 || s.n_head == 0 || s.head_dim == 0 {
-            return;
+        if check_attention(q, k.len(), v.len(), shape, out) {
+            (self.table.attention)(pool, q, k, v, shape, out)
         }
-        let width = s.n_head * s.head_dim;
-        assert!(
-            s.q_stride >= width && s.out_stride >= width,
-            "attention: q/out stride shorter than n_head×head_dim"
-        );
-        let need_q = (s.n_q - 1) * s.q_stride + width;
-        let need_out = (s.n_q - 1) * s.out_stride + width;
-        assert!(
-            q.len() >= need_q,
-            "attention: q has {} floats, need {need_q}",
-            q.len()
-        );
-        assert!(
-            out.len() >= need_out,
-            "attention: out has {} floats, need {need_out}",
-            out.len()
-        );
-        if s.n_kv == 0 {
-            // Nothing to attend to: define the result as zero.
-            for i in 0..s.n_q {
-                out[i * s.out_stride..i * s.out_stride + width].fill(0.0);
-            }
-            return;
+    }
+    /// [`Kernels::attention`] with K and V as f16 bits (the decoder's caches),
+    /// converted in registers; the same result as converting them first.
+    pub fn attention_f16(
+        &self,
+        pool: &Pool,
+        q: &[f32],
+        k: &[u16],
+        v: &[u16],
+        shape: AttentionShape,
+        out: &mut [f32],
+    ) {
+        if check_attention(q, k.len(), v.len(), shape, out) {
+            (self.table.attention_f16)(pool, q, k, v, shape, out)
         }
-        assert!(
-            s.kv_stride >= width,
-            "attention: kv stride shorter than n_head×head_dim"
-        );
-        let need_kv = (s.n_kv - 1) * s.kv_stride + width;
-        assert!(
-            k.len() >= need_kv && v.len() >= need_kv,
-            "attention: k/v have {}/{} floats, need {need_kv}",
-            k.len(),
-            v.len()
-        );
-        (self.table.attention)(pool, q, k, v, shape, out)
     }
     /// Half bits to f32.
     pub fn f16_to_f32(&self, src: &[u16], dst: &mut [f32]) {
         assert!(dst.len() >= src.len(), "f16_to_f32: dst shorter than src");
         (self.table.f16_to_f32)(src, &mut dst[..src.len()])
     }
+}
+
+/// Checks attention's argument sizes; false when there is nothing to compute
+/// (out is then zeroed where defined).
+fn check_attention(
+    q: &[f32],
+    k_len: usize,
+    v_len: usize,
+    s: AttentionShape,
+    out: &mut [f32],
+) -> bool {
+    if s.n_q == 0 || s.n_head == 0 || s.head_dim == 0 {
+        return false;
+    }
+    let width = s.n_head * s.head_dim;
+    assert!(
+        s.q_stride >= width && s.out_stride >= width,
+        "attention: q/out stride shorter than n_head×head_dim"
+    );
+    let need_q = (s.n_q - 1) * s.q_stride + width;
+    let need_out = (s.n_q - 1) * s.out_stride + width;
+    assert!(
+        q.len() >= need_q,
+        "attention: q has {} floats, need {need_q}",
+        q.len()
+    );
+    assert!(
+        out.len() >= need_out,
+        "attention: out has {} floats, need {need_out}",
+        out.len()
+    );
+    if s.n_kv == 0 {
+        // Nothing to attend to: define the result as zero.
+        for i in 0..s.n_q {
+            out[i * s.out_stride..i * s.out_stride + width].fill(0.0);
+        }
+        return false;
+    }
+    assert!(
+        s.kv_stride >= width,
+        "attention: kv stride shorter than n_head×head_dim"
+    );
+    let need_kv = (s.n_kv - 1) * s.kv_stride + width;
+    assert!(
+        k_len >= need_kv && v_len >= need_kv,
+        "attention: k/v have {k_len}/{v_len} elements, need {need_kv}"
+    );
+    true
 }

@@ -119,11 +119,83 @@ pub fn gelu(x: &mut [f32]) {
     }
 }
 
+/// e^x exactly as the SIMD kernels compute it (`simd::EXP_POLY`): the same
+/// clamp, reduction, FMAs and order, so the results are bit-identical.
+pub fn exp_poly(x: f32) -> f32 {
+    use crate::simd::{EXP_MAX, EXP_MIN, EXP_POLY, LN2_HI, LN2_LO};
+    // Not `clamp`: a NaN becomes EXP_MIN, as `max(x, EXP_MIN)` does in SIMD.
+    #[allow(clippy::manual_clamp)]
+    let x = x.max(EXP_MIN).min(EXP_MAX);
+    let n = (x * std::f32::consts::LOG2_E).round_ties_even();
+    let r = (-n).mul_add(LN2_HI, x);
+    let r = (-n).mul_add(LN2_LO, r);
+    let mut p = EXP_POLY[0];
+    for &c in &EXP_POLY[1..] {
+        p = p.mul_add(r, c);
+    }
+    let e = p.mul_add(r * r, r) + 1.0;
+    e * f32::from_bits(((n as i32 + 127) as u32) << 23)
+}
+
+/// A softmax weight: `exp_poly`, flushed to 0 below `EXP_MIN` (and for NaN).
+fn softmax_weight(x: f32) -> f32 {
+    if x >= crate::simd::EXP_MIN {
+        exp_poly(x)
+    } else {
+        0.0
+    }
+}
+
+/// Folds sixteen lane sums by halving: lanes `i` and `i + 8`, then `i + 4`,
+/// `i + 2`, `i + 1` — the order a SIMD horizontal sum takes at any width.
+fn fold16(mut a: [f32; 16]) -> f32 {
+    let mut half = 8;
+    while half > 0 {
+        for i in 0..half {
+            a[i] += a[i + half];
+        }
+        half /= 2;
+    }
+    a[0]
+}
+
+/// `Σ x[p]·y[p]` for `p < d` in the dot path's order: sixteen FMA chains
+/// (lane `p mod 16`, padded with 0·0 to whole groups of 16), then [`fold16`].
+pub fn dot16(x: impl Fn(usize) -> f32, y: impl Fn(usize) -> f32, d: usize) -> f32 {
+    let mut acc = [0.0f32; 16];
+    for p0 in (0..d).step_by(16) {
+        for (l, a) in acc.iter_mut().enumerate() {
+            let p = p0 + l;
+            let (xp, yp) = if p < d { (x(p), y(p)) } else { (0.0, 0.0) };
+            *a = xp.mul_add(yp, *a);
+        }
+    }
+    fold16(acc)
+}
+
+/// `Σ x` in the dot path's order: sixteen lane sums, then [`fold16`].
+pub fn sum16(x: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 16];
+    for chunk in x.chunks(16) {
+        for (a, &v) in acc.iter_mut().zip(chunk) {
+            *a += v;
+        }
+    }
+    fold16(acc)
+}
+
 /// For every head and query: scores against the visible keys, softmax with
-/// the maximum subtracted, weighted sum of the values.
+/// the maximum subtracted, weighted sum of the values, times 1/sum.
+///
+/// This is also the canonical operation order every SIMD kernel follows
+/// bit for bit (see `attention.rs`): with fewer than `DOT_MAX_Q` queries
+/// (the dot path) scores and the sum use [`dot16`] / [`sum16`]; otherwise
+/// scores are one FMA chain over the head dimension and the sum is taken in
+/// key order. `P·V` is one FMA chain per output in key order.
 pub fn attention(pool: &Pool, q: &[f32], k: &[f32], v: &[f32], s: AttentionShape, out: &mut [f32]) {
     let d = s.head_dim;
     let scale = 1.0 / (d as f32).sqrt();
+    let dot_path = s.n_q < crate::attention::DOT_MAX_Q;
     let out = SharedOut(out.as_mut_ptr());
     pool.run(s.n_head * s.n_q, &|task| {
         let (h, i) = (task / s.n_q, task % s.n_q);
@@ -132,27 +204,49 @@ pub fn attention(pool: &Pool, q: &[f32], k: &[f32], v: &[f32], s: AttentionShape
         let mut scores = vec![0.0f32; visible];
         for (j, score) in scores.iter_mut().enumerate() {
             let kj = &k[j * s.kv_stride + h * d..][..d];
-            let dot: f32 = qi.iter().zip(kj).map(|(a, b)| a * b).sum();
-            *score = dot * scale;
+            *score = if dot_path {
+                dot16(|p| qi[p], |p| kj[p], d)
+            } else {
+                kj.iter()
+                    .zip(qi)
+                    .fold(0.0, |acc, (a, b)| a.mul_add(*b, acc))
+            };
         }
         let max = scores.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-        let mut sum = 0.0f32;
         for score in &mut scores {
-            *score = (*score - max).exp();
-            sum += *score;
+            *score = softmax_weight((*score - max) * scale);
         }
+        let sum = if dot_path {
+            sum16(&scores)
+        } else {
+            scores.iter().fold(0.0, |a, &b| a + b)
+        };
         let mut acc = vec![0.0f32; d];
         for (j, &p) in scores.iter().enumerate() {
             let vj = &v[j * s.kv_stride + h * d..][..d];
             for (a, &b) in acc.iter_mut().zip(vj) {
-                *a += p * b;
+                *a = p.mul_add(b, *a);
             }
         }
+        let inv = 1.0 / sum;
         for (c, a) in acc.iter().enumerate() {
             // Safety: (query i, head h) owns these d floats of out.
-            unsafe { *out.ptr().add(i * s.out_stride + h * d + c) = a / sum };
+            unsafe { *out.ptr().add(i * s.out_stride + h * d + c) = a * inv };
         }
     });
+}
+
+/// [`attention`] with K and V as f16 bits: converted exactly, then the same.
+pub fn attention_f16(
+    pool: &Pool,
+    q: &[f32],
+    k: &[u16],
+    v: &[u16],
+    s: AttentionShape,
+    out: &mut [f32],
+) {
+    let widen = |x: &[u16]| x.iter().map(|&h| f16_bits_to_f32(h)).collect::<Vec<_>>();
+    attention(pool, q, &widen(k), &widen(v), s, out)
 }
 
 /// A raw output pointer shared by tasks that write disjoint parts of it.

@@ -65,27 +65,45 @@ pub(crate) trait Simd: Send + Sync + 'static {
         ldo: usize,
     );
 
-    /// `out[j] = Σ_{p<d} q[p] · k[j·ldk + p]` for `j < n`.
-    unsafe fn dots(q: *const f32, k: *const f32, ldk: usize, n: usize, d: usize, out: *mut f32);
-    /// `out[c] = Σ_{j<n} w[j] · v[j·ldv + c]` for `c < d`.
+    /// `out[j] = Σ_{p<d} q[p] · k[j·ldk + p]` for `j < n` (k: f16 bits if
+    /// `f16`, else f32), in the canonical order of `scalar::dot16`: sixteen
+    /// lane sums (p mod 16, FMA chains) folded by halving.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn dots(
+        q: *const f32,
+        k: *const u8,
+        f16: bool,
+        ldk: usize,
+        n: usize,
+        d: usize,
+        out: *mut f32,
+    );
+    /// `out[c] = Σ_{j<n} w[j] · v[j·ldv + c]` for `c < d` (v: f16 bits if
+    /// `f16`), one FMA chain per column in `j` order.
+    #[allow(clippy::too_many_arguments)]
     unsafe fn weighted_sum(
         w: *const f32,
-        v: *const f32,
+        v: *const u8,
+        f16: bool,
         ldv: usize,
         n: usize,
         d: usize,
         out: *mut f32,
     );
+    /// `dst[i] = f32(src[i])` for `i < n`.
+    unsafe fn cvt_f16(src: *const u16, n: usize, dst: *mut f32);
     /// `x[i] *= alpha` for `i < n`.
     unsafe fn scale(x: *mut f32, n: usize, alpha: f32);
     /// `x[i] = exp((x[i] − max) · scale)` for `i < n` (max over the same
-    /// range); returns the sum of the new values.
+    /// range; 0 where the argument is below `EXP_MIN`); returns the sum of
+    /// the new values in the canonical order of `scalar::sum16`.
     unsafe fn softmax_row(x: *mut f32, n: usize, scale: f32) -> f32;
     /// Column softmax of `s[j·ld + c]`, `j < rows`, `c < cols ≤ ld` (`ld` a
     /// multiple of the vector width): entry (j, c) is visible iff
     /// `j < first_visible + c`. Visible entries become
-    /// `exp((s − max_c) · scale)`, hidden ones 0; `sums[c]` gets each column's
-    /// sum. `first_visible ≥ 1`.
+    /// `exp((s − max_c) · scale)` (0 below `EXP_MIN`), hidden ones 0;
+    /// `sums[c]` gets each column's sum, added in row order.
+    /// `first_visible ≥ 1`.
     #[allow(clippy::too_many_arguments)]
     unsafe fn softmax_cols(
         s: *mut f32,

@@ -8,6 +8,8 @@ pub use backend::{Backend, Cpu};
 
 use crate::format::{ModelConfig, ModelFile};
 use crate::{Error, Result};
+use half::f16;
+use half::slice::HalfFloatSliceExt;
 use sotto_kernels::{AttentionShape, Kernels, Pool};
 pub use weights::{Linear, Norm, Table};
 
@@ -53,17 +55,20 @@ pub struct Network {
 }
 
 /// Cross-attention keys and values of one encoded window, per decoder layer:
-/// `[n_audio_ctx × 2d]`, keys in the first `d` columns.
+/// `[n_audio_ctx × 2d]`, keys in the first `d` columns. Stored as f16: every
+/// decoded token reads all of them (as many bytes as the weights in f32),
+/// and attention converts them in registers.
 pub struct CrossKv {
-    kv: Vec<Vec<f32>>,
+    kv: Vec<Vec<f16>>,
     n_ctx: usize,
 }
 
-/// The decoder's self-attention cache for one hypothesis. Cloning forks it (beam search).
+/// The decoder's self-attention cache for one hypothesis, f16 like [`CrossKv`].
+/// Cloning forks it (beam search).
 #[derive(Clone)]
 pub struct KvCache {
-    k: Vec<Vec<f32>>,
-    v: Vec<Vec<f32>>,
+    k: Vec<Vec<f16>>,
+    v: Vec<Vec<f16>>,
     len: usize,
 }
 
@@ -312,13 +317,15 @@ impl Network {
     pub fn cross_kv(&self, k: &Kernels, pool: &Pool, enc: &[f32]) -> CrossKv {
         let c = self.config();
         let (ctx, d) = (c.n_audio_ctx as usize, c.n_text_state as usize);
+        let mut out = vec![0f32; ctx * 2 * d];
         let kv = self
             .dec_layers
             .iter()
             .map(|l| {
-                let mut out = vec![0f32; ctx * 2 * d];
                 self.linear(k, pool, &l.cross_kv, enc, ctx, &mut out);
-                out
+                let mut half = vec![f16::ZERO; ctx * 2 * d];
+                half.convert_from_f32_slice(&out);
+                half
             })
             .collect();
         CrossKv { kv, n_ctx: ctx }
@@ -329,8 +336,8 @@ impl Network {
         let size = c.n_text_ctx as usize * c.n_text_state as usize;
         let n = self.dec_layers.len();
         KvCache {
-            k: vec![vec![0f32; size]; n],
-            v: vec![vec![0f32; size]; n],
+            k: vec![vec![f16::ZERO; size]; n],
+            v: vec![vec![f16::ZERO; size]; n],
             len: 0,
         }
     }
@@ -381,8 +388,8 @@ impl Network {
             let (kc, vc) = (&mut cache.k[li], &mut cache.v[li]);
             for i in 0..n {
                 let row = &qkv[i * 3 * d..(i + 1) * 3 * d];
-                kc[(past + i) * d..(past + i + 1) * d].copy_from_slice(&row[d..2 * d]);
-                vc[(past + i) * d..(past + i + 1) * d].copy_from_slice(&row[2 * d..]);
+                kc[(past + i) * d..(past + i + 1) * d].convert_from_f32_slice(&row[d..2 * d]);
+                vc[(past + i) * d..(past + i + 1) * d].convert_from_f32_slice(&row[2 * d..]);
             }
             let shape = AttentionShape {
                 n_q: n,
@@ -394,11 +401,11 @@ impl Network {
                 out_stride: d,
                 causal_offset: Some(past),
             };
-            k.attention(
+            k.attention_f16(
                 pool,
                 &qkv,
-                &kc[..(past + n) * d],
-                &vc[..(past + n) * d],
+                kc[..(past + n) * d].reinterpret_cast(),
+                vc[..(past + n) * d].reinterpret_cast(),
                 shape,
                 &mut att,
             );
@@ -409,7 +416,7 @@ impl Network {
             self.norm(k, &l.cross_norm, &x, &mut h);
             let q = &mut qkv[..n * d];
             self.linear(k, pool, &l.cross_q, &h, n, q);
-            let kv = &cross.kv[li];
+            let kv: &[u16] = cross.kv[li].reinterpret_cast();
             let shape = AttentionShape {
                 n_q: n,
                 n_kv: cross.n_ctx,
@@ -420,7 +427,7 @@ impl Network {
                 out_stride: d,
                 causal_offset: None,
             };
-            k.attention(pool, q, kv, &kv[d..], shape, &mut att);
+            k.attention_f16(pool, q, kv, &kv[d..], shape, &mut att);
             self.linear(k, pool, &l.cross_out, &att, n, &mut h);
             add(&mut x, &h);
 

@@ -22,6 +22,7 @@ pub(crate) static TABLE: Table = Table {
     layer_norm: neon::layer_norm,
     gelu: neon::gelu,
     attention: neon::attention,
+    attention_f16: neon::attention_f16,
     f16_to_f32: neon::f16_to_f32,
 };
 

@@ -14,10 +14,11 @@
 use std::arch::aarch64::*;
 use std::arch::asm;
 
+use crate::attention::{self, Kv};
 use crate::dispatch::{Isa, Table};
 use crate::simd::{Init, Simd};
 use crate::simd::{ERFC_POLY, EXP_MAX, EXP_MIN, EXP_POLY, LN2_HI, LN2_LO};
-use crate::{attention, gemm, AttentionShape, Pool, Weights};
+use crate::{gemm, AttentionShape, Pool, Weights};
 
 pub(crate) static TABLE: Table = Table {
     isa: Isa::Neon,
@@ -26,6 +27,7 @@ pub(crate) static TABLE: Table = Table {
     layer_norm,
     gelu,
     attention,
+    attention_f16,
     f16_to_f32,
 };
 
@@ -53,7 +55,17 @@ pub(crate) fn attention(
     s: AttentionShape,
     out: &mut [f32],
 ) {
-    attention::attention::<Neon>(pool, q, k, v, s, out)
+    attention::attention::<Neon>(pool, q, Kv::F32(k), Kv::F32(v), s, out)
+}
+pub(crate) fn attention_f16(
+    pool: &Pool,
+    q: &[f32],
+    k: &[u16],
+    v: &[u16],
+    s: AttentionShape,
+    out: &mut [f32],
+) {
+    attention::attention::<Neon>(pool, q, Kv::F16(k), Kv::F16(v), s, out)
 }
 pub(crate) fn layer_norm(x: &[f32], d: usize, gamma: &[f32], beta: &[f32], out: &mut [f32]) {
     // Safety: CPU support checked by dispatch; lengths checked by lib.rs.
@@ -131,18 +143,38 @@ impl Simd for Neon {
         }
         call!(1 2 3 4)
     }
-    unsafe fn dots(q: *const f32, k: *const f32, ldk: usize, n: usize, d: usize, out: *mut f32) {
-        dots(q, k, ldk, n, d, out)
+    unsafe fn dots(
+        q: *const f32,
+        k: *const u8,
+        f16: bool,
+        ldk: usize,
+        n: usize,
+        d: usize,
+        out: *mut f32,
+    ) {
+        if f16 {
+            dots::<true>(q, k, ldk, n, d, out)
+        } else {
+            dots::<false>(q, k, ldk, n, d, out)
+        }
     }
     unsafe fn weighted_sum(
         w: *const f32,
-        v: *const f32,
+        v: *const u8,
+        f16: bool,
         ldv: usize,
         n: usize,
         d: usize,
         out: *mut f32,
     ) {
-        weighted_sum(w, v, ldv, n, d, out)
+        if f16 {
+            weighted_sum::<true>(w, v, ldv, n, d, out)
+        } else {
+            weighted_sum::<false>(w, v, ldv, n, d, out)
+        }
+    }
+    unsafe fn cvt_f16(src: *const u16, n: usize, dst: *mut f32) {
+        f16_to_f32_impl(src, n, dst)
     }
     unsafe fn scale(x: *mut f32, n: usize, alpha: f32) {
         scale(x, n, alpha)
@@ -384,36 +416,68 @@ unsafe fn dot_tile<const R: usize, const F16: bool>(
     }
 }
 
+/// The canonical fold of sixteen lane sums held as four vectors (lanes
+/// 0..4, 4..8, 8..12, 12..16; see `scalar::dot16`): lanes `i` and `i + 8`,
+/// then `i + 4`, `i + 2`, `i + 1`. (`vaddvq` pairs neighbours instead.)
 #[target_feature(enable = "neon")]
-unsafe fn dots(q: *const f32, k: *const f32, ldk: usize, n: usize, d: usize, out: *mut f32) {
+#[inline]
+unsafe fn fold16(a: [float32x4_t; 4]) -> f32 {
+    let t = vaddq_f32(vaddq_f32(a[0], a[2]), vaddq_f32(a[1], a[3]));
+    let h = vadd_f32(vget_low_f32(t), vget_high_f32(t));
+    vget_lane_f32::<0>(h) + vget_lane_f32::<1>(h)
+}
+
+#[target_feature(enable = "neon")]
+unsafe fn dots<const F16: bool>(
+    q: *const f32,
+    k: *const u8,
+    ldk: usize,
+    n: usize,
+    d: usize,
+    out: *mut f32,
+) {
+    let elem = if F16 { 2 } else { 4 };
     let mut j = 0;
     while j < n {
-        let jj = (n - j).min(4);
-        let mut acc = [vdupq_n_f32(0.0); 4];
+        let jj = (n - j).min(2);
+        let mut acc = [[vdupq_n_f32(0.0); 4]; 2];
         let mut p = 0;
         while p < d {
-            let qv = load_n(q.add(p), d - p);
-            for (t, a) in acc.iter_mut().enumerate().take(jj) {
-                *a = vfmaq_f32(*a, qv, load_n(k.add((j + t) * ldk + p), d - p));
+            for v in 0..4 {
+                let (at, nn) = (p + 4 * v, d.saturating_sub(p + 4 * v));
+                let qv = if nn > 0 {
+                    load_n(q.add(at), nn)
+                } else {
+                    vdupq_n_f32(0.0)
+                };
+                for (t, a) in acc.iter_mut().enumerate().take(jj) {
+                    let kv = if nn > 0 {
+                        load_w::<F16>(k.add(((j + t) * ldk + at) * elem), nn)
+                    } else {
+                        vdupq_n_f32(0.0)
+                    };
+                    a[v] = vfmaq_f32(a[v], qv, kv);
+                }
             }
-            p += 4;
+            p += 16;
         }
         for (t, a) in acc.iter().enumerate().take(jj) {
-            *out.add(j + t) = vaddvq_f32(*a);
+            *out.add(j + t) = fold16(*a);
         }
-        j += 4;
+        j += 2;
     }
 }
 
 #[target_feature(enable = "neon")]
-unsafe fn weighted_sum(
+unsafe fn weighted_sum<const F16: bool>(
     w: *const f32,
-    v: *const f32,
+    v: *const u8,
     ldv: usize,
     n: usize,
     d: usize,
     out: *mut f32,
 ) {
+    let elem = if F16 { 2 } else { 4 };
     // Eight vectors (32 columns) per pass over the rows.
     let mut c0 = 0;
     while c0 < d {
@@ -421,10 +485,11 @@ unsafe fn weighted_sum(
         let mut acc = [vdupq_n_f32(0.0); 8];
         for j in 0..n {
             let wj = vdupq_n_f32(*w.add(j));
-            let row = v.add(j * ldv + c0);
+            let row = v.add((j * ldv + c0) * elem);
             for t in 0..8 {
                 if widths[t] > 0 {
-                    acc[t] = vfmaq_f32(acc[t], wj, load_n(row.add(4 * t), widths[t]));
+                    let x = load_w::<F16>(row.add(4 * t * elem), widths[t]);
+                    acc[t] = vfmaq_f32(acc[t], wj, x);
                 }
             }
         }
@@ -435,6 +500,15 @@ unsafe fn weighted_sum(
         }
         c0 += 32;
     }
+}
+
+/// Softmax weights `exp(x)` in the lanes of `keep`, flushed to zero where
+/// `x < EXP_MIN` (or NaN): they would only add subnormal products.
+#[target_feature(enable = "neon")]
+#[inline]
+unsafe fn weight(x: float32x4_t, keep: uint32x4_t) -> float32x4_t {
+    let keep = vandq_u32(keep, vcgeq_f32(x, vdupq_n_f32(EXP_MIN)));
+    vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(exp(x)), keep))
 }
 
 #[target_feature(enable = "neon")]
@@ -482,17 +556,21 @@ unsafe fn softmax_row(x: *mut f32, n: usize, scale: f32) -> f32 {
         i += 4;
     }
     let max = vdupq_n_f32(vmaxvq_f32(vmax));
-    let mut sum = vdupq_n_f32(0.0);
+    // The canonical sixteen lane sums, four vectors.
+    let mut sum = [vdupq_n_f32(0.0); 4];
     let mut i = 0;
     while i < n {
         let nn = n - i;
-        let e = exp(vmulq_n_f32(vsubq_f32(load_n(x.add(i), nn), max), scale));
-        let e = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(e), lanes(nn)));
+        let e = weight(
+            vmulq_n_f32(vsubq_f32(load_n(x.add(i), nn), max), scale),
+            lanes(nn),
+        );
         store_n(x.add(i), nn, e);
-        sum = vaddq_f32(sum, e);
+        let v = (i / 4) % 4;
+        sum[v] = vaddq_f32(sum[v], e);
         i += 4;
     }
-    vaddvq_f32(sum)
+    fold16(sum)
 }
 
 #[target_feature(enable = "neon")]
@@ -526,8 +604,7 @@ unsafe fn softmax_cols(
             // lanes past `cols` are written back unchanged.
             let p = st.add(j * ld + c0);
             let s = vld1q_f32(p);
-            let e = exp(vmulq_n_f32(vsubq_f32(s, vmax), scale));
-            let e = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(e), visible(j)));
+            let e = weight(vmulq_n_f32(vsubq_f32(s, vmax), scale), visible(j));
             vst1q_f32(p, vbslq_f32(cm, e, s));
             sum = vaddq_f32(sum, e);
         }

@@ -8,9 +8,10 @@
 use std::arch::x86_64::*;
 
 use super::{ERFC_POLY, EXP_MAX, EXP_MIN, EXP_POLY, LN2_HI, LN2_LO};
+use crate::attention::{self, Kv};
 use crate::dispatch::{Isa, Table};
 use crate::simd::{Init, Simd};
-use crate::{attention, gemm, AttentionShape, Pool, Weights};
+use crate::{gemm, AttentionShape, Pool, Weights};
 
 pub(crate) static TABLE: Table = Table {
     isa: Isa::Avx2,
@@ -19,6 +20,7 @@ pub(crate) static TABLE: Table = Table {
     layer_norm,
     gelu,
     attention,
+    attention_f16,
     f16_to_f32,
 };
 
@@ -39,7 +41,10 @@ fn linear(
     gemm::linear::<Avx2>(pool, x, m, k, w, n, bias, out)
 }
 fn attention(pool: &Pool, q: &[f32], k: &[f32], v: &[f32], s: AttentionShape, out: &mut [f32]) {
-    attention::attention::<Avx2>(pool, q, k, v, s, out)
+    attention::attention::<Avx2>(pool, q, Kv::F32(k), Kv::F32(v), s, out)
+}
+fn attention_f16(pool: &Pool, q: &[f32], k: &[u16], v: &[u16], s: AttentionShape, out: &mut [f32]) {
+    attention::attention::<Avx2>(pool, q, Kv::F16(k), Kv::F16(v), s, out)
 }
 fn layer_norm(x: &[f32], d: usize, gamma: &[f32], beta: &[f32], out: &mut [f32]) {
     // Safety: CPU support checked by dispatch; lengths checked by lib.rs.
@@ -116,18 +121,41 @@ impl Simd for Avx2 {
             r += 2;
         }
     }
-    unsafe fn dots(q: *const f32, k: *const f32, ldk: usize, n: usize, d: usize, out: *mut f32) {
-        dots(q, k, ldk, n, d, out)
+    unsafe fn dots(
+        q: *const f32,
+        k: *const u8,
+        f16: bool,
+        ldk: usize,
+        n: usize,
+        d: usize,
+        out: *mut f32,
+    ) {
+        if f16 {
+            dots::<true>(q, k, ldk, n, d, out)
+        } else {
+            dots::<false>(q, k, ldk, n, d, out)
+        }
     }
     unsafe fn weighted_sum(
         w: *const f32,
-        v: *const f32,
+        v: *const u8,
+        f16: bool,
         ldv: usize,
         n: usize,
         d: usize,
         out: *mut f32,
     ) {
-        weighted_sum(w, v, ldv, n, d, out)
+        if f16 {
+            weighted_sum::<true>(w, v, ldv, n, d, out)
+        } else {
+            weighted_sum::<false>(w, v, ldv, n, d, out)
+        }
+    }
+    unsafe fn cvt_f16(src: *const u16, n: usize, dst: *mut f32) {
+        f16_to_f32_impl(
+            std::slice::from_raw_parts(src, n),
+            std::slice::from_raw_parts_mut(dst, n),
+        )
     }
     unsafe fn scale(x: *mut f32, n: usize, alpha: f32) {
         scale(x, n, alpha)
@@ -194,7 +222,8 @@ unsafe fn load_w<const F16: bool>(p: *const u8, n: usize) -> __m256 {
     }
 }
 
-/// Horizontal sum.
+/// Horizontal sum, lanes `i + 4`, then `i + 2`, `i + 1` (the tail of the
+/// canonical fold, `scalar::dot16`).
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
 unsafe fn hsum(v: __m256) -> f32 {
@@ -394,35 +423,49 @@ unsafe fn dot_tile<const R: usize, const F16: bool>(
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dots(q: *const f32, k: *const f32, ldk: usize, n: usize, d: usize, out: *mut f32) {
+unsafe fn dots<const F16: bool>(
+    q: *const f32,
+    k: *const u8,
+    ldk: usize,
+    n: usize,
+    d: usize,
+    out: *mut f32,
+) {
+    let elem = if F16 { 2 } else { 4 };
     let mut j = 0;
     while j < n {
         let jj = (n - j).min(4);
-        let mut acc = [_mm256_setzero_ps(); 4];
+        // Lanes 0..8 and 8..16 of the canonical sixteen lane sums.
+        let mut acc = [[_mm256_setzero_ps(); 2]; 4];
         let mut p = 0;
         while p < d {
-            let qv = load_n(q.add(p), d - p);
-            for (t, a) in acc.iter_mut().enumerate().take(jj) {
-                *a = _mm256_fmadd_ps(qv, load_n(k.add((j + t) * ldk + p), d - p), *a);
+            for h in 0..2 {
+                let (at, nn) = (p + 8 * h, d.saturating_sub(p + 8 * h));
+                let qv = load_n(q.wrapping_add(at), nn);
+                for (t, a) in acc.iter_mut().enumerate().take(jj) {
+                    let kv = load_w::<F16>(k.wrapping_add(((j + t) * ldk + at) * elem), nn);
+                    a[h] = _mm256_fmadd_ps(qv, kv, a[h]);
+                }
             }
-            p += 8;
+            p += 16;
         }
         for (t, a) in acc.iter().enumerate().take(jj) {
-            *out.add(j + t) = hsum(*a);
+            *out.add(j + t) = hsum(_mm256_add_ps(a[0], a[1]));
         }
         j += 4;
     }
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn weighted_sum(
+unsafe fn weighted_sum<const F16: bool>(
     w: *const f32,
-    v: *const f32,
+    v: *const u8,
     ldv: usize,
     n: usize,
     d: usize,
     out: *mut f32,
 ) {
+    let elem = if F16 { 2 } else { 4 };
     // Four vectors (32 columns) per pass over the rows.
     let mut c0 = 0;
     while c0 < d {
@@ -430,10 +473,11 @@ unsafe fn weighted_sum(
         let mut acc = [_mm256_setzero_ps(); 4];
         for j in 0..n {
             let wj = _mm256_set1_ps(*w.add(j));
-            let row = v.add(j * ldv + c0);
+            let row = v.add((j * ldv + c0) * elem);
             for t in 0..4 {
                 if widths[t] > 0 {
-                    acc[t] = _mm256_fmadd_ps(wj, load_n(row.add(8 * t), widths[t]), acc[t]);
+                    let x = load_w::<F16>(row.add(8 * t * elem), widths[t]);
+                    acc[t] = _mm256_fmadd_ps(wj, x, acc[t]);
                 }
             }
         }
@@ -444,6 +488,18 @@ unsafe fn weighted_sum(
         }
         c0 += 32;
     }
+}
+
+/// Softmax weights `exp(x)` in the lanes of `keep`, flushed to zero where
+/// `x < EXP_MIN` (or NaN): they would only add subnormal products.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn weight(x: __m256, keep: __m256) -> __m256 {
+    let keep = _mm256_and_ps(
+        keep,
+        _mm256_cmp_ps::<_CMP_GE_OQ>(x, _mm256_set1_ps(EXP_MIN)),
+    );
+    _mm256_and_ps(exp(x), keep)
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -499,17 +555,19 @@ unsafe fn softmax_row(x: *mut f32, n: usize, scale: f32) -> f32 {
     }
     let max = _mm256_set1_ps(hmax(vmax));
     let s = _mm256_set1_ps(scale);
-    let mut sum = _mm256_setzero_ps();
+    // Lanes 0..8 and 8..16 of the canonical sixteen lane sums.
+    let mut sum = [_mm256_setzero_ps(); 2];
     let mut i = 0;
     while i < n {
         let nn = n - i;
-        let e = exp(_mm256_mul_ps(_mm256_sub_ps(load_n(x.add(i), nn), max), s));
-        let e = _mm256_and_ps(e, _mm256_castsi256_ps(lanes(nn)));
+        let arg = _mm256_mul_ps(_mm256_sub_ps(load_n(x.add(i), nn), max), s);
+        let e = weight(arg, _mm256_castsi256_ps(lanes(nn)));
         store_n(x.add(i), nn, e);
-        sum = _mm256_add_ps(sum, e);
+        let h = (i / 8) % 2;
+        sum[h] = _mm256_add_ps(sum[h], e);
         i += 8;
     }
-    hsum(sum)
+    hsum(_mm256_add_ps(sum[0], sum[1]))
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -545,8 +603,10 @@ unsafe fn softmax_cols(
         let mut sum = _mm256_setzero_ps();
         for j in 0..rows {
             let p = st.add(j * ld + c0);
-            let e = exp(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(p), vmax), s));
-            let e = _mm256_and_ps(e, visible(j));
+            let e = weight(
+                _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(p), vmax), s),
+                visible(j),
+            );
             _mm256_maskstore_ps(p, cm, e);
             sum = _mm256_add_ps(sum, e);
         }

@@ -8,9 +8,10 @@
 use std::arch::x86_64::*;
 
 use super::{ERFC_POLY, EXP_MAX, EXP_MIN, EXP_POLY, LN2_HI, LN2_LO};
+use crate::attention::{self, Kv};
 use crate::dispatch::{Isa, Table};
 use crate::simd::{Init, Simd};
-use crate::{attention, gemm, AttentionShape, Pool, Weights};
+use crate::{gemm, AttentionShape, Pool, Weights};
 
 pub(crate) static TABLE: Table = Table {
     isa: Isa::Avx512,
@@ -19,6 +20,7 @@ pub(crate) static TABLE: Table = Table {
     layer_norm,
     gelu,
     attention,
+    attention_f16,
     f16_to_f32,
 };
 
@@ -30,6 +32,7 @@ pub(crate) static VNNI_TABLE: Table = Table {
     layer_norm,
     gelu,
     attention,
+    attention_f16,
     f16_to_f32,
 };
 
@@ -50,7 +53,10 @@ fn linear(
     gemm::linear::<Avx512>(pool, x, m, k, w, n, bias, out)
 }
 fn attention(pool: &Pool, q: &[f32], k: &[f32], v: &[f32], s: AttentionShape, out: &mut [f32]) {
-    attention::attention::<Avx512>(pool, q, k, v, s, out)
+    attention::attention::<Avx512>(pool, q, Kv::F32(k), Kv::F32(v), s, out)
+}
+fn attention_f16(pool: &Pool, q: &[f32], k: &[u16], v: &[u16], s: AttentionShape, out: &mut [f32]) {
+    attention::attention::<Avx512>(pool, q, Kv::F16(k), Kv::F16(v), s, out)
 }
 fn layer_norm(x: &[f32], d: usize, gamma: &[f32], beta: &[f32], out: &mut [f32]) {
     // Safety: CPU support checked by dispatch; lengths checked by lib.rs.
@@ -124,18 +130,41 @@ impl Simd for Avx512 {
         }
         call!(1 2 3 4)
     }
-    unsafe fn dots(q: *const f32, k: *const f32, ldk: usize, n: usize, d: usize, out: *mut f32) {
-        dots(q, k, ldk, n, d, out)
+    unsafe fn dots(
+        q: *const f32,
+        k: *const u8,
+        f16: bool,
+        ldk: usize,
+        n: usize,
+        d: usize,
+        out: *mut f32,
+    ) {
+        if f16 {
+            dots::<true>(q, k, ldk, n, d, out)
+        } else {
+            dots::<false>(q, k, ldk, n, d, out)
+        }
     }
     unsafe fn weighted_sum(
         w: *const f32,
-        v: *const f32,
+        v: *const u8,
+        f16: bool,
         ldv: usize,
         n: usize,
         d: usize,
         out: *mut f32,
     ) {
-        weighted_sum(w, v, ldv, n, d, out)
+        if f16 {
+            weighted_sum::<true>(w, v, ldv, n, d, out)
+        } else {
+            weighted_sum::<false>(w, v, ldv, n, d, out)
+        }
+    }
+    unsafe fn cvt_f16(src: *const u16, n: usize, dst: *mut f32) {
+        f16_to_f32_impl(
+            std::slice::from_raw_parts(src, n),
+            std::slice::from_raw_parts_mut(dst, n),
+        )
     }
     unsafe fn scale(x: *mut f32, n: usize, alpha: f32) {
         scale(x, n, alpha)
@@ -362,8 +391,29 @@ unsafe fn dot_tile<const R: usize, const F16: bool>(
     }
 }
 
+/// The canonical fold of sixteen lane sums (`scalar::dot16`): lanes `i` and
+/// `i + 8`, then `i + 4`, `i + 2`, `i + 1`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
-unsafe fn dots(q: *const f32, k: *const f32, ldk: usize, n: usize, d: usize, out: *mut f32) {
+#[inline]
+unsafe fn fold16(v: __m512) -> f32 {
+    let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v)));
+    let s = _mm256_add_ps(_mm512_castps512_ps256(v), hi);
+    let s = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps::<1>(s));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    _mm_cvtss_f32(s)
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
+unsafe fn dots<const F16: bool>(
+    q: *const f32,
+    k: *const u8,
+    ldk: usize,
+    n: usize,
+    d: usize,
+    out: *mut f32,
+) {
+    let elem = if F16 { 2 } else { 4 };
     let mut j = 0;
     while j < n {
         let jj = (n - j).min(4);
@@ -373,30 +423,28 @@ unsafe fn dots(q: *const f32, k: *const f32, ldk: usize, n: usize, d: usize, out
             let mask = lanes(d - p);
             let qv = _mm512_maskz_loadu_ps(mask, q.add(p));
             for (t, a) in acc.iter_mut().enumerate().take(jj) {
-                *a = _mm512_fmadd_ps(
-                    qv,
-                    _mm512_maskz_loadu_ps(mask, k.add((j + t) * ldk + p)),
-                    *a,
-                );
+                let kv = load_w::<F16>(k.add(((j + t) * ldk + p) * elem), mask);
+                *a = _mm512_fmadd_ps(qv, kv, *a);
             }
             p += 16;
         }
         for (t, a) in acc.iter().enumerate().take(jj) {
-            *out.add(j + t) = hsum(*a);
+            *out.add(j + t) = fold16(*a);
         }
         j += 4;
     }
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
-unsafe fn weighted_sum(
+unsafe fn weighted_sum<const F16: bool>(
     w: *const f32,
-    v: *const f32,
+    v: *const u8,
     ldv: usize,
     n: usize,
     d: usize,
     out: *mut f32,
 ) {
+    let elem = if F16 { 2 } else { 4 };
     // Four vectors (64 columns, a Whisper head) per pass over the rows.
     let mut c0 = 0;
     while c0 < d {
@@ -404,14 +452,11 @@ unsafe fn weighted_sum(
         let mut acc = [_mm512_setzero_ps(); 4];
         for j in 0..n {
             let wj = _mm512_set1_ps(*w.add(j));
-            let row = v.add(j * ldv + c0);
+            let row = v.add((j * ldv + c0) * elem);
             for t in 0..4 {
                 if masks[t] != 0 {
-                    acc[t] = _mm512_fmadd_ps(
-                        wj,
-                        _mm512_maskz_loadu_ps(masks[t], row.add(16 * t)),
-                        acc[t],
-                    );
+                    let x = load_w::<F16>(row.add(16 * t * elem), masks[t]);
+                    acc[t] = _mm512_fmadd_ps(wj, x, acc[t]);
                 }
             }
         }
@@ -420,6 +465,15 @@ unsafe fn weighted_sum(
         }
         c0 += 64;
     }
+}
+
+/// Softmax weights `exp(x)`, flushed to zero where `x < EXP_MIN` (or NaN):
+/// they would only add subnormal products.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
+#[inline]
+unsafe fn weight(x: __m512, keep: __mmask16) -> __m512 {
+    let keep = keep & _mm512_cmp_ps_mask::<_CMP_GE_OQ>(x, _mm512_set1_ps(EXP_MIN));
+    _mm512_maskz_mov_ps(keep, exp(x))
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
@@ -479,16 +533,13 @@ unsafe fn softmax_row(x: *mut f32, n: usize, scale: f32) -> f32 {
     let mut i = 0;
     while i < n {
         let m = lanes(n - i);
-        let e = exp(_mm512_mul_ps(
-            _mm512_sub_ps(_mm512_maskz_loadu_ps(m, x.add(i)), max),
-            s,
-        ));
-        let e = _mm512_maskz_mov_ps(m, e);
+        let arg = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x.add(i)), max), s);
+        let e = weight(arg, m);
         _mm512_mask_storeu_ps(x.add(i), m, e);
         sum = _mm512_add_ps(sum, e);
         i += 16;
     }
-    hsum(sum)
+    fold16(sum)
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
@@ -518,9 +569,9 @@ unsafe fn softmax_cols(
         for j in 0..rows {
             let vis = cm & _mm512_cmpgt_epi32_mask(limit, _mm512_set1_epi32(j as i32));
             let p = st.add(j * ld + c0);
-            let e = _mm512_maskz_mov_ps(
+            let e = weight(
+                _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(p), vmax), s),
                 vis,
-                exp(_mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(p), vmax), s)),
             );
             _mm512_mask_storeu_ps(p, cm, e);
             sum = _mm512_add_ps(sum, e);
