@@ -291,7 +291,7 @@ impl Kernels {
         out: &mut [f32],
     ) {
         const ROWS: usize = 64;
-        let rows = if d == 0 { 0 } else { x.len() / d };
+        let rows = x.len().checked_div(d).unwrap_or(0);
         let tasks = rows.div_ceil(ROWS);
         if tasks <= 1 || pool.threads() == 1 {
             return self.layer_norm(x, d, gamma, beta, out);
