@@ -260,6 +260,62 @@ impl Kernels {
     pub fn gelu(&self, x: &mut [f32]) {
         (self.table.gelu)(x)
     }
+    /// [`Kernels::gelu`] split across the pool in chunks of whole vectors, so
+    /// the results equal the serial call's bit for bit (the encoder's FFN
+    /// activations are millions of elements: serially they idled the pool).
+    pub fn gelu_pooled(&self, pool: &Pool, x: &mut [f32]) {
+        const CHUNK: usize = 16 * 1024;
+        let n = x.len();
+        let tasks = n.div_ceil(CHUNK);
+        if tasks <= 1 || pool.threads() == 1 {
+            return self.gelu(x);
+        }
+        let p = scalar::SharedOut(x.as_mut_ptr());
+        let gelu = self.table.gelu;
+        pool.run(tasks, &|t| {
+            let (a, b) = (t * CHUNK, ((t + 1) * CHUNK).min(n));
+            // Safety: chunks are disjoint and inside x, which outlives the job.
+            gelu(unsafe { std::slice::from_raw_parts_mut(p.ptr().add(a), b - a) })
+        });
+    }
+    /// [`Kernels::layer_norm`] with the rows split across the pool (rows are
+    /// independent, so the results equal the serial call's).
+    #[allow(clippy::too_many_arguments)]
+    pub fn layer_norm_pooled(
+        &self,
+        pool: &Pool,
+        x: &[f32],
+        d: usize,
+        gamma: &[f32],
+        beta: &[f32],
+        out: &mut [f32],
+    ) {
+        const ROWS: usize = 64;
+        let rows = x.len().checked_div(d).unwrap_or(0);
+        let tasks = rows.div_ceil(ROWS);
+        if tasks <= 1 || pool.threads() == 1 {
+            return self.layer_norm(x, d, gamma, beta, out);
+        }
+        // The serial call's checks, once, on the whole arguments.
+        assert!(
+            x.len().is_multiple_of(d),
+            "layer_norm: x length {} is not a multiple of d={d}",
+            x.len()
+        );
+        assert!(
+            gamma.len() >= d && beta.len() >= d,
+            "layer_norm: gamma/beta shorter than d={d}"
+        );
+        assert!(out.len() >= x.len(), "layer_norm: out shorter than x");
+        let p = scalar::SharedOut(out.as_mut_ptr());
+        let norm = self.table.layer_norm;
+        pool.run(tasks, &|t| {
+            let (a, b) = (t * ROWS * d, ((t + 1) * ROWS).min(rows) * d);
+            // Safety: disjoint row ranges of out, which outlives the job.
+            let o = unsafe { std::slice::from_raw_parts_mut(p.ptr().add(a), b - a) };
+            norm(&x[a..b], d, &gamma[..d], &beta[..d], o)
+        });
+    }
     /// Scaled dot-product attention (scale 1/sqrt(head_dim)) for every head.
     /// Every kernel set gives bit-identical results (see `scalar::attention`).
     pub fn attention(

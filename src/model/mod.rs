@@ -225,6 +225,12 @@ impl Network {
         k.layer_norm(x, g.len(), g, b, out);
     }
 
+    /// [`Network::norm`] with rows split across the pool (encoder: 1500 rows).
+    fn norm_pooled(&self, k: &Kernels, pool: &Pool, n: &Norm, x: &[f32], out: &mut [f32]) {
+        let (g, b) = n.params(&self.file);
+        k.layer_norm_pooled(pool, x, g.len(), g, b, out);
+    }
+
     /// Encodes one window of `n_mels × 2·n_audio_ctx` log-mel frames into
     /// `n_audio_ctx × d` states.
     pub fn encode(&self, k: &Kernels, pool: &Pool, mel: &[f32]) -> Vec<f32> {
@@ -256,7 +262,7 @@ impl Network {
         }
         let mut h1 = vec![0f32; frames * d];
         self.linear(k, pool, &self.conv1, &col, frames, &mut h1);
-        k.gelu(&mut h1);
+        k.gelu_pooled(pool, &mut h1);
 
         // conv2 (kernel 3, stride 2, pad 1): column c·3 + j holds h1[2t + j − 1][c].
         let mut col = vec![0f32; ctx * d * 3];
@@ -276,7 +282,7 @@ impl Network {
         let mut x = vec![0f32; ctx * d];
         self.linear(k, pool, &self.conv2, &col, ctx, &mut x);
         drop(col);
-        k.gelu(&mut x);
+        k.gelu_pooled(pool, &mut x);
         for t in 0..ctx {
             self.enc_pos
                 .add_row(&self.file, t, &mut x[t * d..(t + 1) * d]);
@@ -288,7 +294,7 @@ impl Network {
         let mut att = vec![0f32; ctx * d];
         let mut ffn = vec![0f32; ctx * 4 * d];
         for l in &self.enc_layers {
-            self.norm(k, &l.attn_norm, &x, &mut h);
+            self.norm_pooled(k, pool, &l.attn_norm, &x, &mut h);
             self.linear(k, pool, &l.qkv, &h, ctx, &mut qkv);
             let shape = AttentionShape {
                 n_q: ctx,
@@ -303,13 +309,13 @@ impl Network {
             k.attention(pool, &qkv, &qkv[d..], &qkv[2 * d..], shape, &mut att);
             self.linear(k, pool, &l.out, &att, ctx, &mut h);
             add(&mut x, &h);
-            self.norm(k, &l.ffn_norm, &x, &mut h);
+            self.norm_pooled(k, pool, &l.ffn_norm, &x, &mut h);
             self.linear(k, pool, &l.ffn_up, &h, ctx, &mut ffn);
-            k.gelu(&mut ffn);
+            k.gelu_pooled(pool, &mut ffn);
             self.linear(k, pool, &l.ffn_down, &ffn, ctx, &mut h);
             add(&mut x, &h);
         }
-        self.norm(k, &self.enc_norm, &x, &mut h);
+        self.norm_pooled(k, pool, &self.enc_norm, &x, &mut h);
         h
     }
 
