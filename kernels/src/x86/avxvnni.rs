@@ -126,27 +126,33 @@ unsafe fn dot_i8<const R: usize, const U: usize>(
 ) -> [[i32; 4]; 2] {
     let flip = _mm256_set1_epi8(-128);
     let mut acc = [[[_mm256_setzero_si256(); 4]; R]; U];
-    let mut p = 0;
-    let mut u = 0;
-    while p < k {
-        let wv: [__m256i; 4] = std::array::from_fn(|c| {
-            let v = if p + 32 <= k {
-                _mm256_loadu_si256(w[c].add(p).cast())
-            } else {
-                let mut tmp = [0u8; 32];
-                std::ptr::copy_nonoverlapping(w[c].add(p), tmp.as_mut_ptr(), k - p);
-                _mm256_loadu_si256(tmp.as_ptr().cast())
-            };
-            _mm256_xor_si256(v, flip)
-        });
+    let step = |acc: &mut [[__m256i; 4]; R], p: usize, w: [*const u8; 4]| {
+        let wv = w.map(|c| _mm256_xor_si256(_mm256_loadu_si256(c.cast()), flip));
         for r in 0..R {
             let xv = _mm256_loadu_si256(xq.add(r * ldx + p).cast());
             for c in 0..4 {
-                acc[u][r][c] = _mm256_dpbusd_avx_epi32(acc[u][r][c], wv[c], xv);
+                acc[r][c] = _mm256_dpbusd_avx_epi32(acc[r][c], wv[c], xv);
             }
         }
+    };
+    let mut p = 0;
+    while p + 32 * U <= k {
+        for (u, a) in acc.iter_mut().enumerate() {
+            let q = p + 32 * u;
+            step(a, q, w.map(|c| c.add(q)));
+        }
+        p += 32 * U;
+    }
+    if p + 32 <= k {
+        step(&mut acc[0], p, w.map(|c| c.add(p)));
         p += 32;
-        u = (u + 1) % U;
+    }
+    if p < k {
+        let mut tail = [[0u8; 32]; 4];
+        for (t, c) in tail.iter_mut().zip(w) {
+            std::ptr::copy_nonoverlapping(c.add(p), t.as_mut_ptr(), k - p);
+        }
+        step(&mut acc[0], p, std::array::from_fn(|c| tail[c].as_ptr()));
     }
     let mut res = [[0i32; 4]; 2];
     for r in 0..R {
