@@ -15,8 +15,13 @@
 //!
 //! To keep the run short some combinations are left out: the scalar reference is
 //! measured at M = 1 on the FFN-up shapes only (it takes seconds per call at
-//! M = 1500), and the AVX-512 VNNI table is measured on the int8-activation
-//! schemes only (its other kernels are AVX-512's).
+//! M = 1500), and the VNNI tables (AVX2 VNNI, AVX-512 VNNI) are measured on
+//! the int8-activation schemes only (their other kernels are AVX2's and
+//! AVX-512's).
+//!
+//! Int8 × int8 against f16 on every x86 kernel set (criterion filters are
+//! regular expressions):
+//! `cargo bench --bench kernels -- 'linear_m1(500)?/x86-[^/]*/(f16|int8-row-dyn)/'`.
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, SamplingMode, Throughput};
 use sotto_kernels::schemes::{self, ActQuant, Quantized, Scheme};
 use sotto_kernels::{AttentionShape, Isa, Kernels, Pool, Weights};
@@ -175,7 +180,7 @@ fn threads() -> usize {
 
 /// Whether (`isa`, `format`) runs code already measured under another ISA.
 fn measured_elsewhere(isa: Isa, format: Format) -> bool {
-    isa == Isa::Avx512Vnni && !format.int8_activations()
+    matches!(isa, Isa::Avx2Vnni | Isa::Avx512Vnni) && !format.int8_activations()
 }
 
 /// Linear-layer shapes (n outputs, k inputs): FFN up and FFN down of tiny and base.
@@ -270,8 +275,10 @@ fn bench_attention(c: &mut Criterion) {
         };
         g.throughput(Throughput::Elements((4 * n_q * n_kv * d) as u64));
         for kern in Kernels::available() {
-            if kern.isa() == Isa::Avx512Vnni || (kern.isa() == Isa::Scalar && n_q > 1) {
-                continue; // the AVX-512 code again; the scalar encoder case takes seconds
+            if matches!(kern.isa(), Isa::Avx2Vnni | Isa::Avx512Vnni)
+                || (kern.isa() == Isa::Scalar && n_q > 1)
+            {
+                continue; // AVX2's / AVX-512's code again; the scalar encoder case takes seconds
             }
             g.bench_function(format!("{}/{label}_t{t}", kern.name()), |b| {
                 b.iter(|| {
@@ -308,8 +315,8 @@ fn bench_elementwise(c: &mut Criterion) {
     let mut out = vec![0f32; rows * d];
     let act = rng.floats(rows * 4 * d, -3.0, 3.0);
     for kern in Kernels::available() {
-        if kern.isa() == Isa::Avx512Vnni {
-            continue; // AVX-512's code
+        if matches!(kern.isa(), Isa::Avx2Vnni | Isa::Avx512Vnni) {
+            continue; // AVX2's / AVX-512's code
         }
         g.throughput(Throughput::Elements((rows * d) as u64));
         g.bench_function(format!("{}/layer_norm_{rows}x{d}", kern.name()), |b| {

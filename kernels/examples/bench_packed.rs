@@ -2,7 +2,7 @@
 //! per scheme × kernel set, for Whisper's shapes (f16 alongside as the baseline).
 //!
 //! cargo run --release -p sotto-kernels --example bench_packed --
-//!     [--threads 1] [--isa avx2,avx512,avx512vnni] [--ms 300] [--group 64]
+//!     [--threads 1] [--isa avx2,avx2vnni,avx512,avx512vnni] [--ms 300] [--group 64]
 
 use sotto_kernels::schemes::{pack, view, ActQuant, Quantized, Scheme};
 use sotto_kernels::{Kernels, Pool, Weights};

@@ -13,6 +13,9 @@ pub enum Isa {
     Scalar,
     /// x86-64 AVX2 + FMA + F16C.
     Avx2,
+    /// AVX2 plus AVX-VNNI (VEX `vpdpbusd` on ymm) for int8 × int8 layers:
+    /// Intel from Alder Lake / Sapphire Rapids; AMD Zen 4 lacks it.
+    Avx2Vnni,
     /// x86-64 AVX-512 F/BW/VL (+ FMA, F16C).
     Avx512,
     /// AVX-512 plus VNNI (`vpdpbusd`) for int8 × int8 layers.
@@ -27,9 +30,10 @@ pub enum Isa {
 
 impl Isa {
     /// Every ISA, worst first.
-    pub const ALL: [Isa; 7] = [
+    pub const ALL: [Isa; 8] = [
         Isa::Scalar,
         Isa::Avx2,
+        Isa::Avx2Vnni,
         Isa::Avx512,
         Isa::Avx512Vnni,
         Isa::Neon,
@@ -42,6 +46,7 @@ impl Isa {
         match self {
             Isa::Scalar => "scalar",
             Isa::Avx2 => "x86-avx2-fma",
+            Isa::Avx2Vnni => "x86-avx2-vnni",
             Isa::Avx512 => "x86-avx512",
             Isa::Avx512Vnni => "x86-avx512-vnni",
             Isa::Neon => "aarch64-neon",
@@ -54,6 +59,7 @@ impl Isa {
         match self {
             Isa::Scalar => "scalar",
             Isa::Avx2 => "avx2",
+            Isa::Avx2Vnni => "avx2vnni",
             Isa::Avx512 => "avx512",
             Isa::Avx512Vnni => "avx512vnni",
             Isa::Neon => "neon",
@@ -66,6 +72,7 @@ impl Isa {
         match self {
             Isa::Scalar => "nothing",
             Isa::Avx2 => "x86-64 avx2+fma+f16c",
+            Isa::Avx2Vnni => "x86-64 avx2+fma+f16c+avxvnni",
             Isa::Avx512 => "x86-64 avx512f+avx512bw+avx512vl+fma+f16c",
             Isa::Avx512Vnni => "x86-64 avx512f+avx512bw+avx512vl+avx512vnni+fma+f16c",
             Isa::Neon => "aarch64 neon",
@@ -90,6 +97,8 @@ impl Isa {
                     && is_x86_feature_detected!("fma")
                     && is_x86_feature_detected!("f16c")
             }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Vnni => Isa::Avx2.supported() && is_x86_feature_detected!("avxvnni"),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => {
                 Isa::Avx2.supported()
@@ -165,6 +174,8 @@ pub(crate) fn table(isa: Isa) -> Option<&'static Table> {
         Isa::Scalar => Some(&SCALAR),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => Some(&crate::x86::avx2::TABLE),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Vnni => Some(&crate::x86::avx2::VNNI_TABLE),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => Some(&crate::x86::avx512::TABLE),
         #[cfg(target_arch = "x86_64")]

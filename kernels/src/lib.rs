@@ -11,8 +11,8 @@
 //!   blocking, packing order) written once against the `Simd` trait.
 //! - `x86/avx2.rs`, `x86/avx512.rs`, `aarch64/neon.rs`: one file per
 //!   instruction set with the micro-kernels, packing routines and element-wise
-//!   kernels; `packed_*.rs` / `aarch64/dotprod.rs` / `aarch64/i8mm.rs` the
-//!   packed-weight decoders and int8 × int8 tiles.
+//!   kernels; `packed_*.rs` / `x86/avxvnni.rs` / `aarch64/dotprod.rs` /
+//!   `aarch64/i8mm.rs` the packed-weight decoders and int8 × int8 kernels.
 //! - `dispatch.rs`: the table of function pointers, chosen once per process.
 
 #[cfg(target_arch = "aarch64")]
@@ -129,7 +129,7 @@ impl Kernels {
             .pop()
             .expect("the scalar kernels are always available")
     }
-    /// `SOTTO_KERNELS=scalar|avx2|avx512|avx512vnni|neon|neon-dotprod|neon-i8mm` if set (error if this CPU lacks it), else [`Kernels::detect`].
+    /// `SOTTO_KERNELS=scalar|avx2|avx2vnni|avx512|avx512vnni|neon|neon-dotprod|neon-i8mm` if set (error if this CPU lacks it), else [`Kernels::detect`].
     pub fn from_env() -> Result<Kernels, String> {
         match std::env::var("SOTTO_KERNELS") {
             Ok(name) if !name.trim().is_empty() => Kernels::from_name(name.trim()),

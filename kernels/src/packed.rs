@@ -23,8 +23,8 @@
 //!   dot products (VNNI `vpdpbusd`, or AVX2 `vpmaddubsw` + `vpmaddwd`), and
 //!   the result is rescaled with the reference's formula, so outputs match it
 //!   bit for bit. Where the kernel set has an int8 GEMM micro-kernel
-//!   (`I8_NR > 0`: AVX-512 VNNI) and m ≥ [`DOT_MAX_M`], the tiles give way to
-//!   `gemm_int8`: `linear_gemm`'s loop nest over weight chunks repacked as
+//!   (`I8_NR > 0`: AVX2, AVX2 VNNI, AVX-512 VNNI) and m ≥ [`DOT_MAX_M`], the
+//!   tiles give way to `gemm_int8`: `linear_gemm`'s loop nest over weight chunks repacked as
 //!   `[k/4][I8_NR][4]` bytes (sign bit flipped, so `vpdpbusd` sees them
 //!   unsigned), an `I8_MR × I8_NR` i32 tile in registers, and the same rescale
 //!   vectorised (product, product, sum: no FMA). x rows are quantized by the

@@ -14,6 +14,7 @@ fn sotto_kernels_env() {
 
     for (short, full) in [
         ("avx2", "x86-avx2-fma"),
+        ("avx2vnni", "x86-avx2-vnni"),
         ("avx512", "x86-avx512"),
         ("avx512vnni", "x86-avx512-vnni"),
         ("neon", "aarch64-neon"),
@@ -57,6 +58,10 @@ fn detection_agrees_with_cpu() {
         && is_x86_feature_detected!("avx512bw")
         && is_x86_feature_detected!("avx512vl");
     assert_eq!(Kernels::with_isa("avx512").is_some(), avx512);
+    assert_eq!(
+        Kernels::with_isa("avx2vnni").is_some(),
+        avx2 && is_x86_feature_detected!("avxvnni")
+    );
     assert_eq!(
         Kernels::with_isa("X86-AVX2-FMA").is_some(),
         avx2,

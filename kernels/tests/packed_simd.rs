@@ -394,6 +394,8 @@ fn int8_kernels_are_offered_where_the_cpu_has_them() {
     {
         let has = Kernels::with_isa("avx512").is_some() && is_x86_feature_detected!("avx512vnni");
         assert_eq!(Kernels::with_isa("avx512vnni").is_some(), has);
+        let has = Kernels::with_isa("avx2").is_some() && is_x86_feature_detected!("avxvnni");
+        assert_eq!(Kernels::with_isa("avx2vnni").is_some(), has);
     }
     #[cfg(target_arch = "aarch64")]
     {
@@ -438,6 +440,79 @@ fn int8_activation_edge_values() {
             let w = view(Scheme::Int8Row, n, k, 0, &bytes, act).unwrap();
             check("edge activations", &w, &x, m, Some(&bias), &kernels, &pool);
             check("edge activations", &w, &x, m, None, &kernels, &pool);
+        }
+    }
+}
+
+/// The int8 GEMM micro-kernels (m ≥ 16) at every k tail of their 4-code
+/// steps and the dot tiles' 32-/64-byte blocks, every column tail of a
+/// 16-/64-column panel and every row tail of a 4-/6-row tile, with −128 and
+/// ±127 codes mixed in: exact.
+#[test]
+fn int8_gemm_every_tail() {
+    let kernels = simd_kernels();
+    let pool = Pool::new(2);
+    let mut rng = Rng::new(29);
+    for k in 1..=70 {
+        let n = 1 + (k * 7) % 70;
+        let m = 16 + k % 13;
+        let q = quantized(Scheme::Int8Row, n, k, 0, Fill::Random, 0.02, &mut rng);
+        let mut bytes = pack(&q).unwrap();
+        // Plane 0 holds the codes, row after row; −128 only a file can hold.
+        for c in bytes[..n * k].iter_mut() {
+            match rng.below(5) {
+                0 => *c = 127,
+                1 => *c = (-127i8) as u8,
+                2 => *c = 0x80,
+                _ => {}
+            }
+        }
+        let x: Vec<f32> = (0..m * k)
+            .map(|i| match i % 5 {
+                0 => 2.0,
+                1 => -2.0,
+                _ => rng.unit() * 2.0,
+            })
+            .collect();
+        let bias = rng.vec(n, 1.0);
+        for act in [ActQuant::Dynamic, ActQuant::Static(0.015)] {
+            let w = view(Scheme::Int8Row, n, k, 0, &bytes, act).unwrap();
+            check("gemm tail", &w, &x, m, Some(&bias), &kernels, &pool);
+        }
+    }
+}
+
+/// The int8 GEMM path with every product at its extreme and of one sign for
+/// a whole k = 1536 row (x codes ±127, weight codes 127 / −127 / −128), where
+/// a saturating 16-bit pair sum or a misplaced `Σx` correction would show,
+/// over enough rows and columns for several panels and tiles per thread.
+#[test]
+fn int8_gemm_overflow_bait() {
+    let kernels = simd_kernels();
+    let pool = Pool::new(2);
+    let (m, k, n) = (37, 1536, 70);
+    for scheme in [Scheme::Int8Row, Scheme::Int8Tensor] {
+        let q = quantized(scheme, n, k, 0, Fill::CodesMax, 0.01, &mut Rng::new(3));
+        let mut bytes = pack(&q).unwrap();
+        for (i, c) in bytes[..n * k].iter_mut().enumerate() {
+            let (r, p) = (i / k, i % k);
+            *c = match r % 4 {
+                0 => 127u8,
+                1 => (-127i8) as u8,
+                2 => 0x80,
+                _ => [127u8, 0x80][p % 2],
+            };
+        }
+        let x: Vec<f32> = (0..m * k)
+            .map(|i| match (i / k) % 3 {
+                0 => 7.0,
+                1 => -7.0,
+                _ => [7.0, -7.0][i % 2],
+            })
+            .collect();
+        for act in [ActQuant::Dynamic, ActQuant::Static(0.01)] {
+            let w = view(scheme, n, k, 0, &bytes, act).unwrap();
+            check("gemm overflow bait", &w, &x, m, None, &kernels, &pool);
         }
     }
 }

@@ -24,8 +24,20 @@ pub(crate) static TABLE: Table = Table {
     f16_to_f32,
 };
 
+/// AVX2 with AVX-VNNI: the same kernels, but int8 × int8 layers use the
+/// VEX-encoded `vpdpbusd`.
+pub(crate) static VNNI_TABLE: Table = Table {
+    isa: Isa::Avx2Vnni,
+    linear,
+    linear_packed: crate::packed::linear::<super::avxvnni::Avx2Vnni>,
+    layer_norm,
+    gelu,
+    attention,
+    f16_to_f32,
+};
+
 // The table's entries: safe because `dispatch::table` hands TABLE out only
-// on a CPU with avx2, fma and f16c.
+// on a CPU with avx2, fma and f16c (VNNI_TABLE: and avxvnni).
 
 #[allow(clippy::too_many_arguments)]
 fn linear(

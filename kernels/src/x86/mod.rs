@@ -7,6 +7,7 @@
 
 pub(crate) mod avx2;
 pub(crate) mod avx512;
+pub(crate) mod avxvnni;
 pub(crate) mod packed_avx2;
 pub(crate) mod packed_avx512;
 

@@ -17,7 +17,11 @@
 //! i8 −128 reads as the u8 128) and `sign(w)·x` (`vpsignb`; x codes are in
 //! −127..=127, so the negation cannot overflow). A pair then sums to at most
 //! 2·128·127 = 32512 ≤ 32767 in magnitude: never saturates, so every i16
-//! is exact. `vpmaddwd` by 1 widens pairs to exact i32 lane sums.
+//! is exact. `vpmaddwd` by 1 widens pairs to exact i32 lane sums. The GEMM
+//! micro-kernel (m ≥ 16) does the same on the shared `w + 128` panels after
+//! flipping the sign bit back. (The panels' unsigned `w + 128` fed straight to
+//! `vpmaddubsw` would reach 2·255·127 = 64770 and saturate; so would
+//! `x + 128` against signed w.)
 
 use std::arch::x86_64::*;
 
@@ -103,10 +107,40 @@ impl PackedSimd for Avx2 {
     ) {
         dot_i8(rows, k, xq, ldx, w, out)
     }
+    const I8_NR: usize = I8_NR;
+    const I8_MR: usize = 4;
+    unsafe fn gemm_i8(
+        rows: usize,
+        cols: usize,
+        k4: usize,
+        xq: *const i8,
+        ldx: usize,
+        _xsum: *const i32,
+        sx: *const f32,
+        panel: *const u8,
+        sw: *const f32,
+        bias: *const f32,
+        out: *mut f32,
+        ldo: usize,
+    ) {
+        macro_rules! call {
+            ($($r:literal)*) => {
+                match rows {
+                    $($r => gemm_i8::<$r>(cols, k4, xq, ldx, sx, panel, sw, bias, out, ldo),)*
+                    _ => unreachable!("int8 GEMM rows {rows}"),
+                }
+            };
+        }
+        call!(1 2 3 4)
+    }
     unsafe fn quantize_row(x: *const f32, k: usize, act: ActQuant, dst: *mut i8) -> (f32, i32) {
         quantize_row(x, k, act, dst)
     }
 }
+
+/// Columns per int8 GEMM panel for the AVX2 kernel sets: two vectors of 8
+/// columns × 4 codes.
+pub(crate) const I8_NR: usize = 16;
 
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn f16_to_f32(src: *const u8, n: usize, dst: *mut f32) {
@@ -389,6 +423,88 @@ unsafe fn dot_i8_rows<const R: usize>(
         }
     }
     res
+}
+
+/// The int8 GEMM micro-kernel (`PackedSimd::gemm_i8`, NR = 16 as two
+/// vectors of 8 columns × 4 codes): per 4 k-steps, two panel loads (sign bit
+/// flipped back, then `|w|`) and per x row one broadcast of 4 codes.
+/// `vpmaddubsw(|w|, sign(w)·x)` as in `dot_i8` (never saturates), then
+/// `vpmaddwd` by 1 adds each column's two pairs into its i32 lane: the dot
+/// is exact, no `Σx` correction. On Intel cores 3 of the 4 instructions per
+/// vector need ports 0/1, so this runs at about 1.3× the f32 FMA kernel's
+/// MAC rate (measured: 1.3× the f16 path at m = 1500).
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn gemm_i8<const R: usize>(
+    cols: usize,
+    k4: usize,
+    xq: *const i8,
+    ldx: usize,
+    sx: *const f32,
+    panel: *const u8,
+    sw: *const f32,
+    bias: *const f32,
+    out: *mut f32,
+    ldo: usize,
+) {
+    let flip = _mm256_set1_epi8(-128);
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [[_mm256_setzero_si256(); 2]; R];
+    let mut b = panel;
+    let mut x = xq;
+    for _ in 0..k4 / 4 {
+        let wv: [__m256i; 2] = std::array::from_fn(|v| {
+            _mm256_xor_si256(_mm256_loadu_si256(b.add(32 * v).cast()), flip)
+        });
+        let aw = wv.map(|w| _mm256_abs_epi8(w));
+        for r in 0..R {
+            let xb = _mm256_set1_epi32(x.add(r * ldx).cast::<i32>().read_unaligned());
+            for v in 0..2 {
+                let pairs = _mm256_maddubs_epi16(aw[v], _mm256_sign_epi8(xb, wv[v]));
+                acc[r][v] = _mm256_add_epi32(acc[r][v], _mm256_madd_epi16(pairs, ones));
+            }
+        }
+        b = b.add(64);
+        x = x.add(4);
+    }
+    for r in 0..R {
+        gemm_i8_store(acc[r], *sx.add(r), cols, sw, bias, out.add(r * ldo));
+    }
+}
+
+/// One row of an int8 GEMM tile (`I8_NR` = 16 exact dots, column `c` in lane
+/// `c % 8` of vector `c / 8`) rescaled as the reference does,
+/// `(s_x · s_w) · dot + b` with each step rounded (no FMA), and its first
+/// `cols` values stored.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+pub(crate) unsafe fn gemm_i8_store(
+    dots: [__m256i; 2],
+    sx: f32,
+    cols: usize,
+    sw: *const f32,
+    bias: *const f32,
+    out: *mut f32,
+) {
+    let s = _mm256_set1_ps(sx);
+    let iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for v in 0..2 {
+        if 8 * v >= cols {
+            break;
+        }
+        let scale = _mm256_mul_ps(s, _mm256_loadu_ps(sw.add(8 * v)));
+        let o = _mm256_add_ps(
+            _mm256_mul_ps(scale, _mm256_cvtepi32_ps(dots[v])),
+            _mm256_loadu_ps(bias.add(8 * v)),
+        );
+        let left = cols - 8 * v;
+        if left >= 8 {
+            _mm256_storeu_ps(out.add(8 * v), o);
+        } else {
+            let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(left as i32), iota);
+            _mm256_maskstore_ps(out.add(8 * v), mask, o);
+        }
+    }
 }
 
 /// The int8 weight-only dot tile: 8 codes per `vpmovsxbd` (straight from
