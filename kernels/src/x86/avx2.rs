@@ -33,6 +33,7 @@ pub(crate) static VNNI_TABLE: Table = Table {
     layer_norm,
     gelu,
     attention,
+    attention_f16,
     f16_to_f32,
 };
 
