@@ -264,14 +264,11 @@ unsafe fn dot_tile<const K: u8, const R: usize>(
     ldo: usize,
 ) {
     if K == INT8 {
-        return if R == 1 {
-            dot_tile_i8::<R, 2>(cols, k, x, ldx, codes, params, bias, out, ldo)
-        } else {
-            dot_tile_i8::<R, 1>(cols, k, x, ldx, codes, params, bias, out, ldo)
-        };
+        return dot_tile_i8::<R>(cols, k, x, ldx, codes, params, bias, out, ldo);
     }
     let kp = k.next_multiple_of(32);
-    let mut acc = [[_mm256_setzero_ps(); 4]; R];
+    // The canonical 16 lanes: vector q of a 32-block holds lanes 8·(q % 2)...
+    let mut acc = [[[_mm256_setzero_ps(); 2]; 4]; R];
     let mut g = 0;
     let mut p = 0;
     while p < kp {
@@ -290,7 +287,7 @@ unsafe fn dot_tile<const K: u8, const R: usize>(
                 for c in 0..4 {
                     let wv = decode::<K>(codes[c], p / 32, q, k, &t[c]);
                     for r in 0..R {
-                        acc[r][c] = _mm256_fmadd_ps(xs[r], wv, acc[r][c]);
+                        acc[r][c][q % 2] = _mm256_fmadd_ps(xs[r], wv, acc[r][c][q % 2]);
                     }
                 }
             }
@@ -300,7 +297,7 @@ unsafe fn dot_tile<const K: u8, const R: usize>(
     }
     for r in 0..R {
         for c in 0..cols {
-            let mut v = hsum(acc[r][c]);
+            let mut v = hsum(_mm256_add_ps(acc[r][c][0], acc[r][c][1]));
             if K == INT8 {
                 v *= *params[c].0;
             }
@@ -393,12 +390,13 @@ unsafe fn dot_i8_rows<const R: usize>(
 
 /// The int8 weight-only dot tile: 8 codes per `vpmovsxbd` (straight from
 /// memory; the last partial block through a zero-padded copy) and
-/// `vcvtdq2ps`, one FMA per x row; `U` independent accumulator sets along k
-/// hide the FMA latency when there are few rows. The row scale is applied
-/// after the sum.
+/// `vcvtdq2ps`, one FMA per x row. The canonical 16 lanes are two accumulator
+/// sets (elements p with p % 16 < 8 and ≥ 8), which also hide the FMA latency.
+/// Runs to k rounded up to 32 (x is zero there, the codes read as 0); the row
+/// scale is applied after the sum.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_tile_i8<const R: usize, const U: usize>(
+unsafe fn dot_tile_i8<const R: usize>(
     cols: usize,
     k: usize,
     x: *const f32,
@@ -409,6 +407,7 @@ unsafe fn dot_tile_i8<const R: usize, const U: usize>(
     out: *mut f32,
     ldo: usize,
 ) {
+    const U: usize = 2;
     let mut acc = [[[_mm256_setzero_ps(); 4]; R]; U];
     let step = |acc: &mut [[__m256; 4]; R], p: usize, w: [*const u8; 4]| {
         let xs: [__m256; R] = std::array::from_fn(|r| _mm256_loadu_ps(x.add(r * ldx + p)));
@@ -430,13 +429,18 @@ unsafe fn dot_tile_i8<const R: usize, const U: usize>(
     }
     // x is zero-padded to a multiple of 32; the codes are not.
     let mut tail = [[0u8; 8]; 4];
-    while p < k {
-        let n = (k - p).min(8);
+    let kp = k.next_multiple_of(32);
+    while p < kp {
+        let n = k.saturating_sub(p).min(8);
         for (t, c) in tail.iter_mut().zip(codes) {
             *t = [0; 8];
-            std::ptr::copy_nonoverlapping(c.add(p), t.as_mut_ptr(), n);
+            std::ptr::copy_nonoverlapping(c.wrapping_add(p), t.as_mut_ptr(), n);
         }
-        step(&mut acc[0], p, std::array::from_fn(|c| tail[c].as_ptr()));
+        step(
+            &mut acc[(p / 8) % U],
+            p,
+            std::array::from_fn(|c| tail[c].as_ptr()),
+        );
         p += 8;
     }
     for r in 0..R {
