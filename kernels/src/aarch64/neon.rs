@@ -343,7 +343,7 @@ unsafe fn pack_b<const F16: bool>(src: *const u8, ld: usize, rows: usize, k: usi
 /// `scalar::reduce`): lane i + i+8, then i + i+4, i + i+2, i + i+1.
 #[target_feature(enable = "neon")]
 #[inline]
-unsafe fn hsum16(v: [float32x4_t; 4]) -> f32 {
+pub(crate) unsafe fn hsum16(v: [float32x4_t; 4]) -> f32 {
     let s4 = vaddq_f32(vaddq_f32(v[0], v[2]), vaddq_f32(v[1], v[3]));
     let s2 = vadd_f32(vget_low_f32(s4), vget_high_f32(s4));
     vget_lane_f32::<0>(s2) + vget_lane_f32::<1>(s2)
