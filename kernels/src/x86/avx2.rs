@@ -102,15 +102,18 @@ impl Simd for Avx2 {
         out: *mut f32,
         ldo: usize,
     ) {
-        // One x row at a time: the canonical 16 lanes take two vectors per
-        // (row, column), so 4 columns fill 8 accumulators.
-        for r in 0..rows {
+        // The canonical 16 lanes take two vectors per (row, column): two
+        // rows × two columns or one row × four columns per pass over k.
+        let mut r = 0;
+        while r < rows {
             let (x, out) = (x.add(r * ldx), out.add(r * ldo));
-            if f16 {
-                dot_tile::<true>(cols, k, x, w, bias, out)
-            } else {
-                dot_tile::<false>(cols, k, x, w, bias, out)
+            match (rows - r >= 2, f16) {
+                (true, true) => dot_tile::<2, 2, true>(cols, k, x, ldx, w, bias, out, ldo),
+                (true, false) => dot_tile::<2, 2, false>(cols, k, x, ldx, w, bias, out, ldo),
+                (false, true) => dot_tile::<1, 4, true>(cols, k, x, ldx, w, bias, out, ldo),
+                (false, false) => dot_tile::<1, 4, false>(cols, k, x, ldx, w, bias, out, ldo),
             }
+            r += 2;
         }
     }
     unsafe fn dots(q: *const f32, k: *const f32, ldk: usize, n: usize, d: usize, out: *mut f32) {
@@ -370,40 +373,63 @@ unsafe fn pack_b_typed<const F16: bool>(
     }
 }
 
-/// One x row against four weight rows in the canonical order: 16 lanes (two
-/// vectors) per column, the tail zero-padded.
+/// `R` x rows against four weight rows in the canonical order: 16 lanes (two
+/// vectors) per (row, column), the tail zero-padded. `C` columns per pass
+/// over k keep the accumulators at 8 registers (R·C = 4).
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_tile<const F16: bool>(
+unsafe fn dot_tile<const R: usize, const C: usize, const F16: bool>(
     cols: usize,
     k: usize,
     x: *const f32,
+    ldx: usize,
     w: [*const u8; 4],
     bias: *const f32,
     out: *mut f32,
+    ldo: usize,
 ) {
     let elem = if F16 { 2 } else { 4 };
-    let mut acc = [[_mm256_setzero_ps(); 2]; 4];
-    let mut p = 0;
-    while p + 16 <= k {
-        let (x0, x1) = (_mm256_loadu_ps(x.add(p)), _mm256_loadu_ps(x.add(p + 8)));
-        for c in 0..4 {
-            let wp = w[c].add(p * elem);
-            acc[c][0] = _mm256_fmadd_ps(x0, load_w::<F16>(wp, 8), acc[c][0]);
-            acc[c][1] = _mm256_fmadd_ps(x1, load_w::<F16>(wp.add(8 * elem), 8), acc[c][1]);
+    let mut c0 = 0;
+    while c0 < cols {
+        let mut acc = [[[_mm256_setzero_ps(); 2]; C]; R];
+        let mut p = 0;
+        while p + 16 <= k {
+            let xs: [[__m256; 2]; R] = std::array::from_fn(|r| {
+                let xr = x.add(r * ldx + p);
+                [_mm256_loadu_ps(xr), _mm256_loadu_ps(xr.add(8))]
+            });
+            for i in 0..C {
+                let wp = w[c0 + i].add(p * elem);
+                let (w0, w1) = (load_w::<F16>(wp, 8), load_w::<F16>(wp.add(8 * elem), 8));
+                for r in 0..R {
+                    acc[r][i][0] = _mm256_fmadd_ps(xs[r][0], w0, acc[r][i][0]);
+                    acc[r][i][1] = _mm256_fmadd_ps(xs[r][1], w1, acc[r][i][1]);
+                }
+            }
+            p += 16;
         }
-        p += 16;
-    }
-    if p < k {
-        let xv = load16::<false>(x.add(p).cast(), k - p);
-        for c in 0..4 {
-            let wv = load16::<F16>(w[c].add(p * elem), k - p);
-            acc[c][0] = _mm256_fmadd_ps(xv[0], wv[0], acc[c][0]);
-            acc[c][1] = _mm256_fmadd_ps(xv[1], wv[1], acc[c][1]);
+        if p < k {
+            let xs: [[__m256; 2]; R] =
+                std::array::from_fn(|r| load16::<false>(x.add(r * ldx + p).cast(), k - p));
+            for i in 0..C {
+                let wv = load16::<F16>(w[c0 + i].add(p * elem), k - p);
+                for r in 0..R {
+                    acc[r][i][0] = _mm256_fmadd_ps(xs[r][0], wv[0], acc[r][i][0]);
+                    acc[r][i][1] = _mm256_fmadd_ps(xs[r][1], wv[1], acc[r][i][1]);
+                }
+            }
         }
-    }
-    for c in 0..cols {
-        let b = if bias.is_null() { 0.0 } else { *bias.add(c) };
-        *out.add(c) = hsum16(acc[c][0], acc[c][1]) + b;
+        for r in 0..R {
+            for i in 0..C.min(cols - c0) {
+                let b = if bias.is_null() {
+                    0.0
+                } else {
+                    *bias.add(c0 + i)
+                };
+                *out.add(r * ldo + c0 + i) = hsum16(acc[r][i][0], acc[r][i][1]) + b;
+            }
+        }
+        c0 += C;
     }
 }
 
