@@ -75,23 +75,61 @@ pub fn reduce(l: &[f32; LANES]) -> f32 {
     s2[0] + s2[1]
 }
 
+/// Defines `$name` running `$body` compiled with the FMA instruction when the
+/// CPU has it: without it `f32::mul_add` is a call to the C library's `fmaf`
+/// (same result, several times slower). `$body` must call `#[inline(always)]`
+/// code only.
+macro_rules! with_fma {
+    ($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty = $body:expr) => {
+        fn $name($($arg: $ty),*) -> $ret {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "fma")]
+                unsafe fn fast($($arg: $ty),*) -> $ret {
+                    $body
+                }
+                if std::arch::is_x86_feature_detected!("fma") {
+                    // Safety: the CPU has FMA.
+                    return unsafe { fast($($arg),*) };
+                }
+            }
+            $body
+        }
+    };
+}
+
 /// `Σ a[p]·b[p]` in the canonical lane order (FMA per element, zero padding).
-fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
+#[inline(always)]
+fn dot_lanes_body(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; LANES];
-    let mut chunks = a.chunks(LANES).zip(b.chunks(LANES));
-    for (ca, cb) in &mut chunks {
+    let (a16, b16) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (at, bt) = (a16.remainder(), b16.remainder());
+    for (ca, cb) in a16.zip(b16) {
         for l in 0..LANES {
-            // Padding lanes add fma(0, 0, acc): acc + 0, which turns −0 into +0.
-            let (x, y) = if l < ca.len() {
-                (ca[l], cb[l])
-            } else {
-                (0.0, 0.0)
-            };
-            acc[l] = x.mul_add(y, acc[l]);
+            acc[l] = ca[l].mul_add(cb[l], acc[l]);
+        }
+    }
+    if !at.is_empty() {
+        // Padding lanes add fma(0, 0, acc): acc + 0, which turns −0 into +0.
+        let (mut ta, mut tb) = ([0.0f32; LANES], [0.0f32; LANES]);
+        ta[..at.len()].copy_from_slice(at);
+        tb[..bt.len()].copy_from_slice(bt);
+        for l in 0..LANES {
+            acc[l] = ta[l].mul_add(tb[l], acc[l]);
         }
     }
     reduce(&acc)
 }
+with_fma!(dot_lanes(a: &[f32], b: &[f32]) -> f32 = dot_lanes_body(a, b));
+
+/// `init + Σ a[p]·b[p]` as one FMA chain in order.
+#[inline(always)]
+fn chain_body(a: &[f32], b: &[f32], init: f32) -> f32 {
+    a.iter()
+        .zip(b)
+        .fold(init, |acc, (&x, &w)| x.mul_add(w, acc))
+}
+with_fma!(chain(a: &[f32], b: &[f32], init: f32) -> f32 = chain_body(a, b, init));
 
 /// `out[i][j] = bias[j] + Σ_p x[i][p] · w[j][p]` in the canonical order: for
 /// m ≥ `DOT_MAX_M` an FMA chain over p starting at the bias, else
@@ -108,7 +146,7 @@ pub fn linear(
     out: &mut [f32],
 ) {
     let out = SharedOut(out.as_mut_ptr());
-    let chain = m >= crate::gemm::DOT_MAX_M;
+    let by_chain = m >= crate::gemm::DOT_MAX_M;
     pool.run(n.div_ceil(COLUMNS_PER_TASK), &|task| {
         let mut row = Vec::with_capacity(k);
         for j in task * COLUMNS_PER_TASK..((task + 1) * COLUMNS_PER_TASK).min(n) {
@@ -116,10 +154,8 @@ pub fn linear(
             let b = bias.map_or(0.0, |b| b[j]);
             for i in 0..m {
                 let xi = &x[i * k..(i + 1) * k];
-                let value = if chain {
-                    xi.iter()
-                        .zip(&row)
-                        .fold(b, |acc, (&a, &w)| a.mul_add(w, acc))
+                let value = if by_chain {
+                    chain(xi, &row, b)
                 } else {
                     dot_lanes(xi, &row) + b
                 };
@@ -199,20 +235,26 @@ pub fn linear_packed(
 /// f32 order: mean = lane sum · (1/d); var = lane sum of FMA squares of the
 /// centred values · (1/d); `out = fma((x − mean) · inv_std, gamma, beta)`.
 pub fn layer_norm(x: &[f32], d: usize, gamma: &[f32], beta: &[f32], out: &mut [f32]) {
+    layer_norm_dispatch(x, d, gamma, beta, out)
+}
+with_fma!(layer_norm_dispatch(x: &[f32], d: usize, gamma: &[f32], beta: &[f32], out: &mut [f32]) -> () = layer_norm_body(x, d, gamma, beta, out));
+
+#[inline(always)]
+fn layer_norm_body(x: &[f32], d: usize, gamma: &[f32], beta: &[f32], out: &mut [f32]) {
     let inv_d = 1.0 / d as f32;
     for (row, out_row) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
         let mut acc = [0.0f32; LANES];
         for chunk in row.chunks(LANES) {
-            for l in 0..LANES {
-                acc[l] += chunk.get(l).copied().unwrap_or(0.0);
+            for (l, a) in acc.iter_mut().enumerate() {
+                *a += chunk.get(l).copied().unwrap_or(0.0);
             }
         }
         let mean = reduce(&acc) * inv_d;
         let mut acc = [0.0f32; LANES];
         for chunk in row.chunks(LANES) {
-            for l in 0..LANES {
+            for (l, a) in acc.iter_mut().enumerate() {
                 let c = chunk.get(l).map_or(0.0, |&v| v - mean);
-                acc[l] = c.mul_add(c, acc[l]);
+                *a = c.mul_add(c, *a);
             }
         }
         let inv_std = 1.0 / (reduce(&acc) * inv_d + 1e-5).sqrt();
@@ -266,6 +308,7 @@ pub fn gelu_one(x: f32) -> f32 {
 /// e^x as every kernel set computes it (see `simd::EXP_POLY`): the input
 /// clamped to [EXP_MIN, EXP_MAX], x = n·ln2 + r (Cody–Waite), e^r by the
 /// Cephes polynomial, 2ⁿ from exponent bits.
+#[inline(always)]
 pub fn exp_canonical(x: f32) -> f32 {
     use crate::simd::{EXP_MAX, EXP_MIN, EXP_POLY, LN2_HI, LN2_LO};
     // x86 `max` returns its second operand for NaN: NaN becomes EXP_MIN.
@@ -284,6 +327,7 @@ pub fn exp_canonical(x: f32) -> f32 {
 /// GELU in f32 as every kernel set computes it: `erfc_nonneg`'s fit with the
 /// exponent −z² + Q(t), z² = x²/2 taken from an exact product (FMA gives its
 /// low part; rounding z first would cost a relative error of 2·u·z²).
+#[inline(always)]
 pub fn gelu_canonical(x: f32) -> f32 {
     use crate::simd::ERFC_POLY;
     let abs = x.abs();
@@ -303,6 +347,12 @@ pub fn gelu_canonical(x: f32) -> f32 {
 }
 
 pub fn gelu(x: &mut [f32]) {
+    gelu_dispatch(x)
+}
+with_fma!(gelu_dispatch(x: &mut [f32]) -> () = gelu_body(x));
+
+#[inline(always)]
+fn gelu_body(x: &mut [f32]) {
     for v in x {
         *v = gelu_canonical(*v);
     }
