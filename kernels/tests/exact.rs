@@ -157,14 +157,14 @@ fn float_linear_is_bit_identical() {
         for &n in &NS {
             for &m in &MS {
                 case += 1;
-                let adv = case % 3 == 0;
+                let adv = case.is_multiple_of(3);
                 let mut x = values(&mut rng, m * k, 1.0, adv);
                 if case % 4 == 1 {
                     x[..k].fill(-0.0);
                 }
                 let w32 = values(&mut rng, n * k, 0.5, adv);
                 let w16: Vec<u16> = w32.iter().map(|&v| f32_to_f16_bits(v)).collect();
-                let bias = (case % 2 == 0).then(|| values(&mut rng, n, 1.0, false));
+                let bias = (case.is_multiple_of(2)).then(|| values(&mut rng, n, 1.0, false));
                 let pool = &pools[case % 2];
                 for f16 in [false, true] {
                     let w = if f16 {
@@ -238,12 +238,12 @@ fn packed_linear_is_bit_identical() {
                 for &act in acts {
                     let w = view(scheme, n, k, group, &bytes, act).unwrap();
                     for &m in &[1, 2, 3, 5, 16, 19] {
-                        let mut x = values(&mut rng, m * k, 1.0, case % 3 == 0);
+                        let mut x = values(&mut rng, m * k, 1.0, case.is_multiple_of(3));
                         if case % 4 == 1 {
                             // A row of −0: the sign of a zero sum is part of the order.
                             x[..k].fill(-0.0);
                         }
-                        let bias = (case % 2 == 0).then(|| values(&mut rng, n, 1.0, false));
+                        let bias = (case.is_multiple_of(2)).then(|| values(&mut rng, n, 1.0, false));
                         let mut want = vec![f32::NAN; m * n];
                         let wp = Weights::Packed(w);
                         scalar().linear(&pool, &x, m, k, wp, n, bias.as_deref(), &mut want);
