@@ -157,7 +157,7 @@ pub(crate) struct Table {
 static SCALAR: Table = Table {
     isa: Isa::Scalar,
     linear: scalar::linear,
-    linear_packed: crate::schemes::linear_reference_pooled,
+    linear_packed: scalar::linear_packed,
     layer_norm: scalar::layer_norm,
     gelu: scalar::gelu,
     attention: scalar::attention,

@@ -20,8 +20,8 @@
 //!      argument, so A needs no packing.
 //!
 //! * **Dot** (m < [`DOT_MAX_M`]: decoding, incl. the m = 1 GEMV): no packing;
-//!   tiles of up to 4 x-rows × 4 weight rows accumulate along k, converting
-//!   f16 weights in registers. Each weight row is streamed from memory once,
+//!   tiles of up to 4 x-rows × 4 weight rows accumulate along k in the
+//!   canonical 16 lanes (see `scalar.rs`), converting f16 weights in registers. Each weight row is streamed from memory once,
 //!   which is what bounds the vocabulary projection (m = 1, n = 51864).
 
 use crate::scalar::SharedOut;

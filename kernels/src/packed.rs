@@ -91,7 +91,9 @@ pub(crate) trait PackedSimd: Send + Sync + 'static {
         dst: *mut f32,
     );
     /// Weight-only dot tile: for `r < rows ≤ DOT_ROWS`, `c < cols ≤ 4`,
-    /// `out[r·ldo + c] = bias[c] + Σ_{p<kp} x[r·ldx + p] · w_c[p]`, `w_c` the
+    /// `out[r·ldo + c] = bias[c] + Σ_{p<kp} x[r·ldx + p] · w_c[p]` in the
+    /// canonical order (`scalar::linear_packed`: 16 lanes of FMAs over kp,
+    /// reduced; int8 sums the codes and scales the sum), `w_c` the
     /// decoded row `c` (as `decode_row`; all four must be readable: repeat a
     /// row for `c ≥ cols`). x rows are zero beyond `k` up to `kp`; `bias` may
     /// be null.

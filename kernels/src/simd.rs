@@ -29,7 +29,8 @@ pub(crate) trait Simd: Send + Sync + 'static {
     unsafe fn pack_b(src: *const u8, f16: bool, ld: usize, rows: usize, k: usize, dst: *mut f32);
 
     /// The micro-kernel: for `r < rows ≤ MR`, `c < cols ≤ NR`,
-    /// `C[r·ldc + c] = init[c] + Σ_{p<k} A[p·a_ps + r·a_rs] · B[p·ldb + c]`.
+    /// `C[r·ldc + c] = init[c] + Σ_{p<k} A[p·a_ps + r·a_rs] · B[p·ldb + c]`,
+    /// one FMA per p in order (the canonical order: never split k).
     /// B must have `NR` readable floats at every `p·ldb`; only the valid
     /// columns of C are written.
     #[allow(clippy::too_many_arguments)]
@@ -48,7 +49,8 @@ pub(crate) trait Simd: Send + Sync + 'static {
     );
 
     /// Dot-product tile for small m: for `r < rows ≤ 4`, `c < cols ≤ 4`,
-    /// `out[r·ldo + c] = bias[c] + Σ_{p<k} x[r·ldx + p] · w[c][p]`, where the
+    /// `out[r·ldo + c] = bias[c] + Σ_{p<k} x[r·ldx + p] · w[c][p]` in the
+    /// canonical order (16 lanes of FMAs, `scalar::reduce`, then the bias), where the
     /// four weight rows (f16 bits if `f16`) must all be readable for `k`
     /// elements (repeat a valid row for `c ≥ cols`); `bias` may be null.
     #[allow(clippy::too_many_arguments)]

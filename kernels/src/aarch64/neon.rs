@@ -132,16 +132,16 @@ impl Simd for Neon {
         out: *mut f32,
         ldo: usize,
     ) {
-        macro_rules! call {
-            ($($r:literal)*) => {
-                match (rows, f16) {
-                    $(($r, true) => dot_tile::<$r, true>(cols, k, x, ldx, w, bias, out, ldo),
-                      ($r, false) => dot_tile::<$r, false>(cols, k, x, ldx, w, bias, out, ldo),)*
-                    _ => unreachable!("dot tile rows {rows}"),
-                }
-            };
+        // One x row at a time: the canonical 16 lanes take four registers
+        // per (row, column), so 4 columns fill 16 accumulators.
+        for r in 0..rows {
+            let (x, out) = (x.add(r * ldx), out.add(r * ldo));
+            if f16 {
+                dot_tile::<true>(cols, k, x, w, bias, out)
+            } else {
+                dot_tile::<false>(cols, k, x, w, bias, out)
+            }
         }
-        call!(1 2 3 4)
     }
     unsafe fn dots(
         q: *const f32,
@@ -371,48 +371,55 @@ unsafe fn pack_b<const F16: bool>(src: *const u8, ld: usize, rows: usize, k: usi
     }
 }
 
-/// Dot-product tile: R x rows × 4 weight rows, two accumulators per pair
-/// when R ≤ 2 (so at least 8 FMA chains are in flight).
-#[allow(clippy::too_many_arguments)]
+/// The canonical reduction of 16 lanes held in four registers (see
+/// `scalar::reduce`): lane i + i+8, then i + i+4, i + i+2, i + i+1.
 #[target_feature(enable = "neon")]
-unsafe fn dot_tile<const R: usize, const F16: bool>(
+#[inline]
+pub(crate) unsafe fn hsum16(v: [float32x4_t; 4]) -> f32 {
+    let s4 = vaddq_f32(vaddq_f32(v[0], v[2]), vaddq_f32(v[1], v[3]));
+    let s2 = vadd_f32(vget_low_f32(s4), vget_high_f32(s4));
+    vget_lane_f32::<0>(s2) + vget_lane_f32::<1>(s2)
+}
+
+/// Loads `n` elements (f16 bits if `F16`) into 16 lanes, zero beyond; `p`
+/// need not be valid for lanes ≥ `n`.
+#[target_feature(enable = "neon")]
+#[inline]
+unsafe fn load16<const F16: bool>(p: *const u8, n: usize) -> [float32x4_t; 4] {
+    let elem = if F16 { 2 } else { 4 };
+    std::array::from_fn(|q| match n.saturating_sub(4 * q) {
+        0 => vdupq_n_f32(0.0),
+        m => load_w::<F16>(p.wrapping_add(4 * q * elem), m),
+    })
+}
+
+/// One x row against four weight rows in the canonical order: 16 lanes (four
+/// registers) per column, the tail zero-padded.
+#[target_feature(enable = "neon")]
+unsafe fn dot_tile<const F16: bool>(
     cols: usize,
     k: usize,
     x: *const f32,
-    ldx: usize,
     w: [*const u8; 4],
     bias: *const f32,
     out: *mut f32,
-    ldo: usize,
 ) {
     let elem = if F16 { 2 } else { 4 };
-    let split = R <= 2;
-    let mut acc = [[[vdupq_n_f32(0.0); 2]; 4]; R];
+    let mut acc = [[vdupq_n_f32(0.0); 4]; 4];
     let mut p = 0;
-    let mut step = 0;
     while p < k {
-        let kk = (k - p).min(4);
-        let wv: [float32x4_t; 4] = std::array::from_fn(|c| load_w::<F16>(w[c].add(p * elem), kk));
-        let h = if split { step & 1 } else { 0 };
-        for r in 0..R {
-            let xv = load_n(x.add(r * ldx + p), kk);
-            for c in 0..4 {
-                acc[r][c][h] = vfmaq_f32(acc[r][c][h], xv, wv[c]);
+        let xv = load16::<false>(x.add(p).cast(), k - p);
+        for c in 0..4 {
+            let wv = load16::<F16>(w[c].add(p * elem), k - p);
+            for q in 0..4 {
+                acc[c][q] = vfmaq_f32(acc[c][q], xv[q], wv[q]);
             }
         }
-        p += 4;
-        step += 1;
+        p += 16;
     }
-    for r in 0..R {
-        for c in 0..cols {
-            let b = if bias.is_null() { 0.0 } else { *bias.add(c) };
-            let a = if split {
-                vaddq_f32(acc[r][c][0], acc[r][c][1])
-            } else {
-                acc[r][c][0]
-            };
-            *out.add(r * ldo + c) = vaddvq_f32(a) + b;
-        }
+    for c in 0..cols {
+        let b = if bias.is_null() { 0.0 } else { *bias.add(c) };
+        *out.add(c) = hsum16(acc[c]) + b;
     }
 }
 
@@ -615,26 +622,34 @@ unsafe fn softmax_cols(
 
 #[target_feature(enable = "neon")]
 unsafe fn layer_norm_impl(x: &[f32], d: usize, gamma: &[f32], beta: &[f32], out: &mut [f32]) {
+    // The canonical order (see `scalar::layer_norm`): 16 lanes in four registers.
     let inv_d = 1.0 / d as f32;
     for (row, out_row) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
         let (xp, op) = (row.as_ptr(), out_row.as_mut_ptr());
-        let mut acc = vdupq_n_f32(0.0);
+        let mut acc = [vdupq_n_f32(0.0); 4];
         let mut i = 0;
         while i < d {
-            acc = vaddq_f32(acc, load_n(xp.add(i), d - i));
-            i += 4;
+            let v = load16::<false>(xp.add(i).cast(), d - i);
+            for q in 0..4 {
+                acc[q] = vaddq_f32(acc[q], v[q]);
+            }
+            i += 16;
         }
-        let mean = vdupq_n_f32(vaddvq_f32(acc) * inv_d);
-        let mut acc = vdupq_n_f32(0.0);
+        let mean = vdupq_n_f32(hsum16(acc) * inv_d);
+        let mut acc = [vdupq_n_f32(0.0); 4];
         let mut i = 0;
         while i < d {
             let nn = d - i;
-            let c = vsubq_f32(load_n(xp.add(i), nn), mean);
-            let c = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(c), lanes(nn)));
-            acc = vfmaq_f32(acc, c, c);
-            i += 4;
+            let v = load16::<false>(xp.add(i).cast(), nn);
+            for q in 0..4 {
+                let c = vsubq_f32(v[q], mean);
+                let m = lanes(nn.saturating_sub(4 * q));
+                let c = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(c), m));
+                acc[q] = vfmaq_f32(acc[q], c, c);
+            }
+            i += 16;
         }
-        let inv_std = 1.0 / (vaddvq_f32(acc) * inv_d + 1e-5).sqrt();
+        let inv_std = 1.0 / (hsum16(acc) * inv_d + 1e-5).sqrt();
         let mut i = 0;
         while i < d {
             let nn = d - i;

@@ -25,7 +25,7 @@
 
 use std::arch::aarch64::*;
 
-use super::neon::{f16_to_f32_impl, Neon};
+use super::neon::{f16_to_f32_impl, hsum16, Neon};
 use crate::packed::{Kind, PackedSimd};
 use crate::schemes::NF4;
 
@@ -341,26 +341,29 @@ pub(crate) unsafe fn dot_tile(
     out: *mut f32,
     ldo: usize,
 ) {
+    // Columns per pass: R × C × 4 accumulators stay at 16 registers.
     macro_rules! call {
-        ($($r:literal)*) => {
+        ($($r:literal $c:literal)*) => {
             match (code(kind), rows) {
-                $((INT8, $r) => dot_tile_k::<INT8, $r>(cols, k, group, x, ldx, codes, params, bias, out, ldo),
-                  (AFF4, $r) => dot_tile_k::<AFF4, $r>(cols, k, group, x, ldx, codes, params, bias, out, ldo),
-                  (NF4K, $r) => dot_tile_k::<NF4K, $r>(cols, k, group, x, ldx, codes, params, bias, out, ldo),
-                  (_, $r) => dot_tile_k::<AFF3, $r>(cols, k, group, x, ldx, codes, params, bias, out, ldo),)*
+                $((INT8, $r) => dot_tile_k::<INT8, $r, $c>(cols, k, group, x, ldx, codes, params, bias, out, ldo),
+                  (AFF4, $r) => dot_tile_k::<AFF4, $r, $c>(cols, k, group, x, ldx, codes, params, bias, out, ldo),
+                  (NF4K, $r) => dot_tile_k::<NF4K, $r, $c>(cols, k, group, x, ldx, codes, params, bias, out, ldo),
+                  (_, $r) => dot_tile_k::<AFF3, $r, $c>(cols, k, group, x, ldx, codes, params, bias, out, ldo),)*
                 _ => unreachable!("dot tile rows {rows}"),
             }
         };
     }
-    call!(1 2 3 4)
+    call!(1 4 2 2 3 1 4 1)
 }
 
 /// Weight-only dot tile: each weight block is decoded once (one row at a
-/// time, 8 vectors) and multiplied into every x row of the tile. Two
-/// accumulators per (row, column) when R ≤ 2, to keep 8 FMA chains going.
+/// time, 8 vectors) and multiplied into every x row of the tile, in the
+/// canonical 16 lanes (four registers per (row, column); vector q of a block
+/// feeds lanes 4·(q % 4)). `C` weight rows per pass over k keep the
+/// accumulators at 16 registers.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "neon")]
-unsafe fn dot_tile_k<const K: u8, const R: usize>(
+unsafe fn dot_tile_k<const K: u8, const R: usize, const C: usize>(
     cols: usize,
     k: usize,
     group: usize,
@@ -373,48 +376,47 @@ unsafe fn dot_tile_k<const K: u8, const R: usize>(
     ldo: usize,
 ) {
     let kp = k.next_multiple_of(32);
-    let split = R <= 2;
-    let mut acc = [[[vdupq_n_f32(0.0); 2]; 4]; R];
-    let mut g = 0;
-    let mut p = 0;
-    while p < kp {
-        let t: [Tab; 4] = std::array::from_fn(|c| {
-            if K == INT8 {
-                std::mem::zeroed()
-            } else {
-                table::<K>(*params[c].0.add(g), *params[c].1.add(g))
-            }
-        });
-        let end = (p + group).min(kp);
-        while p < end {
-            for c in 0..4 {
-                let wv = decode_block::<K>(codes[c], p / 32, k, &t[c]);
-                for r in 0..R {
-                    let xr = x.add(r * ldx + p);
-                    for q in 0..8 {
-                        let h = if split { q & 1 } else { 0 };
-                        acc[r][c][h] = vfmaq_f32(acc[r][c][h], vld1q_f32(xr.add(4 * q)), wv[q]);
+    let mut c0 = 0;
+    while c0 < cols {
+        let mut acc = [[[vdupq_n_f32(0.0); 4]; C]; R];
+        let mut g = 0;
+        let mut p = 0;
+        while p < kp {
+            let t: [Tab; C] = std::array::from_fn(|i| {
+                if K == INT8 {
+                    std::mem::zeroed()
+                } else {
+                    table::<K>(*params[c0 + i].0.add(g), *params[c0 + i].1.add(g))
+                }
+            });
+            let end = (p + group).min(kp);
+            while p < end {
+                for i in 0..C {
+                    let wv = decode_block::<K>(codes[c0 + i], p / 32, k, &t[i]);
+                    for r in 0..R {
+                        let xr = x.add(r * ldx + p);
+                        for q in 0..8 {
+                            let a = &mut acc[r][i][q % 4];
+                            *a = vfmaq_f32(*a, vld1q_f32(xr.add(4 * q)), wv[q]);
+                        }
                     }
                 }
+                p += 32;
             }
-            p += 32;
+            g += 1;
         }
-        g += 1;
-    }
-    for r in 0..R {
-        for c in 0..cols {
-            let a = if split {
-                vaddq_f32(acc[r][c][0], acc[r][c][1])
-            } else {
-                acc[r][c][0]
-            };
-            let mut v = vaddvq_f32(a);
-            if K == INT8 {
-                v *= *params[c].0;
+        for r in 0..R {
+            for i in 0..C.min(cols - c0) {
+                let c = c0 + i;
+                let mut v = hsum16(acc[r][i]);
+                if K == INT8 {
+                    v *= *params[c].0;
+                }
+                let b = if bias.is_null() { 0.0 } else { *bias.add(c) };
+                *out.add(r * ldo + c) = v + b;
             }
-            let b = if bias.is_null() { 0.0 } else { *bias.add(c) };
-            *out.add(r * ldo + c) = v + b;
         }
+        c0 += C;
     }
 }
 

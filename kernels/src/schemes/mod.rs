@@ -79,6 +79,7 @@ mod pack;
 mod reference;
 
 pub use layout::{default_group, layout, Layout, ALIGN, MAX_INT8_DOT_K};
+pub(crate) use pack::dequantize_row_padded;
 pub use pack::{dequantize, dequantize_row, f16_bits_to_f32, f32_to_f16_bits, pack, unpack};
 pub use reference::{linear_reference, linear_reference_pooled, quantize_activations};
 

@@ -247,12 +247,16 @@ pub fn unpack(
 }
 
 /// Row `r`'s codes, one per element (int8: the i8 bit pattern).
+/// `out.len()` may exceed k up to k rounded to 32 (int8: padded with 0).
 fn row_codes(w: &PackedWeights, r: usize, out: &mut [u8]) {
-    let k = w.k;
+    let k = out.len();
     let rb = w.row_bytes();
     let src = &w.planes[0][r * rb..(r + 1) * rb];
     match w.scheme {
-        Scheme::Int8Row | Scheme::Int8Tensor => out[..k].copy_from_slice(src),
+        Scheme::Int8Row | Scheme::Int8Tensor => {
+            out[..w.k].copy_from_slice(src);
+            out[w.k..].fill(0);
+        }
         Scheme::Int3 => {
             for (c, o) in out[..k].iter_mut().enumerate() {
                 let (b, e) = (c / 32, c % 32);
@@ -298,13 +302,22 @@ fn zero_at(w: &PackedWeights, i: usize) -> f32 {
 /// `scale · code` (int8), `scale · (code − 8)`, `scale · (code − zero)`,
 /// `absmax · NF4[code]`.
 pub fn dequantize_row(w: &PackedWeights, r: usize, out: &mut [f32]) {
-    assert!(r < w.n, "dequantize_row: row {r} of {}", w.n);
     assert!(
         out.len() >= w.k,
         "dequantize_row: out shorter than k = {}",
         w.k
     );
-    let k = w.k;
+    dequantize_row_n(w, r, w.k, out)
+}
+
+/// [`dequantize_row`] over k rounded up to 32, as the SIMD decoders see a row:
+/// the padding decodes the stored padding codes (int8: code 0).
+pub(crate) fn dequantize_row_padded(w: &PackedWeights, r: usize, out: &mut [f32]) {
+    dequantize_row_n(w, r, w.k.next_multiple_of(32), out)
+}
+
+fn dequantize_row_n(w: &PackedWeights, r: usize, k: usize, out: &mut [f32]) {
+    assert!(r < w.n, "dequantize_row: row {r} of {}", w.n);
     let mut codes = vec![0u8; k];
     row_codes(w, r, &mut codes);
     let out = &mut out[..k];

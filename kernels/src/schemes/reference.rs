@@ -214,7 +214,8 @@ pub fn linear_reference(
 }
 
 /// [`linear_reference`] with the output columns split over the pool's threads
-/// (same arithmetic, bit-identical results). The scalar / fallback table entry.
+/// (same arithmetic, bit-identical results). The scalar table's `linear_packed`
+/// uses it for int8 activations (`scalar::linear_packed`).
 #[allow(clippy::too_many_arguments)]
 pub fn linear_reference_pooled(
     pool: &Pool,

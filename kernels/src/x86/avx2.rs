@@ -120,16 +120,16 @@ impl Simd for Avx2 {
         out: *mut f32,
         ldo: usize,
     ) {
-        // Two x rows at a time: 2 × 4 accumulators + 4 weights + 1 x fit
-        // the 16 registers, 4 × 4 would spill.
+        // The canonical 16 lanes take two vectors per (row, column): two
+        // rows × two columns or one row × four columns per pass over k.
         let mut r = 0;
         while r < rows {
             let (x, out) = (x.add(r * ldx), out.add(r * ldo));
             match (rows - r >= 2, f16) {
-                (true, true) => dot_tile::<2, true>(cols, k, x, ldx, w, bias, out, ldo),
-                (true, false) => dot_tile::<2, false>(cols, k, x, ldx, w, bias, out, ldo),
-                (false, true) => dot_tile::<1, true>(cols, k, x, ldx, w, bias, out, ldo),
-                (false, false) => dot_tile::<1, false>(cols, k, x, ldx, w, bias, out, ldo),
+                (true, true) => dot_tile::<2, 2, true>(cols, k, x, ldx, w, bias, out, ldo),
+                (true, false) => dot_tile::<2, 2, false>(cols, k, x, ldx, w, bias, out, ldo),
+                (false, true) => dot_tile::<1, 4, true>(cols, k, x, ldx, w, bias, out, ldo),
+                (false, false) => dot_tile::<1, 4, false>(cols, k, x, ldx, w, bias, out, ldo),
             }
             r += 2;
         }
@@ -244,6 +244,28 @@ unsafe fn hsum(v: __m256) -> f32 {
     let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     let s = _mm_add_ss(s, _mm_movehdup_ps(s));
     _mm_cvtss_f32(s)
+}
+
+/// The canonical reduction of 16 lanes held as `a` (lanes 0..8) and `b`
+/// (8..16): lane i + i+8, then `hsum`'s i + i+4, i + i+2, i + i+1.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn hsum16(a: __m256, b: __m256) -> f32 {
+    hsum(_mm256_add_ps(a, b))
+}
+
+/// Loads `n` elements (f16 bits if `F16`) from `p` into 16 lanes, zero
+/// beyond; `p` need not be valid for lanes ≥ `n`.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn load16<const F16: bool>(p: *const u8, n: usize) -> [__m256; 2] {
+    let elem = if F16 { 2 } else { 4 };
+    let hi = if n > 8 {
+        load_w::<F16>(p.wrapping_add(8 * elem), n - 8)
+    } else {
+        _mm256_setzero_ps()
+    };
+    [load_w::<F16>(p, n.min(8)), hi]
 }
 
 /// Horizontal maximum.
@@ -393,9 +415,12 @@ unsafe fn pack_b_typed<const F16: bool>(
     }
 }
 
+/// `R` x rows against four weight rows in the canonical order: 16 lanes (two
+/// vectors) per (row, column), the tail zero-padded. `C` columns per pass
+/// over k keep the accumulators at 8 registers (R·C = 4).
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_tile<const R: usize, const F16: bool>(
+unsafe fn dot_tile<const R: usize, const C: usize, const F16: bool>(
     cols: usize,
     k: usize,
     x: *const f32,
@@ -406,32 +431,47 @@ unsafe fn dot_tile<const R: usize, const F16: bool>(
     ldo: usize,
 ) {
     let elem = if F16 { 2 } else { 4 };
-    let mut acc = [[_mm256_setzero_ps(); 4]; R];
-    let mut p = 0;
-    while p + 8 <= k {
-        let wv: [__m256; 4] = std::array::from_fn(|c| load_w::<F16>(w[c].add(p * elem), 8));
-        for r in 0..R {
-            let xv = _mm256_loadu_ps(x.add(r * ldx + p));
-            for c in 0..4 {
-                acc[r][c] = _mm256_fmadd_ps(xv, wv[c], acc[r][c]);
+    let mut c0 = 0;
+    while c0 < cols {
+        let mut acc = [[[_mm256_setzero_ps(); 2]; C]; R];
+        let mut p = 0;
+        while p + 16 <= k {
+            let xs: [[__m256; 2]; R] = std::array::from_fn(|r| {
+                let xr = x.add(r * ldx + p);
+                [_mm256_loadu_ps(xr), _mm256_loadu_ps(xr.add(8))]
+            });
+            for i in 0..C {
+                let wp = w[c0 + i].add(p * elem);
+                let (w0, w1) = (load_w::<F16>(wp, 8), load_w::<F16>(wp.add(8 * elem), 8));
+                for r in 0..R {
+                    acc[r][i][0] = _mm256_fmadd_ps(xs[r][0], w0, acc[r][i][0]);
+                    acc[r][i][1] = _mm256_fmadd_ps(xs[r][1], w1, acc[r][i][1]);
+                }
+            }
+            p += 16;
+        }
+        if p < k {
+            let xs: [[__m256; 2]; R] =
+                std::array::from_fn(|r| load16::<false>(x.add(r * ldx + p).cast(), k - p));
+            for i in 0..C {
+                let wv = load16::<F16>(w[c0 + i].add(p * elem), k - p);
+                for r in 0..R {
+                    acc[r][i][0] = _mm256_fmadd_ps(xs[r][0], wv[0], acc[r][i][0]);
+                    acc[r][i][1] = _mm256_fmadd_ps(xs[r][1], wv[1], acc[r][i][1]);
+                }
             }
         }
-        p += 8;
-    }
-    if p < k {
-        let wv: [__m256; 4] = std::array::from_fn(|c| load_w::<F16>(w[c].add(p * elem), k - p));
         for r in 0..R {
-            let xv = load_n(x.add(r * ldx + p), k - p);
-            for c in 0..4 {
-                acc[r][c] = _mm256_fmadd_ps(xv, wv[c], acc[r][c]);
+            for i in 0..C.min(cols - c0) {
+                let b = if bias.is_null() {
+                    0.0
+                } else {
+                    *bias.add(c0 + i)
+                };
+                *out.add(r * ldo + c0 + i) = hsum16(acc[r][i][0], acc[r][i][1]) + b;
             }
         }
-    }
-    for r in 0..R {
-        for c in 0..cols {
-            let b = if bias.is_null() { 0.0 } else { *bias.add(c) };
-            *out.add(r * ldo + c) = hsum(acc[r][c]) + b;
-        }
+        c0 += C;
     }
 }
 
@@ -628,30 +668,36 @@ unsafe fn softmax_cols(
     }
 }
 
+/// The canonical layer norm (see `scalar::layer_norm`): 16 lanes in two vectors.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn layer_norm_impl(x: &[f32], d: usize, gamma: &[f32], beta: &[f32], out: &mut [f32]) {
     let inv_d = 1.0 / d as f32;
     for (row, out_row) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
         let (xp, op) = (row.as_ptr(), out_row.as_mut_ptr());
-        let mut acc = _mm256_setzero_ps();
+        let mut acc = [_mm256_setzero_ps(); 2];
         let mut i = 0;
         while i < d {
-            acc = _mm256_add_ps(acc, load_n(xp.add(i), d - i));
-            i += 8;
+            let v = load16::<false>(xp.add(i).cast(), d - i);
+            acc[0] = _mm256_add_ps(acc[0], v[0]);
+            acc[1] = _mm256_add_ps(acc[1], v[1]);
+            i += 16;
         }
-        let mean = _mm256_set1_ps(hsum(acc) * inv_d);
-        let mut acc = _mm256_setzero_ps();
+        let mean = _mm256_set1_ps(hsum16(acc[0], acc[1]) * inv_d);
+        let mut acc = [_mm256_setzero_ps(); 2];
         let mut i = 0;
         while i < d {
             let nn = d - i;
-            let c = _mm256_and_ps(
-                _mm256_sub_ps(load_n(xp.add(i), nn), mean),
-                _mm256_castsi256_ps(lanes(nn)),
-            );
-            acc = _mm256_fmadd_ps(c, c, acc);
-            i += 8;
+            let v = load16::<false>(xp.add(i).cast(), nn);
+            for h in 0..2 {
+                let c = _mm256_and_ps(
+                    _mm256_sub_ps(v[h], mean),
+                    _mm256_castsi256_ps(lanes(nn.saturating_sub(8 * h))),
+                );
+                acc[h] = _mm256_fmadd_ps(c, c, acc[h]);
+            }
+            i += 16;
         }
-        let inv_std = _mm256_set1_ps(1.0 / (hsum(acc) * inv_d + 1e-5).sqrt());
+        let inv_std = _mm256_set1_ps(1.0 / (hsum16(acc[0], acc[1]) * inv_d + 1e-5).sqrt());
         let mut i = 0;
         while i < d {
             let nn = d - i;

@@ -350,11 +350,19 @@ unsafe fn pack_b_typed<const F16: bool>(
     }
 }
 
-/// Horizontal sum.
+/// The canonical reduction of 16 lanes (see `scalar::reduce`): lane i + i+8,
+/// then i + i+4, i + i+2, i + i+1.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
 #[inline]
-unsafe fn hsum(v: __m512) -> f32 {
-    _mm512_reduce_add_ps(v)
+pub(crate) unsafe fn hsum16(v: __m512) -> f32 {
+    let s = _mm256_add_ps(
+        _mm512_castps512_ps256(v),
+        _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v))),
+    );
+    let s = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps::<1>(s));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    _mm_cvtss_f32(s)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -386,7 +394,7 @@ unsafe fn dot_tile<const R: usize, const F16: bool>(
     for r in 0..R {
         for c in 0..cols {
             let b = if bias.is_null() { 0.0 } else { *bias.add(c) };
-            *out.add(r * ldo + c) = hsum(acc[r][c]) + b;
+            *out.add(r * ldo + c) = hsum16(acc[r][c]) + b;
         }
     }
 }
@@ -592,7 +600,7 @@ unsafe fn layer_norm_impl(x: &[f32], d: usize, gamma: &[f32], beta: &[f32], out:
             acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(lanes(d - i), xp.add(i)));
             i += 16;
         }
-        let mean = _mm512_set1_ps(hsum(acc) * inv_d);
+        let mean = _mm512_set1_ps(hsum16(acc) * inv_d);
         let mut acc = _mm512_setzero_ps();
         let mut i = 0;
         while i < d {
@@ -601,7 +609,7 @@ unsafe fn layer_norm_impl(x: &[f32], d: usize, gamma: &[f32], beta: &[f32], out:
             acc = _mm512_fmadd_ps(c, c, acc);
             i += 16;
         }
-        let inv_std = _mm512_set1_ps(1.0 / (hsum(acc) * inv_d + 1e-5).sqrt());
+        let inv_std = _mm512_set1_ps(1.0 / (hsum16(acc) * inv_d + 1e-5).sqrt());
         let mut i = 0;
         while i < d {
             let m = lanes(d - i);

@@ -26,7 +26,7 @@
 
 use std::arch::x86_64::*;
 
-use super::avx512::Avx512;
+use super::avx512::{hsum16, Avx512};
 use crate::packed::{Kind, PackedSimd};
 use crate::schemes::{ActQuant, NF4};
 
@@ -359,11 +359,7 @@ unsafe fn dot_tile<const K: u8, const R: usize>(
     ldo: usize,
 ) {
     if K == INT8 {
-        return if R == 1 {
-            dot_tile_i8::<R, 2>(cols, k, x, ldx, codes, params, bias, out, ldo)
-        } else {
-            dot_tile_i8::<R, 1>(cols, k, x, ldx, codes, params, bias, out, ldo)
-        };
+        return dot_tile_i8::<R>(cols, k, x, ldx, codes, params, bias, out, ldo);
     }
     let kp = k.next_multiple_of(32);
     let mut acc = [[_mm512_setzero_ps(); 4]; R];
@@ -398,7 +394,7 @@ unsafe fn dot_tile<const K: u8, const R: usize>(
     }
     for r in 0..R {
         for c in 0..cols {
-            let mut v = _mm512_reduce_add_ps(acc[r][c]);
+            let mut v = hsum16(acc[r][c]);
             if K == INT8 {
                 v *= *params[c].0;
             }
@@ -541,12 +537,12 @@ unsafe fn quantize_row(x: *const f32, k: usize, act: ActQuant, dst: *mut i8) -> 
 }
 
 /// The int8 weight-only dot tile: 16 codes per `vpmovsxbd` (straight from
-/// memory; masked only in the last block) and `vcvtdq2ps`, one FMA per x
-/// row; `U` independent accumulator sets along k hide the FMA latency when
-/// there are few rows. The row scale is applied after the sum.
+/// memory; masked only past k) and `vcvtdq2ps`, one FMA per x row into the
+/// canonical 16 lanes, to k rounded up to 32 (x is zero there, the codes read
+/// as 0). The row scale is applied after the sum.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
-unsafe fn dot_tile_i8<const R: usize, const U: usize>(
+unsafe fn dot_tile_i8<const R: usize>(
     cols: usize,
     k: usize,
     x: *const f32,
@@ -557,14 +553,14 @@ unsafe fn dot_tile_i8<const R: usize, const U: usize>(
     out: *mut f32,
     ldo: usize,
 ) {
-    let mut acc = [[[_mm512_setzero_ps(); 4]; R]; U];
+    let mut acc = [[[_mm512_setzero_ps(); 4]; R]; 1];
     let step = |acc: &mut [[__m512; 4]; R], p: usize, m: __mmask16| {
         let xs: [__m512; R] = std::array::from_fn(|r| _mm512_loadu_ps(x.add(r * ldx + p)));
         for c in 0..4 {
             let raw = if m == 0xffff {
                 _mm_loadu_si128(codes[c].add(p).cast())
             } else {
-                _mm_maskz_loadu_epi8(m, codes[c].add(p).cast())
+                _mm_maskz_loadu_epi8(m, codes[c].wrapping_add(p).cast())
             };
             let wv = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(raw));
             for r in 0..R {
@@ -573,14 +569,13 @@ unsafe fn dot_tile_i8<const R: usize, const U: usize>(
         }
     };
     let mut p = 0;
-    while p + 16 * U <= k {
-        for (u, a) in acc.iter_mut().enumerate() {
-            step(a, p + 16 * u, 0xffff);
-        }
-        p += 16 * U;
+    while p + 16 <= k {
+        step(&mut acc[0], p, 0xffff);
+        p += 16;
     }
-    while p < k {
-        step(&mut acc[0], p, lanes(k - p));
+    let kp = k.next_multiple_of(32);
+    while p < kp {
+        step(&mut acc[0], p, lanes(k.saturating_sub(p)));
         p += 16;
     }
     for r in 0..R {
@@ -589,7 +584,7 @@ unsafe fn dot_tile_i8<const R: usize, const U: usize>(
             for a in &acc[1..] {
                 sum = _mm512_add_ps(sum, a[r][c]);
             }
-            let v = _mm512_reduce_add_ps(sum) * *params[c].0;
+            let v = hsum16(sum) * *params[c].0;
             let b = if bias.is_null() { 0.0 } else { *bias.add(c) };
             *out.add(r * ldo + c) = v + b;
         }
