@@ -157,6 +157,29 @@ pub(crate) trait PackedSimd: Send + Sync + 'static {
         let _ = (rows, cols, k4, xq, ldx, xsum, sx, panel, sw, bias, out, ldo);
         unreachable!("no int8 GEMM kernel")
     }
+    /// Low-bit × int8 tile (4- / 3-bit `kind`, int8 activations): for
+    /// `r < rows ≤ 4`, `c < cols ≤ 4`, `out[r·ldo + c]` as the reference's
+    /// low-bit expression (`schemes::linear_reference`): per group `g`, exact
+    /// `d = Σ xq·u` (`u` the integer code: nibble / 3-bit code, or `NF4_I8`),
+    /// then `acc = acc + ps[4g+c] · (d as f32 − pz[4g+c] · xsg[r·ng + g] as
+    /// f32)` from 0 over the groups in order, then `sx[r] · acc + bias[c]`.
+    /// x rows hold k rounded up to 64 codes (zero past k); `xsg` are the rows'
+    /// per-group code sums (`ng` per row); `ps` / `pz` hold `4·ng` interleaved
+    /// group parameters, `bias` 4 floats; all four `codes` rows are readable.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn dot_lowbit(
+        kind: Kind,
+        rows: usize,
+        cols: usize,
+        k: usize,
+        group: usize,
+        t: LowbitTile,
+        out: *mut f32,
+        ldo: usize,
+    ) {
+        lowbit_scalar(kind, rows, cols, k, group, t, out, ldo)
+    }
+
     /// Quantizes one x row of `k` floats exactly as [`quantize_activations`]
     /// into `dst` (`k` codes); returns `(s_x, Σ codes)`.
     unsafe fn quantize_row(x: *const f32, k: usize, act: ActQuant, dst: *mut i8) -> (f32, i32) {
@@ -165,6 +188,73 @@ pub(crate) trait PackedSimd: Send + Sync + 'static {
         let mut s = [0.0f32];
         quantize_activations(x, k, act, q, &mut s);
         (s[0], q.iter().map(|&v| v as i32).sum())
+    }
+}
+
+/// The operands of one [`PackedSimd::dot_lowbit`] call (see there).
+#[derive(Clone, Copy)]
+pub(crate) struct LowbitTile {
+    pub xq: *const i8,
+    pub ldx: usize,
+    pub xsg: *const i32,
+    pub sx: *const f32,
+    pub codes: [*const u8; 4],
+    pub ps: *const f32,
+    pub pz: *const f32,
+    pub bias: *const f32,
+}
+
+/// Stored code of element `e` of a row (`Kind::Affine3` or a 4-bit kind).
+///
+/// # Safety
+/// `codes` must hold the row's whole blocks.
+unsafe fn code_at(kind: Kind, codes: *const u8, e: usize) -> u8 {
+    let (b, i) = (e / 32, e % 32);
+    if kind == Kind::Affine3 {
+        let blk = codes.add(12 * b);
+        let low = (*blk.add(i % 8) >> (2 * (i / 8))) & 3;
+        let high = (*blk.add(8 + i % 4) >> (i / 4)) & 1;
+        low | (high << 2)
+    } else {
+        (*codes.add(16 * b + i % 16) >> (4 * (i / 16))) & 15
+    }
+}
+
+/// The portable `dot_lowbit` (the reference's arithmetic on raw pointers).
+#[allow(clippy::too_many_arguments)]
+unsafe fn lowbit_scalar(
+    kind: Kind,
+    rows: usize,
+    cols: usize,
+    k: usize,
+    group: usize,
+    t: LowbitTile,
+    out: *mut f32,
+    ldo: usize,
+) {
+    let ng = k.div_ceil(group);
+    for r in 0..rows {
+        for c in 0..cols {
+            let mut acc = 0.0f32;
+            for g in 0..ng {
+                let (mut d, mut sx) = (0i32, 0i32);
+                for e in g * group..((g + 1) * group).min(k) {
+                    let x = *t.xq.add(r * t.ldx + e) as i32;
+                    let u = code_at(kind, t.codes[c], e);
+                    let u = if kind == Kind::Nf4 {
+                        crate::schemes::NF4_I8[u as usize] as i32
+                    } else {
+                        u as i32
+                    };
+                    d += x * u;
+                    sx += x;
+                }
+                debug_assert_eq!(sx, *t.xsg.add(r * ng + g));
+                let (s, z) = (*t.ps.add(4 * g + c), *t.pz.add(4 * g + c));
+                acc += s * (d as f32 - z * sx as f32);
+            }
+            *out.add(r * ldo + c) = *t.sx.add(r) * acc + *t.bias.add(c);
+        }
     }
 }
 
@@ -303,12 +393,10 @@ pub(crate) fn linear<I: PackedSimd>(
     if m == 0 || n == 0 {
         return;
     }
-    let act = if w.scheme.is_int8() {
-        w.act
-    } else {
-        ActQuant::Float
-    };
-    if act != ActQuant::Float {
+    let act = w.act;
+    if act != ActQuant::Float && w.scheme.is_grouped() {
+        linear_lowbit::<I>(pool, x, m, k, &w, act, bias, out)
+    } else if act != ActQuant::Float {
         linear_int8::<I>(pool, x, m, k, &w, act, bias, out)
     } else if m < DOT_MAX_M {
         linear_dot::<I>(pool, x, m, k, &w, bias, out)
@@ -714,5 +802,144 @@ fn gemm_int8<I: PackedSimd>(
                 }
             }
         }
+    });
+}
+
+/// Low-bit weights × int8 activations: x quantized as in `linear_int8`, its
+/// per-group code sums taken once, then `dot_lowbit` tiles of 4 x rows × 4
+/// weight rows, weight rows blocked so a block stays in cache while every x
+/// tile passes over it (m ≥ `DOT_MAX_M`).
+#[allow(clippy::too_many_arguments)]
+fn linear_lowbit<I: PackedSimd>(
+    pool: &Pool,
+    x: &[f32],
+    m: usize,
+    k: usize,
+    w: &PackedWeights,
+    act: ActQuant,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let n = w.n;
+    let kind = Kind::of(w.scheme);
+    let (group, ng, rb) = (w.group, w.groups_per_row(), w.row_bytes());
+    let kq = k.next_multiple_of(64);
+    let mut xq = vec![0i8; m * kq];
+    let mut sx = vec![0.0f32; m];
+    let mut xsg = vec![0i32; m * ng];
+    {
+        const ROWS: usize = 16;
+        let (cp, sp, gp) = (
+            SharedMut(xq.as_mut_ptr()),
+            SharedMut(sx.as_mut_ptr()),
+            SharedMut(xsg.as_mut_ptr()),
+        );
+        let x = &x[..m * k];
+        let quantize = |t: usize| {
+            for r in t * ROWS..((t + 1) * ROWS).min(m) {
+                // Safety: row r belongs to this task; x row r has k floats,
+                // xq row r kq ≥ k codes, xsg row r ng sums; the buffers
+                // outlive the job.
+                unsafe {
+                    let q = cp.get().add(r * kq);
+                    let (s, _) = I::quantize_row(x.as_ptr().add(r * k), k, act, q);
+                    *sp.get().add(r) = s;
+                    let q = std::slice::from_raw_parts(q, k);
+                    for (g, qg) in q.chunks(group).enumerate() {
+                        *gp.get().add(r * ng + g) = qg.iter().map(|&v| v as i32).sum();
+                    }
+                }
+            }
+        };
+        let tasks = m.div_ceil(ROWS);
+        if tasks == 1 {
+            quantize(0)
+        } else {
+            pool.run(tasks, &quantize)
+        }
+    }
+    let groups = n.div_ceil(4);
+    let block = (I8_BLOCK_BYTES / rb / 4).max(1);
+    let tasks = if m < DOT_MAX_M {
+        dot_tasks(pool, groups)
+    } else {
+        groups.div_ceil(block).min(pool.threads() * 4).max(1)
+    };
+    let out = SharedOut(out.as_mut_ptr());
+    let wp = SharedIn(w.planes[0].as_ptr());
+    let (xq, xsg, sx) = (&xq, &xsg, &sx);
+    let pl = scratch::lines(ng);
+    pool.run(tasks, &|t| {
+        let (g0, g1) = split(groups, tasks, t);
+        // Per weight group of a block: 4 columns' scales, zeros (interleaved).
+        let per = 4 * ng;
+        let mut ps = vec![0.0f32; block.min(g1 - g0) * per];
+        let mut pz = ps.clone();
+        scratch::with(2 * pl, |buf| {
+            let (s, z) = buf.split_at_mut(pl);
+            let mut gb = g0;
+            while gb < g1 {
+                let ge = (gb + block).min(g1);
+                for g in gb..ge {
+                    let j = 4 * g;
+                    let cols = (n - j).min(4);
+                    let (ps, pz) = (&mut ps[(g - gb) * per..], &mut pz[(g - gb) * per..]);
+                    for c in 0..4 {
+                        // Padding columns repeat column 0 (finite, never stored).
+                        row_params::<I>(w, j + if c < cols { c } else { 0 }, s, z);
+                        for gi in 0..ng {
+                            let (sv, zv) = if kind == Kind::Nf4 {
+                                (s[gi] / 127.0, 0.0)
+                            } else {
+                                (s[gi], z[gi])
+                            };
+                            ps[4 * gi + c] = sv;
+                            pz[4 * gi + c] = zv;
+                        }
+                    }
+                }
+                for i in (0..m).step_by(I8_ROWS) {
+                    let rows = (m - i).min(I8_ROWS);
+                    for g in gb..ge {
+                        let j = 4 * g;
+                        let cols = (n - j).min(4);
+                        let b: [f32; 4] = std::array::from_fn(|c| match bias {
+                            Some(b) if c < cols => b[j + c],
+                            _ => 0.0,
+                        });
+                        let tile = LowbitTile {
+                            xq: xq[i * kq..].as_ptr(),
+                            ldx: kq,
+                            xsg: xsg[i * ng..].as_ptr(),
+                            sx: sx[i..].as_ptr(),
+                            codes: std::array::from_fn(|c| {
+                                wp.get()
+                                    .wrapping_add((j + if c < cols { c } else { 0 }) * rb)
+                            }),
+                            ps: ps[(g - gb) * per..].as_ptr(),
+                            pz: pz[(g - gb) * per..].as_ptr(),
+                            bias: b.as_ptr(),
+                        };
+                        // Safety: x rows i..i+rows (kq codes, ng sums, one
+                        // scale each), weight rows j..j+cols (rb bytes each,
+                        // checked by `linear`), 4·ng parameters, and output
+                        // columns j..j+cols of rows i..i+rows (this task's).
+                        unsafe {
+                            I::dot_lowbit(
+                                kind,
+                                rows,
+                                cols,
+                                k,
+                                group,
+                                tile,
+                                out.ptr().add(i * n + j),
+                                n,
+                            )
+                        }
+                    }
+                }
+                gb = ge;
+            }
+        })
     });
 }

@@ -126,6 +126,22 @@ impl GpuModel {
             text_layers: c.n_text_layer as usize,
         };
         let (nm, d) = (dims.n_mels, dims.d);
+        // The shaders have no 4- / 3-bit × int8 path: refuse rather than
+        // compute something else (`Device::Auto` then falls back to the CPU).
+        if c.activations != crate::format::ActivationMode::None {
+            if let Some(t) = file
+                .tensors()
+                .iter()
+                .find(|t| t.etype.scheme().is_some_and(|s| !s.is_int8()))
+            {
+                return Err(Error::Invalid(format!(
+                    "the GPU backend has no int8-activation kernels for {} weights ({}); \
+                     run on the CPU (--device cpu)",
+                    t.etype.name(),
+                    t.name
+                )));
+            }
+        }
         if dims.audio_ctx > ATTENTION_MAX_KV || dims.text_ctx > ATTENTION_MAX_KV {
             return Err(Error::Invalid(format!(
                 "the GPU attention kernel holds at most {ATTENTION_MAX_KV} positions"

@@ -99,6 +99,18 @@ macro_rules! common_impl {
 
 impl PackedSimd for Avx512 {
     common_impl!();
+    unsafe fn dot_lowbit(
+        kind: Kind,
+        rows: usize,
+        cols: usize,
+        k: usize,
+        group: usize,
+        t: crate::packed::LowbitTile,
+        out: *mut f32,
+        ldo: usize,
+    ) {
+        super::lowbit::dot_lowbit::<false>(kind, rows, cols, k, group, t, out, ldo)
+    }
     unsafe fn dot_i8(
         rows: usize,
         k: usize,
@@ -115,6 +127,18 @@ impl PackedSimd for Avx512 {
 
 impl PackedSimd for Avx512Vnni {
     common_impl!();
+    unsafe fn dot_lowbit(
+        kind: Kind,
+        rows: usize,
+        cols: usize,
+        k: usize,
+        group: usize,
+        t: crate::packed::LowbitTile,
+        out: *mut f32,
+        ldo: usize,
+    ) {
+        super::lowbit::dot_lowbit::<true>(kind, rows, cols, k, group, t, out, ldo)
+    }
     unsafe fn dot_i8(
         rows: usize,
         k: usize,

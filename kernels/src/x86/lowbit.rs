@@ -1,0 +1,241 @@
+//! x86 low-bit × int8 tiles (`PackedSimd::dot_lowbit`): 4- and 3-bit weight
+//! codes meet int8 activation codes in integer multiply-adds.
+//!
+//! Each 32-element block is unpacked in registers into 32 byte codes in
+//! element order (one ymm):
+//! - 4-bit: the block's 16 bytes in both 128-bit lanes, the upper lane shifted
+//!   right by 4, masked to nibbles (byte j: element j low, 16 + j high).
+//! - 3-bit: the 8 low-bit bytes broadcast to four qwords shifted by 0, 2, 4, 6
+//!   (`vpsrlvq`), masked to 2 bits, give element 8i + j's low bits in byte
+//!   8i + j; the high-bit word broadcast, `vpshufb`-spread so byte e holds
+//!   byte e % 4, tested against bit e / 4, adds 4.
+//! - nf4: the 4-bit codes index a 16-byte table with `vpshufb`.
+//!
+//! Products: VNNI `vpdpbusd` takes the codes as the unsigned operand (nf4:
+//! the table biased by +128, the bias removed as `128·Σx` per group). AVX2
+//! `vpmaddubsw` + `vpmaddwd`: unsigned codes ≤ 15 times |x| ≤ 127 keep the
+//! pair sums ≤ 3810, far from i16 saturation; nf4's signed table uses
+//! `|u|` × `sign(x, u)`, pair sums ≤ 2·127·127 = 32258 < 32767.
+//! Per group the 4 columns' i32 sums are reduced into one xmm and the float
+//! part is done 4 columns wide in the reference's order (no FMA).
+
+use std::arch::x86_64::*;
+
+use crate::packed::{Kind, LowbitTile};
+use crate::schemes::NF4_I8;
+
+const AFF4: u8 = 1;
+const NF4K: u8 = 2;
+const AFF3: u8 = 3;
+
+/// Runs the tile for `kind`, with VNNI products when `VNNI`.
+///
+/// # Safety
+/// The CPU has AVX2 + FMA (+ AVX-512 VL/VNNI when `VNNI`); `t` as
+/// `PackedSimd::dot_lowbit` requires.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn dot_lowbit<const VNNI: bool>(
+    kind: Kind,
+    rows: usize,
+    cols: usize,
+    k: usize,
+    group: usize,
+    t: LowbitTile,
+    out: *mut f32,
+    ldo: usize,
+) {
+    macro_rules! call {
+        ($($r:literal)*) => {
+            match (kind, rows) {
+                $((Kind::Affine4, $r) => tile::<VNNI, AFF4, $r>(cols, k, group, t, out, ldo),
+                  (Kind::Nf4, $r) => tile::<VNNI, NF4K, $r>(cols, k, group, t, out, ldo),
+                  (Kind::Affine3, $r) => tile::<VNNI, AFF3, $r>(cols, k, group, t, out, ldo),)*
+                _ => unreachable!("low-bit tile {kind:?} rows {rows}"),
+            }
+        };
+    }
+    call!(1 2 3 4)
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile<const VNNI: bool, const K: u8, const R: usize>(
+    cols: usize,
+    k: usize,
+    group: usize,
+    t: LowbitTile,
+    out: *mut f32,
+    ldo: usize,
+) {
+    if VNNI {
+        tile_vnni::<K, R>(cols, k, group, t, out, ldo)
+    } else {
+        tile_avx2::<K, R>(cols, k, group, t, out, ldo)
+    }
+}
+
+/// Block `b`'s 32 codes in element order (nf4: the 4-bit indices).
+#[inline(always)]
+unsafe fn unpack<const K: u8>(codes: *const u8, b: usize) -> __m256i {
+    if K == AFF3 {
+        let blk = codes.add(12 * b);
+        let low = blk.cast::<i64>().read_unaligned();
+        let high = blk.add(8).cast::<i32>().read_unaligned();
+        let l = _mm256_and_si256(
+            _mm256_srlv_epi64(_mm256_set1_epi64x(low), _mm256_setr_epi64x(0, 2, 4, 6)),
+            _mm256_set1_epi8(3),
+        );
+        let spread = _mm256_shuffle_epi8(
+            _mm256_set1_epi32(high),
+            _mm256_setr_epi8(
+                0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3,
+                0, 1, 2, 3,
+            ),
+        );
+        let bit = _mm256_setr_epi8(
+            1, 1, 1, 1, 2, 2, 2, 2, 4, 4, 4, 4, 8, 8, 8, 8, 16, 16, 16, 16, 32, 32, 32, 32, 64, 64,
+            64, 64, -128, -128, -128, -128,
+        );
+        let h = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+        _mm256_or_si256(l, _mm256_and_si256(h, _mm256_set1_epi8(4)))
+    } else {
+        let v = _mm_loadu_si128(codes.add(16 * b).cast());
+        let both = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(v), _mm_srli_epi16::<4>(v));
+        _mm256_and_si256(both, _mm256_set1_epi8(15))
+    }
+}
+
+/// Sums of four i32×8 vectors: lane c = Σ a[c].
+#[inline(always)]
+unsafe fn reduce4(a: [__m256i; 4]) -> __m128i {
+    let h = _mm256_hadd_epi32(_mm256_hadd_epi32(a[0], a[1]), _mm256_hadd_epi32(a[2], a[3]));
+    _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h))
+}
+
+/// The float part of one group for one x row (the reference's expression).
+#[inline(always)]
+unsafe fn group_float(acc: __m128, d: __m128i, sxg: i32, ps: *const f32, pz: *const f32) -> __m128 {
+    let (s, z) = (_mm_loadu_ps(ps), _mm_loadu_ps(pz));
+    let d = _mm_cvtepi32_ps(d);
+    let t = _mm_mul_ps(s, _mm_sub_ps(d, _mm_mul_ps(z, _mm_set1_ps(sxg as f32))));
+    _mm_add_ps(acc, t)
+}
+
+/// `out[r][c] = sx[r] · acc + bias[c]` for `c < cols`.
+#[inline(always)]
+unsafe fn store<const R: usize>(
+    acc: [__m128; R],
+    cols: usize,
+    t: &LowbitTile,
+    out: *mut f32,
+    ldo: usize,
+) {
+    let b = _mm_loadu_ps(t.bias);
+    for (r, a) in acc.iter().enumerate() {
+        let y = _mm_add_ps(_mm_mul_ps(_mm_set1_ps(*t.sx.add(r)), *a), b);
+        let mut v = [0.0f32; 4];
+        _mm_storeu_ps(v.as_mut_ptr(), y);
+        for (c, &y) in v.iter().enumerate().take(cols) {
+            *out.add(r * ldo + c) = y;
+        }
+    }
+}
+
+/// A 16-byte table in both lanes.
+#[inline(always)]
+unsafe fn table(bias: i8) -> __m256i {
+    let t: [i8; 16] = std::array::from_fn(|i| NF4_I8[i].wrapping_add(bias));
+    _mm256_broadcastsi128_si256(_mm_loadu_si128(t.as_ptr().cast()))
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile_avx2<const K: u8, const R: usize>(
+    cols: usize,
+    k: usize,
+    group: usize,
+    t: LowbitTile,
+    out: *mut f32,
+    ldo: usize,
+) {
+    let ng = k.div_ceil(group);
+    let nb = k.div_ceil(32);
+    let gb = group / 32;
+    let ones = _mm256_set1_epi16(1);
+    let tab = table(0);
+    let mut facc = [_mm_setzero_ps(); R];
+    for g in 0..ng {
+        let mut acc = [[_mm256_setzero_si256(); 4]; R];
+        for b in g * gb..((g + 1) * gb).min(nb) {
+            let xv: [__m256i; R] =
+                std::array::from_fn(|r| _mm256_loadu_si256(t.xq.add(r * t.ldx + 32 * b).cast()));
+            for c in 0..4 {
+                let u = unpack::<K>(t.codes[c], b);
+                if K == NF4K {
+                    let u = _mm256_shuffle_epi8(tab, u);
+                    let au = _mm256_abs_epi8(u);
+                    for r in 0..R {
+                        let p = _mm256_maddubs_epi16(au, _mm256_sign_epi8(xv[r], u));
+                        acc[r][c] = _mm256_add_epi32(acc[r][c], _mm256_madd_epi16(p, ones));
+                    }
+                } else {
+                    for r in 0..R {
+                        let p = _mm256_maddubs_epi16(u, xv[r]);
+                        acc[r][c] = _mm256_add_epi32(acc[r][c], _mm256_madd_epi16(p, ones));
+                    }
+                }
+            }
+        }
+        for r in 0..R {
+            let d = reduce4(acc[r]);
+            facc[r] = group_float(
+                facc[r],
+                d,
+                *t.xsg.add(r * ng + g),
+                t.ps.add(4 * g),
+                t.pz.add(4 * g),
+            );
+        }
+    }
+    store(facc, cols, &t, out, ldo)
+}
+
+#[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512vnni")]
+unsafe fn tile_vnni<const K: u8, const R: usize>(
+    cols: usize,
+    k: usize,
+    group: usize,
+    t: LowbitTile,
+    out: *mut f32,
+    ldo: usize,
+) {
+    let ng = k.div_ceil(group);
+    let nb = k.div_ceil(32);
+    let gb = group / 32;
+    let tab = table(-128);
+    let mut facc = [_mm_setzero_ps(); R];
+    for g in 0..ng {
+        let mut acc = [[_mm256_setzero_si256(); 4]; R];
+        for b in g * gb..((g + 1) * gb).min(nb) {
+            let xv: [__m256i; R] =
+                std::array::from_fn(|r| _mm256_loadu_si256(t.xq.add(r * t.ldx + 32 * b).cast()));
+            for c in 0..4 {
+                let mut u = unpack::<K>(t.codes[c], b);
+                if K == NF4K {
+                    // NF4_I8 + 128 as unsigned bytes.
+                    u = _mm256_shuffle_epi8(tab, u);
+                }
+                for r in 0..R {
+                    acc[r][c] = _mm256_dpbusd_epi32(acc[r][c], u, xv[r]);
+                }
+            }
+        }
+        for r in 0..R {
+            let sxg = *t.xsg.add(r * ng + g);
+            let mut d = reduce4(acc[r]);
+            if K == NF4K {
+                d = _mm_sub_epi32(d, _mm_set1_epi32(sxg.wrapping_mul(128)));
+            }
+            facc[r] = group_float(facc[r], d, sxg, t.ps.add(4 * g), t.pz.add(4 * g));
+        }
+    }
+    store(facc, cols, &t, out, ldo)
+}
