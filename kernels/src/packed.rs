@@ -157,15 +157,22 @@ pub(crate) trait PackedSimd: Send + Sync + 'static {
         let _ = (rows, cols, k4, xq, ldx, xsum, sx, panel, sw, bias, out, ldo);
         unreachable!("no int8 GEMM kernel")
     }
+    /// Columns per low-bit tile (`NC`, 4 or 16) for `kind` and `group`, and whether the
+    /// tile wants x codes permuted within each 64 (see [`permute_x64`]).
+    fn lowbit_shape(kind: Kind, group: usize) -> (usize, bool) {
+        let _ = (kind, group);
+        (4, false)
+    }
     /// Low-bit × int8 tile (4- / 3-bit `kind`, int8 activations): for
-    /// `r < rows ≤ 4`, `c < cols ≤ 4`, `out[r·ldo + c]` as the reference's
+    /// `r < rows ≤ 4`, `c < cols ≤ NC`, `out[r·ldo + c]` as the reference's
     /// low-bit expression (`schemes::linear_reference`): per group `g`, exact
     /// `d = Σ xq·u` (`u` the integer code: nibble / 3-bit code, or `NF4_I8`),
-    /// then `acc = acc + ps[4g+c] · (d as f32 − pz[4g+c] · xsg[r·ng + g] as
-    /// f32)` from 0 over the groups in order, then `sx[r] · acc + bias[c]`.
-    /// x rows hold k rounded up to 64 codes (zero past k); `xsg` are the rows'
-    /// per-group code sums (`ng` per row); `ps` / `pz` hold `4·ng` interleaved
-    /// group parameters, `bias` 4 floats; all four `codes` rows are readable.
+    /// then `acc = acc + ps[c·ng+g] · (d as f32 − pz[c·ng+g] · xsg[r·ng + g]
+    /// as f32)` from 0 over the groups in order, then `sx[r] · acc + bias[c]`.
+    /// x rows hold k rounded up to 64 codes (zero past k; permuted if
+    /// `lowbit_shape` says so); `xsg` are the rows' per-group code sums (`ng`
+    /// per row); `ps` / `pz` the rows' group parameters (`cols·ng`), `bias`
+    /// NC floats; weight rows `codes + c·rb` for `c < cols` are readable.
     #[allow(clippy::too_many_arguments)]
     unsafe fn dot_lowbit(
         kind: Kind,
@@ -198,10 +205,28 @@ pub(crate) struct LowbitTile {
     pub ldx: usize,
     pub xsg: *const i32,
     pub sx: *const f32,
-    pub codes: [*const u8; 4],
+    /// The tile's first weight row; row c at `codes + c·rb`.
+    pub codes: *const u8,
+    pub rb: usize,
+    /// Group parameters `(s_g, z_g)` of the tile's rows, row-major: column
+    /// c's group g at `c·ng + g` (`c < cols`).
     pub ps: *const f32,
     pub pz: *const f32,
     pub bias: *const f32,
+}
+
+/// Reorders each 64 codes of an x row to `[0..16, 32..48, 16..32, 48..64]`:
+/// the order in which a 4-bit tile that loads two blocks' 32 bytes into both
+/// 256-bit halves and shifts the upper half by 4 sees the weights.
+pub(crate) fn permute_x64(row: &mut [i8]) {
+    for c in row.chunks_exact_mut(64) {
+        let mut t = [0i8; 64];
+        t[..16].copy_from_slice(&c[..16]);
+        t[16..32].copy_from_slice(&c[32..48]);
+        t[32..48].copy_from_slice(&c[16..32]);
+        t[48..].copy_from_slice(&c[48..]);
+        c.copy_from_slice(&t);
+    }
 }
 
 /// Stored code of element `e` of a row (`Kind::Affine3` or a 4-bit kind).
@@ -235,12 +260,13 @@ unsafe fn lowbit_scalar(
     let ng = k.div_ceil(group);
     for r in 0..rows {
         for c in 0..cols {
+            let codes = t.codes.add(c * t.rb);
             let mut acc = 0.0f32;
             for g in 0..ng {
                 let (mut d, mut sx) = (0i32, 0i32);
                 for e in g * group..((g + 1) * group).min(k) {
                     let x = *t.xq.add(r * t.ldx + e) as i32;
-                    let u = code_at(kind, t.codes[c], e);
+                    let u = code_at(kind, codes, e);
                     let u = if kind == Kind::Nf4 {
                         crate::schemes::NF4_I8[u as usize] as i32
                     } else {
@@ -250,7 +276,7 @@ unsafe fn lowbit_scalar(
                     sx += x;
                 }
                 debug_assert_eq!(sx, *t.xsg.add(r * ng + g));
-                let (s, z) = (*t.ps.add(4 * g + c), *t.pz.add(4 * g + c));
+                let (s, z) = (*t.ps.add(c * ng + g), *t.pz.add(c * ng + g));
                 acc += s * (d as f32 - z * sx as f32);
             }
             *out.add(r * ldo + c) = *t.sx.add(r) * acc + *t.bias.add(c);
@@ -805,6 +831,51 @@ fn gemm_int8<I: PackedSimd>(
     });
 }
 
+/// Low-bit × int8 group parameters `(s_g, z_g)` of weight rows `j0..j1`,
+/// row-major into `sr` / `zr` (`lowbit_params`' values: nf4 `absmax / 127`,
+/// zero 0). Contiguous rows convert in one call; `s` / `z` are row scratch.
+fn block_params<I: PackedSimd>(
+    w: &PackedWeights,
+    j0: usize,
+    j1: usize,
+    sr: &mut [f32],
+    zr: &mut [f32],
+    s: &mut [f32],
+    z: &mut [f32],
+) {
+    let ng = w.groups_per_row();
+    let cnt = (j1 - j0) * ng;
+    let (sr, zr) = (&mut sr[..cnt], &mut zr[..cnt]);
+    let (p1, p2) = (w.planes[1], w.planes[2]);
+    let g0 = j0 * ng;
+    match w.scheme {
+        Scheme::Int4Sym | Scheme::Int4Asym | Scheme::Int3 => {
+            assert!(p1.len() >= 2 * (g0 + cnt));
+            // Safety: bounds checked above (and for zeros below).
+            unsafe { I::f16_to_f32(p1.as_ptr().add(2 * g0), cnt, sr.as_mut_ptr()) };
+            if w.scheme == Scheme::Int4Sym {
+                zr.fill(8.0);
+            } else {
+                assert!(p2.len() >= 2 * (g0 + cnt));
+                unsafe { I::f16_to_f32(p2.as_ptr().add(2 * g0), cnt, zr.as_mut_ptr()) };
+            }
+        }
+        _ => {
+            for (r, (sr, zr)) in sr
+                .chunks_exact_mut(ng)
+                .zip(zr.chunks_exact_mut(ng))
+                .enumerate()
+            {
+                row_params::<I>(w, j0 + r, s, z);
+                for (o, &v) in sr.iter_mut().zip(&s[..ng]) {
+                    *o = v / 127.0;
+                }
+                zr.fill(0.0);
+            }
+        }
+    }
+}
+
 /// Low-bit weights × int8 activations: x quantized as in `linear_int8`, its
 /// per-group code sums taken once, then `dot_lowbit` tiles of 4 x rows × 4
 /// weight rows, weight rows blocked so a block stays in cache while every x
@@ -823,6 +894,7 @@ fn linear_lowbit<I: PackedSimd>(
     let n = w.n;
     let kind = Kind::of(w.scheme);
     let (group, ng, rb) = (w.group, w.groups_per_row(), w.row_bytes());
+    let (nc, perm) = I::lowbit_shape(kind, group);
     let kq = k.next_multiple_of(64);
     let mut xq = vec![0i8; m * kq];
     let mut sx = vec![0.0f32; m];
@@ -844,9 +916,12 @@ fn linear_lowbit<I: PackedSimd>(
                     let q = cp.get().add(r * kq);
                     let (s, _) = I::quantize_row(x.as_ptr().add(r * k), k, act, q);
                     *sp.get().add(r) = s;
-                    let q = std::slice::from_raw_parts(q, k);
-                    for (g, qg) in q.chunks(group).enumerate() {
+                    let q = std::slice::from_raw_parts_mut(q, kq);
+                    for (g, qg) in q[..k].chunks(group).enumerate() {
                         *gp.get().add(r * ng + g) = qg.iter().map(|&v| v as i32).sum();
+                    }
+                    if perm {
+                        permute_x64(q);
                     }
                 }
             }
@@ -858,10 +933,11 @@ fn linear_lowbit<I: PackedSimd>(
             pool.run(tasks, &quantize)
         }
     }
-    let groups = n.div_ceil(4);
-    let block = (I8_BLOCK_BYTES / rb / 4).max(1);
+    let groups = n.div_ceil(nc);
+    let block = (I8_BLOCK_BYTES / rb / nc).max(1);
     let tasks = if m < DOT_MAX_M {
-        dot_tasks(pool, groups)
+        // As dot_tasks, counted in 4-row units.
+        dot_tasks(pool, n.div_ceil(4)).min(groups)
     } else {
         groups.div_ceil(block).min(pool.threads() * 4).max(1)
     };
@@ -871,58 +947,40 @@ fn linear_lowbit<I: PackedSimd>(
     let pl = scratch::lines(ng);
     pool.run(tasks, &|t| {
         let (g0, g1) = split(groups, tasks, t);
-        // Per weight group of a block: 4 columns' scales, zeros (interleaved).
-        let per = 4 * ng;
-        let mut ps = vec![0.0f32; block.min(g1 - g0) * per];
-        let mut pz = ps.clone();
+        // The block's rows' group parameters, row-major (as the planes).
+        let per = nc * ng;
+        let mut sr = vec![0.0f32; block.min(g1 - g0) * per];
+        let mut zr = sr.clone();
         scratch::with(2 * pl, |buf| {
             let (s, z) = buf.split_at_mut(pl);
             let mut gb = g0;
             while gb < g1 {
                 let ge = (gb + block).min(g1);
-                for g in gb..ge {
-                    let j = 4 * g;
-                    let cols = (n - j).min(4);
-                    let (ps, pz) = (&mut ps[(g - gb) * per..], &mut pz[(g - gb) * per..]);
-                    for c in 0..4 {
-                        // Padding columns repeat column 0 (finite, never stored).
-                        row_params::<I>(w, j + if c < cols { c } else { 0 }, s, z);
-                        for gi in 0..ng {
-                            let (sv, zv) = if kind == Kind::Nf4 {
-                                (s[gi] / 127.0, 0.0)
-                            } else {
-                                (s[gi], z[gi])
-                            };
-                            ps[4 * gi + c] = sv;
-                            pz[4 * gi + c] = zv;
-                        }
-                    }
-                }
+                let (j0, j1) = (nc * gb, (nc * ge).min(n));
+                block_params::<I>(w, j0, j1, &mut sr, &mut zr, s, z);
                 for i in (0..m).step_by(I8_ROWS) {
                     let rows = (m - i).min(I8_ROWS);
                     for g in gb..ge {
-                        let j = 4 * g;
-                        let cols = (n - j).min(4);
-                        let b: [f32; 4] = std::array::from_fn(|c| match bias {
-                            Some(b) if c < cols => b[j + c],
-                            _ => 0.0,
-                        });
+                        let j = nc * g;
+                        let cols = (n - j).min(nc);
+                        let mut b = [0.0f32; 16];
+                        if let Some(bias) = bias {
+                            b[..cols].copy_from_slice(&bias[j..j + cols]);
+                        }
                         let tile = LowbitTile {
                             xq: xq[i * kq..].as_ptr(),
                             ldx: kq,
                             xsg: xsg[i * ng..].as_ptr(),
                             sx: sx[i..].as_ptr(),
-                            codes: std::array::from_fn(|c| {
-                                wp.get()
-                                    .wrapping_add((j + if c < cols { c } else { 0 }) * rb)
-                            }),
-                            ps: ps[(g - gb) * per..].as_ptr(),
-                            pz: pz[(g - gb) * per..].as_ptr(),
+                            codes: wp.get().wrapping_add(j * rb),
+                            rb,
+                            ps: sr[(g - gb) * per..].as_ptr(),
+                            pz: zr[(g - gb) * per..].as_ptr(),
                             bias: b.as_ptr(),
                         };
                         // Safety: x rows i..i+rows (kq codes, ng sums, one
                         // scale each), weight rows j..j+cols (rb bytes each,
-                        // checked by `linear`), 4·ng parameters, and output
+                        // checked by `linear`), NC·ng parameters, and output
                         // columns j..j+cols of rows i..i+rows (this task's).
                         unsafe {
                             I::dot_lowbit(

@@ -457,7 +457,7 @@ fn lowbit_int8_bait() {
         Scheme::Int3,
     ] {
         let max = scheme.max_code();
-        for group in [32, 64, 128, 1024] {
+        for group in [32, 64, 96, 128, 1024] {
             for &(m, k, n) in &[
                 (1, 1, 5),
                 (1, 31, 4),

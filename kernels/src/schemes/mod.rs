@@ -177,9 +177,11 @@ pub fn view<'a>(
     }
     match act {
         ActQuant::Float => {}
-        _ if scheme.is_grouped() && group > MAX_INT8_GROUP => return Err(format!(
+        _ if scheme.is_grouped() && group > MAX_INT8_GROUP => {
+            return Err(format!(
             "{scheme:?} group {group} is too long for int8 activations (at most {MAX_INT8_GROUP})"
-        )),
+        ))
+        }
         _ if k > MAX_INT8_DOT_K => {
             return Err(format!(
                 "k = {k} is too long for int8 activations (at most {MAX_INT8_DOT_K})"

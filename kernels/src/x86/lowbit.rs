@@ -18,6 +18,15 @@
 //! `|u|` × `sign(x, u)`, pair sums ≤ 2·127·127 = 32258 < 32767.
 //! Per group the 4 columns' i32 sums are reduced into one xmm and the float
 //! part is done 4 columns wide in the reference's order (no FMA).
+//!
+//! VNNI, 4-bit: one x row × 16 weight rows. Two blocks' 32 bytes are
+//! broadcast into both 256-bit halves (a load, no shuffle), the upper half
+//! shifted by 4 and masked: nibbles in the order `[0..16, 32..48, 16..32,
+//! 48..64]`, which the driver gives x as well (`permute_x64`). One
+//! `vpdpbusd` per 64 weights per row; group 32 splits each 64 into two groups
+//! by 128-bit lane with masked `vpdpbusd`s. Per group the 16 accumulators are
+//! transposed-and-summed (`vpunpck*`, `vshufi64x2`: 15 steps of 3 ops) into
+//! one vector of 16 column dots, and the float part runs 16 columns wide.
 
 use std::arch::x86_64::*;
 
@@ -66,10 +75,39 @@ unsafe fn tile<const VNNI: bool, const K: u8, const R: usize>(
     out: *mut f32,
     ldo: usize,
 ) {
-    if VNNI {
+    if VNNI && wide(K, group) {
+        for r in 0..R {
+            let t = LowbitTile {
+                xq: t.xq.add(r * t.ldx),
+                xsg: t.xsg.add(r * k.div_ceil(group)),
+                sx: t.sx.add(r),
+                ..t
+            };
+            tile16_vnni::<K>(cols, k, group, t, out.add(r * ldo))
+        }
+    } else if VNNI {
         tile_vnni::<K, R>(cols, k, group, t, out, ldo)
     } else {
         tile_avx2::<K, R>(cols, k, group, t, out, ldo)
+    }
+}
+
+/// Whether the VNNI set takes the 16-column tile (4-bit codes, groups that
+/// whole 64s or halves of one fit).
+fn wide(k: u8, group: usize) -> bool {
+    k != AFF3 && (group == 32 || group.is_multiple_of(64))
+}
+
+/// `PackedSimd::lowbit_shape` of the VNNI set.
+pub(crate) fn vnni_shape(kind: Kind, group: usize) -> (usize, bool) {
+    let k = match kind {
+        Kind::Affine3 => AFF3,
+        _ => AFF4,
+    };
+    if wide(k, group) {
+        (16, true)
+    } else {
+        (4, false)
     }
 }
 
@@ -104,6 +142,23 @@ unsafe fn unpack<const K: u8>(codes: *const u8, b: usize) -> __m256i {
     }
 }
 
+/// The tile's 4 weight rows, padding columns repeating the last.
+#[inline(always)]
+unsafe fn rows4(t: &LowbitTile, cols: usize) -> [*const u8; 4] {
+    std::array::from_fn(|c| t.codes.add(c.min(cols - 1) * t.rb))
+}
+
+/// Group g's `(s, z)` of the tile's 4 columns (padding repeats the last).
+#[inline(always)]
+unsafe fn params4(t: &LowbitTile, cols: usize, ng: usize, g: usize) -> (__m128, __m128) {
+    let i = |c: usize| (c.min(cols - 1) * ng + g) as i32;
+    let idx = _mm_setr_epi32(i(0), i(1), i(2), i(3));
+    (
+        _mm_i32gather_ps::<4>(t.ps, idx),
+        _mm_i32gather_ps::<4>(t.pz, idx),
+    )
+}
+
 /// Sums of four i32×8 vectors: lane c = Σ a[c].
 #[inline(always)]
 unsafe fn reduce4(a: [__m256i; 4]) -> __m128i {
@@ -113,8 +168,7 @@ unsafe fn reduce4(a: [__m256i; 4]) -> __m128i {
 
 /// The float part of one group for one x row (the reference's expression).
 #[inline(always)]
-unsafe fn group_float(acc: __m128, d: __m128i, sxg: i32, ps: *const f32, pz: *const f32) -> __m128 {
-    let (s, z) = (_mm_loadu_ps(ps), _mm_loadu_ps(pz));
+unsafe fn group_float(acc: __m128, d: __m128i, sxg: i32, s: __m128, z: __m128) -> __m128 {
     let d = _mm_cvtepi32_ps(d);
     let t = _mm_mul_ps(s, _mm_sub_ps(d, _mm_mul_ps(z, _mm_set1_ps(sxg as f32))));
     _mm_add_ps(acc, t)
@@ -167,8 +221,9 @@ unsafe fn tile_avx2<const K: u8, const R: usize>(
         for b in g * gb..((g + 1) * gb).min(nb) {
             let xv: [__m256i; R] =
                 std::array::from_fn(|r| _mm256_loadu_si256(t.xq.add(r * t.ldx + 32 * b).cast()));
+            let codes = rows4(&t, cols);
             for c in 0..4 {
-                let u = unpack::<K>(t.codes[c], b);
+                let u = unpack::<K>(codes[c], b);
                 if K == NF4K {
                     let u = _mm256_shuffle_epi8(tab, u);
                     let au = _mm256_abs_epi8(u);
@@ -184,15 +239,10 @@ unsafe fn tile_avx2<const K: u8, const R: usize>(
                 }
             }
         }
+        let (s, z) = params4(&t, cols, ng, g);
         for r in 0..R {
             let d = reduce4(acc[r]);
-            facc[r] = group_float(
-                facc[r],
-                d,
-                *t.xsg.add(r * ng + g),
-                t.ps.add(4 * g),
-                t.pz.add(4 * g),
-            );
+            facc[r] = group_float(facc[r], d, *t.xsg.add(r * ng + g), s, z);
         }
     }
     store(facc, cols, &t, out, ldo)
@@ -217,8 +267,9 @@ unsafe fn tile_vnni<const K: u8, const R: usize>(
         for b in g * gb..((g + 1) * gb).min(nb) {
             let xv: [__m256i; R] =
                 std::array::from_fn(|r| _mm256_loadu_si256(t.xq.add(r * t.ldx + 32 * b).cast()));
+            let codes = rows4(&t, cols);
             for c in 0..4 {
-                let mut u = unpack::<K>(t.codes[c], b);
+                let mut u = unpack::<K>(codes[c], b);
                 if K == NF4K {
                     // NF4_I8 + 128 as unsigned bytes.
                     u = _mm256_shuffle_epi8(tab, u);
@@ -228,14 +279,141 @@ unsafe fn tile_vnni<const K: u8, const R: usize>(
                 }
             }
         }
+        let (s, z) = params4(&t, cols, ng, g);
         for r in 0..R {
             let sxg = *t.xsg.add(r * ng + g);
             let mut d = reduce4(acc[r]);
             if K == NF4K {
                 d = _mm_sub_epi32(d, _mm_set1_epi32(sxg.wrapping_mul(128)));
             }
-            facc[r] = group_float(facc[r], d, sxg, t.ps.add(4 * g), t.pz.add(4 * g));
+            facc[r] = group_float(facc[r], d, sxg, s, z);
         }
     }
     store(facc, cols, &t, out, ldo)
+}
+
+/// `Σ a[c]` into lane c of one vector (a transposing tree of adds).
+#[inline(always)]
+unsafe fn reduce16(a: &[__m512i; 16]) -> __m512i {
+    let l1: [__m512i; 8] = std::array::from_fn(|i| {
+        let (x, y) = (a[2 * i], a[2 * i + 1]);
+        _mm512_add_epi32(_mm512_unpacklo_epi32(x, y), _mm512_unpackhi_epi32(x, y))
+    });
+    // Per 128-bit lane: columns 4i..4i+4's partial sums.
+    let l2: [__m512i; 4] = std::array::from_fn(|i| {
+        let (x, y) = (l1[2 * i], l1[2 * i + 1]);
+        _mm512_add_epi32(_mm512_unpacklo_epi64(x, y), _mm512_unpackhi_epi64(x, y))
+    });
+    let l3: [__m512i; 2] = std::array::from_fn(|i| {
+        let (x, y) = (l2[2 * i], l2[2 * i + 1]);
+        _mm512_add_epi32(
+            _mm512_shuffle_i64x2::<0x88>(x, y),
+            _mm512_shuffle_i64x2::<0xdd>(x, y),
+        )
+    });
+    _mm512_add_epi32(
+        _mm512_shuffle_i64x2::<0x88>(l3[0], l3[1]),
+        _mm512_shuffle_i64x2::<0xdd>(l3[0], l3[1]),
+    )
+}
+
+/// 64 weights of row `codes` from byte `off` (two blocks) in the permuted
+/// order; `half`: only one block remains (the row's last), the other half 0.
+#[inline(always)]
+unsafe fn unpack64<const K: u8>(codes: *const u8, off: usize, half: bool) -> __m512i {
+    let v = if half {
+        let lo = _mm256_castsi128_si256(_mm_loadu_si128(codes.add(off).cast()));
+        _mm512_broadcast_i64x4(_mm256_inserti128_si256::<1>(lo, _mm_setzero_si128()))
+    } else {
+        _mm512_broadcast_i64x4(_mm256_loadu_si256(codes.add(off).cast()))
+    };
+    let v = _mm512_and_si512(
+        _mm512_srlv_epi64(v, _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4)),
+        _mm512_set1_epi8(15),
+    );
+    if K == NF4K {
+        let t: [i8; 16] = std::array::from_fn(|i| NF4_I8[i].wrapping_add(-128));
+        let tab = _mm512_broadcast_i32x4(_mm_loadu_si128(t.as_ptr().cast()));
+        _mm512_shuffle_epi8(tab, v)
+    } else {
+        v
+    }
+}
+
+/// One x row × 16 weight rows of 4-bit codes (module docs).
+#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn tile16_vnni<const K: u8>(
+    cols: usize,
+    k: usize,
+    group: usize,
+    t: LowbitTile,
+    out: *mut f32,
+) {
+    let ng = k.div_ceil(group);
+    let nb = k.div_ceil(32);
+    let rows: [*const u8; 16] = std::array::from_fn(|c| t.codes.add(c.min(cols - 1) * t.rb));
+    let idx = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    // Column c's parameters at (min(c, cols − 1)·ng + g).
+    let idx = _mm512_mullo_epi32(
+        _mm512_min_epi32(idx, _mm512_set1_epi32(cols as i32 - 1)),
+        _mm512_set1_epi32(ng as i32),
+    );
+    let mut facc = _mm512_setzero_ps();
+    let mut float = |g: usize, acc: &[__m512i; 16]| {
+        let sxg = *t.xsg.add(g);
+        let mut d = reduce16(acc);
+        if K == NF4K {
+            d = _mm512_sub_epi32(d, _mm512_set1_epi32(sxg.wrapping_mul(128)));
+        }
+        let gi = _mm512_add_epi32(idx, _mm512_set1_epi32(g as i32));
+        let (s, z) = (
+            _mm512_i32gather_ps::<4>(gi, t.ps),
+            _mm512_i32gather_ps::<4>(gi, t.pz),
+        );
+        let d = _mm512_cvtepi32_ps(d);
+        let v = _mm512_mul_ps(
+            s,
+            _mm512_sub_ps(d, _mm512_mul_ps(z, _mm512_set1_ps(sxg as f32))),
+        );
+        facc = _mm512_add_ps(facc, v);
+    };
+    if group == 32 {
+        // Each 64 holds groups 2h (128-bit lanes 0, 2) and 2h + 1 (lanes 1, 3).
+        const A: __mmask16 = 0x0f0f;
+        for h in 0..nb.div_ceil(2) {
+            let half = 2 * h + 1 == nb;
+            let x = _mm512_loadu_si512(t.xq.add(64 * h).cast());
+            let mut a = [_mm512_setzero_si512(); 16];
+            let mut b = [_mm512_setzero_si512(); 16];
+            for c in 0..16 {
+                let w = unpack64::<K>(rows[c], 32 * h, half);
+                a[c] = _mm512_maskz_dpbusd_epi32(A, a[c], w, x);
+                b[c] = _mm512_maskz_dpbusd_epi32(!A, b[c], w, x);
+            }
+            float(2 * h, &a);
+            if !half {
+                float(2 * h + 1, &b);
+            }
+        }
+    } else {
+        let per = group / 64;
+        for g in 0..ng {
+            let mut a = [_mm512_setzero_si512(); 16];
+            for h in g * per..((g + 1) * per).min(nb.div_ceil(2)) {
+                let half = 2 * h + 1 == nb;
+                let x = _mm512_loadu_si512(t.xq.add(64 * h).cast());
+                for c in 0..16 {
+                    let w = unpack64::<K>(rows[c], 32 * h, half);
+                    a[c] = _mm512_dpbusd_epi32(a[c], w, x);
+                }
+            }
+            float(g, &a);
+        }
+    }
+    let y = _mm512_add_ps(
+        _mm512_mul_ps(_mm512_set1_ps(*t.sx), facc),
+        _mm512_loadu_ps(t.bias),
+    );
+    let m: __mmask16 = if cols >= 16 { !0 } else { (1u16 << cols) - 1 };
+    _mm512_mask_storeu_ps(out, m, y);
 }

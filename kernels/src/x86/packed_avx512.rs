@@ -139,6 +139,9 @@ impl PackedSimd for Avx512Vnni {
     ) {
         super::lowbit::dot_lowbit::<true>(kind, rows, cols, k, group, t, out, ldo)
     }
+    fn lowbit_shape(kind: Kind, group: usize) -> (usize, bool) {
+        super::lowbit::vnni_shape(kind, group)
+    }
     unsafe fn dot_i8(
         rows: usize,
         k: usize,
