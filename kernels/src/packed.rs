@@ -30,6 +30,17 @@
 //!   vectorised (product, product, sum: no FMA). x rows are quantized by the
 //!   kernel set's `quantize_row`, bit-identical to the reference's function.
 //!
+//! * **Low-bit × int8** (4- / 3-bit weights with `Dynamic` / `Static`): x
+//!   rows quantized as above, their per-group code sums taken once (and, for
+//!   ISAs that ask, codes permuted within each 64 to the order their unpack
+//!   yields), then `dot_lowbit` tiles of x rows × NC weight rows (NC = 4, or
+//!   16 on VNNI for 4-bit codes): codes unpacked in registers, exact i32 group
+//!   dots, the float part in the reference's order, so outputs are bit
+//!   identical to `linear_reference`. The group parameters of a block of
+//!   weight rows are converted once (f16 → f32 in one call, nf4's `/127`) and
+//!   the tiles gather them. m ≥ `DOT_MAX_M` uses the same tiles, weight rows
+//!   blocked to stay in cache while every x tile passes.
+//!
 //! Per-row scales and zero-points are converted to f32 (f16 → f32, the Nf4Dq
 //! second-level decode) into a small per-task buffer just before use.
 
@@ -859,6 +870,13 @@ fn block_params<I: PackedSimd>(
                 assert!(p2.len() >= 2 * (g0 + cnt));
                 unsafe { I::f16_to_f32(p2.as_ptr().add(2 * g0), cnt, zr.as_mut_ptr()) };
             }
+        }
+        Scheme::Nf4 => {
+            assert!(p1.len() >= 4 * (g0 + cnt));
+            for (o, b) in sr.iter_mut().zip(p1[4 * g0..].chunks_exact(4)) {
+                *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]) / 127.0;
+            }
+            zr.fill(0.0);
         }
         _ => {
             for (r, (sr, zr)) in sr

@@ -76,7 +76,7 @@ impl Linear {
 }
 
 /// The kernel view of a weight tensor: f32 / f16 slices of the mapping, or a
-/// packed view (int8 layers take the file's activation mode; static ones their
+/// packed view (every packed layer takes the file's activation mode; static ones their
 /// `<prefix>/act_scale`).
 pub fn weights_of<'a>(file: &'a ModelFile, t: &TensorInfo) -> Result<Weights<'a>> {
     let scheme = match t.etype {
