@@ -198,6 +198,35 @@ pub(crate) trait PackedSimd: Send + Sync + 'static {
         lowbit_scalar(kind, rows, cols, k, group, t, out, ldo)
     }
 
+    /// Columns per low-bit GEMM panel; 0: no low-bit GEMM kernel, the tiles
+    /// serve every m.
+    const LB_NR: usize = 0;
+    /// x rows per low-bit GEMM micro-tile.
+    const LB_MR: usize = 0;
+    /// Low-bit GEMM micro-kernel (only called when `LB_NR > 0`): for
+    /// `r < rows ≤ LB_MR`, `c < cols ≤ LB_NR`, `out[r·ldo + c]` as
+    /// `dot_lowbit` (the reference's order). `panel` is `[kp/4][LB_NR][4]`
+    /// bytes of integer codes `u` (nf4: `NF4_I8 + 128`, and `nf4` says to
+    /// take `128·sx_g` off each group dot; see [`pack_lowbit_panel`]), `kp`
+    /// = k rounded up to 32; x rows (natural order) hold `kp` readable codes,
+    /// zero past k; `xsg` rows stride `ng`; `ps` / `pz` are `[ng][LB_NR]`,
+    /// `bias` `LB_NR` floats.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm_lowbit(
+        nf4: bool,
+        rows: usize,
+        cols: usize,
+        kp: usize,
+        group: usize,
+        t: LowbitTile,
+        panel: *const u8,
+        out: *mut f32,
+        ldo: usize,
+    ) {
+        let _ = (nf4, rows, cols, kp, group, t, panel, out, ldo);
+        unreachable!("no low-bit GEMM kernel")
+    }
+
     /// Quantizes one x row of `k` floats exactly as [`quantize_activations`]
     /// into `dst` (`k` codes); returns `(s_x, Σ codes)`.
     unsafe fn quantize_row(x: *const f32, k: usize, act: ActQuant, dst: *mut i8) -> (f32, i32) {
@@ -224,6 +253,50 @@ pub(crate) struct LowbitTile {
     pub ps: *const f32,
     pub pz: *const f32,
     pub bias: *const f32,
+}
+
+/// Packs weight rows `j..j + rows` (`rows ≤ nr`; `codes` at row j, `rb`
+/// bytes per row) into a low-bit GEMM panel: `dst[(p·nr + r)·4 + b]` = the
+/// integer code of element `4p + b` of row r for `p < kp/4` (nf4:
+/// `NF4_I8 + 128`, as unsigned bytes); rows past `rows` repeat the last.
+/// Padding elements (past k) hold the stored code 0's value, met by x = 0.
+pub(crate) fn pack_lowbit_panel(
+    kind: Kind,
+    codes: &[u8],
+    rb: usize,
+    rows: usize,
+    kp: usize,
+    nr: usize,
+    row: &mut [u8],
+    dst: &mut [u8],
+) {
+    let row = &mut row[..kp];
+    let table: [u8; 16] = std::array::from_fn(|i| (crate::schemes::NF4_I8[i] as u8) ^ 0x80);
+    for r in 0..nr {
+        let src = &codes[r.min(rows - 1) * rb..][..rb];
+        if kind == Kind::Affine3 {
+            for (e, o) in row.iter_mut().enumerate() {
+                // Safety: e < kp, inside the row's rb = kp/32·12 bytes.
+                *o = unsafe { code_at(kind, src.as_ptr(), e) };
+            }
+        } else {
+            for (blk, o) in src.chunks_exact(16).zip(row.chunks_exact_mut(32)) {
+                let (lo, hi) = o.split_at_mut(16);
+                for ((l, h), &b) in lo.iter_mut().zip(hi.iter_mut()).zip(blk) {
+                    *l = b & 15;
+                    *h = b >> 4;
+                }
+            }
+            if kind == Kind::Nf4 {
+                for o in row.iter_mut() {
+                    *o = table[*o as usize];
+                }
+            }
+        }
+        for (p, c) in row.chunks_exact(4).enumerate() {
+            dst[(p * nr + r) * 4..][..4].copy_from_slice(c);
+        }
+    }
 }
 
 /// Reorders each 64 codes of an x row to `[0..16, 32..48, 16..32, 48..64]`:
@@ -913,6 +986,8 @@ fn linear_lowbit<I: PackedSimd>(
     let kind = Kind::of(w.scheme);
     let (group, ng, rb) = (w.group, w.groups_per_row(), w.row_bytes());
     let (nc, perm) = I::lowbit_shape(kind, group);
+    let gemm = I::LB_NR > 0 && m >= DOT_MAX_M;
+    let perm = perm && !gemm;
     let kq = k.next_multiple_of(64);
     let mut xq = vec![0i8; m * kq];
     let mut sx = vec![0.0f32; m];
@@ -950,6 +1025,9 @@ fn linear_lowbit<I: PackedSimd>(
         } else {
             pool.run(tasks, &quantize)
         }
+    }
+    if gemm {
+        return gemm_lowbit::<I>(pool, kind, xq_parts(&xq, kq, &xsg, &sx), m, k, w, bias, out);
     }
     let groups = n.div_ceil(nc);
     let block = (I8_BLOCK_BYTES / rb / nc).max(1);
@@ -1017,5 +1095,128 @@ fn linear_lowbit<I: PackedSimd>(
                 gb = ge;
             }
         })
+    });
+}
+
+/// Quantized x: codes (rows of `kq`), per-group code sums, row scales.
+#[derive(Clone, Copy)]
+struct XParts<'a> {
+    xq: &'a [i8],
+    kq: usize,
+    xsg: &'a [i32],
+    sx: &'a [f32],
+}
+
+fn xq_parts<'a>(xq: &'a [i8], kq: usize, xsg: &'a [i32], sx: &'a [f32]) -> XParts<'a> {
+    XParts { xq, kq, xsg, sx }
+}
+
+/// Low-bit × int8 GEMM for m ≥ [`DOT_MAX_M`]: `gemm_int8`'s loop nest, each
+/// weight chunk's rows unpacked once into `[kp/4][LB_NR][4]` integer-code
+/// panels (with `[ng][LB_NR]` group parameters), every x micro-tile passing
+/// over the chunk.
+#[allow(clippy::too_many_arguments)]
+fn gemm_lowbit<I: PackedSimd>(
+    pool: &Pool,
+    kind: Kind,
+    x: XParts,
+    m: usize,
+    k: usize,
+    w: &PackedWeights,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let n = w.n;
+    let (mr, nr) = (I::LB_MR, I::LB_NR);
+    let (group, ng, rb) = (w.group, w.groups_per_row(), w.row_bytes());
+    let kp = k.next_multiple_of(32);
+    let panels = n.div_ceil(nr);
+    let chunk_panels = (I8_CHUNK_BYTES / (kp * nr)).clamp(1, panels);
+    let threads = pool.threads();
+    let n_parts = panels.min(threads * 2);
+    let m_parts = if n_parts >= threads {
+        1
+    } else {
+        (threads / n_parts).min(m.div_ceil(4 * mr)).max(1)
+    };
+    let out = SharedOut(out.as_mut_ptr());
+    let codes = w.planes[0];
+    let (panel_len, par_len) = (kp * nr, ng * nr);
+    pool.run(n_parts * m_parts, &|t| {
+        let (p0, p1) = split(panels, n_parts, t / m_parts);
+        let (i0, i1) = split(m.div_ceil(mr), m_parts, t % m_parts);
+        let (i0, i1) = (i0 * mr, (i1 * mr).min(m));
+        let mut packed = vec![0u8; chunk_panels * panel_len];
+        let mut ps = vec![0.0f32; chunk_panels * par_len];
+        let mut pz = ps.clone();
+        let mut bs = vec![0.0f32; chunk_panels * nr];
+        let (mut sr, mut zr) = (vec![0.0f32; nr * ng], vec![0.0f32; nr * ng]);
+        let (mut s, mut z) = (vec![0.0f32; ng], vec![0.0f32; ng]);
+        let mut row = vec![0u8; kp];
+        for c0 in (p0..p1).step_by(chunk_panels) {
+            let c1 = (c0 + chunk_panels).min(p1);
+            for p in c0..c1 {
+                let j = p * nr;
+                let rows = (n - j).min(nr);
+                let q = p - c0;
+                pack_lowbit_panel(
+                    kind,
+                    &codes[j * rb..(j + rows) * rb],
+                    rb,
+                    rows,
+                    kp,
+                    nr,
+                    &mut row,
+                    &mut packed[q * panel_len..(q + 1) * panel_len],
+                );
+                block_params::<I>(w, j, j + rows, &mut sr, &mut zr, &mut s, &mut z);
+                for c in 0..nr {
+                    let src = c.min(rows - 1) * ng;
+                    for g in 0..ng {
+                        ps[q * par_len + g * nr + c] = sr[src + g];
+                        pz[q * par_len + g * nr + c] = zr[src + g];
+                    }
+                    bs[q * nr + c] = match bias {
+                        Some(b) if c < rows => b[j + c],
+                        _ => 0.0,
+                    };
+                }
+            }
+            for i in (i0..i1).step_by(mr) {
+                let rows = (i1 - i).min(mr);
+                for p in c0..c1 {
+                    let j = p * nr;
+                    let q = p - c0;
+                    let tile = LowbitTile {
+                        xq: x.xq[i * x.kq..].as_ptr(),
+                        ldx: x.kq,
+                        xsg: x.xsg[i * ng..].as_ptr(),
+                        sx: x.sx[i..].as_ptr(),
+                        codes: std::ptr::null(),
+                        rb: 0,
+                        ps: ps[q * par_len..].as_ptr(),
+                        pz: pz[q * par_len..].as_ptr(),
+                        bias: bs[q * nr..].as_ptr(),
+                    };
+                    // Safety: x rows i..i+rows (kq ≥ kp codes, zero past k;
+                    // ng sums; a scale), a whole panel with its parameters and
+                    // biases, output rows i..i+rows × columns j..j+cols of this
+                    // task only.
+                    unsafe {
+                        I::gemm_lowbit(
+                            kind == Kind::Nf4,
+                            rows,
+                            (n - j).min(nr),
+                            kp,
+                            group,
+                            tile,
+                            packed.as_ptr().add(q * panel_len),
+                            out.ptr().add(i * n + j),
+                            n,
+                        )
+                    }
+                }
+            }
+        }
     });
 }

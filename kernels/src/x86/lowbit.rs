@@ -417,3 +417,69 @@ unsafe fn tile16_vnni<const K: u8>(
     let m: __mmask16 = if cols >= 16 { !0 } else { (1u16 << cols) - 1 };
     _mm512_mask_storeu_ps(out, m, y);
 }
+
+/// The low-bit GEMM micro-kernel (`PackedSimd::gemm_lowbit`, NR = 64 as four
+/// vectors, `R` ≤ 6 x rows): per 4 k-steps four panel loads and per x row one
+/// broadcast of 4 codes into `vpdpbusd`, i32 accumulators cleared per group;
+/// at each group's end the float part, 64 columns wide per row.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(crate) unsafe fn gemm_vnni<const R: usize>(
+    nf4: bool,
+    cols: usize,
+    kp: usize,
+    group: usize,
+    t: LowbitTile,
+    panel: *const u8,
+    out: *mut f32,
+    ldo: usize,
+) {
+    let ng = kp.div_ceil(group);
+    let steps = kp / 4;
+    let gs = group / 4;
+    let mut f = [[_mm512_setzero_ps(); 4]; R];
+    for g in 0..ng {
+        let mut acc = [[_mm512_setzero_si512(); 4]; R];
+        let mut b = panel.add(g * gs * 256);
+        let mut x = t.xq.add(g * group);
+        for _ in g * gs..((g + 1) * gs).min(steps) {
+            let wv: [__m512i; 4] =
+                std::array::from_fn(|v| _mm512_loadu_si512(b.add(64 * v).cast()));
+            for r in 0..R {
+                let xb = _mm512_set1_epi32(x.add(r * t.ldx).cast::<i32>().read_unaligned());
+                for v in 0..4 {
+                    acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], wv[v], xb);
+                }
+            }
+            b = b.add(256);
+            x = x.add(4);
+        }
+        let s: [__m512; 4] = std::array::from_fn(|v| _mm512_loadu_ps(t.ps.add(64 * g + 16 * v)));
+        let z: [__m512; 4] = std::array::from_fn(|v| _mm512_loadu_ps(t.pz.add(64 * g + 16 * v)));
+        for r in 0..R {
+            let sxg = *t.xsg.add(r * ng + g);
+            let corr = _mm512_set1_epi32(if nf4 { sxg.wrapping_mul(128) } else { 0 });
+            let sxf = _mm512_set1_ps(sxg as f32);
+            for v in 0..4 {
+                let d = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][v], corr));
+                let u = _mm512_mul_ps(s[v], _mm512_sub_ps(d, _mm512_mul_ps(z[v], sxf)));
+                f[r][v] = _mm512_add_ps(f[r][v], u);
+            }
+        }
+    }
+    for r in 0..R {
+        let sx = _mm512_set1_ps(*t.sx.add(r));
+        for v in 0..4 {
+            if 16 * v >= cols {
+                break;
+            }
+            let y = _mm512_add_ps(
+                _mm512_mul_ps(sx, f[r][v]),
+                _mm512_loadu_ps(t.bias.add(16 * v)),
+            );
+            let left = cols - 16 * v;
+            let m: __mmask16 = if left >= 16 { !0 } else { (1u16 << left) - 1 };
+            _mm512_mask_storeu_ps(out.add(r * ldo + 16 * v), m, y);
+        }
+    }
+}
