@@ -260,6 +260,7 @@ pub(crate) struct LowbitTile {
 /// integer code of element `4p + b` of row r for `p < kp/4` (nf4:
 /// `NF4_I8 + 128`, as unsigned bytes); rows past `rows` repeat the last.
 /// Padding elements (past k) hold the stored code 0's value, met by x = 0.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn pack_lowbit_panel(
     kind: Kind,
     codes: &[u8],
