@@ -19,7 +19,10 @@
 //! Per group the 4 columns' i32 sums are reduced into one xmm and the float
 //! part is done 4 columns wide in the reference's order (no FMA).
 //!
-//! VNNI, 4-bit: one x row × 16 weight rows. Two blocks' 32 bytes are
+//! VNNI: one x row × 16 weight rows (3-bit: two blocks' low-bit qwords
+//! broadcast to a vector's halves and shifted per lane, the high bits spread
+//! by dword broadcast and tested into a mask that adds 4; element order).
+//! 4-bit: Two blocks' 32 bytes are
 //! broadcast into both 256-bit halves (a load, no shuffle), the upper half
 //! shifted by 4 and masked: nibbles in the order `[0..16, 32..48, 16..32,
 //! 48..64]`, which the driver gives x as well (`permute_x64`). One
@@ -27,6 +30,11 @@
 //! by 128-bit lane with masked `vpdpbusd`s. Per group the 16 accumulators are
 //! transposed-and-summed (`vpunpck*`, `vshufi64x2`: 15 steps of 3 ops) into
 //! one vector of 16 column dots, and the float part runs 16 columns wide.
+//!
+//! VNNI, m ≥ 16 (`gemm_vnni`): the driver unpacks each 64-row panel once into
+//! `[kp/4][64][4]` integer-code bytes; the micro-kernel is the int8 GEMM's
+//! (6 x rows × 64 columns in `vpdpbusd`), its i32 tile flushed into the
+//! float part at every group end. Without VNNI the tiles serve every m.
 
 use std::arch::x86_64::*;
 
@@ -92,10 +100,10 @@ unsafe fn tile<const VNNI: bool, const K: u8, const R: usize>(
     }
 }
 
-/// Whether the VNNI set takes the 16-column tile (4-bit codes, groups that
-/// whole 64s or halves of one fit).
-fn wide(k: u8, group: usize) -> bool {
-    k != AFF3 && (group == 32 || group.is_multiple_of(64))
+/// Whether the VNNI set takes the 16-column tile (groups that whole 64s or
+/// halves of one fit).
+fn wide(_k: u8, group: usize) -> bool {
+    group == 32 || group.is_multiple_of(64)
 }
 
 /// `PackedSimd::lowbit_shape` of the VNNI set.
@@ -105,7 +113,8 @@ pub(crate) fn vnni_shape(kind: Kind, group: usize) -> (usize, bool) {
         _ => AFF4,
     };
     if wide(k, group) {
-        (16, true)
+        // 3-bit codes unpack in element order; 4-bit ones permuted.
+        (16, k != AFF3)
     } else {
         (4, false)
     }
@@ -317,10 +326,39 @@ unsafe fn reduce16(a: &[__m512i; 16]) -> __m512i {
     )
 }
 
-/// 64 weights of row `codes` from byte `off` (two blocks) in the permuted
-/// order; `half`: only one block remains (the row's last), the other half 0.
+/// Weights `64h..64h + 64` of row `codes` (blocks 2h, 2h + 1): 4-bit in the
+/// permuted order, 3-bit in element order; `half`: only block 2h exists (the
+/// row's last), the other half 0.
 #[inline(always)]
-unsafe fn unpack64<const K: u8>(codes: *const u8, off: usize, half: bool) -> __m512i {
+unsafe fn unpack64<const K: u8>(codes: *const u8, h: usize, half: bool) -> __m512i {
+    if K == AFF3 {
+        // Qword lane 4b + i holds block b's low-bit bytes >> 2i: element
+        // 32b + 8i + j's two bits in byte j; dword lanes of half b hold its
+        // high-bit word, so byte e sees byte e % 4, tested against bit e / 4.
+        let b0 = codes.add(24 * h);
+        let (l0, h0) = (
+            b0.cast::<i64>().read_unaligned(),
+            b0.add(8).cast::<i32>().read_unaligned(),
+        );
+        let (l1, h1) = if half {
+            (0, 0)
+        } else {
+            (
+                b0.add(12).cast::<i64>().read_unaligned(),
+                b0.add(20).cast::<i32>().read_unaligned(),
+            )
+        };
+        let low = _mm512_mask_blend_epi64(0xf0, _mm512_set1_epi64(l0), _mm512_set1_epi64(l1));
+        let low = _mm512_and_si512(
+            _mm512_srlv_epi64(low, _mm512_setr_epi64(0, 2, 4, 6, 0, 2, 4, 6)),
+            _mm512_set1_epi8(3),
+        );
+        let high = _mm512_mask_blend_epi32(0xff00, _mm512_set1_epi32(h0), _mm512_set1_epi32(h1));
+        let bits: [u8; 64] = std::array::from_fn(|e| 1u8 << ((e % 32) / 4));
+        let m = _mm512_test_epi8_mask(high, _mm512_loadu_si512(bits.as_ptr().cast()));
+        return _mm512_mask_add_epi8(low, m, low, _mm512_set1_epi8(4));
+    }
+    let off = 32 * h;
     let v = if half {
         let lo = _mm256_castsi128_si256(_mm_loadu_si128(codes.add(off).cast()));
         _mm512_broadcast_i64x4(_mm256_inserti128_si256::<1>(lo, _mm_setzero_si128()))
@@ -340,7 +378,7 @@ unsafe fn unpack64<const K: u8>(codes: *const u8, off: usize, half: bool) -> __m
     }
 }
 
-/// One x row × 16 weight rows of 4-bit codes (module docs).
+/// One x row × 16 weight rows (module docs).
 #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn tile16_vnni<const K: u8>(
     cols: usize,
@@ -378,17 +416,18 @@ unsafe fn tile16_vnni<const K: u8>(
         facc = _mm512_add_ps(facc, v);
     };
     if group == 32 {
-        // Each 64 holds groups 2h (128-bit lanes 0, 2) and 2h + 1 (lanes 1, 3).
-        const A: __mmask16 = 0x0f0f;
+        // Each 64 holds groups 2h and 2h + 1: 4-bit (permuted) in 128-bit
+        // lanes 0, 2 and 1, 3; 3-bit in the 256-bit halves.
+        let a_lanes: __mmask16 = if K == AFF3 { 0x00ff } else { 0x0f0f };
         for h in 0..nb.div_ceil(2) {
             let half = 2 * h + 1 == nb;
             let x = _mm512_loadu_si512(t.xq.add(64 * h).cast());
             let mut a = [_mm512_setzero_si512(); 16];
             let mut b = [_mm512_setzero_si512(); 16];
             for c in 0..16 {
-                let w = unpack64::<K>(rows[c], 32 * h, half);
-                a[c] = _mm512_maskz_dpbusd_epi32(A, a[c], w, x);
-                b[c] = _mm512_maskz_dpbusd_epi32(!A, b[c], w, x);
+                let w = unpack64::<K>(rows[c], h, half);
+                a[c] = _mm512_maskz_dpbusd_epi32(a_lanes, a[c], w, x);
+                b[c] = _mm512_maskz_dpbusd_epi32(!a_lanes, b[c], w, x);
             }
             float(2 * h, &a);
             if !half {
@@ -403,7 +442,7 @@ unsafe fn tile16_vnni<const K: u8>(
                 let half = 2 * h + 1 == nb;
                 let x = _mm512_loadu_si512(t.xq.add(64 * h).cast());
                 for c in 0..16 {
-                    let w = unpack64::<K>(rows[c], 32 * h, half);
+                    let w = unpack64::<K>(rows[c], h, half);
                     a[c] = _mm512_dpbusd_epi32(a[c], w, x);
                 }
             }
