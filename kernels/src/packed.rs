@@ -34,12 +34,14 @@
 //!   rows quantized as above, their per-group code sums taken once (and, for
 //!   ISAs that ask, codes permuted within each 64 to the order their unpack
 //!   yields), then `dot_lowbit` tiles of x rows × NC weight rows (NC = 4, or
-//!   16 on VNNI for 4-bit codes): codes unpacked in registers, exact i32 group
-//!   dots, the float part in the reference's order, so outputs are bit
-//!   identical to `linear_reference`. The group parameters of a block of
-//!   weight rows are converted once (f16 → f32 in one call, nf4's `/127`) and
-//!   the tiles gather them. m ≥ `DOT_MAX_M` uses the same tiles, weight rows
-//!   blocked to stay in cache while every x tile passes.
+//!   16 on VNNI): codes unpacked in registers, exact i32 group dots, the
+//!   float part in the reference's order, so outputs are bit identical to
+//!   `linear_reference`. The group parameters of a block of weight rows are
+//!   converted once (f16 → f32 in one call, nf4's `/127`) and the tiles
+//!   gather them. For m ≥ `DOT_MAX_M` a set with a low-bit GEMM (`LB_NR > 0`:
+//!   VNNI) unpacks each weight chunk once into `[kp/4][LB_NR][4]` code panels
+//!   for `gemm_lowbit` (`gemm_int8`'s loop nest); other sets use the tiles,
+//!   weight rows blocked to stay in cache while every x tile passes.
 //!
 //! Per-row scales and zero-points are converted to f32 (f16 → f32, the Nf4Dq
 //! second-level decode) into a small per-task buffer just before use.
