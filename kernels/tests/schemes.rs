@@ -639,6 +639,7 @@ fn nf4_i8_is_nf4_times_127_rounded() {
 /// and zeros: per group exact integer dot and code sum, the float part in the
 /// documented order.
 #[test]
+#[allow(clippy::needless_range_loop)] // indices as in the documented formula
 fn lowbit_int8_is_exactly_the_documented_arithmetic() {
     let mut rng = Rng::new(17);
     for s in [
