@@ -920,15 +920,13 @@ fn gemm_int8<I: PackedSimd>(
 
 /// Low-bit × int8 group parameters `(s_g, z_g)` of weight rows `j0..j1`,
 /// row-major into `sr` / `zr` (`lowbit_params`' values: nf4 `absmax / 127`,
-/// zero 0). Contiguous rows convert in one call; `s` / `z` are row scratch.
+/// zero 0), the contiguous planes converted in one pass.
 fn block_params<I: PackedSimd>(
     w: &PackedWeights,
     j0: usize,
     j1: usize,
     sr: &mut [f32],
     zr: &mut [f32],
-    s: &mut [f32],
-    z: &mut [f32],
 ) {
     let ng = w.groups_per_row();
     let cnt = (j1 - j0) * ng;
@@ -954,19 +952,23 @@ fn block_params<I: PackedSimd>(
             }
             zr.fill(0.0);
         }
-        _ => {
-            for (r, (sr, zr)) in sr
-                .chunks_exact_mut(ng)
-                .zip(zr.chunks_exact_mut(ng))
-                .enumerate()
-            {
-                row_params::<I>(w, j0 + r, s, z);
-                for (o, &v) in sr.iter_mut().zip(&s[..ng]) {
-                    *o = v / 127.0;
+        Scheme::Nf4Dq => {
+            // Chunks of 256 groups (over the whole tensor) share min / step;
+            // the absmax as `schemes`' decode (product rounded, then the sum).
+            assert!(p1.len() >= g0 + cnt);
+            let mut i = 0;
+            while i < cnt {
+                let c = (g0 + i) / 256;
+                let end = ((c + 1) * 256 - g0).min(cnt);
+                let (min, step) = (le_f32(p2, 2 * c), le_f32(p2, 2 * c + 1));
+                for (o, &q) in sr[i..end].iter_mut().zip(&p1[g0 + i..g0 + end]) {
+                    *o = (min + q as f32 * step) / 127.0;
                 }
-                zr.fill(0.0);
+                i = end;
             }
+            zr.fill(0.0);
         }
+        Scheme::Int8Row | Scheme::Int8Tensor => unreachable!("int8 weights take the int8 path"),
     }
 }
 
@@ -1043,20 +1045,18 @@ fn linear_lowbit<I: PackedSimd>(
     let out = SharedOut(out.as_mut_ptr());
     let wp = SharedIn(w.planes[0].as_ptr());
     let (xq, xsg, sx) = (&xq, &xsg, &sx);
-    let pl = scratch::lines(ng);
     pool.run(tasks, &|t| {
         let (g0, g1) = split(groups, tasks, t);
         // The block's rows' group parameters, row-major (as the planes).
         let per = nc * ng;
         let mut sr = vec![0.0f32; block.min(g1 - g0) * per];
         let mut zr = sr.clone();
-        scratch::with(2 * pl, |buf| {
-            let (s, z) = buf.split_at_mut(pl);
+        {
             let mut gb = g0;
             while gb < g1 {
                 let ge = (gb + block).min(g1);
                 let (j0, j1) = (nc * gb, (nc * ge).min(n));
-                block_params::<I>(w, j0, j1, &mut sr, &mut zr, s, z);
+                block_params::<I>(w, j0, j1, &mut sr, &mut zr);
                 for i in (0..m).step_by(I8_ROWS) {
                     let rows = (m - i).min(I8_ROWS);
                     for g in gb..ge {
@@ -1097,7 +1097,7 @@ fn linear_lowbit<I: PackedSimd>(
                 }
                 gb = ge;
             }
-        })
+        }
     });
 }
 
@@ -1154,7 +1154,6 @@ fn gemm_lowbit<I: PackedSimd>(
         let mut pz = ps.clone();
         let mut bs = vec![0.0f32; chunk_panels * nr];
         let (mut sr, mut zr) = (vec![0.0f32; nr * ng], vec![0.0f32; nr * ng]);
-        let (mut s, mut z) = (vec![0.0f32; ng], vec![0.0f32; ng]);
         let mut row = vec![0u8; kp];
         for c0 in (p0..p1).step_by(chunk_panels) {
             let c1 = (c0 + chunk_panels).min(p1);
@@ -1172,7 +1171,7 @@ fn gemm_lowbit<I: PackedSimd>(
                     &mut row,
                     &mut packed[q * panel_len..(q + 1) * panel_len],
                 );
-                block_params::<I>(w, j, j + rows, &mut sr, &mut zr, &mut s, &mut z);
+                block_params::<I>(w, j, j + rows, &mut sr, &mut zr);
                 for c in 0..nr {
                     let src = c.min(rows - 1) * ng;
                     for g in 0..ng {
