@@ -158,8 +158,8 @@ struct QuantizeArgs {
     symmetric: bool,
     #[arg(long, value_enum, default_value = "rtn")]
     method: MethodArg,
-    /// Activations of int8 layers: float, int8 per row at run time, or int8 with
-    /// calibrated fixed scales
+    /// Activations of quantized layers (every scheme): float, int8 per row at run
+    /// time, or int8 with calibrated fixed scales
     #[arg(long, value_enum, default_value = "none")]
     activations: ActivationsArg,
     /// Directory of audio files for --activations static
@@ -220,7 +220,7 @@ fn info(model: &str) -> Result<()> {
         c.languages.len()
     );
     println!("special tokens: {:?}", c.tokens);
-    println!("activations (int8 layers): {}", c.activations.name());
+    println!("activations (quantized layers): {}", c.activations.name());
     println!(
         "{:<58} {:<12} {:>5} {:<16} {:>12}",
         "tensor", "type", "group", "shape", "bytes"

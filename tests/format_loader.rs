@@ -826,7 +826,7 @@ fn packed_writer(scheme: Scheme, mode: ActivationMode) -> (FileWriter, Vec<u8>) 
         data.clone(),
     )
     .unwrap();
-    if mode == ActivationMode::Static && scheme.is_int8() {
+    if mode == ActivationMode::Static {
         w.add_tensor(
             "dec.q/act_scale",
             ElementType::F32,
@@ -970,7 +970,7 @@ fn writer_rejects_inconsistent_packed_data() {
 }
 
 #[test]
-fn static_activations_need_a_scale_per_int8_layer() {
+fn static_activations_need_a_scale_per_packed_layer() {
     // Writer: Static without the scale tensor is refused.
     let (mut w, _) = packed_writer(Scheme::Int8Row, ActivationMode::Dynamic);
     w.set_activations(ActivationMode::Static);
@@ -1013,7 +1013,11 @@ fn static_activations_need_a_scale_per_int8_layer() {
         // Tensor data is not under the header checksum.
         rejects(b, &["dec.q/act_scale", "finite and positive"]);
     }
-    // Non-int8 tensors need no scale even in a static file.
+    // Low-bit tensors need their scale too (the low-bit × int8 kernels use it).
     let (w, _) = packed_writer(Scheme::Int4Sym, ActivationMode::Static);
     assert!(ModelFile::from_bytes(w.to_bytes().unwrap()).is_ok());
+    let (mut w, _) = packed_writer(Scheme::Int4Sym, ActivationMode::Dynamic);
+    w.set_activations(ActivationMode::Static);
+    let e = w.to_bytes().unwrap_err().to_string();
+    assert!(e.contains("dec.q/act_scale"), "{e}");
 }

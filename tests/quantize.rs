@@ -464,15 +464,19 @@ fn impossible_option_combinations_are_refused() {
         });
         assert!(e.contains("hqq"), "{e}");
     }
+    // Low-bit schemes take int8 activations, with groups short enough for
+    // exact group dots.
     for scheme in [Scheme::Int4Asym, Scheme::Nf4, Scheme::Int3] {
         for activations in [Activations::Dynamic, Activations::Static] {
-            let e = err(QuantizeOptions {
+            let o = QuantizeOptions {
                 scheme,
                 activations,
-                calibrate: Some("x".into()),
+                calibrate: (activations == Activations::Static).then(|| "x".into()),
                 ..base.clone()
-            });
-            assert!(e.contains("int8"), "{e}");
+            };
+            check_options(&o).unwrap();
+            let e = err(QuantizeOptions { group: 2048, ..o });
+            assert!(e.contains("at most"), "{e}");
         }
     }
     let e = err(QuantizeOptions {
@@ -739,7 +743,17 @@ fn cli_refuses_bad_combinations_and_prints_a_report() {
     for (args, want) in [
         (vec!["--scheme", "int8", "--method", "hqq"], "hqq"),
         (vec!["--scheme", "nf4", "--method", "hqq"], "hqq"),
-        (vec!["--scheme", "int4", "--activations", "dynamic"], "int8"),
+        (
+            vec![
+                "--scheme",
+                "int4",
+                "--group",
+                "2048",
+                "--activations",
+                "dynamic",
+            ],
+            "at most",
+        ),
         (
             vec!["--scheme", "int8", "--activations", "static"],
             "--calibrate",
@@ -785,5 +799,56 @@ fn cli_refuses_bad_combinations_and_prints_a_report() {
         (t.etype, t.group),
         (sotto::format::ElementType::Int4Sym, 128)
     );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// int4 (HQQ) weights with dynamic int8 activations: recorded in the file,
+/// transcribed on the CPU by the low-bit × int8 kernels, refused by the GPU
+/// backend (which has no such kernels) instead of computed differently.
+#[test]
+fn low_bit_weights_with_int8_activations() {
+    let file = tiny();
+    let dir = temp_dir("lowbit-dyn");
+    let out = dir.join("int4-dyn.sotto");
+    let opts = QuantizeOptions {
+        scheme: Scheme::Int4Asym,
+        method: Method::Hqq,
+        activations: Activations::Dynamic,
+        threads: 2,
+        ..QuantizeOptions::default()
+    };
+    quantize_model(&file, &out, &opts, &|_, _| {}).unwrap();
+    let q = ModelFile::open(&out).unwrap();
+    assert_eq!(
+        q.config().activations,
+        sotto::format::ActivationMode::Dynamic
+    );
+    let t = q.tensor("decoder/layer_0/ffn/linear_1/weight").unwrap();
+    assert_eq!(t.etype, sotto::format::ElementType::Int4Asym);
+    let words = jfk_words(&out);
+    assert!(
+        words
+            .join(" ")
+            .contains("ask not what your country can do for you"),
+        "{words:?}"
+    );
+    #[cfg(feature = "gpu")]
+    {
+        let e = sotto::gpu::GpuModel::check_file(&q)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("int8-activation") && e.contains("--device cpu"),
+            "{e}"
+        );
+        // Weight-only low-bit files stay GPU-eligible.
+        let base = dir.join("int4.sotto");
+        let opts = QuantizeOptions {
+            activations: Activations::None,
+            ..opts
+        };
+        quantize_model(&file, &base, &opts, &|_, _| {}).unwrap();
+        sotto::gpu::GpuModel::check_file(&ModelFile::open(&base).unwrap()).unwrap();
+    }
     std::fs::remove_dir_all(&dir).ok();
 }

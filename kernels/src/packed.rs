@@ -30,6 +30,19 @@
 //!   vectorised (product, product, sum: no FMA). x rows are quantized by the
 //!   kernel set's `quantize_row`, bit-identical to the reference's function.
 //!
+//! * **Low-bit × int8** (4- / 3-bit weights with `Dynamic` / `Static`): x
+//!   rows quantized as above, their per-group code sums taken once (and, for
+//!   ISAs that ask, codes permuted within each 64 to the order their unpack
+//!   yields), then `dot_lowbit` tiles of x rows × NC weight rows (NC = 4, or
+//!   16 on VNNI): codes unpacked in registers, exact i32 group dots, the
+//!   float part in the reference's order, so outputs are bit identical to
+//!   `linear_reference`. The group parameters of a block of weight rows are
+//!   converted once (f16 → f32 in one call, nf4's `/127`) and the tiles
+//!   gather them. For m ≥ `DOT_MAX_M` a set with a low-bit GEMM (`LB_NR > 0`:
+//!   VNNI) unpacks each weight chunk once into `[kp/4][LB_NR][4]` code panels
+//!   for `gemm_lowbit` (`gemm_int8`'s loop nest); other sets use the tiles,
+//!   weight rows blocked to stay in cache while every x tile passes.
+//!
 //! Per-row scales and zero-points are converted to f32 (f16 → f32, the Nf4Dq
 //! second-level decode) into a small per-task buffer just before use.
 
@@ -159,6 +172,65 @@ pub(crate) trait PackedSimd: Send + Sync + 'static {
         let _ = (rows, cols, k4, xq, ldx, xsum, sx, panel, sw, bias, out, ldo);
         unreachable!("no int8 GEMM kernel")
     }
+    /// Columns per low-bit tile (`NC`, 4 or 16) for `kind` and `group`, and whether the
+    /// tile wants x codes permuted within each 64 (see [`permute_x64`]).
+    fn lowbit_shape(kind: Kind, group: usize) -> (usize, bool) {
+        let _ = (kind, group);
+        (4, false)
+    }
+    /// Low-bit × int8 tile (4- / 3-bit `kind`, int8 activations): for
+    /// `r < rows ≤ 4`, `c < cols ≤ NC`, `out[r·ldo + c]` as the reference's
+    /// low-bit expression (`schemes::linear_reference`): per group `g`, exact
+    /// `d = Σ xq·u` (`u` the integer code: nibble / 3-bit code, or `NF4_I8`),
+    /// then `acc = acc + ps[c·ng+g] · (d as f32 − pz[c·ng+g] · xsg[r·ng + g]
+    /// as f32)` from 0 over the groups in order, then `sx[r] · acc + bias[c]`.
+    /// x rows hold k rounded up to 64 codes (zero past k; permuted if
+    /// `lowbit_shape` says so); `xsg` are the rows' per-group code sums (`ng`
+    /// per row); `ps` / `pz` the rows' group parameters (`cols·ng`), `bias`
+    /// NC floats; weight rows `codes + c·rb` for `c < cols` are readable.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn dot_lowbit(
+        kind: Kind,
+        rows: usize,
+        cols: usize,
+        k: usize,
+        group: usize,
+        t: LowbitTile,
+        out: *mut f32,
+        ldo: usize,
+    ) {
+        lowbit_scalar(kind, rows, cols, k, group, t, out, ldo)
+    }
+
+    /// Columns per low-bit GEMM panel; 0: no low-bit GEMM kernel, the tiles
+    /// serve every m.
+    const LB_NR: usize = 0;
+    /// x rows per low-bit GEMM micro-tile.
+    const LB_MR: usize = 0;
+    /// Low-bit GEMM micro-kernel (only called when `LB_NR > 0`): for
+    /// `r < rows ≤ LB_MR`, `c < cols ≤ LB_NR`, `out[r·ldo + c]` as
+    /// `dot_lowbit` (the reference's order). `panel` is `[kp/4][LB_NR][4]`
+    /// bytes of integer codes `u` (nf4: `NF4_I8 + 128`, and `nf4` says to
+    /// take `128·sx_g` off each group dot; see [`pack_lowbit_panel`]), `kp`
+    /// = k rounded up to 32; x rows (natural order) hold `kp` readable codes,
+    /// zero past k; `xsg` rows stride `ng`; `ps` / `pz` are `[ng][LB_NR]`,
+    /// `bias` `LB_NR` floats.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm_lowbit(
+        nf4: bool,
+        rows: usize,
+        cols: usize,
+        kp: usize,
+        group: usize,
+        t: LowbitTile,
+        panel: *const u8,
+        out: *mut f32,
+        ldo: usize,
+    ) {
+        let _ = (nf4, rows, cols, kp, group, t, panel, out, ldo);
+        unreachable!("no low-bit GEMM kernel")
+    }
+
     /// Quantizes one x row of `k` floats exactly as [`quantize_activations`]
     /// into `dst` (`k` codes); returns `(s_x, Σ codes)`.
     unsafe fn quantize_row(x: *const f32, k: usize, act: ActQuant, dst: *mut i8) -> (f32, i32) {
@@ -167,6 +239,137 @@ pub(crate) trait PackedSimd: Send + Sync + 'static {
         let mut s = [0.0f32];
         quantize_activations(x, k, act, q, &mut s);
         (s[0], q.iter().map(|&v| v as i32).sum())
+    }
+}
+
+/// The operands of one [`PackedSimd::dot_lowbit`] call (see there).
+#[derive(Clone, Copy)]
+pub(crate) struct LowbitTile {
+    pub xq: *const i8,
+    pub ldx: usize,
+    pub xsg: *const i32,
+    pub sx: *const f32,
+    /// The tile's first weight row; row c at `codes + c·rb`.
+    pub codes: *const u8,
+    pub rb: usize,
+    /// Group parameters `(s_g, z_g)` of the tile's rows, row-major: column
+    /// c's group g at `c·ng + g` (`c < cols`).
+    pub ps: *const f32,
+    pub pz: *const f32,
+    pub bias: *const f32,
+}
+
+/// Packs weight rows `j..j + rows` (`rows ≤ nr`; `codes` at row j, `rb`
+/// bytes per row) into a low-bit GEMM panel: `dst[(p·nr + r)·4 + b]` = the
+/// integer code of element `4p + b` of row r for `p < kp/4` (nf4:
+/// `NF4_I8 + 128`, as unsigned bytes); rows past `rows` repeat the last.
+/// Padding elements (past k) hold the stored code 0's value, met by x = 0.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn pack_lowbit_panel(
+    kind: Kind,
+    codes: &[u8],
+    rb: usize,
+    rows: usize,
+    kp: usize,
+    nr: usize,
+    row: &mut [u8],
+    dst: &mut [u8],
+) {
+    let row = &mut row[..kp];
+    let table: [u8; 16] = std::array::from_fn(|i| (crate::schemes::NF4_I8[i] as u8) ^ 0x80);
+    for r in 0..nr {
+        let src = &codes[r.min(rows - 1) * rb..][..rb];
+        if kind == Kind::Affine3 {
+            for (e, o) in row.iter_mut().enumerate() {
+                // Safety: e < kp, inside the row's rb = kp/32·12 bytes.
+                *o = unsafe { code_at(kind, src.as_ptr(), e) };
+            }
+        } else {
+            for (blk, o) in src.chunks_exact(16).zip(row.chunks_exact_mut(32)) {
+                let (lo, hi) = o.split_at_mut(16);
+                for ((l, h), &b) in lo.iter_mut().zip(hi.iter_mut()).zip(blk) {
+                    *l = b & 15;
+                    *h = b >> 4;
+                }
+            }
+            if kind == Kind::Nf4 {
+                for o in row.iter_mut() {
+                    *o = table[*o as usize];
+                }
+            }
+        }
+        for (p, c) in row.chunks_exact(4).enumerate() {
+            dst[(p * nr + r) * 4..][..4].copy_from_slice(c);
+        }
+    }
+}
+
+/// Reorders each 64 codes of an x row to `[0..16, 32..48, 16..32, 48..64]`:
+/// the order in which a 4-bit tile that loads two blocks' 32 bytes into both
+/// 256-bit halves and shifts the upper half by 4 sees the weights.
+pub(crate) fn permute_x64(row: &mut [i8]) {
+    for c in row.chunks_exact_mut(64) {
+        let mut t = [0i8; 64];
+        t[..16].copy_from_slice(&c[..16]);
+        t[16..32].copy_from_slice(&c[32..48]);
+        t[32..48].copy_from_slice(&c[16..32]);
+        t[48..].copy_from_slice(&c[48..]);
+        c.copy_from_slice(&t);
+    }
+}
+
+/// Stored code of element `e` of a row (`Kind::Affine3` or a 4-bit kind).
+///
+/// # Safety
+/// `codes` must hold the row's whole blocks.
+unsafe fn code_at(kind: Kind, codes: *const u8, e: usize) -> u8 {
+    let (b, i) = (e / 32, e % 32);
+    if kind == Kind::Affine3 {
+        let blk = codes.add(12 * b);
+        let low = (*blk.add(i % 8) >> (2 * (i / 8))) & 3;
+        let high = (*blk.add(8 + i % 4) >> (i / 4)) & 1;
+        low | (high << 2)
+    } else {
+        (*codes.add(16 * b + i % 16) >> (4 * (i / 16))) & 15
+    }
+}
+
+/// The portable `dot_lowbit` (the reference's arithmetic on raw pointers).
+#[allow(clippy::too_many_arguments)]
+unsafe fn lowbit_scalar(
+    kind: Kind,
+    rows: usize,
+    cols: usize,
+    k: usize,
+    group: usize,
+    t: LowbitTile,
+    out: *mut f32,
+    ldo: usize,
+) {
+    let ng = k.div_ceil(group);
+    for r in 0..rows {
+        for c in 0..cols {
+            let codes = t.codes.add(c * t.rb);
+            let mut acc = 0.0f32;
+            for g in 0..ng {
+                let (mut d, mut sx) = (0i32, 0i32);
+                for e in g * group..((g + 1) * group).min(k) {
+                    let x = *t.xq.add(r * t.ldx + e) as i32;
+                    let u = code_at(kind, codes, e);
+                    let u = if kind == Kind::Nf4 {
+                        crate::schemes::NF4_I8[u as usize] as i32
+                    } else {
+                        u as i32
+                    };
+                    d += x * u;
+                    sx += x;
+                }
+                debug_assert_eq!(sx, *t.xsg.add(r * ng + g));
+                let (s, z) = (*t.ps.add(c * ng + g), *t.pz.add(c * ng + g));
+                acc += s * (d as f32 - z * sx as f32);
+            }
+            *out.add(r * ldo + c) = *t.sx.add(r) * acc + *t.bias.add(c);
+        }
     }
 }
 
@@ -305,12 +508,10 @@ pub(crate) fn linear<I: PackedSimd>(
     if m == 0 || n == 0 {
         return;
     }
-    let act = if w.scheme.is_int8() {
-        w.act
-    } else {
-        ActQuant::Float
-    };
-    if act != ActQuant::Float {
+    let act = w.act;
+    if act != ActQuant::Float && w.scheme.is_grouped() {
+        linear_lowbit::<I>(pool, x, m, k, &w, act, bias, out)
+    } else if act != ActQuant::Float {
         linear_int8::<I>(pool, x, m, k, &w, act, bias, out)
     } else if m < DOT_MAX_M {
         linear_dot::<I>(pool, x, m, k, &w, bias, out)
@@ -709,6 +910,311 @@ fn gemm_int8<I: PackedSimd>(
                             packed.as_ptr().add(q * panel_len),
                             sw.as_ptr().add(q * nr),
                             bs.as_ptr().add(q * nr),
+                            out.ptr().add(i * n + j),
+                            n,
+                        )
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Low-bit × int8 group parameters `(s_g, z_g)` of weight rows `j0..j1`,
+/// row-major into `sr` / `zr` (`lowbit_params`' values: nf4 `absmax / 127`,
+/// zero 0), the contiguous planes converted in one pass.
+fn block_params<I: PackedSimd>(
+    w: &PackedWeights,
+    j0: usize,
+    j1: usize,
+    sr: &mut [f32],
+    zr: &mut [f32],
+) {
+    let ng = w.groups_per_row();
+    let cnt = (j1 - j0) * ng;
+    let (sr, zr) = (&mut sr[..cnt], &mut zr[..cnt]);
+    let (p1, p2) = (w.planes[1], w.planes[2]);
+    let g0 = j0 * ng;
+    match w.scheme {
+        Scheme::Int4Sym | Scheme::Int4Asym | Scheme::Int3 => {
+            assert!(p1.len() >= 2 * (g0 + cnt));
+            // Safety: bounds checked above (and for zeros below).
+            unsafe { I::f16_to_f32(p1.as_ptr().add(2 * g0), cnt, sr.as_mut_ptr()) };
+            if w.scheme == Scheme::Int4Sym {
+                zr.fill(8.0);
+            } else {
+                assert!(p2.len() >= 2 * (g0 + cnt));
+                unsafe { I::f16_to_f32(p2.as_ptr().add(2 * g0), cnt, zr.as_mut_ptr()) };
+            }
+        }
+        Scheme::Nf4 => {
+            assert!(p1.len() >= 4 * (g0 + cnt));
+            for (o, b) in sr.iter_mut().zip(p1[4 * g0..].chunks_exact(4)) {
+                *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]) / 127.0;
+            }
+            zr.fill(0.0);
+        }
+        Scheme::Nf4Dq => {
+            // Chunks of 256 groups (over the whole tensor) share min / step;
+            // the absmax as `schemes`' decode (product rounded, then the sum).
+            assert!(p1.len() >= g0 + cnt);
+            let mut i = 0;
+            while i < cnt {
+                let c = (g0 + i) / 256;
+                let end = ((c + 1) * 256 - g0).min(cnt);
+                let (min, step) = (le_f32(p2, 2 * c), le_f32(p2, 2 * c + 1));
+                for (o, &q) in sr[i..end].iter_mut().zip(&p1[g0 + i..g0 + end]) {
+                    *o = (min + q as f32 * step) / 127.0;
+                }
+                i = end;
+            }
+            zr.fill(0.0);
+        }
+        Scheme::Int8Row | Scheme::Int8Tensor => unreachable!("int8 weights take the int8 path"),
+    }
+}
+
+/// Low-bit weights × int8 activations: x quantized as in `linear_int8`, its
+/// per-group code sums taken once, then `dot_lowbit` tiles of 4 x rows × 4
+/// weight rows, weight rows blocked so a block stays in cache while every x
+/// tile passes over it (m ≥ `DOT_MAX_M`).
+#[allow(clippy::too_many_arguments)]
+fn linear_lowbit<I: PackedSimd>(
+    pool: &Pool,
+    x: &[f32],
+    m: usize,
+    k: usize,
+    w: &PackedWeights,
+    act: ActQuant,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let n = w.n;
+    let kind = Kind::of(w.scheme);
+    let (group, ng, rb) = (w.group, w.groups_per_row(), w.row_bytes());
+    let (nc, perm) = I::lowbit_shape(kind, group);
+    let gemm = I::LB_NR > 0 && m >= DOT_MAX_M;
+    let perm = perm && !gemm;
+    let kq = k.next_multiple_of(64);
+    let mut xq = vec![0i8; m * kq];
+    let mut sx = vec![0.0f32; m];
+    let mut xsg = vec![0i32; m * ng];
+    {
+        const ROWS: usize = 16;
+        let (cp, sp, gp) = (
+            SharedMut(xq.as_mut_ptr()),
+            SharedMut(sx.as_mut_ptr()),
+            SharedMut(xsg.as_mut_ptr()),
+        );
+        let x = &x[..m * k];
+        let quantize = |t: usize| {
+            for r in t * ROWS..((t + 1) * ROWS).min(m) {
+                // Safety: row r belongs to this task; x row r has k floats,
+                // xq row r kq ≥ k codes, xsg row r ng sums; the buffers
+                // outlive the job.
+                unsafe {
+                    let q = cp.get().add(r * kq);
+                    let (s, _) = I::quantize_row(x.as_ptr().add(r * k), k, act, q);
+                    *sp.get().add(r) = s;
+                    let q = std::slice::from_raw_parts_mut(q, kq);
+                    for (g, qg) in q[..k].chunks(group).enumerate() {
+                        *gp.get().add(r * ng + g) = qg.iter().map(|&v| v as i32).sum();
+                    }
+                    if perm {
+                        permute_x64(q);
+                    }
+                }
+            }
+        };
+        let tasks = m.div_ceil(ROWS);
+        if tasks == 1 {
+            quantize(0)
+        } else {
+            pool.run(tasks, &quantize)
+        }
+    }
+    if gemm {
+        return gemm_lowbit::<I>(pool, kind, xq_parts(&xq, kq, &xsg, &sx), m, k, w, bias, out);
+    }
+    let groups = n.div_ceil(nc);
+    let block = (I8_BLOCK_BYTES / rb / nc).max(1);
+    let tasks = if m < DOT_MAX_M {
+        // As dot_tasks, counted in 4-row units.
+        dot_tasks(pool, n.div_ceil(4)).min(groups)
+    } else {
+        groups.div_ceil(block).min(pool.threads() * 4).max(1)
+    };
+    let out = SharedOut(out.as_mut_ptr());
+    let wp = SharedIn(w.planes[0].as_ptr());
+    let (xq, xsg, sx) = (&xq, &xsg, &sx);
+    pool.run(tasks, &|t| {
+        let (g0, g1) = split(groups, tasks, t);
+        // The block's rows' group parameters, row-major (as the planes).
+        let per = nc * ng;
+        let mut sr = vec![0.0f32; block.min(g1 - g0) * per];
+        let mut zr = sr.clone();
+        {
+            let mut gb = g0;
+            while gb < g1 {
+                let ge = (gb + block).min(g1);
+                let (j0, j1) = (nc * gb, (nc * ge).min(n));
+                block_params::<I>(w, j0, j1, &mut sr, &mut zr);
+                for i in (0..m).step_by(I8_ROWS) {
+                    let rows = (m - i).min(I8_ROWS);
+                    for g in gb..ge {
+                        let j = nc * g;
+                        let cols = (n - j).min(nc);
+                        let mut b = [0.0f32; 16];
+                        if let Some(bias) = bias {
+                            b[..cols].copy_from_slice(&bias[j..j + cols]);
+                        }
+                        let tile = LowbitTile {
+                            xq: xq[i * kq..].as_ptr(),
+                            ldx: kq,
+                            xsg: xsg[i * ng..].as_ptr(),
+                            sx: sx[i..].as_ptr(),
+                            codes: wp.get().wrapping_add(j * rb),
+                            rb,
+                            ps: sr[(g - gb) * per..].as_ptr(),
+                            pz: zr[(g - gb) * per..].as_ptr(),
+                            bias: b.as_ptr(),
+                        };
+                        // Safety: x rows i..i+rows (kq codes, ng sums, one
+                        // scale each), weight rows j..j+cols (rb bytes each,
+                        // checked by `linear`), NC·ng parameters, and output
+                        // columns j..j+cols of rows i..i+rows (this task's).
+                        unsafe {
+                            I::dot_lowbit(
+                                kind,
+                                rows,
+                                cols,
+                                k,
+                                group,
+                                tile,
+                                out.ptr().add(i * n + j),
+                                n,
+                            )
+                        }
+                    }
+                }
+                gb = ge;
+            }
+        }
+    });
+}
+
+/// Quantized x: codes (rows of `kq`), per-group code sums, row scales.
+#[derive(Clone, Copy)]
+struct XParts<'a> {
+    xq: &'a [i8],
+    kq: usize,
+    xsg: &'a [i32],
+    sx: &'a [f32],
+}
+
+fn xq_parts<'a>(xq: &'a [i8], kq: usize, xsg: &'a [i32], sx: &'a [f32]) -> XParts<'a> {
+    XParts { xq, kq, xsg, sx }
+}
+
+/// Low-bit × int8 GEMM for m ≥ [`DOT_MAX_M`]: `gemm_int8`'s loop nest, each
+/// weight chunk's rows unpacked once into `[kp/4][LB_NR][4]` integer-code
+/// panels (with `[ng][LB_NR]` group parameters), every x micro-tile passing
+/// over the chunk.
+#[allow(clippy::too_many_arguments)]
+fn gemm_lowbit<I: PackedSimd>(
+    pool: &Pool,
+    kind: Kind,
+    x: XParts,
+    m: usize,
+    k: usize,
+    w: &PackedWeights,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let n = w.n;
+    let (mr, nr) = (I::LB_MR, I::LB_NR);
+    let (group, ng, rb) = (w.group, w.groups_per_row(), w.row_bytes());
+    let kp = k.next_multiple_of(32);
+    let panels = n.div_ceil(nr);
+    let chunk_panels = (I8_CHUNK_BYTES / (kp * nr)).clamp(1, panels);
+    let threads = pool.threads();
+    let n_parts = panels.min(threads * 2);
+    let m_parts = if n_parts >= threads {
+        1
+    } else {
+        (threads / n_parts).min(m.div_ceil(4 * mr)).max(1)
+    };
+    let out = SharedOut(out.as_mut_ptr());
+    let codes = w.planes[0];
+    let (panel_len, par_len) = (kp * nr, ng * nr);
+    pool.run(n_parts * m_parts, &|t| {
+        let (p0, p1) = split(panels, n_parts, t / m_parts);
+        let (i0, i1) = split(m.div_ceil(mr), m_parts, t % m_parts);
+        let (i0, i1) = (i0 * mr, (i1 * mr).min(m));
+        let mut packed = vec![0u8; chunk_panels * panel_len];
+        let mut ps = vec![0.0f32; chunk_panels * par_len];
+        let mut pz = ps.clone();
+        let mut bs = vec![0.0f32; chunk_panels * nr];
+        let (mut sr, mut zr) = (vec![0.0f32; nr * ng], vec![0.0f32; nr * ng]);
+        let mut row = vec![0u8; kp];
+        for c0 in (p0..p1).step_by(chunk_panels) {
+            let c1 = (c0 + chunk_panels).min(p1);
+            for p in c0..c1 {
+                let j = p * nr;
+                let rows = (n - j).min(nr);
+                let q = p - c0;
+                pack_lowbit_panel(
+                    kind,
+                    &codes[j * rb..(j + rows) * rb],
+                    rb,
+                    rows,
+                    kp,
+                    nr,
+                    &mut row,
+                    &mut packed[q * panel_len..(q + 1) * panel_len],
+                );
+                block_params::<I>(w, j, j + rows, &mut sr, &mut zr);
+                for c in 0..nr {
+                    let src = c.min(rows - 1) * ng;
+                    for g in 0..ng {
+                        ps[q * par_len + g * nr + c] = sr[src + g];
+                        pz[q * par_len + g * nr + c] = zr[src + g];
+                    }
+                    bs[q * nr + c] = match bias {
+                        Some(b) if c < rows => b[j + c],
+                        _ => 0.0,
+                    };
+                }
+            }
+            for i in (i0..i1).step_by(mr) {
+                let rows = (i1 - i).min(mr);
+                for p in c0..c1 {
+                    let j = p * nr;
+                    let q = p - c0;
+                    let tile = LowbitTile {
+                        xq: x.xq[i * x.kq..].as_ptr(),
+                        ldx: x.kq,
+                        xsg: x.xsg[i * ng..].as_ptr(),
+                        sx: x.sx[i..].as_ptr(),
+                        codes: std::ptr::null(),
+                        rb: 0,
+                        ps: ps[q * par_len..].as_ptr(),
+                        pz: pz[q * par_len..].as_ptr(),
+                        bias: bs[q * nr..].as_ptr(),
+                    };
+                    // Safety: x rows i..i+rows (kq ≥ kp codes, zero past k;
+                    // ng sums; a scale), a whole panel with its parameters and
+                    // biases, output rows i..i+rows × columns j..j+cols of this
+                    // task only.
+                    unsafe {
+                        I::gemm_lowbit(
+                            kind == Kind::Nf4,
+                            rows,
+                            (n - j).min(nr),
+                            kp,
+                            group,
+                            tile,
+                            packed.as_ptr().add(q * panel_len),
                             out.ptr().add(i * n + j),
                             n,
                         )

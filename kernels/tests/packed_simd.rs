@@ -9,9 +9,10 @@
 //!   2·γ_{k+1}·(Σ|x·w| + |b|) (Higham §3.1). Int8 weight-only applies the row scale after the
 //!   dot (`s·Σx·c` instead of `Σx·(s·c)`): one more rounding per product,
 //!   u·Σ|x·w|. We allow (2k + 6)·u·(Σ|x·w| + |b|) + the smallest normal.
-//! - Int8 × int8 (`Dynamic` / `Static`): the activation codes come from the
-//!   reference's own quantizer, the dot is exact in i32 and the rescale is the
-//!   reference's expression, so outputs must be bit-identical.
+//! - Int8 × int8 and low-bit × int8 (`Dynamic` / `Static`): the activation
+//!   codes come from the reference's own quantizer, the dots are exact in i32
+//!   and the float part is the reference's sequence of operations, so outputs
+//!   must be bit-identical.
 
 mod common;
 
@@ -116,12 +117,9 @@ fn groups_for(scheme: Scheme) -> &'static [usize] {
     }
 }
 
-fn acts_for(scheme: Scheme) -> Vec<ActQuant> {
-    if scheme.is_int8() {
-        vec![ActQuant::Float, ActQuant::Dynamic, ActQuant::Static(0.02)]
-    } else {
-        vec![ActQuant::Float]
-    }
+/// Every scheme takes int8 activations too (int8 × int8, or low-bit × int8).
+fn acts_for(_scheme: Scheme) -> Vec<ActQuant> {
+    vec![ActQuant::Float, ActQuant::Dynamic, ActQuant::Static(0.02)]
 }
 
 /// Runs every SIMD kernel set on one case and compares with the reference.
@@ -515,4 +513,117 @@ fn int8_gemm_overflow_bait() {
             check("gemm overflow bait", &w, &x, m, None, &kernels, &pool);
         }
     }
+}
+
+/// Low-bit × int8 at the extremes: x codes ±127 in long runs against the
+/// largest codes (nf4: ±127 table entries, the AVX2 sign trick's worst case;
+/// int4: 15 × 127 pairs), every group size, k with group and block tails,
+/// equal rows, and scales near the f32 extremes: bit-identical to the reference.
+#[test]
+fn lowbit_int8_bait() {
+    let kernels = simd_kernels();
+    let pool = Pool::new(2);
+    let mut rng = Rng::new(29);
+    for scheme in [
+        Scheme::Int4Sym,
+        Scheme::Int4Asym,
+        Scheme::Nf4,
+        Scheme::Nf4Dq,
+        Scheme::Int3,
+    ] {
+        let max = scheme.max_code();
+        for group in [32, 64, 96, 128, 1024] {
+            for &(m, k, n) in &[
+                (1, 1, 5),
+                (1, 31, 4),
+                (2, 97, 9),
+                (4, 1536, 4),
+                (5, 1000, 7),
+                (17, 130, 6),
+                (1, 2049, 3),
+            ] {
+                for fill in [
+                    Fill::CodesMax,
+                    Fill::CodesZero,
+                    Fill::EqualRows,
+                    Fill::Random,
+                ] {
+                    let mut q = quantized(scheme, n, k, group, fill, 0.01, &mut rng);
+                    if fill == Fill::CodesMax {
+                        // Rows alternate max code / code 0 (nf4: +127 / −127)
+                        // / alternating per element.
+                        for (i, c) in q.codes.iter_mut().enumerate() {
+                            let (r, p) = (i / k, i % k);
+                            *c = match r % 3 {
+                                0 => max,
+                                1 => 0,
+                                _ => {
+                                    if p % 2 == 0 {
+                                        max
+                                    } else {
+                                        0
+                                    }
+                                }
+                            };
+                        }
+                    }
+                    let bytes = pack(&q).unwrap();
+                    // x rows: all +big, all −big, alternating, random, tiny.
+                    let x: Vec<f32> = (0..m * k)
+                        .map(|i| {
+                            let (r, p) = (i / k, i % k);
+                            match r % 5 {
+                                0 => 3.0,
+                                1 => -3.0,
+                                2 => {
+                                    if p % 2 == 0 {
+                                        1e30
+                                    } else {
+                                        -1e30
+                                    }
+                                }
+                                3 => rng.unit(),
+                                _ => rng.unit() * 1e-30,
+                            }
+                        })
+                        .collect();
+                    let bias = rng.vec(n, 1.0);
+                    for act in [
+                        ActQuant::Dynamic,
+                        ActQuant::Static(0.01),
+                        ActQuant::Static(1e-30),
+                    ] {
+                        let w = view(scheme, n, k, group, &bytes, act).unwrap();
+                        check(
+                            &format!("bait {fill:?} group {group}"),
+                            &w,
+                            &x,
+                            m,
+                            Some(&bias),
+                            &kernels,
+                            &pool,
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Groups too long for an exact f32 group dot are refused with int8
+/// activations (weight-only is fine).
+#[test]
+fn lowbit_int8_group_limit() {
+    let q = quantized(
+        Scheme::Int4Sym,
+        2,
+        4096,
+        2048,
+        Fill::Random,
+        0.1,
+        &mut Rng::new(3),
+    );
+    let bytes = pack(&q).unwrap();
+    assert!(view(Scheme::Int4Sym, 2, 4096, 2048, &bytes, ActQuant::Float).is_ok());
+    assert!(view(Scheme::Int4Sym, 2, 4096, 2048, &bytes, ActQuant::Dynamic).is_err());
 }

@@ -9,6 +9,7 @@ use common::{Rng, U};
 use sotto_kernels::schemes::{
     self, dequantize, dequantize_row, f16_bits_to_f32, f32_to_f16_bits, layout, linear_reference,
     linear_reference_pooled, pack, unpack, view, ActQuant, PackedWeights, Quantized, Scheme, NF4,
+    NF4_I8,
 };
 use sotto_kernels::{Kernels, Pool, Weights};
 
@@ -370,12 +371,10 @@ fn rejects_bad_input() {
         let mut longer = b.clone();
         longer.push(0);
         assert!(view(s, 2, 70, g, &longer, ActQuant::Float).is_err());
-        let int8_acts = view(s, 2, 70, g, &b, ActQuant::Dynamic).is_ok();
-        assert_eq!(int8_acts, s.is_int8(), "{s:?}: int8 activations");
-        if s.is_int8() {
-            for bad in [0.0, -1.0, f32::NAN, f32::INFINITY] {
-                assert!(view(s, 2, 70, g, &b, ActQuant::Static(bad)).is_err());
-            }
+        // Every scheme takes int8 activations (int8 × int8 or low-bit × int8).
+        assert!(view(s, 2, 70, g, &b, ActQuant::Dynamic).is_ok(), "{s:?}");
+        for bad in [0.0, -1.0, f32::NAN, f32::INFINITY] {
+            assert!(view(s, 2, 70, g, &b, ActQuant::Static(bad)).is_err());
         }
     }
 }
@@ -624,6 +623,117 @@ fn dequantize_row_matches_whole_matrix() {
         for r in 0..5 {
             dequantize_row(&w, r, &mut row);
             assert_eq!(row, p.dense[r * 130..(r + 1) * 130]);
+        }
+    }
+}
+
+/// The low-bit × int8 table is NF4 rounded to 127ths.
+#[test]
+fn nf4_i8_is_nf4_times_127_rounded() {
+    for (i, &v) in NF4_I8.iter().enumerate() {
+        assert_eq!(v as f32, (NF4[i] * 127.0).round(), "entry {i}");
+    }
+}
+
+/// The low-bit × int8 arithmetic spelled out from `unpack`'s codes, scales
+/// and zeros: per group exact integer dot and code sum, the float part in the
+/// documented order.
+#[test]
+#[allow(clippy::needless_range_loop)] // indices as in the documented formula
+fn lowbit_int8_is_exactly_the_documented_arithmetic() {
+    let mut rng = Rng::new(17);
+    for s in [
+        Scheme::Int4Sym,
+        Scheme::Int4Asym,
+        Scheme::Nf4,
+        Scheme::Nf4Dq,
+        Scheme::Int3,
+    ] {
+        for &(m, k, n, g) in &[(3, 45, 4, 32), (2, 200, 3, 64), (1, 129, 2, 128)] {
+            let p = Packed::new(&mut rng, s, n, k, g);
+            let u = unpack(s, n, k, g, &p.bytes).unwrap();
+            let x = rng.vec(m * k, 1.0);
+            let bias = rng.vec(n, 1.0);
+            let ng = k.div_ceil(g);
+            for act in [ActQuant::Dynamic, ActQuant::Static(0.004)] {
+                let mut out = vec![0.0; m * n];
+                linear_reference(&x, m, k, &p.view(act), Some(&bias), &mut out);
+                for i in 0..m {
+                    let row = &x[i * k..(i + 1) * k];
+                    let a = row.iter().fold(0.0f32, |a, &v| a.max(v.abs()));
+                    let (s_x, inv) = match act {
+                        ActQuant::Static(v) => (v, 1.0 / v),
+                        _ => (a / 127.0, 127.0 / a),
+                    };
+                    let q: Vec<i32> = row
+                        .iter()
+                        .map(|&v| (v * inv).round_ties_even().clamp(-127.0, 127.0) as i32)
+                        .collect();
+                    for j in 0..n {
+                        let mut acc = 0.0f32;
+                        for gi in 0..ng {
+                            let (mut d, mut sx) = (0i32, 0i32);
+                            for c in gi * g..((gi + 1) * g).min(k) {
+                                let code = u.codes[j * k + c];
+                                let w = match s {
+                                    Scheme::Nf4 | Scheme::Nf4Dq => NF4_I8[code as usize] as i32,
+                                    _ => code as i32,
+                                };
+                                d += q[c] * w;
+                                sx += q[c];
+                            }
+                            let sc = u.scales[j * ng + gi];
+                            let (sc, z) = match s {
+                                Scheme::Int4Sym => (sc, 8.0),
+                                Scheme::Nf4 | Scheme::Nf4Dq => (sc / 127.0, 0.0),
+                                _ => (sc, u.zeros[j * ng + gi]),
+                            };
+                            acc += sc * (d as f32 - z * sx as f32);
+                        }
+                        assert_eq!(
+                            out[i * n + j].to_bits(),
+                            (s_x * acc + bias[j]).to_bits(),
+                            "{s:?} {act:?} ({i},{j})"
+                        );
+                    }
+                }
+                // And close to the weight-only result: dynamic codes err by at
+                // most s_x/2 per element; nf4's table by 0.5/127 of absmax.
+                if act == ActQuant::Dynamic {
+                    let mut float = vec![0.0; m * n];
+                    linear_reference(&x, m, k, &p.view(ActQuant::Float), Some(&bias), &mut float);
+                    for i in 0..m {
+                        let row = &x[i * k..(i + 1) * k];
+                        let s_x = row.iter().fold(0.0f32, |a, &v| a.max(v.abs())) / 127.0;
+                        for j in 0..n {
+                            let wr = &p.dense[j * k..(j + 1) * k];
+                            let sw: f64 = wr.iter().map(|&v| v.abs() as f64).sum();
+                            let sxabs: f64 = row.iter().map(|&v| v.abs() as f64).sum();
+                            let amax = (0..ng)
+                                .map(|gi| u.scales[j * ng + gi].abs())
+                                .fold(0.0f32, f32::max)
+                                as f64;
+                            let nf4_err = if matches!(s, Scheme::Nf4 | Scheme::Nf4Dq) {
+                                0.5 / 127.0 * amax * (sxabs + k as f64 * s_x as f64 / 2.0)
+                            } else {
+                                0.0
+                            };
+                            let scale = (0..ng)
+                                .map(|gi| u.scales[j * ng + gi].abs() * 16.0)
+                                .fold(0.0f32, f32::max)
+                                as f64;
+                            let bound = s_x as f64 / 2.0 * sw
+                                + nf4_err
+                                + 64.0 * k as f64 * 6e-8 * (sxabs + 1.0) * (scale + 1.0);
+                            let (a, b) = (out[i * n + j] as f64, float[i * n + j] as f64);
+                            assert!(
+                                (a - b).abs() <= bound,
+                                "{s:?} ({i},{j}): {a} vs weight-only {b}, bound {bound:e}"
+                            );
+                        }
+                    }
+                }
+            }
         }
     }
 }

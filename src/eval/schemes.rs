@@ -129,6 +129,23 @@ pub const SCHEMES: &[EvalScheme] = &[
         Activations::None,
         false,
     ),
+    // Low-bit weights with dynamic int8 activations (the low-bit × int8 kernels).
+    q(
+        "int4-hqq-dyn",
+        Scheme::Int4Asym,
+        64,
+        Method::Hqq,
+        Activations::Dynamic,
+        false,
+    ),
+    q(
+        "int3-hqq-dyn",
+        Scheme::Int3,
+        64,
+        Method::Hqq,
+        Activations::Dynamic,
+        false,
+    ),
 ];
 
 /// Parses a comma-separated list of scheme names (duplicates dropped, order kept).
@@ -240,7 +257,7 @@ mod tests {
     fn names_parse_and_map() {
         let all: Vec<&str> = SCHEMES.iter().map(|s| s.name).collect();
         let parsed = parse_schemes(&all.join(",")).unwrap();
-        assert_eq!(parsed.len(), 10);
+        assert_eq!(parsed.len(), SCHEMES.len());
         assert!(parse_schemes("f16,bogus").is_err());
         assert!(parse_schemes(" , ").is_err());
         assert_eq!(parse_schemes("f16, f16 ,int8").unwrap().len(), 2);

@@ -94,8 +94,8 @@ impl ElementType {
     }
 }
 
-/// How the runtime treats activations entering int8 linear layers (file-wide;
-/// other schemes always multiply float activations).
+/// How the runtime treats activations entering quantized linear layers
+/// (file-wide; every packed scheme: int8 × int8, or 4- / 3-bit × int8).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum ActivationMode {
     /// Weight-only: dequantize, multiply in f32.

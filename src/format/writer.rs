@@ -136,7 +136,6 @@ impl FileWriter {
                 let Some(name) = t
                     .etype
                     .scheme()
-                    .filter(|s| s.is_int8())
                     .and_then(|_| super::act_scale_name(&t.name))
                 else {
                     continue;

@@ -76,7 +76,7 @@ impl Linear {
 }
 
 /// The kernel view of a weight tensor: f32 / f16 slices of the mapping, or a
-/// packed view (int8 layers take the file's activation mode; static ones their
+/// packed view (every packed layer takes the file's activation mode; static ones their
 /// `<prefix>/act_scale`).
 pub fn weights_of<'a>(file: &'a ModelFile, t: &TensorInfo) -> Result<Weights<'a>> {
     let scheme = match t.etype {
@@ -89,7 +89,9 @@ pub fn weights_of<'a>(file: &'a ModelFile, t: &TensorInfo) -> Result<Weights<'a>
             )
         })?,
     };
-    let act = if scheme.is_int8() {
+    // Every packed scheme takes the file's activation mode (int8 × int8 or
+    // low-bit × int8 kernels).
+    let act = {
         match file.config().activations {
             ActivationMode::None => ActQuant::Float,
             ActivationMode::Dynamic => ActQuant::Dynamic,
@@ -101,8 +103,6 @@ pub fn weights_of<'a>(file: &'a ModelFile, t: &TensorInfo) -> Result<Weights<'a>
                 ActQuant::Static(s.first().copied().unwrap_or(0.0))
             }
         }
-    } else {
-        ActQuant::Float
     };
     let (n, k) = packed_dims(&t.shape);
     let view = schemes::view(scheme, n, k, t.group as usize, file.bytes(t), act)

@@ -9,7 +9,8 @@
 //!   tied output projection); convolutions, norms, biases and position tables stay as
 //!   they are, and `--keep` patterns leave more tensors alone.
 //! - Activations: `none`, `dynamic` (int8 activations quantized per row at run time) or
-//!   `static` (one scale per linear layer, from calibration audio; `calibrate.rs`).
+//!   `static` (one scale per linear layer, from calibration audio; `calibrate.rs`), for
+//!   every scheme (int8 × int8, or the 4- / 3-bit × int8 kernels).
 mod hqq;
 mod rtn;
 
@@ -38,7 +39,7 @@ pub enum Method {
 pub enum Activations {
     /// Activations stay float; weights are dequantized in the kernel.
     None,
-    /// int8 activations, scale from each row's absmax at run time (int8 schemes only).
+    /// int8 activations, scale from each row's absmax at run time.
     Dynamic,
     /// int8 activations with one fixed scale per linear layer, from calibration.
     Static,
@@ -417,10 +418,14 @@ pub fn check_options(opts: &QuantizeOptions) -> Result<()> {
     if opts.double_quant && !matches!(opts.scheme, Scheme::Nf4 | Scheme::Nf4Dq) {
         return bad(format!("--double-quant applies to nf4 only, not {name}"));
     }
-    let int8 = matches!(scheme, Scheme::Int8Row | Scheme::Int8Tensor);
-    if opts.activations != Activations::None && !int8 {
+    if opts.activations != Activations::None
+        && is_grouped(scheme)
+        && opts.group > sotto_kernels::schemes::MAX_INT8_GROUP
+    {
         return bad(format!(
-            "--activations dynamic/static needs an int8 scheme (int8, int8-tensor), not {name}"
+            "--activations dynamic/static takes groups of at most {} elements, not {}",
+            sotto_kernels::schemes::MAX_INT8_GROUP,
+            opts.group
         ));
     }
     if opts.activations == Activations::Static && opts.calibrate.is_none() {

@@ -31,6 +31,19 @@ pub(crate) struct NeonDotprod;
 impl PackedSimd for NeonDotprod {
     weight_only_impl!();
 
+    unsafe fn dot_lowbit(
+        kind: crate::packed::Kind,
+        rows: usize,
+        cols: usize,
+        k: usize,
+        group: usize,
+        t: crate::packed::LowbitTile,
+        out: *mut f32,
+        ldo: usize,
+    ) {
+        super::lowbit::dot_lowbit::<true>(kind, rows, cols, k, group, t, out, ldo)
+    }
+
     unsafe fn dot_i8(
         rows: usize,
         k: usize,

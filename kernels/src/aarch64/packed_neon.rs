@@ -92,6 +92,19 @@ pub(crate) use weight_only_impl;
 impl PackedSimd for Neon {
     weight_only_impl!();
 
+    unsafe fn dot_lowbit(
+        kind: crate::packed::Kind,
+        rows: usize,
+        cols: usize,
+        k: usize,
+        group: usize,
+        t: crate::packed::LowbitTile,
+        out: *mut f32,
+        ldo: usize,
+    ) {
+        super::lowbit::dot_lowbit::<false>(kind, rows, cols, k, group, t, out, ldo)
+    }
+
     unsafe fn dot_i8(
         rows: usize,
         k: usize,

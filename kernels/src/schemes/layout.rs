@@ -8,6 +8,10 @@ pub const ALIGN: usize = 256;
 /// `k · 127 · 127 < 2³¹`.
 pub const MAX_INT8_DOT_K: usize = 131_072;
 
+/// Longest group for low-bit weights with int8 activations: a group's dot
+/// (`|d_g| ≤ group · 127 · 127`) and code sum stay below 2²⁴, exact in f32.
+pub const MAX_INT8_GROUP: usize = 1024;
+
 /// The planes of one packed tensor: `(offset, length)` in bytes from the tensor
 /// start (an unused plane is `(total, 0)`), and the tensor's exact length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

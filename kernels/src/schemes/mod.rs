@@ -78,10 +78,13 @@ mod layout;
 mod pack;
 mod reference;
 
-pub use layout::{default_group, layout, Layout, ALIGN, MAX_INT8_DOT_K};
+pub use layout::{default_group, layout, Layout, ALIGN, MAX_INT8_DOT_K, MAX_INT8_GROUP};
 pub(crate) use pack::dequantize_row_padded;
 pub use pack::{dequantize, dequantize_row, f16_bits_to_f32, f32_to_f16_bits, pack, unpack};
-pub use reference::{linear_reference, linear_reference_pooled, quantize_activations};
+pub use reference::{
+    int_code, linear_reference, linear_reference_pooled, lowbit_params, quantize_activations,
+    NF4_I8,
+};
 
 impl Scheme {
     /// Every scheme, in element-type-code order.
@@ -94,7 +97,7 @@ impl Scheme {
         Scheme::Nf4Dq,
         Scheme::Int3,
     ];
-    /// Whether the codes are i8 (and activations may be quantized too).
+    /// Whether the codes are i8.
     pub fn is_int8(self) -> bool {
         matches!(self, Scheme::Int8Row | Scheme::Int8Tensor)
     }
@@ -124,8 +127,8 @@ impl Scheme {
     }
 }
 
-/// How a linear layer treats its input activations. Only int8 schemes quantize them;
-/// every other scheme (and int8 weight-only) uses `Float`.
+/// How a linear layer treats its input activations. Every scheme may quantize
+/// them (int8 × int8, or the low-bit × int8 path: see `linear_reference`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ActQuant {
     /// Weight-only: dequantize the weights, multiply in f32.
@@ -154,8 +157,9 @@ pub struct PackedWeights<'a> {
 }
 
 /// Checks `bytes` against the layout of (`scheme`, `n`, `k`, `group`) and splits it
-/// into planes. `act` other than `Float` needs an int8 scheme (and, `Static`, a
-/// finite positive scale; both: `k ≤` [`MAX_INT8_DOT_K`] so i32 dots cannot overflow).
+/// into planes. `act` other than `Float` needs (`Static`) a finite positive
+/// scale, `k ≤` [`MAX_INT8_DOT_K`] so i32 dots cannot overflow, and for the
+/// grouped schemes `group ≤` [`MAX_INT8_GROUP`] so a group's dot is exact in f32.
 pub fn view<'a>(
     scheme: Scheme,
     n: usize,
@@ -174,10 +178,10 @@ pub fn view<'a>(
     }
     match act {
         ActQuant::Float => {}
-        _ if !scheme.is_int8() => {
+        _ if scheme.is_grouped() && group > MAX_INT8_GROUP => {
             return Err(format!(
-                "{scheme:?} weights take float activations only, not {act:?}"
-            ))
+            "{scheme:?} group {group} is too long for int8 activations (at most {MAX_INT8_GROUP})"
+        ))
         }
         _ if k > MAX_INT8_DOT_K => {
             return Err(format!(

@@ -248,7 +248,7 @@ pub fn unpack(
 
 /// Row `r`'s codes, one per element (int8: the i8 bit pattern).
 /// `out.len()` may exceed k up to k rounded to 32 (int8: padded with 0).
-fn row_codes(w: &PackedWeights, r: usize, out: &mut [u8]) {
+pub(crate) fn row_codes(w: &PackedWeights, r: usize, out: &mut [u8]) {
     let k = out.len();
     let rb = w.row_bytes();
     let src = &w.planes[0][r * rb..(r + 1) * rb];
@@ -276,7 +276,7 @@ fn row_codes(w: &PackedWeights, r: usize, out: &mut [u8]) {
 }
 
 /// Scale number `i` (row-major over rows and groups) as stored, decoded to f32.
-fn scale_at(w: &PackedWeights, i: usize) -> f32 {
+pub(crate) fn scale_at(w: &PackedWeights, i: usize) -> f32 {
     let p = w.planes[1];
     match w.scheme {
         Scheme::Int8Row | Scheme::Int8Tensor | Scheme::Nf4 => le_f32(p, i),
@@ -293,7 +293,7 @@ fn scale_at(w: &PackedWeights, i: usize) -> f32 {
 }
 
 /// Zero-point number `i` (Int4Asym, Int3).
-fn zero_at(w: &PackedWeights, i: usize) -> f32 {
+pub(crate) fn zero_at(w: &PackedWeights, i: usize) -> f32 {
     f16_bits_to_f32(le_u16(w.planes[2], i))
 }
 

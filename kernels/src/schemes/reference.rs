@@ -9,7 +9,16 @@
 //! - int8 with `Dynamic` / `Static`: x row `i` becomes i8 codes `q[i]` and a scale
 //!   `s_x[i]` ([`quantize_activations`]); then `out[i][j] = bias[j] + (s_x[i] ·
 //!   s_w[j]) · Σ_p q[i][p] · code[j][p]`, the sum exact in i32 (k ≤ `MAX_INT8_DOT_K`).
-use super::{dequantize_row, ActQuant, PackedWeights};
+//! - 4- / 3-bit with `Dynamic` / `Static` ("low-bit × int8"): x row `i` quantized
+//!   as above; weight row `j` has integer codes `u[p]` ([`int_code`]: the code
+//!   itself for int4 / int3, [`NF4_I8`]`[code]` for nf4) and per group `g` a
+//!   scale `s_g` and zero `z_g` ([`lowbit_params`]). Per group, exactly in i32,
+//!   `d_g = Σ_{p∈g} q[i][p] · u[p]` and `sx_g = Σ_{p∈g} q[i][p]`; then in f32,
+//!   each operation rounded, no FMA, groups in order from `acc = 0`:
+//!   `acc = acc + s_g · (d_g as f32 − z_g · sx_g as f32)`, and finally
+//!   `out[i][j] = s_x[i] · acc + bias[j]` (bias 0 when absent). Every SIMD
+//!   path performs this same sequence per output, so results are bit-identical.
+use super::{dequantize_row, ActQuant, PackedWeights, Scheme};
 use crate::Pool;
 
 /// Weight rows (output columns) per pool task.
@@ -97,6 +106,64 @@ fn dot_i8(a: &[i8], b: &[u8]) -> i32 {
         .sum()
 }
 
+/// NF4 as int8 for the low-bit × int8 path: `round(NF4[i] · 127)`. An
+/// approximation of the float table (error ≤ 0.5/127 of the group absmax per
+/// weight, as ggml's IQ4_NL table), so such a layer differs slightly from its
+/// weight-only evaluation; every kernel uses this table.
+pub const NF4_I8: [i8; 16] = [
+    -127, -88, -67, -50, -36, -23, -12, 0, 10, 20, 31, 43, 56, 71, 92, 127,
+];
+
+/// The integer weight code the low-bit × int8 dot uses for stored code `c`.
+pub fn int_code(scheme: Scheme, c: u8) -> i32 {
+    match scheme {
+        Scheme::Nf4 | Scheme::Nf4Dq => NF4_I8[c as usize & 15] as i32,
+        _ => c as i32,
+    }
+}
+
+/// Group `g` of row `r`: `(s_g, z_g)` for the low-bit × int8 path. int4-sym:
+/// `(scale, 8)`; int4-asym, int3: `(scale, zero)`; nf4, nf4-dq:
+/// `(absmax / 127, 0)` (the division in f32), since `NF4_I8 ≈ 127 · NF4`.
+pub fn lowbit_params(w: &PackedWeights, r: usize, g: usize) -> (f32, f32) {
+    let i = r * w.groups_per_row() + g;
+    let s = super::pack::scale_at(w, i);
+    match w.scheme {
+        Scheme::Int4Sym => (s, 8.0),
+        Scheme::Int4Asym | Scheme::Int3 => (s, super::pack::zero_at(w, i)),
+        _ => (s / 127.0, 0.0),
+    }
+}
+
+/// Low-bit × int8 outputs of weight row `j` for every x row (module docs).
+fn lowbit_column(
+    codes: &[i8],
+    scales: &[f32],
+    m: usize,
+    w: &PackedWeights,
+    j: usize,
+    b: f32,
+    put: &dyn Fn(usize, f32),
+) {
+    let (k, group) = (w.k, w.group);
+    let mut wc = vec![0u8; k];
+    super::pack::row_codes(w, j, &mut wc);
+    let u: Vec<i32> = wc.iter().map(|&c| int_code(w.scheme, c)).collect();
+    let params: Vec<(f32, f32)> = (0..w.groups_per_row())
+        .map(|g| lowbit_params(w, j, g))
+        .collect();
+    for i in 0..m {
+        let q = &codes[i * k..(i + 1) * k];
+        let mut acc = 0.0f32;
+        for ((qg, ug), &(s, z)) in q.chunks(group).zip(u.chunks(group)).zip(&params) {
+            let d: i32 = qg.iter().zip(ug).map(|(&x, &c)| x as i32 * c).sum();
+            let sx: i32 = qg.iter().map(|&x| x as i32).sum();
+            acc += s * (d as f32 - z * sx as f32);
+        }
+        put(i, scales[i] * acc + b);
+    }
+}
+
 /// Output columns `cols` of every x row, written through `out` (`m × n`, row-major).
 fn columns(
     acts: Acts,
@@ -121,6 +188,9 @@ fn columns(
                     put(i, dot_f32(&x[i * k..(i + 1) * k], &row) + b);
                 }
             }
+            Acts::Int8 { codes, scales } if w.scheme.is_grouped() => {
+                lowbit_column(codes, scales, m, w, j, b, &put)
+            }
             Acts::Int8 { codes, scales } => {
                 let wc = &w.planes[0][j * k..(j + 1) * k];
                 let s_w = super::pack::int8_scale(w, j);
@@ -136,12 +206,7 @@ fn columns(
 /// Prepares the activations (int8 codes for Dynamic / Static) and runs `body` with them.
 fn with_acts(pool: Option<&Pool>, x: &[f32], m: usize, w: &PackedWeights, body: &dyn Fn(Acts)) {
     let k = w.k;
-    // Only int8 codes can meet int8 activations ([`super::view`] enforces this too).
-    let act = if w.scheme.is_int8() {
-        w.act
-    } else {
-        ActQuant::Float
-    };
+    let act = w.act;
     if act == ActQuant::Float {
         return body(Acts::Float(&x[..m * k]));
     }

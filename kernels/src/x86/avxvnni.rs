@@ -20,6 +20,20 @@ impl PackedSimd for Avx2Vnni {
     type Float = Avx2;
     const DOT_ROWS: usize = <Avx2 as PackedSimd>::DOT_ROWS;
 
+    // Low-bit × int8: AVX2's tiles (no VEX-VNNI variant yet).
+    unsafe fn dot_lowbit(
+        kind: Kind,
+        rows: usize,
+        cols: usize,
+        k: usize,
+        group: usize,
+        t: crate::packed::LowbitTile,
+        out: *mut f32,
+        ldo: usize,
+    ) {
+        <Avx2 as PackedSimd>::dot_lowbit(kind, rows, cols, k, group, t, out, ldo)
+    }
+
     unsafe fn f16_to_f32(src: *const u8, n: usize, dst: *mut f32) {
         <Avx2 as PackedSimd>::f16_to_f32(src, n, dst)
     }

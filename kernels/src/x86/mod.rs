@@ -13,3 +13,4 @@ pub(crate) mod packed_avx512;
 
 // The polynomial constants are shared with the NEON kernels.
 pub(crate) use crate::simd::{ERFC_POLY, EXP_MAX, EXP_MIN, EXP_POLY, LN2_HI, LN2_LO};
+pub(crate) mod lowbit;

@@ -44,6 +44,18 @@ fn code(kind: Kind) -> u8 {
 }
 
 impl PackedSimd for Avx2 {
+    unsafe fn dot_lowbit(
+        kind: Kind,
+        rows: usize,
+        cols: usize,
+        k: usize,
+        group: usize,
+        t: crate::packed::LowbitTile,
+        out: *mut f32,
+        ldo: usize,
+    ) {
+        super::lowbit::dot_lowbit::<false>(kind, rows, cols, k, group, t, out, ldo)
+    }
     type Float = Avx2;
     const DOT_ROWS: usize = 2;
 

@@ -1,0 +1,186 @@
+//! NEON low-bit × int8 tiles (`PackedSimd::dot_lowbit`): R x rows × 4 weight
+//! rows. Each 32-element block is unpacked in registers into two int8x16 of
+//! codes in element order (codes ≤ 15 are valid signed bytes; nf4 looks its
+//! `NF4_I8` values up with `tbl`):
+//! - 4-bit: the block's 16 bytes masked to the low nibble (elements 0..16)
+//!   and shifted right by 4 (elements 16..32).
+//! - 3-bit: the 8 low-bit bytes and the same shifted by 2, 4, 6, paired and
+//!   masked to 2 bits (element 8i + j in byte 8i + j); the high-bit word
+//!   duplicated to every 32-bit lane gives byte e = byte e % 4, and `cmtst`
+//!   against bit e / 4 adds 4.
+//!
+//! Products: `sdot` with FEAT_DotProd, else `smull` / `smull2` + `sadalp`
+//! (|x·u| ≤ 127·127 fits i16). Per group the four columns' i32 lanes are
+//! summed with two `addp` rounds and the float part runs 4 columns wide in
+//! the reference's order (no fused multiply-add).
+
+use std::arch::aarch64::*;
+
+use super::dotprod::sdot;
+use crate::packed::{Kind, LowbitTile};
+use crate::schemes::NF4_I8;
+
+const AFF4: u8 = 1;
+const NF4K: u8 = 2;
+const AFF3: u8 = 3;
+
+/// Runs the tile for `kind`, with `sdot` when `DOT`.
+///
+/// # Safety
+/// The CPU has NEON (+ dotprod when `DOT`); `t` as `PackedSimd::dot_lowbit`
+/// requires.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn dot_lowbit<const DOT: bool>(
+    kind: Kind,
+    rows: usize,
+    cols: usize,
+    k: usize,
+    group: usize,
+    t: LowbitTile,
+    out: *mut f32,
+    ldo: usize,
+) {
+    macro_rules! call {
+        ($($r:literal)*) => {
+            match (kind, rows, DOT) {
+                $((Kind::Affine4, $r, false) => tile_neon::<AFF4, $r>(cols, k, group, t, out, ldo),
+                  (Kind::Nf4, $r, false) => tile_neon::<NF4K, $r>(cols, k, group, t, out, ldo),
+                  (Kind::Affine3, $r, false) => tile_neon::<AFF3, $r>(cols, k, group, t, out, ldo),
+                  (Kind::Affine4, $r, true) => tile_dot::<AFF4, $r>(cols, k, group, t, out, ldo),
+                  (Kind::Nf4, $r, true) => tile_dot::<NF4K, $r>(cols, k, group, t, out, ldo),
+                  (Kind::Affine3, $r, true) => tile_dot::<AFF3, $r>(cols, k, group, t, out, ldo),)*
+                _ => unreachable!("low-bit tile {kind:?} rows {rows}"),
+            }
+        };
+    }
+    call!(1 2 3 4)
+}
+
+/// Block `b`'s 32 integer codes in element order.
+#[inline(always)]
+unsafe fn unpack<const K: u8>(codes: *const u8, b: usize) -> [int8x16_t; 2] {
+    if K == AFF3 {
+        let blk = codes.add(12 * b);
+        let l = vld1_u8(blk);
+        let h = blk.add(8).cast::<u32>().read_unaligned();
+        let three = vdupq_n_u8(3);
+        let lo = vandq_u8(vcombine_u8(l, vshr_n_u8::<2>(l)), three);
+        let hi = vandq_u8(vcombine_u8(vshr_n_u8::<4>(l), vshr_n_u8::<6>(l)), three);
+        let spread = vreinterpretq_u8_u32(vdupq_n_u32(h));
+        let m0: [u8; 16] = [1, 1, 1, 1, 2, 2, 2, 2, 4, 4, 4, 4, 8, 8, 8, 8];
+        let m1: [u8; 16] = [
+            16, 16, 16, 16, 32, 32, 32, 32, 64, 64, 64, 64, 128, 128, 128, 128,
+        ];
+        let four = vdupq_n_u8(4);
+        let h0 = vandq_u8(vtstq_u8(spread, vld1q_u8(m0.as_ptr())), four);
+        let h1 = vandq_u8(vtstq_u8(spread, vld1q_u8(m1.as_ptr())), four);
+        [
+            vreinterpretq_s8_u8(vorrq_u8(lo, h0)),
+            vreinterpretq_s8_u8(vorrq_u8(hi, h1)),
+        ]
+    } else {
+        let v = vld1q_u8(codes.add(16 * b));
+        let lo = vandq_u8(v, vdupq_n_u8(15));
+        let hi = vshrq_n_u8::<4>(v);
+        if K == NF4K {
+            let tab = vld1q_s8(NF4_I8.as_ptr());
+            [vqtbl1q_s8(tab, lo), vqtbl1q_s8(tab, hi)]
+        } else {
+            [vreinterpretq_s8_u8(lo), vreinterpretq_s8_u8(hi)]
+        }
+    }
+}
+
+/// `acc += Σ` of the byte products, pairwise into i32 lanes (plain NEON).
+#[inline(always)]
+unsafe fn mac_neon(acc: int32x4_t, x: int8x16_t, w: int8x16_t) -> int32x4_t {
+    let lo = vmull_s8(vget_low_s8(x), vget_low_s8(w));
+    vpadalq_s16(vpadalq_s16(acc, lo), vmull_high_s8(x, w))
+}
+
+/// Group g's `(s, z)` of the tile's 4 columns (padding repeats the last).
+#[inline(always)]
+unsafe fn params4(t: &LowbitTile, cols: usize, ng: usize, g: usize) -> (float32x4_t, float32x4_t) {
+    let i = |c: usize| c.min(cols - 1) * ng + g;
+    let s = [
+        *t.ps.add(i(0)),
+        *t.ps.add(i(1)),
+        *t.ps.add(i(2)),
+        *t.ps.add(i(3)),
+    ];
+    let z = [
+        *t.pz.add(i(0)),
+        *t.pz.add(i(1)),
+        *t.pz.add(i(2)),
+        *t.pz.add(i(3)),
+    ];
+    (vld1q_f32(s.as_ptr()), vld1q_f32(z.as_ptr()))
+}
+
+macro_rules! tile_body {
+    ($mac:ident, $cols:ident, $k:ident, $group:ident, $t:ident, $out:ident, $ldo:ident) => {{
+        let ng = $k.div_ceil($group);
+        let nb = $k.div_ceil(32);
+        let gb = $group / 32;
+        let codes: [*const u8; 4] = std::array::from_fn(|c| $t.codes.add(c.min($cols - 1) * $t.rb));
+        let mut facc = [vdupq_n_f32(0.0); R];
+        for g in 0..ng {
+            let mut acc = [[vdupq_n_s32(0); 4]; R];
+            for b in g * gb..((g + 1) * gb).min(nb) {
+                let xv: [[int8x16_t; 2]; R] = std::array::from_fn(|r| {
+                    let p = $t.xq.add(r * $t.ldx + 32 * b);
+                    [vld1q_s8(p), vld1q_s8(p.add(16))]
+                });
+                for c in 0..4 {
+                    let u = unpack::<K>(codes[c], b);
+                    for r in 0..R {
+                        acc[r][c] = $mac(acc[r][c], xv[r][0], u[0]);
+                        acc[r][c] = $mac(acc[r][c], xv[r][1], u[1]);
+                    }
+                }
+            }
+            let (s, z) = params4(&$t, $cols, ng, g);
+            for r in 0..R {
+                let sxg = *$t.xsg.add(r * ng + g);
+                let a = &acc[r];
+                let d = vpaddq_s32(vpaddq_s32(a[0], a[1]), vpaddq_s32(a[2], a[3]));
+                let d = vcvtq_f32_s32(d);
+                let v = vmulq_f32(s, vsubq_f32(d, vmulq_f32(z, vdupq_n_f32(sxg as f32))));
+                facc[r] = vaddq_f32(facc[r], v);
+            }
+        }
+        let bias = vld1q_f32($t.bias);
+        for r in 0..R {
+            let y = vaddq_f32(vmulq_f32(vdupq_n_f32(*$t.sx.add(r)), facc[r]), bias);
+            let mut v = [0.0f32; 4];
+            vst1q_f32(v.as_mut_ptr(), y);
+            for (c, &y) in v.iter().enumerate().take($cols) {
+                *$out.add(r * $ldo + c) = y;
+            }
+        }
+    }};
+}
+
+#[target_feature(enable = "neon")]
+unsafe fn tile_neon<const K: u8, const R: usize>(
+    cols: usize,
+    k: usize,
+    group: usize,
+    t: LowbitTile,
+    out: *mut f32,
+    ldo: usize,
+) {
+    tile_body!(mac_neon, cols, k, group, t, out, ldo)
+}
+
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn tile_dot<const K: u8, const R: usize>(
+    cols: usize,
+    k: usize,
+    group: usize,
+    t: LowbitTile,
+    out: *mut f32,
+    ldo: usize,
+) {
+    tile_body!(sdot, cols, k, group, t, out, ldo)
+}

@@ -1,0 +1,524 @@
+//! x86 low-bit × int8 tiles (`PackedSimd::dot_lowbit`): 4- and 3-bit weight
+//! codes meet int8 activation codes in integer multiply-adds.
+//!
+//! Each 32-element block is unpacked in registers into 32 byte codes in
+//! element order (one ymm):
+//! - 4-bit: the block's 16 bytes in both 128-bit lanes, the upper lane shifted
+//!   right by 4, masked to nibbles (byte j: element j low, 16 + j high).
+//! - 3-bit: the 8 low-bit bytes broadcast to four qwords shifted by 0, 2, 4, 6
+//!   (`vpsrlvq`), masked to 2 bits, give element 8i + j's low bits in byte
+//!   8i + j; the high-bit word broadcast, `vpshufb`-spread so byte e holds
+//!   byte e % 4, tested against bit e / 4, adds 4.
+//! - nf4: the 4-bit codes index a 16-byte table with `vpshufb`.
+//!
+//! Products: VNNI `vpdpbusd` takes the codes as the unsigned operand (nf4:
+//! the table biased by +128, the bias removed as `128·Σx` per group). AVX2
+//! `vpmaddubsw` + `vpmaddwd`: unsigned codes ≤ 15 times |x| ≤ 127 keep the
+//! pair sums ≤ 3810, far from i16 saturation; nf4's signed table uses
+//! `|u|` × `sign(x, u)`, pair sums ≤ 2·127·127 = 32258 < 32767.
+//! Per group the 4 columns' i32 sums are reduced into one xmm and the float
+//! part is done 4 columns wide in the reference's order (no FMA).
+//!
+//! VNNI: one x row × 16 weight rows (3-bit: two blocks' low-bit qwords
+//! broadcast to a vector's halves and shifted per lane, the high bits spread
+//! by dword broadcast and tested into a mask that adds 4; element order).
+//! 4-bit: Two blocks' 32 bytes are
+//! broadcast into both 256-bit halves (a load, no shuffle), the upper half
+//! shifted by 4 and masked: nibbles in the order `[0..16, 32..48, 16..32,
+//! 48..64]`, which the driver gives x as well (`permute_x64`). One
+//! `vpdpbusd` per 64 weights per row; group 32 splits each 64 into two groups
+//! by 128-bit lane with masked `vpdpbusd`s. Per group the 16 accumulators are
+//! transposed-and-summed (`vpunpck*`, `vshufi64x2`: 15 steps of 3 ops) into
+//! one vector of 16 column dots, and the float part runs 16 columns wide.
+//!
+//! VNNI, m ≥ 16 (`gemm_vnni`): the driver unpacks each 64-row panel once into
+//! `[kp/4][64][4]` integer-code bytes; the micro-kernel is the int8 GEMM's
+//! (6 x rows × 64 columns in `vpdpbusd`), its i32 tile flushed into the
+//! float part at every group end. Without VNNI the tiles serve every m.
+
+use std::arch::x86_64::*;
+
+use crate::packed::{Kind, LowbitTile};
+use crate::schemes::NF4_I8;
+
+const AFF4: u8 = 1;
+const NF4K: u8 = 2;
+const AFF3: u8 = 3;
+
+/// Runs the tile for `kind`, with VNNI products when `VNNI`.
+///
+/// # Safety
+/// The CPU has AVX2 + FMA (+ AVX-512 VL/VNNI when `VNNI`); `t` as
+/// `PackedSimd::dot_lowbit` requires.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn dot_lowbit<const VNNI: bool>(
+    kind: Kind,
+    rows: usize,
+    cols: usize,
+    k: usize,
+    group: usize,
+    t: LowbitTile,
+    out: *mut f32,
+    ldo: usize,
+) {
+    macro_rules! call {
+        ($($r:literal)*) => {
+            match (kind, rows) {
+                $((Kind::Affine4, $r) => tile::<VNNI, AFF4, $r>(cols, k, group, t, out, ldo),
+                  (Kind::Nf4, $r) => tile::<VNNI, NF4K, $r>(cols, k, group, t, out, ldo),
+                  (Kind::Affine3, $r) => tile::<VNNI, AFF3, $r>(cols, k, group, t, out, ldo),)*
+                _ => unreachable!("low-bit tile {kind:?} rows {rows}"),
+            }
+        };
+    }
+    call!(1 2 3 4)
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile<const VNNI: bool, const K: u8, const R: usize>(
+    cols: usize,
+    k: usize,
+    group: usize,
+    t: LowbitTile,
+    out: *mut f32,
+    ldo: usize,
+) {
+    if VNNI && wide(K, group) {
+        for r in 0..R {
+            let t = LowbitTile {
+                xq: t.xq.add(r * t.ldx),
+                xsg: t.xsg.add(r * k.div_ceil(group)),
+                sx: t.sx.add(r),
+                ..t
+            };
+            tile16_vnni::<K>(cols, k, group, t, out.add(r * ldo))
+        }
+    } else if VNNI {
+        tile_vnni::<K, R>(cols, k, group, t, out, ldo)
+    } else {
+        tile_avx2::<K, R>(cols, k, group, t, out, ldo)
+    }
+}
+
+/// Whether the VNNI set takes the 16-column tile (groups that whole 64s or
+/// halves of one fit).
+fn wide(_k: u8, group: usize) -> bool {
+    group == 32 || group.is_multiple_of(64)
+}
+
+/// `PackedSimd::lowbit_shape` of the VNNI set.
+pub(crate) fn vnni_shape(kind: Kind, group: usize) -> (usize, bool) {
+    let k = match kind {
+        Kind::Affine3 => AFF3,
+        _ => AFF4,
+    };
+    if wide(k, group) {
+        // 3-bit codes unpack in element order; 4-bit ones permuted.
+        (16, k != AFF3)
+    } else {
+        (4, false)
+    }
+}
+
+/// Block `b`'s 32 codes in element order (nf4: the 4-bit indices).
+#[inline(always)]
+unsafe fn unpack<const K: u8>(codes: *const u8, b: usize) -> __m256i {
+    if K == AFF3 {
+        let blk = codes.add(12 * b);
+        let low = blk.cast::<i64>().read_unaligned();
+        let high = blk.add(8).cast::<i32>().read_unaligned();
+        let l = _mm256_and_si256(
+            _mm256_srlv_epi64(_mm256_set1_epi64x(low), _mm256_setr_epi64x(0, 2, 4, 6)),
+            _mm256_set1_epi8(3),
+        );
+        let spread = _mm256_shuffle_epi8(
+            _mm256_set1_epi32(high),
+            _mm256_setr_epi8(
+                0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3,
+                0, 1, 2, 3,
+            ),
+        );
+        let bit = _mm256_setr_epi8(
+            1, 1, 1, 1, 2, 2, 2, 2, 4, 4, 4, 4, 8, 8, 8, 8, 16, 16, 16, 16, 32, 32, 32, 32, 64, 64,
+            64, 64, -128, -128, -128, -128,
+        );
+        let h = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+        _mm256_or_si256(l, _mm256_and_si256(h, _mm256_set1_epi8(4)))
+    } else {
+        let v = _mm_loadu_si128(codes.add(16 * b).cast());
+        let both = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(v), _mm_srli_epi16::<4>(v));
+        _mm256_and_si256(both, _mm256_set1_epi8(15))
+    }
+}
+
+/// The tile's 4 weight rows, padding columns repeating the last.
+#[inline(always)]
+unsafe fn rows4(t: &LowbitTile, cols: usize) -> [*const u8; 4] {
+    std::array::from_fn(|c| t.codes.add(c.min(cols - 1) * t.rb))
+}
+
+/// Group g's `(s, z)` of the tile's 4 columns (padding repeats the last).
+#[inline(always)]
+unsafe fn params4(t: &LowbitTile, cols: usize, ng: usize, g: usize) -> (__m128, __m128) {
+    let i = |c: usize| (c.min(cols - 1) * ng + g) as i32;
+    let idx = _mm_setr_epi32(i(0), i(1), i(2), i(3));
+    (
+        _mm_i32gather_ps::<4>(t.ps, idx),
+        _mm_i32gather_ps::<4>(t.pz, idx),
+    )
+}
+
+/// Sums of four i32×8 vectors: lane c = Σ a[c].
+#[inline(always)]
+unsafe fn reduce4(a: [__m256i; 4]) -> __m128i {
+    let h = _mm256_hadd_epi32(_mm256_hadd_epi32(a[0], a[1]), _mm256_hadd_epi32(a[2], a[3]));
+    _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h))
+}
+
+/// The float part of one group for one x row (the reference's expression).
+#[inline(always)]
+unsafe fn group_float(acc: __m128, d: __m128i, sxg: i32, s: __m128, z: __m128) -> __m128 {
+    let d = _mm_cvtepi32_ps(d);
+    let t = _mm_mul_ps(s, _mm_sub_ps(d, _mm_mul_ps(z, _mm_set1_ps(sxg as f32))));
+    _mm_add_ps(acc, t)
+}
+
+/// `out[r][c] = sx[r] · acc + bias[c]` for `c < cols`.
+#[inline(always)]
+unsafe fn store<const R: usize>(
+    acc: [__m128; R],
+    cols: usize,
+    t: &LowbitTile,
+    out: *mut f32,
+    ldo: usize,
+) {
+    let b = _mm_loadu_ps(t.bias);
+    for (r, a) in acc.iter().enumerate() {
+        let y = _mm_add_ps(_mm_mul_ps(_mm_set1_ps(*t.sx.add(r)), *a), b);
+        let mut v = [0.0f32; 4];
+        _mm_storeu_ps(v.as_mut_ptr(), y);
+        for (c, &y) in v.iter().enumerate().take(cols) {
+            *out.add(r * ldo + c) = y;
+        }
+    }
+}
+
+/// A 16-byte table in both lanes.
+#[inline(always)]
+unsafe fn table(bias: i8) -> __m256i {
+    let t: [i8; 16] = std::array::from_fn(|i| NF4_I8[i].wrapping_add(bias));
+    _mm256_broadcastsi128_si256(_mm_loadu_si128(t.as_ptr().cast()))
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile_avx2<const K: u8, const R: usize>(
+    cols: usize,
+    k: usize,
+    group: usize,
+    t: LowbitTile,
+    out: *mut f32,
+    ldo: usize,
+) {
+    let ng = k.div_ceil(group);
+    let nb = k.div_ceil(32);
+    let gb = group / 32;
+    let ones = _mm256_set1_epi16(1);
+    let tab = table(0);
+    let mut facc = [_mm_setzero_ps(); R];
+    for g in 0..ng {
+        let mut acc = [[_mm256_setzero_si256(); 4]; R];
+        for b in g * gb..((g + 1) * gb).min(nb) {
+            let xv: [__m256i; R] =
+                std::array::from_fn(|r| _mm256_loadu_si256(t.xq.add(r * t.ldx + 32 * b).cast()));
+            let codes = rows4(&t, cols);
+            for c in 0..4 {
+                let u = unpack::<K>(codes[c], b);
+                if K == NF4K {
+                    let u = _mm256_shuffle_epi8(tab, u);
+                    let au = _mm256_abs_epi8(u);
+                    for r in 0..R {
+                        let p = _mm256_maddubs_epi16(au, _mm256_sign_epi8(xv[r], u));
+                        acc[r][c] = _mm256_add_epi32(acc[r][c], _mm256_madd_epi16(p, ones));
+                    }
+                } else {
+                    for r in 0..R {
+                        let p = _mm256_maddubs_epi16(u, xv[r]);
+                        acc[r][c] = _mm256_add_epi32(acc[r][c], _mm256_madd_epi16(p, ones));
+                    }
+                }
+            }
+        }
+        let (s, z) = params4(&t, cols, ng, g);
+        for r in 0..R {
+            let d = reduce4(acc[r]);
+            facc[r] = group_float(facc[r], d, *t.xsg.add(r * ng + g), s, z);
+        }
+    }
+    store(facc, cols, &t, out, ldo)
+}
+
+#[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512vnni")]
+unsafe fn tile_vnni<const K: u8, const R: usize>(
+    cols: usize,
+    k: usize,
+    group: usize,
+    t: LowbitTile,
+    out: *mut f32,
+    ldo: usize,
+) {
+    let ng = k.div_ceil(group);
+    let nb = k.div_ceil(32);
+    let gb = group / 32;
+    let tab = table(-128);
+    let mut facc = [_mm_setzero_ps(); R];
+    for g in 0..ng {
+        let mut acc = [[_mm256_setzero_si256(); 4]; R];
+        for b in g * gb..((g + 1) * gb).min(nb) {
+            let xv: [__m256i; R] =
+                std::array::from_fn(|r| _mm256_loadu_si256(t.xq.add(r * t.ldx + 32 * b).cast()));
+            let codes = rows4(&t, cols);
+            for c in 0..4 {
+                let mut u = unpack::<K>(codes[c], b);
+                if K == NF4K {
+                    // NF4_I8 + 128 as unsigned bytes.
+                    u = _mm256_shuffle_epi8(tab, u);
+                }
+                for r in 0..R {
+                    acc[r][c] = _mm256_dpbusd_epi32(acc[r][c], u, xv[r]);
+                }
+            }
+        }
+        let (s, z) = params4(&t, cols, ng, g);
+        for r in 0..R {
+            let sxg = *t.xsg.add(r * ng + g);
+            let mut d = reduce4(acc[r]);
+            if K == NF4K {
+                d = _mm_sub_epi32(d, _mm_set1_epi32(sxg.wrapping_mul(128)));
+            }
+            facc[r] = group_float(facc[r], d, sxg, s, z);
+        }
+    }
+    store(facc, cols, &t, out, ldo)
+}
+
+/// `Σ a[c]` into lane c of one vector (a transposing tree of adds).
+#[inline(always)]
+unsafe fn reduce16(a: &[__m512i; 16]) -> __m512i {
+    let l1: [__m512i; 8] = std::array::from_fn(|i| {
+        let (x, y) = (a[2 * i], a[2 * i + 1]);
+        _mm512_add_epi32(_mm512_unpacklo_epi32(x, y), _mm512_unpackhi_epi32(x, y))
+    });
+    // Per 128-bit lane: columns 4i..4i+4's partial sums.
+    let l2: [__m512i; 4] = std::array::from_fn(|i| {
+        let (x, y) = (l1[2 * i], l1[2 * i + 1]);
+        _mm512_add_epi32(_mm512_unpacklo_epi64(x, y), _mm512_unpackhi_epi64(x, y))
+    });
+    let l3: [__m512i; 2] = std::array::from_fn(|i| {
+        let (x, y) = (l2[2 * i], l2[2 * i + 1]);
+        _mm512_add_epi32(
+            _mm512_shuffle_i64x2::<0x88>(x, y),
+            _mm512_shuffle_i64x2::<0xdd>(x, y),
+        )
+    });
+    _mm512_add_epi32(
+        _mm512_shuffle_i64x2::<0x88>(l3[0], l3[1]),
+        _mm512_shuffle_i64x2::<0xdd>(l3[0], l3[1]),
+    )
+}
+
+/// Weights `64h..64h + 64` of row `codes` (blocks 2h, 2h + 1): 4-bit in the
+/// permuted order, 3-bit in element order; `half`: only block 2h exists (the
+/// row's last), the other half 0.
+#[inline(always)]
+unsafe fn unpack64<const K: u8>(codes: *const u8, h: usize, half: bool) -> __m512i {
+    if K == AFF3 {
+        // Qword lane 4b + i holds block b's low-bit bytes >> 2i: element
+        // 32b + 8i + j's two bits in byte j; dword lanes of half b hold its
+        // high-bit word, so byte e sees byte e % 4, tested against bit e / 4.
+        let b0 = codes.add(24 * h);
+        let (l0, h0) = (
+            b0.cast::<i64>().read_unaligned(),
+            b0.add(8).cast::<i32>().read_unaligned(),
+        );
+        let (l1, h1) = if half {
+            (0, 0)
+        } else {
+            (
+                b0.add(12).cast::<i64>().read_unaligned(),
+                b0.add(20).cast::<i32>().read_unaligned(),
+            )
+        };
+        let low = _mm512_mask_blend_epi64(0xf0, _mm512_set1_epi64(l0), _mm512_set1_epi64(l1));
+        let low = _mm512_and_si512(
+            _mm512_srlv_epi64(low, _mm512_setr_epi64(0, 2, 4, 6, 0, 2, 4, 6)),
+            _mm512_set1_epi8(3),
+        );
+        let high = _mm512_mask_blend_epi32(0xff00, _mm512_set1_epi32(h0), _mm512_set1_epi32(h1));
+        let bits: [u8; 64] = std::array::from_fn(|e| 1u8 << ((e % 32) / 4));
+        let m = _mm512_test_epi8_mask(high, _mm512_loadu_si512(bits.as_ptr().cast()));
+        return _mm512_mask_add_epi8(low, m, low, _mm512_set1_epi8(4));
+    }
+    let off = 32 * h;
+    let v = if half {
+        let lo = _mm256_castsi128_si256(_mm_loadu_si128(codes.add(off).cast()));
+        _mm512_broadcast_i64x4(_mm256_inserti128_si256::<1>(lo, _mm_setzero_si128()))
+    } else {
+        _mm512_broadcast_i64x4(_mm256_loadu_si256(codes.add(off).cast()))
+    };
+    let v = _mm512_and_si512(
+        _mm512_srlv_epi64(v, _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4)),
+        _mm512_set1_epi8(15),
+    );
+    if K == NF4K {
+        let t: [i8; 16] = std::array::from_fn(|i| NF4_I8[i].wrapping_add(-128));
+        let tab = _mm512_broadcast_i32x4(_mm_loadu_si128(t.as_ptr().cast()));
+        _mm512_shuffle_epi8(tab, v)
+    } else {
+        v
+    }
+}
+
+/// One x row × 16 weight rows (module docs).
+#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn tile16_vnni<const K: u8>(
+    cols: usize,
+    k: usize,
+    group: usize,
+    t: LowbitTile,
+    out: *mut f32,
+) {
+    let ng = k.div_ceil(group);
+    let nb = k.div_ceil(32);
+    let rows: [*const u8; 16] = std::array::from_fn(|c| t.codes.add(c.min(cols - 1) * t.rb));
+    let idx = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    // Column c's parameters at (min(c, cols − 1)·ng + g).
+    let idx = _mm512_mullo_epi32(
+        _mm512_min_epi32(idx, _mm512_set1_epi32(cols as i32 - 1)),
+        _mm512_set1_epi32(ng as i32),
+    );
+    let mut facc = _mm512_setzero_ps();
+    let mut float = |g: usize, acc: &[__m512i; 16]| {
+        let sxg = *t.xsg.add(g);
+        let mut d = reduce16(acc);
+        if K == NF4K {
+            d = _mm512_sub_epi32(d, _mm512_set1_epi32(sxg.wrapping_mul(128)));
+        }
+        let gi = _mm512_add_epi32(idx, _mm512_set1_epi32(g as i32));
+        let (s, z) = (
+            _mm512_i32gather_ps::<4>(gi, t.ps),
+            _mm512_i32gather_ps::<4>(gi, t.pz),
+        );
+        let d = _mm512_cvtepi32_ps(d);
+        let v = _mm512_mul_ps(
+            s,
+            _mm512_sub_ps(d, _mm512_mul_ps(z, _mm512_set1_ps(sxg as f32))),
+        );
+        facc = _mm512_add_ps(facc, v);
+    };
+    if group == 32 {
+        // Each 64 holds groups 2h and 2h + 1: 4-bit (permuted) in 128-bit
+        // lanes 0, 2 and 1, 3; 3-bit in the 256-bit halves.
+        let a_lanes: __mmask16 = if K == AFF3 { 0x00ff } else { 0x0f0f };
+        for h in 0..nb.div_ceil(2) {
+            let half = 2 * h + 1 == nb;
+            let x = _mm512_loadu_si512(t.xq.add(64 * h).cast());
+            let mut a = [_mm512_setzero_si512(); 16];
+            let mut b = [_mm512_setzero_si512(); 16];
+            for c in 0..16 {
+                let w = unpack64::<K>(rows[c], h, half);
+                a[c] = _mm512_maskz_dpbusd_epi32(a_lanes, a[c], w, x);
+                b[c] = _mm512_maskz_dpbusd_epi32(!a_lanes, b[c], w, x);
+            }
+            float(2 * h, &a);
+            if !half {
+                float(2 * h + 1, &b);
+            }
+        }
+    } else {
+        let per = group / 64;
+        for g in 0..ng {
+            let mut a = [_mm512_setzero_si512(); 16];
+            for h in g * per..((g + 1) * per).min(nb.div_ceil(2)) {
+                let half = 2 * h + 1 == nb;
+                let x = _mm512_loadu_si512(t.xq.add(64 * h).cast());
+                for c in 0..16 {
+                    let w = unpack64::<K>(rows[c], h, half);
+                    a[c] = _mm512_dpbusd_epi32(a[c], w, x);
+                }
+            }
+            float(g, &a);
+        }
+    }
+    let y = _mm512_add_ps(
+        _mm512_mul_ps(_mm512_set1_ps(*t.sx), facc),
+        _mm512_loadu_ps(t.bias),
+    );
+    let m: __mmask16 = if cols >= 16 { !0 } else { (1u16 << cols) - 1 };
+    _mm512_mask_storeu_ps(out, m, y);
+}
+
+/// The low-bit GEMM micro-kernel (`PackedSimd::gemm_lowbit`, NR = 64 as four
+/// vectors, `R` ≤ 6 x rows): per 4 k-steps four panel loads and per x row one
+/// broadcast of 4 codes into `vpdpbusd`, i32 accumulators cleared per group;
+/// at each group's end the float part, 64 columns wide per row.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(crate) unsafe fn gemm_vnni<const R: usize>(
+    nf4: bool,
+    cols: usize,
+    kp: usize,
+    group: usize,
+    t: LowbitTile,
+    panel: *const u8,
+    out: *mut f32,
+    ldo: usize,
+) {
+    let ng = kp.div_ceil(group);
+    let steps = kp / 4;
+    let gs = group / 4;
+    let mut f = [[_mm512_setzero_ps(); 4]; R];
+    for g in 0..ng {
+        let mut acc = [[_mm512_setzero_si512(); 4]; R];
+        let mut b = panel.add(g * gs * 256);
+        let mut x = t.xq.add(g * group);
+        for _ in g * gs..((g + 1) * gs).min(steps) {
+            let wv: [__m512i; 4] =
+                std::array::from_fn(|v| _mm512_loadu_si512(b.add(64 * v).cast()));
+            for r in 0..R {
+                let xb = _mm512_set1_epi32(x.add(r * t.ldx).cast::<i32>().read_unaligned());
+                for v in 0..4 {
+                    acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], wv[v], xb);
+                }
+            }
+            b = b.add(256);
+            x = x.add(4);
+        }
+        let s: [__m512; 4] = std::array::from_fn(|v| _mm512_loadu_ps(t.ps.add(64 * g + 16 * v)));
+        let z: [__m512; 4] = std::array::from_fn(|v| _mm512_loadu_ps(t.pz.add(64 * g + 16 * v)));
+        for r in 0..R {
+            let sxg = *t.xsg.add(r * ng + g);
+            let corr = _mm512_set1_epi32(if nf4 { sxg.wrapping_mul(128) } else { 0 });
+            let sxf = _mm512_set1_ps(sxg as f32);
+            for v in 0..4 {
+                let d = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][v], corr));
+                let u = _mm512_mul_ps(s[v], _mm512_sub_ps(d, _mm512_mul_ps(z[v], sxf)));
+                f[r][v] = _mm512_add_ps(f[r][v], u);
+            }
+        }
+    }
+    for r in 0..R {
+        let sx = _mm512_set1_ps(*t.sx.add(r));
+        for v in 0..4 {
+            if 16 * v >= cols {
+                break;
+            }
+            let y = _mm512_add_ps(
+                _mm512_mul_ps(sx, f[r][v]),
+                _mm512_loadu_ps(t.bias.add(16 * v)),
+            );
+            let left = cols - 16 * v;
+            let m: __mmask16 = if left >= 16 { !0 } else { (1u16 << left) - 1 };
+            _mm512_mask_storeu_ps(out.add(r * ldo + 16 * v), m, y);
+        }
+    }
+}
