@@ -123,6 +123,28 @@ impl PackedSimd for Avx512 {
         super::packed_avx2::dot_i8(rows, k, xq, ldx, w, out);
         let _ = xsum;
     }
+    // Without VNNI the AVX2 maddubs GEMM micro-kernel still beats the dot
+    // tiles at m ≥ 16 (AVX-512 CPUs without VNNI: Skylake-X class).
+    const I8_NR: usize = <super::avx2::Avx2 as PackedSimd>::I8_NR;
+    const I8_MR: usize = <super::avx2::Avx2 as PackedSimd>::I8_MR;
+    unsafe fn gemm_i8(
+        rows: usize,
+        cols: usize,
+        k4: usize,
+        xq: *const i8,
+        ldx: usize,
+        xsum: *const i32,
+        sx: *const f32,
+        panel: *const u8,
+        sw: *const f32,
+        bias: *const f32,
+        out: *mut f32,
+        ldo: usize,
+    ) {
+        <super::avx2::Avx2 as PackedSimd>::gemm_i8(
+            rows, cols, k4, xq, ldx, xsum, sx, panel, sw, bias, out, ldo,
+        )
+    }
 }
 
 impl PackedSimd for Avx512Vnni {
