@@ -162,6 +162,8 @@ fn linear_matches_reference_for_every_scheme() {
         (8, 5, 96),
         (9, 17, 33),
         (70, 65, 130),
+        // Several row tiles, a partial column tile, k a multiple of neither tile.
+        (130, 257, 100),
     ];
     for etype in ALL_TYPES {
         for (si, &(m, n, k)) in shapes.iter().enumerate() {
@@ -310,6 +312,15 @@ fn attention_matches_scalar() {
         (70, 70, 2, 24, None),
         (3, 1500, 6, 64, None),
         (20, 100, 2, 64, Some(80)),
+        // The key/value-tiled kernel (head 64, ≥ 16 queries or more keys than the
+        // per-query kernel holds): partial query blocks and key tiles, causal blocks
+        // whose queries see different numbers of tiles.
+        (130, 1500, 2, 64, None),
+        (1500, 1500, 1, 64, None),
+        (1, 1500, 6, 64, None),
+        (16, 33, 2, 64, Some(0)),
+        (77, 120, 3, 64, Some(43)),
+        (2, 4001, 1, 64, None),
     ] {
         let w = heads * hd;
         // q rows of stride 3w (q | k | v), k and v in their own buffer at stride 2w.
@@ -350,6 +361,85 @@ fn attention_matches_scalar() {
                 (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
                 "n_q={n_q} n_kv={n_kv}: out[{i}] = {a} on the GPU, {b} on the CPU"
             );
+        }
+    }
+}
+
+/// The greedy summary (logits.wgsl) against `LogitSummary::of` on the masked row:
+/// vocabulary sizes around the workgroup chunk, random masks, ties across
+/// workgroups and parts, huge and tiny values, a part masked off entirely.
+#[test]
+fn logit_summary_matches_cpu() {
+    use sotto::decoding::filters::LogitSummary;
+    let Some(g) = gpu() else { return };
+    let mut rng = Rng(99);
+    for (case, &n) in [1usize, 2, 4095, 4096, 4097, 51864, 51865]
+        .iter()
+        .enumerate()
+    {
+        for variant in 0..4 {
+            let split = match variant {
+                0 => n / 2,
+                1 => n,
+                2 => 0,
+                _ => n.saturating_sub(1501),
+            };
+            let mut x: Vec<f32> = rng.vec(n).iter().map(|v| v * 20.0).collect();
+            if variant == 1 {
+                // Ties: coarse values, the maximum repeated across workgroups.
+                x.iter_mut().for_each(|v| *v = v.round());
+            }
+            if variant == 3 && n > 10 {
+                x[n / 3] = 3e38;
+                x[n - 1] = -3e38;
+            }
+            let keep: Vec<bool> = (0..n)
+                .map(|i| match variant {
+                    // The text part masked off entirely.
+                    2 => true,
+                    3 => i >= split || rng.next() % 3 != 0,
+                    _ => rng.next() % 5 != 0,
+                })
+                .collect();
+            let mut bits = vec![0u32; n.div_ceil(32)];
+            for (i, &k) in keep.iter().enumerate() {
+                if k {
+                    bits[i / 32] |= 1 << (i % 32);
+                }
+            }
+            let masked: Vec<f32> = x
+                .iter()
+                .zip(&keep)
+                .map(|(&v, &k)| if k { v } else { f32::NEG_INFINITY })
+                .collect();
+            let want = LogitSummary::of(&masked, split);
+            let xb = g.upload_f32("x", &[vec![0.5; 7], x.clone()].concat());
+            let mb = g.buffer("m", bits.len() as u64 * 4);
+            g.queue.write_buffer(&mb, 0, bytemuck::cast_slice(&bits));
+            let per = sotto::gpu::summary_floats(n);
+            let ob = g.floats("o", 3 + per);
+            let probe = (case * 7919) % n;
+            let mut rec = Recorder::new(g);
+            rec.summary(Rows::new(&xb, 7, n), n, Some(&mb), split, probe, &ob, 3);
+            rec.submit();
+            let out = g.read_f32(&ob, 3, per);
+            let (got, value) = sotto::gpu::summary_from(&out, n);
+            assert_eq!(value, x[probe], "n={n} variant {variant}: probe");
+            for p in 0..2 {
+                let (a, b) = (got.parts[p], want.parts[p]);
+                let what = format!("n={n} split={split} variant {variant} part {p}");
+                assert_eq!(a.max, b.max, "{what}: max");
+                if b.max > f32::NEG_INFINITY {
+                    assert_eq!(a.arg, b.arg, "{what}: arg");
+                }
+                // f32 exp and sums per workgroup vs f64: relative 1e-6 of the sum.
+                assert!(
+                    (a.lse - b.lse).abs() <= 2e-6 * (1.0 + b.lse.abs()) || (a.lse == b.lse),
+                    "{what}: lse {} vs {}",
+                    a.lse,
+                    b.lse
+                );
+            }
         }
     }
 }

@@ -2,7 +2,11 @@
 //! one command buffer per call (`Recorder`) with their parameters in one uniform
 //! buffer, each dispatch's slice 256-aligned.
 use super::context::{Gpu, Kernel};
-use super::shaders::{Shader, ATTENTION_MAX_HEAD_DIM, ATTENTION_MAX_KV, MATVEC_MAX_M, MATVEC_ROWS};
+use super::shaders::{
+    Shader, ATTENTION_MAX_HEAD_DIM, ATTENTION_MAX_KV, FLASH_HEAD_DIM, FLASH_MIN_Q, MATMUL_COLS,
+    MATMUL_ROWS, MATVEC_MAX_M, MATVEC_ROWS, SUMMARY_CHUNK,
+};
+use crate::decoding::filters::{LogitSummary, PartSummary};
 use crate::format::ElementType;
 use sotto_kernels::schemes;
 use std::sync::Arc;
@@ -258,7 +262,7 @@ impl<'g> Recorder<'g> {
             self.dispatch(k, &p, &[&w.buf, x.buf, b, y.buf], groups);
         } else {
             let k = self.gpu.kernel(Shader::Matmul, "main", &w.constants());
-            let groups = [u(w.n.div_ceil(64)), u(m.div_ceil(64)), 1];
+            let groups = [u(w.n.div_ceil(MATMUL_COLS)), u(m.div_ceil(MATMUL_ROWS)), 1];
             self.dispatch(k, &p, &[&w.buf, x.buf, b, y.buf], groups);
         }
     }
@@ -304,13 +308,14 @@ impl<'g> Recorder<'g> {
         causal_offset: Option<usize>,
         out: Rows,
     ) {
-        assert!(
-            n_kv <= ATTENTION_MAX_KV && head_dim <= ATTENTION_MAX_HEAD_DIM,
-            "GPU attention holds at most {ATTENTION_MAX_KV} keys of {ATTENTION_MAX_HEAD_DIM} floats"
-        );
         if n_q == 0 {
             return;
         }
+        let flash = head_dim == FLASH_HEAD_DIM && (n_q >= FLASH_MIN_Q || n_kv > ATTENTION_MAX_KV);
+        assert!(
+            flash || (n_kv <= ATTENTION_MAX_KV && head_dim <= ATTENTION_MAX_HEAD_DIM),
+            "GPU attention holds at most {ATTENTION_MAX_KV} keys of {ATTENTION_MAX_HEAD_DIM} floats"
+        );
         let p = [
             u(n_q),
             u(n_kv),
@@ -329,8 +334,14 @@ impl<'g> Recorder<'g> {
             0,
             0,
         ];
-        let k = self.gpu.kernel(Shader::Attention, "main", &[]);
-        self.dispatch(k, &p, &[q.buf, kv, out.buf], [u(n_q), u(n_head), 1]);
+        if flash {
+            let k = self.gpu.kernel(Shader::Attention, "flash", &[]);
+            let groups = [u(n_q.div_ceil(64)), u(n_head), 1];
+            self.dispatch(k, &p, &[q.buf, kv, out.buf], groups);
+        } else {
+            let k = self.gpu.kernel(Shader::Attention, "main", &[]);
+            self.dispatch(k, &p, &[q.buf, kv, out.buf], [u(n_q), u(n_head), 1]);
+        }
     }
 
     /// im2col for a kernel-3, padding-1 convolution: `y` gets `t_out × (channels·3)`.
@@ -414,4 +425,75 @@ impl<'g> Recorder<'g> {
         let n = rows * table.k.div_ceil(4);
         self.dispatch(k, &p, &[&table.buf, ids, y.buf], fold(n.div_ceil(64)));
     }
+
+    /// Reduces the `n` logits at `row` for greedy decoding (logits.wgsl): tokens
+    /// whose bit in `mask` is clear dropped (all kept without a mask), the rest split
+    /// at `split`. Writes [`summary_floats`] floats at `out_off` of `out`; the element
+    /// at `probe` (if `< n`) is copied last.
+    #[allow(clippy::too_many_arguments)]
+    pub fn summary(
+        &mut self,
+        row: Rows,
+        n: usize,
+        mask: Option<&wgpu::Buffer>,
+        split: usize,
+        probe: usize,
+        out: &wgpu::Buffer,
+        out_off: usize,
+    ) {
+        let groups = n.div_ceil(SUMMARY_CHUNK).max(1);
+        let p = [
+            u(n),
+            u(split.min(n)),
+            u(row.off),
+            u(SUMMARY_CHUNK),
+            u(out_off),
+            u32::from(mask.is_some()),
+            u(probe.min(u32::MAX as usize)),
+            u(groups),
+        ];
+        let k = self.gpu.kernel(Shader::Logits, "summary", &[]);
+        let mask = mask.unwrap_or(&self.gpu.dummy);
+        self.dispatch(k, &p, &[row.buf, mask, out], [u(groups), 1, 1]);
+    }
+}
+
+/// Floats [`Recorder::summary`] writes for a row of `n` logits.
+pub fn summary_floats(n: usize) -> usize {
+    8 * n.div_ceil(SUMMARY_CHUNK).max(1) + 1
+}
+
+/// Combines the workgroups of [`Recorder::summary`] (in f64, like
+/// `decoding::filters::log_sum_exp`): the row's two parts and the probed value.
+pub fn summary_from(out: &[f32], n: usize) -> (LogitSummary, f32) {
+    let groups = n.div_ceil(SUMMARY_CHUNK).max(1);
+    let mut parts = [PartSummary::EMPTY; 2];
+    for (p, part) in parts.iter_mut().enumerate() {
+        let found = |g: usize| {
+            let w = &out[8 * g + 3 * p..8 * g + 3 * p + 3];
+            (w[1].to_bits() != u32::MAX).then_some((w[0], w[1].to_bits(), w[2]))
+        };
+        // Groups cover increasing indices: the first group holding the maximum has its
+        // first index.
+        let mut best: Option<(f32, u32)> = None;
+        for g in 0..groups {
+            if let Some((m, a, _)) = found(g) {
+                if best.is_none_or(|(bm, _)| m > bm) {
+                    best = Some((m, a));
+                }
+            }
+        }
+        let Some((m, a)) = best else { continue };
+        part.arg = a;
+        part.max = m;
+        if m == f32::NEG_INFINITY {
+            continue;
+        }
+        let s: f64 = (0..groups)
+            .filter_map(found)
+            .map(|(gm, _, gs)| gs as f64 * ((gm - m) as f64).exp())
+            .sum();
+        part.lse = m + s.ln() as f32;
+    }
+    (LogitSummary { n_vocab: n, parts }, out[8 * groups])
 }
