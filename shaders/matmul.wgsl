@@ -24,28 +24,26 @@ struct LinearParams {
 @group(0) @binding(3) var<storage, read> B: array<f32>;
 @group(0) @binding(4) var<storage, read_write> Y: array<f32>;
 
-// A workgroup computes RT = 32 rows × 128 columns. The x tile
-// (RT rows × KT2 = 32 k) is staged in workgroup memory and read by every invocation
-// at the same address (a broadcast); invocation t owns weight rows col0 + t and
-// col0 + 64 + t, unpacks each packed weight once per tile straight into registers,
-// and keeps its 32 × 2 block of sums in registers.
+// A workgroup computes RT = 32 rows × 128 columns. The x tile (RT rows × KT2 = 32 k)
+// is staged in workgroup memory and read by every invocation at the same address
+// (a broadcast); invocation t owns weight rows col0 + t + 32j (j < 4), unpacks each
+// packed weight once per tile straight into registers, and keeps its 32 × 4 block
+// of sums in registers: each x read feeds 16 multiply-adds.
 const RT: u32 = 32u;
 const KT2: u32 = 32u;
 const CT: u32 = 128u;
+const WGM: u32 = 32u;
 var<workgroup> XT: array<vec4<f32>, 256>; // [KT2 / 4][RT]: x[row0 + r][k0 + 4q ..]
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(32)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
     let col0 = wid.x * CT;
     let row0 = wid.y * RT;
-    let c0 = col0 + t;
-    let c1 = col0 + 64u + t;
     // Columns past n compute column n − 1 and do not store: barriers stay uniform.
-    let w0 = min(c0, P.n - 1u);
-    let w1 = min(c1, P.n - 1u);
-    var acc: array<vec2<f32>, 32>;
+    let w = min(vec4<u32>(col0 + t) + vec4<u32>(0u, 32u, 64u, 96u), vec4<u32>(P.n - 1u));
+    var acc: array<vec4<f32>, 32>; // [row][column j]
     for (var k0 = 0u; k0 < P.w.k; k0 += KT2) {
-        for (var e = t; e < RT * KT2 / 4u; e += 64u) {
+        for (var e = t; e < RT * KT2 / 4u; e += WGM) {
             let r = e % RT;
             let c = k0 + 4u * (e / RT);
             var xv = vec4<f32>(0.0);
@@ -59,11 +57,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         workgroupBarrier();
         for (var q = 0u; q < KT2 / 4u; q++) {
             let c = k0 + 4u * q;
-            let a = weight4(w0, c);
-            let b = weight4(w1, c);
+            let w0 = weight4(w.x, c);
+            let w1 = weight4(w.y, c);
+            let w2 = weight4(w.z, c);
+            let w3 = weight4(w.w, c);
             for (var r = 0u; r < RT; r++) {
                 let xv = XT[q * RT + r];
-                acc[r] += vec2<f32>(dot(xv, a), dot(xv, b));
+                acc[r] += vec4<f32>(dot(xv, w0), dot(xv, w1), dot(xv, w2), dot(xv, w3));
             }
         }
         workgroupBarrier();
@@ -73,8 +73,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         if row >= P.m {
             break;
         }
-        for (var j = 0u; j < 2u; j++) {
-            let col = select(c0, c1, j == 1u);
+        for (var j = 0u; j < 4u; j++) {
+            let col = col0 + t + 32u * j;
             if col < P.n {
                 var y = acc[r][j];
                 if (P.flags & 1u) != 0u {

@@ -248,6 +248,80 @@ fn linear_matches_reference_for_every_scheme() {
     }
 }
 
+/// int8 weights × int8 activations (Dynamic and Static, as `--activations` gives
+/// them) against `linear_reference`, with `dot4I8Packed` and with the unpacked dot.
+/// The sums are exact in i32 on both sides, so only the final f32 products and the
+/// bias differ in rounding: 1e-6 of their magnitude.
+#[test]
+fn int8_activations_match_reference() {
+    let Some(g) = gpu() else { return };
+    if !g.dot4 {
+        eprintln!("note: this adapter's WGSL has no dot4I8Packed; testing the unpacked dot only");
+    }
+    let mut rng = Rng(0x18);
+    for etype in [ElementType::Int8Row, ElementType::Int8Tensor] {
+        for &(m, n, k) in &[(1, 17, 33), (5, 70, 130), (17, 65, 64), (40, 130, 387)] {
+            let (bytes, group) = random_weight(&mut rng, etype, n, k);
+            let scheme = etype.scheme().unwrap();
+            for act in [ActQuant::Dynamic, ActQuant::Static(0.013)] {
+                let (x_off, x_stride) = (3, k + 1);
+                let mut xbuf = vec![0f32; x_off + m * x_stride];
+                let mut x = vec![0f32; m * k];
+                for i in 0..m {
+                    for p in 0..k {
+                        // Row 1 all zero (scale 0); a few huge values clamp under Static.
+                        let v = match (i, p % 29) {
+                            (1, _) => 0.0,
+                            (_, 7) => rng.f() * 50.0,
+                            _ => rng.f(),
+                        };
+                        xbuf[x_off + i * x_stride + p] = v;
+                        x[i * k + p] = v;
+                    }
+                }
+                let bias = rng.vec(n);
+                let v = schemes::view(scheme, n, k, group, &bytes, act).unwrap();
+                let mut want = vec![0f32; m * n];
+                schemes::linear_reference(&x, m, k, &v, Some(&bias), &mut want);
+                let gw = GpuWeight::upload(g, "w", etype, n, k, group, &bytes)
+                    .unwrap()
+                    .with_act(act)
+                    .unwrap();
+                let (xb, bb) = (g.upload_f32("x", &xbuf), g.upload_f32("b", &bias));
+                for dot4 in [false, true] {
+                    if dot4 && !g.dot4 {
+                        continue;
+                    }
+                    let yb = g.floats("y", m * n);
+                    let mut rec = Recorder::new(g);
+                    rec.linear_int8(
+                        &gw,
+                        Some(&bb),
+                        Rows::new(&xb, x_off, x_stride),
+                        m,
+                        Rows::new(&yb, 0, n),
+                        Epilogue::default(),
+                        dot4,
+                    );
+                    rec.submit();
+                    let got = g.read_f32(&yb, 0, m * n);
+                    for e in 0..m * n {
+                        let tol = 1e-6 * ((want[e] - bias[e % n]).abs() + bias[e % n].abs()) + 1e-7;
+                        assert!(
+                            (got[e] - want[e]).abs() <= tol,
+                            "{etype:?} {act:?} dot4={dot4} m={m} n={n} k={k}: y[{}][{}] = {} on the GPU, {} on the CPU",
+                            e / n,
+                            e % n,
+                            got[e],
+                            want[e]
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn layer_norm_matches_scalar() {
     let Some(g) = gpu() else { return };
@@ -445,13 +519,17 @@ fn logit_summary_matches_cpu() {
 }
 
 /// Transcribes jfk.wav with `path` on the CPU and on the GPU adapter; the texts
-/// and every segment's tokens must be equal.
-fn gpu_matches_cpu(path: &std::path::Path) {
+/// and every segment's tokens must be equal. `greedy_only`: no temperature fallback
+/// (a low-bit model may fall back through every temperature, minutes on lavapipe).
+fn gpu_matches_cpu(path: &std::path::Path, greedy_only: bool) {
     let samples = sotto::audio::load_audio(&common::jfk()).expect("audio");
-    let opts = sotto::Options {
+    let mut opts = sotto::Options {
         threads: 2,
         ..Default::default()
     };
+    if greedy_only {
+        opts.temperatures = vec![0.0];
+    }
     let want = sotto::Model::load(path)
         .unwrap()
         .transcribe(&samples, &opts)
@@ -482,38 +560,75 @@ fn gpu_matches_cpu(path: &std::path::Path) {
     assert!(got.timings.encoder_ms > 0.0 && got.timings.decode_tokens > 0);
 }
 
-/// tiny.en (f16) on the GPU adapter transcribes jfk.wav exactly as the CPU does.
-#[test]
-fn tiny_en_on_gpu_matches_cpu() {
-    if gpu().is_none() {
-        return;
+use sotto::quantize::{quantize_model, Activations, QuantizeOptions};
+
+/// Quantizes `model` (a cached f16 model) to each of `schemes` (RTN, default group)
+/// in a temporary directory and checks the GPU transcript against the CPU one for
+/// each (greedy only); the f16 model first (with the temperature fallback) when
+/// `with_f16`.
+fn schemes_match_cpu(model: &str, schemes: &[(schemes::Scheme, Activations)], with_f16: bool) {
+    let t0 = std::time::Instant::now();
+    let path = common::model_path(model);
+    if with_f16 {
+        gpu_matches_cpu(&path, false);
     }
-    gpu_matches_cpu(&common::model_path("tiny.en"));
+    let input = sotto::format::ModelFile::open(&path).unwrap();
+    let dir = std::env::temp_dir().join(format!("sotto-gpu-{model}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for &(scheme, activations) in schemes {
+        let out = dir.join(format!("{model}-{scheme:?}-{activations:?}.sotto"));
+        let opts = QuantizeOptions {
+            scheme,
+            activations,
+            threads: 2,
+            ..Default::default()
+        };
+        quantize_model(&input, &out, &opts, &|_, _| {}).unwrap();
+        gpu_matches_cpu(&out, true);
+        let _ = std::fs::remove_file(&out);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!("{model}: {:.1} s in all", t0.elapsed().as_secs_f64());
 }
 
-/// The same for tiny.en quantized to int4 (asymmetric, group 64: the embedding and
-/// every linear layer packed, read by the shaders as stored). Ignored by default: a
-/// second encoder pass on lavapipe doubles the suite's time; the per-scheme kernel
-/// test covers the packed reads. `cargo test --test gpu -- --ignored`.
+/// tiny.en in f16 and every packed scheme (the embedding and every linear layer
+/// packed, read by the shaders as stored; int8 also with dynamic int8 activations): the GPU transcript of jfk.wav equals the
+/// CPU one, token for token.
 #[test]
-#[ignore]
-fn tiny_en_int4_on_gpu_matches_cpu() {
+fn tiny_en_every_scheme_on_gpu_matches_cpu() {
     if gpu().is_none() {
         return;
     }
-    use sotto::quantize::{quantize_model, QuantizeOptions};
-    let input = sotto::format::ModelFile::open(&common::model_path("tiny.en")).unwrap();
-    let dir = std::env::temp_dir().join(format!("sotto-gpu-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join("tiny.en-int4.sotto");
-    let opts = QuantizeOptions {
-        scheme: schemes::Scheme::Int4Asym,
-        threads: 2,
-        ..Default::default()
-    };
-    quantize_model(&input, &out, &opts, &|_, _| {}).unwrap();
-    gpu_matches_cpu(&out);
-    let _ = std::fs::remove_dir_all(&dir);
+    use schemes::Scheme::*;
+    use Activations::{Dynamic, None as Float};
+    schemes_match_cpu(
+        "tiny.en",
+        &[
+            (Int8Row, Float),
+            (Int8Row, Dynamic),
+            (Int8Tensor, Float),
+            (Int4Sym, Float),
+            (Int4Asym, Float),
+            (Nf4, Float),
+            (Nf4Dq, Float),
+            (Int3, Float),
+        ],
+        true,
+    );
+}
+
+/// base (multilingual: language detection runs on the GPU too) at int8 and int4.
+#[test]
+fn base_int8_and_int4_on_gpu_match_cpu() {
+    if gpu().is_none() {
+        return;
+    }
+    use schemes::Scheme::*;
+    schemes_match_cpu(
+        "base",
+        &[(Int8Row, Activations::None), (Int4Asym, Activations::None)],
+        false,
+    );
 }
 
 /// Rough per-kernel timings on this adapter (not a check): `cargo test --test gpu

@@ -8,6 +8,8 @@ use crate::decoding::filters::{Greedy, LogitFilters};
 use crate::format::{ModelConfig, ModelFile, TensorInfo};
 use crate::model::{Backend, Linear, Norm, Table};
 use crate::{Error, Result};
+use sotto_kernels::schemes::ActQuant;
+use sotto_kernels::Weights;
 use std::sync::Mutex;
 
 struct GLinear {
@@ -92,10 +94,22 @@ impl Loader<'_> {
     fn floats(&mut self, t: &TensorInfo) -> Result<wgpu::Buffer> {
         Ok(self.gpu.upload_f32(&t.name, self.file.f32s(t)?))
     }
+    /// The activation mode the CPU uses for this weight (`model::weights_of`).
+    fn act(&self, w: Weights) -> ActQuant {
+        match w {
+            Weights::Packed(v) => v.act,
+            _ => ActQuant::Float,
+        }
+    }
+    fn with_act(&self, w: GpuWeight, name: &str, act: ActQuant) -> Result<GpuWeight> {
+        w.with_act(act).map_err(|m| Error::format(name, m))
+    }
     fn linear(&mut self, prefix: &str, n: usize, k: usize) -> Result<GLinear> {
         let l = Linear::load(self.file, prefix, n, k, true)?;
+        let act = self.act(l.weights(self.file));
+        let w = self.weight(&l.w, n, k)?;
         Ok(GLinear {
-            w: self.weight(&l.w, n, k)?,
+            w: self.with_act(w, &l.w.name, act)?,
             b: l.b.as_ref().map(|b| self.floats(b)).transpose()?,
         })
     }
@@ -108,7 +122,9 @@ impl Loader<'_> {
     }
     fn table(&mut self, name: &str, rows: usize, cols: usize) -> Result<GpuWeight> {
         let t = Table::load(self.file, name, rows, cols)?;
-        self.weight(&t.t, rows, cols)
+        let act = self.act(t.weights(self.file));
+        let w = self.weight(&t.t, rows, cols)?;
+        self.with_act(w, name, act)
     }
 }
 

@@ -3,12 +3,12 @@
 //! buffer, each dispatch's slice 256-aligned.
 use super::context::{Gpu, Kernel};
 use super::shaders::{
-    Shader, ATTENTION_MAX_HEAD_DIM, ATTENTION_MAX_KV, FLASH_HEAD_DIM, FLASH_MIN_Q, MATMUL_COLS,
-    MATMUL_ROWS, MATVEC_MAX_M, MATVEC_ROWS, SUMMARY_CHUNK,
+    Shader, ATTENTION_MAX_HEAD_DIM, ATTENTION_MAX_KV, FLASH_HEAD_DIM, FLASH_MIN_Q, INT8_ROWS,
+    MATMUL_COLS, MATMUL_ROWS, MATVEC_MAX_M, MATVEC_ROWS, SUMMARY_CHUNK,
 };
 use crate::decoding::filters::{LogitSummary, PartSummary};
 use crate::format::ElementType;
-use sotto_kernels::schemes;
+use sotto_kernels::schemes::{self, ActQuant};
 use std::sync::Arc;
 
 /// Largest workgroup count along one dispatch dimension (WebGPU's default limit).
@@ -23,6 +23,9 @@ pub struct GpuWeight {
     pub k: usize,
     /// weights.wgsl `WeightLayout`: k, group, ng, row_bytes, p1, p2, 0, 0.
     layout: [u32; 8],
+    /// Activations of an int8 weight: `Float` dequantizes the weight (matvec /
+    /// matmul), `Dynamic` / `Static` quantize x on the device (quant.wgsl, int8.wgsl).
+    pub act: ActQuant,
 }
 
 impl GpuWeight {
@@ -87,7 +90,37 @@ impl GpuWeight {
             n,
             k,
             layout: [u(k), u(group), u(ng), u(row_bytes), u(p1), u(p2), 0, 0],
+            act: ActQuant::Float,
         })
+    }
+
+    /// The same weight with int8 activations `act` (checked as the CPU's
+    /// `schemes::view` checks it).
+    pub fn with_act(mut self, act: ActQuant) -> Result<GpuWeight, String> {
+        if act != ActQuant::Float {
+            if !self.etype.scheme().is_some_and(|s| s.is_int8()) {
+                return Err(format!(
+                    "{:?} weights take float activations only",
+                    self.etype
+                ));
+            }
+            if self.k > schemes::MAX_INT8_DOT_K {
+                return Err(format!(
+                    "k = {} is too long for int8 activations (at most {})",
+                    self.k,
+                    schemes::MAX_INT8_DOT_K
+                ));
+            }
+            if let ActQuant::Static(s) = act {
+                if !(s.is_finite() && s > 0.0) {
+                    return Err(format!(
+                        "static activation scale {s} is not finite and positive"
+                    ));
+                }
+            }
+        }
+        self.act = act;
+        Ok(self)
     }
 
     fn constants(&self) -> [(&'static str, u32); 1] {
@@ -256,7 +289,9 @@ impl<'g> Recorder<'g> {
             0,
         ]);
         let b = bias.unwrap_or(&self.gpu.dummy);
-        if m <= MATVEC_MAX_M {
+        if w.act != ActQuant::Float {
+            self.linear_int8(w, bias, x, m, y, epi, self.gpu.dot4);
+        } else if m <= MATVEC_MAX_M {
             let k = self.gpu.kernel(Shader::Matvec, "main", &w.constants());
             let groups = fold(w.n.div_ceil(MATVEC_ROWS));
             self.dispatch(k, &p, &[&w.buf, x.buf, b, y.buf], groups);
@@ -265,6 +300,54 @@ impl<'g> Recorder<'g> {
             let groups = [u(w.n.div_ceil(MATMUL_COLS)), u(m.div_ceil(MATMUL_ROWS)), 1];
             self.dispatch(k, &p, &[&w.buf, x.buf, b, y.buf], groups);
         }
+    }
+
+    /// [`Recorder::linear`] for an int8 weight with int8 activations (`w.act`): x
+    /// quantized per row on the device, then an exact i32 dot per output, with
+    /// `dot4I8Packed` when `dot4` (else unpacked).
+    #[allow(clippy::too_many_arguments)]
+    pub fn linear_int8(
+        &mut self,
+        w: &GpuWeight,
+        bias: Option<&wgpu::Buffer>,
+        x: Rows,
+        m: usize,
+        y: Rows,
+        epi: Epilogue,
+        dot4: bool,
+    ) {
+        if m == 0 {
+            return;
+        }
+        let (mode, scale) = match w.act {
+            ActQuant::Static(s) => (1, s),
+            _ => (0, 1.0),
+        };
+        let kw = w.k.div_ceil(4);
+        let codes = self.gpu.buffer("x codes", (m * kw) as u64 * 4);
+        let scales = self.gpu.floats("x scales", m);
+        let p = [
+            u(w.k),
+            u(kw),
+            u(m),
+            u(x.off),
+            u(x.stride),
+            mode,
+            f32::to_bits(scale),
+            0,
+        ];
+        let k = self.gpu.kernel(Shader::Quant, "quantize", &[]);
+        self.dispatch(k, &p, &[x.buf, &codes, &scales], fold(m));
+        let flags = u32::from(bias.is_some())
+            | (u32::from(epi.gelu) << 1)
+            | (u32::from(epi.accumulate) << 2);
+        let mut p = w.layout.to_vec();
+        p.extend([u(m), u(w.n), u(kw), u(y.off), u(y.stride), flags, 0, 0]);
+        let constants = [("SCHEME", w.etype as u32), ("DOT4", u32::from(dot4))];
+        let k = self.gpu.kernel(Shader::Int8, "main", &constants);
+        let b = bias.unwrap_or(&self.gpu.dummy);
+        let groups = [u(w.n.div_ceil(64)), u(m.div_ceil(INT8_ROWS)), 1];
+        self.dispatch(k, &p, &[&w.buf, &codes, &scales, b, y.buf], groups);
     }
 
     /// Layer norm (eps 1e-5) of `rows` rows of `d` floats.

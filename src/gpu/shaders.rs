@@ -27,10 +27,12 @@ pub enum Shader {
     Elementwise,
     Embedding,
     Logits,
+    Int8,
+    Quant,
 }
 
 impl Shader {
-    pub const ALL: [Shader; 8] = [
+    pub const ALL: [Shader; 10] = [
         Shader::Matvec,
         Shader::Matmul,
         Shader::Norm,
@@ -39,6 +41,8 @@ impl Shader {
         Shader::Elementwise,
         Shader::Embedding,
         Shader::Logits,
+        Shader::Int8,
+        Shader::Quant,
     ];
 
     pub fn name(self) -> &'static str {
@@ -51,6 +55,8 @@ impl Shader {
             Shader::Elementwise => "elementwise",
             Shader::Embedding => "embedding",
             Shader::Logits => "logits",
+            Shader::Int8 => "int8",
+            Shader::Quant => "quant",
         }
     }
 
@@ -64,12 +70,17 @@ impl Shader {
             Shader::Elementwise => include_str!("../../shaders/elementwise.wgsl"),
             Shader::Embedding => include_str!("../../shaders/embedding.wgsl"),
             Shader::Logits => include_str!("../../shaders/logits.wgsl"),
+            Shader::Int8 => include_str!("../../shaders/int8.wgsl"),
+            Shader::Quant => include_str!("../../shaders/quant.wgsl"),
         }
     }
 
     /// Whether the shader reads packed weights (and takes the `SCHEME` constant).
     pub fn reads_weights(self) -> bool {
-        matches!(self, Shader::Matvec | Shader::Matmul | Shader::Embedding)
+        matches!(
+            self,
+            Shader::Matvec | Shader::Matmul | Shader::Embedding | Shader::Int8
+        )
     }
 
     /// The complete WGSL module.
@@ -97,6 +108,10 @@ impl Shader {
             Shader::Embedding => &[Uniform, Read, Read, ReadWrite],
             // P, L, M, O
             Shader::Logits => &[Uniform, Read, Read, ReadWrite],
+            // P, W, XQ, XS, B, Y
+            Shader::Int8 => &[Uniform, Read, Read, Read, Read, ReadWrite],
+            // P, X, XQ, XS
+            Shader::Quant => &[Uniform, Read, ReadWrite, ReadWrite],
         }
     }
 
@@ -106,6 +121,7 @@ impl Shader {
             Shader::Conv => &["im2col"],
             Shader::Elementwise => &["copy_rows", "gelu_rows"],
             Shader::Logits => &["summary"],
+            Shader::Quant => &["quantize"],
             Shader::Attention => &["main", "flash"],
             _ => &["main"],
         }
@@ -122,6 +138,8 @@ pub const FLASH_MIN_Q: usize = 16;
 /// Output columns and rows of a matmul workgroup (matmul.wgsl CT, RT).
 pub const MATMUL_COLS: usize = 128;
 pub const MATMUL_ROWS: usize = 32;
+/// x rows per int8 × int8 workgroup (int8.wgsl RQ).
+pub const INT8_ROWS: usize = 16;
 /// Most x rows the matvec kernel takes (matvec.wgsl MAXM); more go to matmul.
 pub const MATVEC_MAX_M: usize = 8;
 /// Logits per workgroup of the greedy summary (logits.wgsl `chunk`).
