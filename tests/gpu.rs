@@ -471,8 +471,8 @@ fn logit_summary_matches_cpu() {
                 .map(|i| match variant {
                     // The text part masked off entirely.
                     2 => true,
-                    3 => i >= split || rng.next() % 3 != 0,
-                    _ => rng.next() % 5 != 0,
+                    3 => i >= split || !rng.next().is_multiple_of(3),
+                    _ => !rng.next().is_multiple_of(5),
                 })
                 .collect();
             let mut bits = vec![0u32; n.div_ceil(32)];

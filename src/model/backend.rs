@@ -45,10 +45,7 @@ pub trait Backend {
         let want: Vec<usize> = probe.iter().map(|p| p.0).chain([last]).collect();
         let mut rows = self.decode(cross, cache, tokens, &want)?;
         let mut logits = rows.pop().expect("rows asked");
-        let probe = match probe {
-            Some((_, id)) => Some(log_prob(&rows[0], id as usize)),
-            None => None,
-        };
+        let probe = probe.map(|(_, id)| log_prob(&rows[0], id as usize));
         filters.apply(&mut logits, sampled);
         let token = argmax(&logits);
         Ok(Greedy {
