@@ -104,3 +104,98 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
 }
 
+
+// Key/value-tiled attention for many queries (encoder, prompts) with head_dim 64
+// (every Whisper model): a workgroup takes 64 queries of one head, one per
+// invocation, holding its query and output row in registers; keys and values
+// stream through workgroup memory TK at a time, shared by all 64 queries, with an
+// online softmax (running maximum and sum, the output rescaled once per tile).
+const HD: u32 = 64u;
+const HD4: u32 = 16u;
+const TK: u32 = 32u;
+const QB: u32 = 64u;
+
+var<workgroup> ks: array<vec4<f32>, 512>; // [TK][HD4]
+var<workgroup> vs: array<vec4<f32>, 512>;
+
+@compute @workgroup_size(64)
+fn flash(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+    let h = wid.y;
+    let i = wid.x * QB + t;
+    let live = i < P.n_q;
+    let qi = min(i, P.n_q - 1u);
+    // Keys this query sees, and the most any query of the workgroup sees.
+    var visible = P.n_kv;
+    var wg_visible = P.n_kv;
+    if P.causal != 0u {
+        visible = min(qi + P.causal_offset + 1u, P.n_kv);
+        let last_q = min(wid.x * QB + QB, P.n_q) - 1u;
+        wg_visible = min(last_q + P.causal_offset + 1u, P.n_kv);
+    }
+    var q: array<vec4<f32>, 16>;
+    var acc: array<vec4<f32>, 16>;
+    let q0 = P.q_off + qi * P.q_stride + h * HD;
+    for (var c = 0u; c < HD4; c++) {
+        let o = q0 + 4u * c;
+        q[c] = vec4<f32>(Q[o], Q[o + 1u], Q[o + 2u], Q[o + 3u]) * P.scale;
+        acc[c] = vec4<f32>(0.0);
+    }
+    var m = -3.4e38;
+    var l = 0.0;
+    var s: array<f32, 32>;
+    for (var j0 = 0u; j0 < wg_visible; j0 += TK) {
+        // Stage TK keys and values: 2 · TK · HD4 vec4, 16 per invocation.
+        for (var e = t; e < TK * HD4; e += QB) {
+            let j = j0 + e / HD4;
+            var kv4 = vec4<f32>(0.0);
+            var vv4 = vec4<f32>(0.0);
+            if j < P.n_kv {
+                let ko = P.k_off + j * P.kv_stride + h * HD + 4u * (e % HD4);
+                let vo = P.v_off + j * P.kv_stride + h * HD + 4u * (e % HD4);
+                kv4 = vec4<f32>(KV[ko], KV[ko + 1u], KV[ko + 2u], KV[ko + 3u]);
+                vv4 = vec4<f32>(KV[vo], KV[vo + 1u], KV[vo + 2u], KV[vo + 3u]);
+            }
+            ks[e] = kv4;
+            vs[e] = vv4;
+        }
+        workgroupBarrier();
+        let n = min(TK, visible - min(j0, visible));
+        if n > 0u {
+            var tile_max = m;
+            for (var j = 0u; j < n; j++) {
+                var d = vec4<f32>(0.0);
+                for (var c = 0u; c < HD4; c++) {
+                    d += q[c] * ks[j * HD4 + c];
+                }
+                let sj = (d.x + d.y) + (d.z + d.w);
+                s[j] = sj;
+                tile_max = max(tile_max, sj);
+            }
+            let corr = exp(m - tile_max);
+            m = tile_max;
+            l *= corr;
+            for (var c = 0u; c < HD4; c++) {
+                acc[c] *= corr;
+            }
+            for (var j = 0u; j < n; j++) {
+                let p = exp(s[j] - m);
+                l += p;
+                for (var c = 0u; c < HD4; c++) {
+                    acc[c] += p * vs[j * HD4 + c];
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+    if live {
+        let inv = 1.0 / l;
+        let o0 = P.o_off + i * P.o_stride + h * HD;
+        for (var c = 0u; c < HD4; c++) {
+            let v = acc[c] * inv;
+            O[o0 + 4u * c] = v.x;
+            O[o0 + 4u * c + 1u] = v.y;
+            O[o0 + 4u * c + 2u] = v.z;
+            O[o0 + 4u * c + 3u] = v.w;
+        }
+    }
+}

@@ -1,7 +1,10 @@
-// y = x · wᵀ + b for many rows (encoder, prompts): 64 × 64 output tiles, 256 threads
-// each owning 4 × 4 outputs; k walked in steps of 16 with both tiles staged in
-// workgroup memory, the weight tile dequantized as it is loaded (weights.wgsl).
-// Epilogue and bindings as matvec.wgsl (src/gpu/shaders.rs LINEAR).
+// y = x · wᵀ + b for many rows (encoder, prompts), weights dequantized in registers
+// (weights.wgsl). Epilogue and bindings as matvec.wgsl (src/gpu/shaders.rs LINEAR).
+//
+// Shaped for lavapipe as much as for GPUs: a load whose address is the same in every
+// invocation is one scalar load there, any other a per-lane gather, so the shared x
+// tile is read at uniform addresses and each weight is gathered once per tile
+// (about 3× faster there than a 64 × 64 tile of 4 × 4 blocks staging both operands).
 
 struct LinearParams {
     w: WeightLayout,
@@ -21,60 +24,59 @@ struct LinearParams {
 @group(0) @binding(3) var<storage, read> B: array<f32>;
 @group(0) @binding(4) var<storage, read_write> Y: array<f32>;
 
-const TILE: u32 = 64u;
-const KT: u32 = 16u;
+// A workgroup computes RT = 32 rows × 128 columns. The x tile (RT rows × KT2 = 32 k)
+// is staged in workgroup memory and read by every invocation at the same address
+// (a broadcast); invocation t owns weight rows col0 + t + 32j (j < 4), unpacks each
+// packed weight once per tile straight into registers, and keeps its 32 × 4 block
+// of sums in registers: each x read feeds 16 multiply-adds.
+const RT: u32 = 32u;
+const KT2: u32 = 32u;
+const CT: u32 = 128u;
+const WGM: u32 = 32u;
+var<workgroup> XT: array<vec4<f32>, 256>; // [KT2 / 4][RT]: x[row0 + r][k0 + 4q ..]
 
-var<workgroup> XS: array<f32, 1024>; // [KT][TILE] x rows
-var<workgroup> WS: array<f32, 1024>; // [KT][TILE] weight rows (output columns)
-
-@compute @workgroup_size(256)
+@compute @workgroup_size(32)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
-    let col0 = wid.x * TILE;
-    let row0 = wid.y * TILE;
-    let tx = t % 16u;
-    let ty = t / 16u;
-    // Loader: row / weight row `lr` of the tile, k offsets lk .. lk + 4.
-    let lr = t / 4u;
-    let lk = (t % 4u) * 4u;
-    var acc: array<vec4<f32>, 4>;
-    for (var k0 = 0u; k0 < P.w.k; k0 += KT) {
-        let c = k0 + lk;
-        let inside = (vec4<u32>(c) + vec4<u32>(0u, 1u, 2u, 3u)) < vec4<u32>(P.w.k);
-        var xv = vec4<f32>(0.0);
-        if row0 + lr < P.m {
-            let o = P.x_off + (row0 + lr) * P.x_stride + c;
-            xv = select(vec4<f32>(0.0), vec4<f32>(X[o], X[o + 1u], X[o + 2u], X[o + 3u]), inside);
-        }
-        var wv = vec4<f32>(0.0);
-        if col0 + lr < P.n {
-            wv = weight4(col0 + lr, c);
-        }
-        for (var q = 0u; q < 4u; q++) {
-            XS[(lk + q) * TILE + lr] = xv[q];
-            WS[(lk + q) * TILE + lr] = wv[q];
+    let col0 = wid.x * CT;
+    let row0 = wid.y * RT;
+    // Columns past n compute column n − 1 and do not store: barriers stay uniform.
+    let w = min(vec4<u32>(col0 + t) + vec4<u32>(0u, 32u, 64u, 96u), vec4<u32>(P.n - 1u));
+    var acc: array<vec4<f32>, 32>; // [row][column j]
+    for (var k0 = 0u; k0 < P.w.k; k0 += KT2) {
+        for (var e = t; e < RT * KT2 / 4u; e += WGM) {
+            let r = e % RT;
+            let c = k0 + 4u * (e / RT);
+            var xv = vec4<f32>(0.0);
+            if row0 + r < P.m {
+                let inside = (vec4<u32>(c) + vec4<u32>(0u, 1u, 2u, 3u)) < vec4<u32>(P.w.k);
+                let o = P.x_off + (row0 + r) * P.x_stride + c;
+                xv = select(vec4<f32>(0.0), vec4<f32>(X[o], X[o + 1u], X[o + 2u], X[o + 3u]), inside);
+            }
+            XT[e] = xv;
         }
         workgroupBarrier();
-        for (var kk = 0u; kk < KT; kk++) {
-            let a = vec4<f32>(XS[kk * TILE + ty * 4u], XS[kk * TILE + ty * 4u + 1u],
-                              XS[kk * TILE + ty * 4u + 2u], XS[kk * TILE + ty * 4u + 3u]);
-            let b = vec4<f32>(WS[kk * TILE + tx * 4u], WS[kk * TILE + tx * 4u + 1u],
-                              WS[kk * TILE + tx * 4u + 2u], WS[kk * TILE + tx * 4u + 3u]);
-            acc[0] += a.x * b;
-            acc[1] += a.y * b;
-            acc[2] += a.z * b;
-            acc[3] += a.w * b;
+        for (var q = 0u; q < KT2 / 4u; q++) {
+            let c = k0 + 4u * q;
+            let w0 = weight4(w.x, c);
+            let w1 = weight4(w.y, c);
+            let w2 = weight4(w.z, c);
+            let w3 = weight4(w.w, c);
+            for (var r = 0u; r < RT; r++) {
+                let xv = XT[q * RT + r];
+                acc[r] += vec4<f32>(dot(xv, w0), dot(xv, w1), dot(xv, w2), dot(xv, w3));
+            }
         }
         workgroupBarrier();
     }
-    for (var i = 0u; i < 4u; i++) {
-        let row = row0 + ty * 4u + i;
+    for (var r = 0u; r < RT; r++) {
+        let row = row0 + r;
         if row >= P.m {
             break;
         }
         for (var j = 0u; j < 4u; j++) {
-            let col = col0 + tx * 4u + j;
+            let col = col0 + t + 32u * j;
             if col < P.n {
-                var y = acc[i][j];
+                var y = acc[r][j];
                 if (P.flags & 1u) != 0u {
                     y += B[col];
                 }

@@ -162,6 +162,8 @@ fn linear_matches_reference_for_every_scheme() {
         (8, 5, 96),
         (9, 17, 33),
         (70, 65, 130),
+        // Several row tiles, a partial column tile, k a multiple of neither tile.
+        (130, 257, 100),
     ];
     for etype in ALL_TYPES {
         for (si, &(m, n, k)) in shapes.iter().enumerate() {
@@ -246,6 +248,80 @@ fn linear_matches_reference_for_every_scheme() {
     }
 }
 
+/// int8 weights × int8 activations (Dynamic and Static, as `--activations` gives
+/// them) against `linear_reference`, with `dot4I8Packed` and with the unpacked dot.
+/// The sums are exact in i32 on both sides, so only the final f32 products and the
+/// bias differ in rounding: 1e-6 of their magnitude.
+#[test]
+fn int8_activations_match_reference() {
+    let Some(g) = gpu() else { return };
+    if !g.dot4 {
+        eprintln!("note: this adapter's WGSL has no dot4I8Packed; testing the unpacked dot only");
+    }
+    let mut rng = Rng(0x18);
+    for etype in [ElementType::Int8Row, ElementType::Int8Tensor] {
+        for &(m, n, k) in &[(1, 17, 33), (5, 70, 130), (17, 65, 64), (40, 130, 387)] {
+            let (bytes, group) = random_weight(&mut rng, etype, n, k);
+            let scheme = etype.scheme().unwrap();
+            for act in [ActQuant::Dynamic, ActQuant::Static(0.013)] {
+                let (x_off, x_stride) = (3, k + 1);
+                let mut xbuf = vec![0f32; x_off + m * x_stride];
+                let mut x = vec![0f32; m * k];
+                for i in 0..m {
+                    for p in 0..k {
+                        // Row 1 all zero (scale 0); a few huge values clamp under Static.
+                        let v = match (i, p % 29) {
+                            (1, _) => 0.0,
+                            (_, 7) => rng.f() * 50.0,
+                            _ => rng.f(),
+                        };
+                        xbuf[x_off + i * x_stride + p] = v;
+                        x[i * k + p] = v;
+                    }
+                }
+                let bias = rng.vec(n);
+                let v = schemes::view(scheme, n, k, group, &bytes, act).unwrap();
+                let mut want = vec![0f32; m * n];
+                schemes::linear_reference(&x, m, k, &v, Some(&bias), &mut want);
+                let gw = GpuWeight::upload(g, "w", etype, n, k, group, &bytes)
+                    .unwrap()
+                    .with_act(act)
+                    .unwrap();
+                let (xb, bb) = (g.upload_f32("x", &xbuf), g.upload_f32("b", &bias));
+                for dot4 in [false, true] {
+                    if dot4 && !g.dot4 {
+                        continue;
+                    }
+                    let yb = g.floats("y", m * n);
+                    let mut rec = Recorder::new(g);
+                    rec.linear_int8(
+                        &gw,
+                        Some(&bb),
+                        Rows::new(&xb, x_off, x_stride),
+                        m,
+                        Rows::new(&yb, 0, n),
+                        Epilogue::default(),
+                        dot4,
+                    );
+                    rec.submit();
+                    let got = g.read_f32(&yb, 0, m * n);
+                    for e in 0..m * n {
+                        let tol = 1e-6 * ((want[e] - bias[e % n]).abs() + bias[e % n].abs()) + 1e-7;
+                        assert!(
+                            (got[e] - want[e]).abs() <= tol,
+                            "{etype:?} {act:?} dot4={dot4} m={m} n={n} k={k}: y[{}][{}] = {} on the GPU, {} on the CPU",
+                            e / n,
+                            e % n,
+                            got[e],
+                            want[e]
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn layer_norm_matches_scalar() {
     let Some(g) = gpu() else { return };
@@ -310,6 +386,15 @@ fn attention_matches_scalar() {
         (70, 70, 2, 24, None),
         (3, 1500, 6, 64, None),
         (20, 100, 2, 64, Some(80)),
+        // The key/value-tiled kernel (head 64, ≥ 16 queries or more keys than the
+        // per-query kernel holds): partial query blocks and key tiles, causal blocks
+        // whose queries see different numbers of tiles.
+        (130, 1500, 2, 64, None),
+        (1500, 1500, 1, 64, None),
+        (1, 1500, 6, 64, None),
+        (16, 33, 2, 64, Some(0)),
+        (77, 120, 3, 64, Some(43)),
+        (2, 4001, 1, 64, None),
     ] {
         let w = heads * hd;
         // q rows of stride 3w (q | k | v), k and v in their own buffer at stride 2w.
@@ -354,14 +439,97 @@ fn attention_matches_scalar() {
     }
 }
 
+/// The greedy summary (logits.wgsl) against `LogitSummary::of` on the masked row:
+/// vocabulary sizes around the workgroup chunk, random masks, ties across
+/// workgroups and parts, huge and tiny values, a part masked off entirely.
+#[test]
+fn logit_summary_matches_cpu() {
+    use sotto::decoding::filters::LogitSummary;
+    let Some(g) = gpu() else { return };
+    let mut rng = Rng(99);
+    for (case, &n) in [1usize, 2, 4095, 4096, 4097, 51864, 51865]
+        .iter()
+        .enumerate()
+    {
+        for variant in 0..4 {
+            let split = match variant {
+                0 => n / 2,
+                1 => n,
+                2 => 0,
+                _ => n.saturating_sub(1501),
+            };
+            let mut x: Vec<f32> = rng.vec(n).iter().map(|v| v * 20.0).collect();
+            if variant == 1 {
+                // Ties: coarse values, the maximum repeated across workgroups.
+                x.iter_mut().for_each(|v| *v = v.round());
+            }
+            if variant == 3 && n > 10 {
+                x[n / 3] = 3e38;
+                x[n - 1] = -3e38;
+            }
+            let keep: Vec<bool> = (0..n)
+                .map(|i| match variant {
+                    // The text part masked off entirely.
+                    2 => true,
+                    3 => i >= split || !rng.next().is_multiple_of(3),
+                    _ => !rng.next().is_multiple_of(5),
+                })
+                .collect();
+            let mut bits = vec![0u32; n.div_ceil(32)];
+            for (i, &k) in keep.iter().enumerate() {
+                if k {
+                    bits[i / 32] |= 1 << (i % 32);
+                }
+            }
+            let masked: Vec<f32> = x
+                .iter()
+                .zip(&keep)
+                .map(|(&v, &k)| if k { v } else { f32::NEG_INFINITY })
+                .collect();
+            let want = LogitSummary::of(&masked, split);
+            let xb = g.upload_f32("x", &[vec![0.5; 7], x.clone()].concat());
+            let mb = g.buffer("m", bits.len() as u64 * 4);
+            g.queue.write_buffer(&mb, 0, bytemuck::cast_slice(&bits));
+            let per = sotto::gpu::summary_floats(n);
+            let ob = g.floats("o", 3 + per);
+            let probe = (case * 7919) % n;
+            let mut rec = Recorder::new(g);
+            rec.summary(Rows::new(&xb, 7, n), n, Some(&mb), split, probe, &ob, 3);
+            rec.submit();
+            let out = g.read_f32(&ob, 3, per);
+            let (got, value) = sotto::gpu::summary_from(&out, n);
+            assert_eq!(value, x[probe], "n={n} variant {variant}: probe");
+            for p in 0..2 {
+                let (a, b) = (got.parts[p], want.parts[p]);
+                let what = format!("n={n} split={split} variant {variant} part {p}");
+                assert_eq!(a.max, b.max, "{what}: max");
+                if b.max > f32::NEG_INFINITY {
+                    assert_eq!(a.arg, b.arg, "{what}: arg");
+                }
+                // f32 exp and sums per workgroup vs f64: relative 1e-6 of the sum.
+                assert!(
+                    (a.lse - b.lse).abs() <= 2e-6 * (1.0 + b.lse.abs()) || (a.lse == b.lse),
+                    "{what}: lse {} vs {}",
+                    a.lse,
+                    b.lse
+                );
+            }
+        }
+    }
+}
+
 /// Transcribes jfk.wav with `path` on the CPU and on the GPU adapter; the texts
-/// and every segment's tokens must be equal.
-fn gpu_matches_cpu(path: &std::path::Path) {
+/// and every segment's tokens must be equal. `greedy_only`: no temperature fallback
+/// (a low-bit model may fall back through every temperature, minutes on lavapipe).
+fn gpu_matches_cpu(path: &std::path::Path, greedy_only: bool) {
     let samples = sotto::audio::load_audio(&common::jfk()).expect("audio");
-    let opts = sotto::Options {
+    let mut opts = sotto::Options {
         threads: 2,
         ..Default::default()
     };
+    if greedy_only {
+        opts.temperatures = vec![0.0];
+    }
     let want = sotto::Model::load(path)
         .unwrap()
         .transcribe(&samples, &opts)
@@ -392,38 +560,75 @@ fn gpu_matches_cpu(path: &std::path::Path) {
     assert!(got.timings.encoder_ms > 0.0 && got.timings.decode_tokens > 0);
 }
 
-/// tiny.en (f16) on the GPU adapter transcribes jfk.wav exactly as the CPU does.
-#[test]
-fn tiny_en_on_gpu_matches_cpu() {
-    if gpu().is_none() {
-        return;
+use sotto::quantize::{quantize_model, Activations, QuantizeOptions};
+
+/// Quantizes `model` (a cached f16 model) to each of `schemes` (RTN, default group)
+/// in a temporary directory and checks the GPU transcript against the CPU one for
+/// each (greedy only); the f16 model first (with the temperature fallback) when
+/// `with_f16`.
+fn schemes_match_cpu(model: &str, schemes: &[(schemes::Scheme, Activations)], with_f16: bool) {
+    let t0 = std::time::Instant::now();
+    let path = common::model_path(model);
+    if with_f16 {
+        gpu_matches_cpu(&path, false);
     }
-    gpu_matches_cpu(&common::model_path("tiny.en"));
+    let input = sotto::format::ModelFile::open(&path).unwrap();
+    let dir = std::env::temp_dir().join(format!("sotto-gpu-{model}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for &(scheme, activations) in schemes {
+        let out = dir.join(format!("{model}-{scheme:?}-{activations:?}.sotto"));
+        let opts = QuantizeOptions {
+            scheme,
+            activations,
+            threads: 2,
+            ..Default::default()
+        };
+        quantize_model(&input, &out, &opts, &|_, _| {}).unwrap();
+        gpu_matches_cpu(&out, true);
+        let _ = std::fs::remove_file(&out);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!("{model}: {:.1} s in all", t0.elapsed().as_secs_f64());
 }
 
-/// The same for tiny.en quantized to int4 (asymmetric, group 64: the embedding and
-/// every linear layer packed, read by the shaders as stored). Ignored by default: a
-/// second encoder pass on lavapipe doubles the suite's time; the per-scheme kernel
-/// test covers the packed reads. `cargo test --test gpu -- --ignored`.
+/// tiny.en in f16 and every packed scheme (the embedding and every linear layer
+/// packed, read by the shaders as stored; int8 also with dynamic int8 activations): the GPU transcript of jfk.wav equals the
+/// CPU one, token for token.
 #[test]
-#[ignore]
-fn tiny_en_int4_on_gpu_matches_cpu() {
+fn tiny_en_every_scheme_on_gpu_matches_cpu() {
     if gpu().is_none() {
         return;
     }
-    use sotto::quantize::{quantize_model, QuantizeOptions};
-    let input = sotto::format::ModelFile::open(&common::model_path("tiny.en")).unwrap();
-    let dir = std::env::temp_dir().join(format!("sotto-gpu-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join("tiny.en-int4.sotto");
-    let opts = QuantizeOptions {
-        scheme: schemes::Scheme::Int4Asym,
-        threads: 2,
-        ..Default::default()
-    };
-    quantize_model(&input, &out, &opts, &|_, _| {}).unwrap();
-    gpu_matches_cpu(&out);
-    let _ = std::fs::remove_dir_all(&dir);
+    use schemes::Scheme::*;
+    use Activations::{Dynamic, None as Float};
+    schemes_match_cpu(
+        "tiny.en",
+        &[
+            (Int8Row, Float),
+            (Int8Row, Dynamic),
+            (Int8Tensor, Float),
+            (Int4Sym, Float),
+            (Int4Asym, Float),
+            (Nf4, Float),
+            (Nf4Dq, Float),
+            (Int3, Float),
+        ],
+        true,
+    );
+}
+
+/// base (multilingual: language detection runs on the GPU too) at int8 and int4.
+#[test]
+fn base_int8_and_int4_on_gpu_match_cpu() {
+    if gpu().is_none() {
+        return;
+    }
+    use schemes::Scheme::*;
+    schemes_match_cpu(
+        "base",
+        &[(Int8Row, Activations::None), (Int4Asym, Activations::None)],
+        false,
+    );
 }
 
 /// Rough per-kernel timings on this adapter (not a check): `cargo test --test gpu

@@ -18,6 +18,15 @@ pub struct LogitFilters {
 impl LogitFilters {
     /// Filters `logits` for the next token after `sampled` (the tokens chosen so far in this window).
     pub fn apply(&self, logits: &mut [f32], sampled: &[u32]) {
+        self.apply_masks(logits, sampled);
+        if self.mass_rule_applies(logits.len()) {
+            self.timestamp_mass_rule(logits);
+        }
+    }
+
+    /// Every filter but the one that looks at the values (the timestamp mass rule):
+    /// what it sets to −∞ depends on `sampled` only, so a device can take it as a mask.
+    pub fn apply_masks(&self, logits: &mut [f32], sampled: &[u32]) {
         let ninf = f32::NEG_INFINITY;
         if sampled.is_empty() {
             for &t in &self.suppress_begin {
@@ -37,10 +46,14 @@ impl LogitFilters {
             logits[tb..].iter_mut().for_each(|l| *l = ninf);
             return;
         }
-        self.timestamp_rules(logits, sampled);
+        self.timestamp_masks(logits, sampled);
     }
 
-    fn timestamp_rules(&self, logits: &mut [f32], seq: &[u32]) {
+    fn mass_rule_applies(&self, n: usize) -> bool {
+        self.timestamps && (self.tokens.timestamp_begin as usize) < n
+    }
+
+    fn timestamp_masks(&self, logits: &mut [f32], seq: &[u32]) {
         let ninf = f32::NEG_INFINITY;
         let tb = self.tokens.timestamp_begin as usize;
         let eot = self.tokens.eot as usize;
@@ -82,7 +95,12 @@ impl LogitFilters {
                 }
             }
         }
-        // Force a timestamp when together they are likelier than any single text token.
+    }
+
+    /// Forces a timestamp when together they are likelier than any single text token.
+    fn timestamp_mass_rule(&self, logits: &mut [f32]) {
+        let ninf = f32::NEG_INFINITY;
+        let tb = self.tokens.timestamp_begin as usize;
         let lse = log_sum_exp(logits);
         let ts_lse = log_sum_exp(&logits[tb..]);
         let max_text = logits[..tb].iter().cloned().fold(ninf, f32::max);
@@ -90,6 +108,115 @@ impl LogitFilters {
             logits[..tb].iter_mut().for_each(|l| *l = ninf);
         }
     }
+
+    /// The greedy choice from a summary of masked logits ([`LogitFilters::apply_masks`]
+    /// already applied), split at `timestamp_begin`: the timestamp mass rule, then the
+    /// arg-max and its log-probability, as [`LogitFilters::apply`] + arg-max +
+    /// [`log_prob`] give them on the whole row.
+    pub fn pick(&self, s: &LogitSummary) -> (u32, f32) {
+        let lse = s.lse_all();
+        let [text, ts] = s.parts;
+        let forced = self.mass_rule_applies(s.n_vocab) && ts.lse - lse > text.max - lse;
+        if forced {
+            // Text at −∞: the row's arg-max is the best timestamp, or 0 if none is left.
+            let lse = ts.lse;
+            return if ts.max > f32::NEG_INFINITY {
+                (ts.arg, ts.max - lse)
+            } else {
+                (0, ts.max - lse)
+            };
+        }
+        // The first index of the maximum: text ids come before timestamps.
+        let best = if ts.max > text.max { ts } else { text };
+        let arg = if best.max > f32::NEG_INFINITY {
+            best.arg
+        } else {
+            0
+        };
+        (arg, best.max - lse)
+    }
+}
+
+/// Maximum, its first index and log-sum-exp of part of a row (−∞, 0, −∞ when empty
+/// or all −∞).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PartSummary {
+    pub max: f32,
+    pub arg: u32,
+    pub lse: f32,
+}
+
+impl PartSummary {
+    pub const EMPTY: PartSummary = PartSummary {
+        max: f32::NEG_INFINITY,
+        arg: 0,
+        lse: f32::NEG_INFINITY,
+    };
+
+    /// Of `x`, indices counted from `first`.
+    pub fn of(x: &[f32], first: usize) -> PartSummary {
+        let mut s = PartSummary::EMPTY;
+        for (i, &v) in x.iter().enumerate() {
+            if v > s.max {
+                s.max = v;
+                s.arg = (first + i) as u32;
+            }
+        }
+        s.lse = log_sum_exp(x);
+        s
+    }
+}
+
+/// A row of logits reduced to what greedy decoding needs: text tokens
+/// (`..timestamp_begin`) and timestamps (`timestamp_begin..`) apart.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LogitSummary {
+    pub n_vocab: usize,
+    pub parts: [PartSummary; 2],
+}
+
+impl LogitSummary {
+    /// The summary of `x` split at `split` (clamped to the row).
+    pub fn of(x: &[f32], split: usize) -> LogitSummary {
+        let split = split.min(x.len());
+        LogitSummary {
+            n_vocab: x.len(),
+            parts: [
+                PartSummary::of(&x[..split], 0),
+                PartSummary::of(&x[split..], split),
+            ],
+        }
+    }
+
+    /// log-sum-exp of the whole row.
+    pub fn lse_all(&self) -> f32 {
+        let [a, b] = self.parts.map(|p| p.lse);
+        let m = a.max(b);
+        if m == f32::NEG_INFINITY {
+            return m;
+        }
+        let s = ((a - m) as f64).exp() + ((b - m) as f64).exp();
+        m + s.ln() as f32
+    }
+}
+
+/// What `Backend::decode_greedy` returns.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Greedy {
+    pub token: u32,
+    pub logprob: f32,
+    pub probe: Option<f32>,
+}
+
+/// The first index of the largest value (0 for an empty or all-NaN row).
+pub fn argmax(x: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in x.iter().enumerate() {
+        if v > x[best] {
+            best = i;
+        }
+    }
+    best
 }
 
 pub fn log_sum_exp(x: &[f32]) -> f32 {
@@ -165,6 +292,60 @@ mod tests {
         f.apply(&mut l, &[32, 4]);
         assert!(l[12..=32].iter().all(|v| v.is_infinite()));
         assert!(l[33].is_finite());
+    }
+
+    /// `pick` on the summary of the masked row chooses as `apply` + arg-max +
+    /// `log_prob` on the whole row: random rows, ties, the mass rule on and off, every
+    /// kind of window history, masks that empty a part.
+    #[test]
+    fn pick_from_summary_matches_the_whole_row() {
+        let mut f = filters();
+        let mut state = 0x1234_5678_9abc_def0u64;
+        let mut rnd = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let histories: [&[u32]; 7] = [
+            &[],
+            &[12],
+            &[12, 4],
+            &[12, 4, 32],
+            &[32, 32],
+            &[4, 5],
+            &[199],
+        ];
+        for case in 0..400 {
+            f.timestamps = case % 5 != 0;
+            f.max_initial_timestamp = if case % 3 == 0 { None } else { Some(50) };
+            let mut l: Vec<f32> = (0..200)
+                .map(|_| (rnd() % 2000) as f32 / 100.0 - 10.0)
+                .collect();
+            if case % 4 == 1 {
+                // Coarse values: ties between text and timestamps and within a part.
+                l.iter_mut().for_each(|v| *v = v.round());
+            }
+            if case % 7 == 2 {
+                // Timestamps jointly likelier than the best text token.
+                l[..12].iter_mut().for_each(|v| *v -= 3.0);
+            }
+            for h in histories {
+                let mut whole = l.clone();
+                f.apply(&mut whole, h);
+                let want = argmax(&whole);
+                let want_lp = log_prob(&whole, want);
+                let mut masked = l.clone();
+                f.apply_masks(&mut masked, h);
+                let (got, got_lp) = f.pick(&LogitSummary::of(&masked, 12));
+                assert_eq!(got as usize, want, "case {case} history {h:?}");
+                assert!(
+                    (got_lp - want_lp).abs() <= 1e-5 * (1.0 + want_lp.abs())
+                        || (got_lp.is_nan() && want_lp.is_nan()),
+                    "case {case} history {h:?}: {got_lp} vs {want_lp}"
+                );
+            }
+        }
     }
 
     #[test]

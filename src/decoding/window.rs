@@ -1,6 +1,6 @@
 //! Decodes one 30-second window: the prompt, then token by token (greedy at
 //! temperature 0, sampled above), with the logit filters.
-use super::filters::{log_prob, LogitFilters};
+use super::filters::{argmax, log_prob, LogitFilters};
 use crate::model::Backend;
 use crate::Result;
 
@@ -30,16 +30,6 @@ impl Rng {
         z ^= z >> 31;
         (z >> 11) as f64 / (1u64 << 53) as f64
     }
-}
-
-fn argmax(x: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &v) in x.iter().enumerate() {
-        if v > x[best] {
-            best = i;
-        }
-    }
-    best
 }
 
 fn sample(logits: &[f32], temperature: f32, rng: &mut Rng) -> usize {
@@ -82,6 +72,9 @@ impl<B: Backend> WindowDecoder<'_, B> {
         temperature: f32,
         rng: &mut Rng,
     ) -> Result<WindowResult> {
+        if temperature == 0.0 {
+            return self.decode_greedy(cross, prompt, sot_index);
+        }
         let n_ctx = self.n_ctx;
         let eot = self.filters.tokens.eot;
         let mut cache = self.backend.new_cache();
@@ -100,11 +93,7 @@ impl<B: Backend> WindowDecoder<'_, B> {
         let mut sum_logprob = 0f32;
         loop {
             self.filters.apply(&mut logits, &tokens);
-            let next = if temperature == 0.0 {
-                argmax(&logits)
-            } else {
-                sample(&logits, temperature, rng)
-            };
+            let next = sample(&logits, temperature, rng);
             sum_logprob += log_prob(&logits, next);
             if next as u32 == eot {
                 break;
@@ -126,6 +115,52 @@ impl<B: Backend> WindowDecoder<'_, B> {
             avg_logprob,
             no_speech_prob,
             temperature,
+        })
+    }
+
+    /// Temperature 0: each step asks the backend for its greedy choice only (on a GPU
+    /// the logits stay on the device).
+    fn decode_greedy(
+        &self,
+        cross: &B::Cross,
+        prompt: &[u32],
+        sot_index: usize,
+    ) -> Result<WindowResult> {
+        let eot = self.filters.tokens.eot;
+        let no_speech = self.filters.tokens.no_speech;
+        let probe = ((no_speech as usize) < self.filters.n_vocab).then_some((sot_index, no_speech));
+        let mut cache = self.backend.new_cache();
+        let mut step =
+            self.backend
+                .decode_greedy(cross, &mut cache, prompt, self.filters, &[], probe)?;
+        let no_speech_prob = step.probe.map_or(0.0, f32::exp);
+        let mut tokens: Vec<u32> = Vec::new();
+        let mut sum_logprob = 0f32;
+        loop {
+            sum_logprob += step.logprob;
+            if step.token == eot {
+                break;
+            }
+            tokens.push(step.token);
+            if tokens.len() >= self.sample_len || prompt.len() + tokens.len() + 1 >= self.n_ctx {
+                break;
+            }
+            step = self.backend.decode_greedy(
+                cross,
+                &mut cache,
+                &[step.token],
+                self.filters,
+                &tokens,
+                None,
+            )?;
+        }
+        let avg_logprob = sum_logprob / (tokens.len() as f32 + 1.0);
+        Ok(WindowResult {
+            tokens,
+            sum_logprob,
+            avg_logprob,
+            no_speech_prob,
+            temperature: 0.0,
         })
     }
 }

@@ -27,6 +27,8 @@ pub struct Gpu {
     pub queue: wgpu::Queue,
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
+    /// WGSL `dot4I8Packed` is available (int8.wgsl `DOT4`; else an unpacked i32 dot).
+    pub dot4: bool,
     /// Bound where a kernel's optional input is absent.
     pub dummy: wgpu::Buffer,
     modules: Mutex<HashMap<Shader, wgpu::ShaderModule>>,
@@ -79,6 +81,9 @@ impl Gpu {
                 )
             })?;
         let info = adapter.get_info();
+        let dot4 = instance
+            .wgsl_language_features()
+            .contains(wgpu::WgslLanguageFeatures::Packed4x8IntegerDotProduct);
         let have = adapter.limits();
         // Ask for the adapter's own buffer limits: big tensors need them.
         let limits = wgpu::Limits {
@@ -104,6 +109,7 @@ impl Gpu {
             queue,
             info,
             limits,
+            dot4,
             dummy,
             modules: Mutex::default(),
             layouts: Mutex::default(),

@@ -8,8 +8,10 @@
 //! - `ops`: weights on the device and the operations, recorded per submission;
 //! - `network`: the encoder and decoder passes, [`GpuBackend`] for the decoding loop.
 //!
-//! Activations, the cross-attention K/V and the KV cache stay on the device; a decode
-//! step reads back only the logits of the rows the decoding loop asks for.
+//! Activations, the cross-attention K/V and the KV cache stay on the device; a greedy
+//! decode step reads back only a summary of the logits (best text token, best
+//! timestamp, log-sum-exp of each: `shaders/logits.wgsl`), other decode calls the
+//! logits of the rows the decoding loop asks for.
 
 mod context;
 mod network;
@@ -18,4 +20,4 @@ pub mod shaders;
 
 pub use context::{AdapterPolicy, Gpu, Kernel};
 pub use network::{GpuBackend, GpuCache, GpuCross, GpuModel};
-pub use ops::{Epilogue, GpuWeight, Recorder, Rows};
+pub use ops::{summary_floats, summary_from, Epilogue, GpuWeight, Recorder, Rows};

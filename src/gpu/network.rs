@@ -2,11 +2,14 @@
 //! and [`GpuBackend`], the [`Backend`] the decoding loop drives. The layer order and
 //! arithmetic follow `model::Network` (encode / cross_kv / decode) step for step.
 use super::context::Gpu;
-use super::ops::{Epilogue, GpuWeight, Recorder, Rows};
+use super::ops::{summary_floats, summary_from, Epilogue, GpuWeight, Recorder, Rows};
 use super::shaders::ATTENTION_MAX_KV;
+use crate::decoding::filters::{Greedy, LogitFilters};
 use crate::format::{ModelConfig, ModelFile, TensorInfo};
 use crate::model::{Backend, Linear, Norm, Table};
 use crate::{Error, Result};
+use sotto_kernels::schemes::ActQuant;
+use sotto_kernels::Weights;
 use std::sync::Mutex;
 
 struct GLinear {
@@ -91,10 +94,22 @@ impl Loader<'_> {
     fn floats(&mut self, t: &TensorInfo) -> Result<wgpu::Buffer> {
         Ok(self.gpu.upload_f32(&t.name, self.file.f32s(t)?))
     }
+    /// The activation mode the CPU uses for this weight (`model::weights_of`).
+    fn act(&self, w: Weights) -> ActQuant {
+        match w {
+            Weights::Packed(v) => v.act,
+            _ => ActQuant::Float,
+        }
+    }
+    fn with_act(&self, w: GpuWeight, name: &str, act: ActQuant) -> Result<GpuWeight> {
+        w.with_act(act).map_err(|m| Error::format(name, m))
+    }
     fn linear(&mut self, prefix: &str, n: usize, k: usize) -> Result<GLinear> {
         let l = Linear::load(self.file, prefix, n, k, true)?;
+        let act = self.act(l.weights(self.file));
+        let w = self.weight(&l.w, n, k)?;
         Ok(GLinear {
-            w: self.weight(&l.w, n, k)?,
+            w: self.with_act(w, &l.w.name, act)?,
             b: l.b.as_ref().map(|b| self.floats(b)).transpose()?,
         })
     }
@@ -107,7 +122,9 @@ impl Loader<'_> {
     }
     fn table(&mut self, name: &str, rows: usize, cols: usize) -> Result<GpuWeight> {
         let t = Table::load(self.file, name, rows, cols)?;
-        self.weight(&t.t, rows, cols)
+        let act = self.act(t.weights(self.file));
+        let w = self.weight(&t.t, rows, cols)?;
+        self.with_act(w, name, act)
     }
 }
 
@@ -241,6 +258,10 @@ struct DecScratch {
     qkv: wgpu::Buffer,
     att: wgpu::Buffer,
     ffn: wgpu::Buffer,
+    /// Logits of a greedy step (2 rows), its token mask and summaries.
+    logits: wgpu::Buffer,
+    mask: wgpu::Buffer,
+    summary: wgpu::Buffer,
 }
 
 /// Cross-attention keys and values of one window, all decoder layers:
@@ -328,8 +349,16 @@ impl GpuBackend<'_> {
         let mut s = self.dec.lock().unwrap_or_else(|e| e.into_inner());
         if s.is_none() {
             let g = &self.model.gpu;
-            let Dims { text_ctx: n, d, .. } = self.model.dims;
+            let Dims {
+                text_ctx: n,
+                d,
+                n_vocab,
+                ..
+            } = self.model.dims;
             *s = Some(DecScratch {
+                logits: g.floats("logits", 2 * n_vocab),
+                mask: g.buffer("mask", n_vocab.div_ceil(32) as u64 * 4),
+                summary: g.floats("summary", 2 * summary_floats(n_vocab)),
                 ids: g.buffer("ids", n as u64 * 4),
                 x: g.floats("x", n * d),
                 h: g.floats("h", n * d),
@@ -476,16 +505,116 @@ impl Backend for GpuBackend<'_> {
         let m = self.model;
         let g = &m.gpu;
         let Dims {
-            audio_ctx,
-            text_ctx,
-            d,
-            text_heads: heads,
-            n_vocab,
-            ..
+            text_ctx, n_vocab, ..
         } = m.dims;
+        self.check(cache, tokens, want)?;
+        if tokens.is_empty() {
+            return Ok(Vec::new());
+        }
+        if want.len() > text_ctx {
+            return Err(Error::Invalid(format!(
+                "at most {text_ctx} logit rows per decode call"
+            )));
+        }
+        let guard = self.dec_scratch();
+        let s = guard.as_ref().expect("allocated");
+        let mut rec = Recorder::new(g);
+        self.record_layers(&mut rec, s, cross, cache, tokens);
+        let logits = g.floats("logits", want.len() * n_vocab);
+        self.record_logits(&mut rec, s, want, &logits);
+        rec.submit();
+        let all = g.read_f32(&logits, 0, want.len() * n_vocab);
+        Ok(all.chunks_exact(n_vocab).map(|c| c.to_vec()).collect())
+    }
+
+    /// The logits stay on the device: logits.wgsl reduces the last row (masked by the
+    /// filters' value-independent rules) and the probed row; a few hundred bytes come
+    /// back, and `LogitFilters::pick` applies the timestamp mass rule to them.
+    fn decode_greedy(
+        &self,
+        cross: &GpuCross,
+        cache: &mut GpuCache,
+        tokens: &[u32],
+        filters: &LogitFilters,
+        sampled: &[u32],
+        probe: Option<(usize, u32)>,
+    ) -> Result<Greedy> {
+        let m = self.model;
+        let g = &m.gpu;
+        let n_vocab = m.dims.n_vocab;
+        let Some(last) = tokens.len().checked_sub(1) else {
+            return Err(Error::Invalid("a greedy step needs a token".into()));
+        };
+        let want: Vec<usize> = probe.iter().map(|p| p.0).chain([last]).collect();
+        self.check(cache, tokens, &want)?;
+        if filters.n_vocab != n_vocab {
+            return Err(Error::Invalid(format!(
+                "filters for {} tokens, the model has {n_vocab}",
+                filters.n_vocab
+            )));
+        }
+        let guard = self.dec_scratch();
+        let s = guard.as_ref().expect("allocated");
+
+        // The value-independent filters as a bit mask (kept tokens set).
+        let mut row = vec![0f32; n_vocab];
+        filters.apply_masks(&mut row, sampled);
+        let mut bits = vec![0u32; n_vocab.div_ceil(32)];
+        for (i, v) in row.iter().enumerate() {
+            if v.is_finite() {
+                bits[i / 32] |= 1 << (i % 32);
+            }
+        }
+        g.queue
+            .write_buffer(&s.mask, 0, bytemuck::cast_slice(&bits));
+
+        let mut rec = Recorder::new(g);
+        self.record_layers(&mut rec, s, cross, cache, tokens);
+        self.record_logits(&mut rec, s, &want, &s.logits);
+        let per = summary_floats(n_vocab);
+        let lrow = |slot: usize| Rows::new(&s.logits, slot * n_vocab, n_vocab);
+        let split = filters.tokens.timestamp_begin as usize;
+        let (slot, ns) = (want.len() - 1, usize::MAX);
+        rec.summary(lrow(slot), n_vocab, Some(&s.mask), split, ns, &s.summary, 0);
+        if let Some((_, id)) = probe {
+            rec.summary(
+                lrow(0),
+                n_vocab,
+                None,
+                n_vocab,
+                id as usize,
+                &s.summary,
+                per,
+            );
+        }
+        rec.submit();
+        let out = g.read_f32(&s.summary, 0, per * want.len());
+        let (sum, _) = summary_from(&out[..per], n_vocab);
+        let (token, logprob) = filters.pick(&sum);
+        let probe = match probe {
+            Some((_, id)) if (id as usize) < n_vocab => {
+                let (all, value) = summary_from(&out[per..], n_vocab);
+                Some(value - all.lse_all())
+            }
+            Some(_) => Some(f32::NAN),
+            None => None,
+        };
+        Ok(Greedy {
+            token,
+            logprob,
+            probe,
+        })
+    }
+}
+
+impl GpuBackend<'_> {
+    /// The checks of a decode call; an empty `tokens` leaves the cache as it is.
+    fn check(&self, cache: &GpuCache, tokens: &[u32], want: &[usize]) -> Result<()> {
+        let Dims {
+            text_ctx, n_vocab, ..
+        } = self.model.dims;
         let n = tokens.len();
-        let past = cache.len;
-        if past + n > text_ctx {
+        if cache.len + n > text_ctx {
             return Err(Error::Invalid(format!(
                 "decoder context of {text_ctx} tokens exceeded"
             )));
@@ -498,35 +627,40 @@ impl Backend for GpuBackend<'_> {
                 "logits wanted for position {i} of {n}"
             )));
         }
-        if n == 0 {
-            cache.len = past;
-            return Ok(Vec::new());
-        }
-        if want.len() > text_ctx {
-            return Err(Error::Invalid(format!(
-                "at most {text_ctx} logit rows per decode call"
-            )));
-        }
-        let guard = self.dec_scratch();
-        let s = guard.as_ref().expect("allocated");
+        Ok(())
+    }
+
+    /// Records the decoder layers over `tokens` (checked, non-empty) after the cache's
+    /// contents and advances the cache; the last layer's output is left in `s.x`.
+    fn record_layers(
+        &self,
+        rec: &mut Recorder,
+        s: &DecScratch,
+        cross: &GpuCross,
+        cache: &mut GpuCache,
+        tokens: &[u32],
+    ) {
+        let m = self.model;
+        let g = &m.gpu;
+        let Dims {
+            audio_ctx,
+            text_ctx,
+            d,
+            text_heads: heads,
+            ..
+        } = m.dims;
+        let n = tokens.len();
+        let past = cache.len;
         g.queue
             .write_buffer(&s.ids, 0, bytemuck::cast_slice(tokens));
-        let mut rec = Recorder::new(g);
         let r = rows0;
         rec.embed(&m.embedding, Some(&s.ids), 0, n, false, r(&s.x, d));
         rec.embed(&m.dec_pos, None, past, n, true, r(&s.x, d));
         for (li, l) in m.dec_layers.iter().enumerate() {
             // Causal self-attention over the cache plus the new rows.
             let base = li * text_ctx * 2 * d;
-            norm(&mut rec, &l.self_norm, d, r(&s.x, d), n, r(&s.h, d));
-            linear(
-                &mut rec,
-                &l.self_qkv,
-                r(&s.h, d),
-                n,
-                r(&s.qkv, 3 * d),
-                PLAIN,
-            );
+            norm(rec, &l.self_norm, d, r(&s.x, d), n, r(&s.h, d));
+            linear(rec, &l.self_qkv, r(&s.h, d), n, r(&s.qkv, 3 * d), PLAIN);
             rec.copy_rows(
                 Rows::new(&s.qkv, d, 3 * d),
                 n,
@@ -546,11 +680,11 @@ impl Backend for GpuBackend<'_> {
                 Some(past),
                 r(&s.att, d),
             );
-            linear(&mut rec, &l.self_out, r(&s.att, d), n, r(&s.x, d), ADD);
+            linear(rec, &l.self_out, r(&s.att, d), n, r(&s.x, d), ADD);
 
             // Cross-attention over the encoded window.
-            norm(&mut rec, &l.cross_norm, d, r(&s.x, d), n, r(&s.h, d));
-            linear(&mut rec, &l.cross_q, r(&s.h, d), n, r(&s.qkv, d), PLAIN);
+            norm(rec, &l.cross_norm, d, r(&s.x, d), n, r(&s.h, d));
+            linear(rec, &l.cross_q, r(&s.h, d), n, r(&s.qkv, d), PLAIN);
             let cbase = li * audio_ctx * 2 * d;
             rec.attention(
                 r(&s.qkv, d),
@@ -565,19 +699,29 @@ impl Backend for GpuBackend<'_> {
                 None,
                 r(&s.att, d),
             );
-            linear(&mut rec, &l.cross_out, r(&s.att, d), n, r(&s.x, d), ADD);
+            linear(rec, &l.cross_out, r(&s.att, d), n, r(&s.x, d), ADD);
 
-            norm(&mut rec, &l.ffn_norm, d, r(&s.x, d), n, r(&s.h, d));
-            linear(&mut rec, &l.ffn_up, r(&s.h, d), n, r(&s.ffn, 4 * d), GELU);
-            linear(&mut rec, &l.ffn_down, r(&s.ffn, 4 * d), n, r(&s.x, d), ADD);
+            norm(rec, &l.ffn_norm, d, r(&s.x, d), n, r(&s.h, d));
+            linear(rec, &l.ffn_up, r(&s.h, d), n, r(&s.ffn, 4 * d), GELU);
+            linear(rec, &l.ffn_down, r(&s.ffn, 4 * d), n, r(&s.x, d), ADD);
         }
         cache.len = past + n;
+    }
 
-        // Final norm and the tied output projection, only for the rows asked for.
-        let logits = g.floats("logits", want.len() * n_vocab);
-        for (slot, &i) in want.iter().enumerate() {
+    /// The final norm and the tied output projection of positions `rows` (of the
+    /// last [`Self::record_layers`]) into consecutive rows of `logits`.
+    fn record_logits(
+        &self,
+        rec: &mut Recorder,
+        s: &DecScratch,
+        rows: &[usize],
+        logits: &wgpu::Buffer,
+    ) {
+        let m = self.model;
+        let Dims { d, n_vocab, .. } = m.dims;
+        for (slot, &i) in rows.iter().enumerate() {
             norm(
-                &mut rec,
+                rec,
                 &m.dec_norm,
                 d,
                 Rows::new(&s.x, i * d, d),
@@ -588,13 +732,10 @@ impl Backend for GpuBackend<'_> {
         rec.linear(
             &m.embedding,
             None,
-            r(&s.h, d),
-            want.len(),
-            r(&logits, n_vocab),
+            rows0(&s.h, d),
+            rows.len(),
+            rows0(logits, n_vocab),
             PLAIN,
         );
-        rec.submit();
-        let all = g.read_f32(&logits, 0, want.len() * n_vocab);
-        Ok(all.chunks_exact(n_vocab).map(|c| c.to_vec()).collect())
     }
 }

@@ -2,9 +2,13 @@
 //! one command buffer per call (`Recorder`) with their parameters in one uniform
 //! buffer, each dispatch's slice 256-aligned.
 use super::context::{Gpu, Kernel};
-use super::shaders::{Shader, ATTENTION_MAX_HEAD_DIM, ATTENTION_MAX_KV, MATVEC_MAX_M, MATVEC_ROWS};
+use super::shaders::{
+    Shader, ATTENTION_MAX_HEAD_DIM, ATTENTION_MAX_KV, FLASH_HEAD_DIM, FLASH_MIN_Q, INT8_ROWS,
+    MATMUL_COLS, MATMUL_ROWS, MATVEC_MAX_M, MATVEC_ROWS, SUMMARY_CHUNK,
+};
+use crate::decoding::filters::{LogitSummary, PartSummary};
 use crate::format::ElementType;
-use sotto_kernels::schemes;
+use sotto_kernels::schemes::{self, ActQuant};
 use std::sync::Arc;
 
 /// Largest workgroup count along one dispatch dimension (WebGPU's default limit).
@@ -19,6 +23,9 @@ pub struct GpuWeight {
     pub k: usize,
     /// weights.wgsl `WeightLayout`: k, group, ng, row_bytes, p1, p2, 0, 0.
     layout: [u32; 8],
+    /// Activations of an int8 weight: `Float` dequantizes the weight (matvec /
+    /// matmul), `Dynamic` / `Static` quantize x on the device (quant.wgsl, int8.wgsl).
+    pub act: ActQuant,
 }
 
 impl GpuWeight {
@@ -83,7 +90,37 @@ impl GpuWeight {
             n,
             k,
             layout: [u(k), u(group), u(ng), u(row_bytes), u(p1), u(p2), 0, 0],
+            act: ActQuant::Float,
         })
+    }
+
+    /// The same weight with int8 activations `act` (checked as the CPU's
+    /// `schemes::view` checks it).
+    pub fn with_act(mut self, act: ActQuant) -> Result<GpuWeight, String> {
+        if act != ActQuant::Float {
+            if !self.etype.scheme().is_some_and(|s| s.is_int8()) {
+                return Err(format!(
+                    "{:?} weights take float activations only",
+                    self.etype
+                ));
+            }
+            if self.k > schemes::MAX_INT8_DOT_K {
+                return Err(format!(
+                    "k = {} is too long for int8 activations (at most {})",
+                    self.k,
+                    schemes::MAX_INT8_DOT_K
+                ));
+            }
+            if let ActQuant::Static(s) = act {
+                if !(s.is_finite() && s > 0.0) {
+                    return Err(format!(
+                        "static activation scale {s} is not finite and positive"
+                    ));
+                }
+            }
+        }
+        self.act = act;
+        Ok(self)
     }
 
     fn constants(&self) -> [(&'static str, u32); 1] {
@@ -252,15 +289,65 @@ impl<'g> Recorder<'g> {
             0,
         ]);
         let b = bias.unwrap_or(&self.gpu.dummy);
-        if m <= MATVEC_MAX_M {
+        if w.act != ActQuant::Float {
+            self.linear_int8(w, bias, x, m, y, epi, self.gpu.dot4);
+        } else if m <= MATVEC_MAX_M {
             let k = self.gpu.kernel(Shader::Matvec, "main", &w.constants());
             let groups = fold(w.n.div_ceil(MATVEC_ROWS));
             self.dispatch(k, &p, &[&w.buf, x.buf, b, y.buf], groups);
         } else {
             let k = self.gpu.kernel(Shader::Matmul, "main", &w.constants());
-            let groups = [u(w.n.div_ceil(64)), u(m.div_ceil(64)), 1];
+            let groups = [u(w.n.div_ceil(MATMUL_COLS)), u(m.div_ceil(MATMUL_ROWS)), 1];
             self.dispatch(k, &p, &[&w.buf, x.buf, b, y.buf], groups);
         }
+    }
+
+    /// [`Recorder::linear`] for an int8 weight with int8 activations (`w.act`): x
+    /// quantized per row on the device, then an exact i32 dot per output, with
+    /// `dot4I8Packed` when `dot4` (else unpacked).
+    #[allow(clippy::too_many_arguments)]
+    pub fn linear_int8(
+        &mut self,
+        w: &GpuWeight,
+        bias: Option<&wgpu::Buffer>,
+        x: Rows,
+        m: usize,
+        y: Rows,
+        epi: Epilogue,
+        dot4: bool,
+    ) {
+        if m == 0 {
+            return;
+        }
+        let (mode, scale) = match w.act {
+            ActQuant::Static(s) => (1, s),
+            _ => (0, 1.0),
+        };
+        let kw = w.k.div_ceil(4);
+        let codes = self.gpu.buffer("x codes", (m * kw) as u64 * 4);
+        let scales = self.gpu.floats("x scales", m);
+        let p = [
+            u(w.k),
+            u(kw),
+            u(m),
+            u(x.off),
+            u(x.stride),
+            mode,
+            f32::to_bits(scale),
+            0,
+        ];
+        let k = self.gpu.kernel(Shader::Quant, "quantize", &[]);
+        self.dispatch(k, &p, &[x.buf, &codes, &scales], fold(m));
+        let flags = u32::from(bias.is_some())
+            | (u32::from(epi.gelu) << 1)
+            | (u32::from(epi.accumulate) << 2);
+        let mut p = w.layout.to_vec();
+        p.extend([u(m), u(w.n), u(kw), u(y.off), u(y.stride), flags, 0, 0]);
+        let constants = [("SCHEME", w.etype as u32), ("DOT4", u32::from(dot4))];
+        let k = self.gpu.kernel(Shader::Int8, "main", &constants);
+        let b = bias.unwrap_or(&self.gpu.dummy);
+        let groups = [u(w.n.div_ceil(64)), u(m.div_ceil(INT8_ROWS)), 1];
+        self.dispatch(k, &p, &[&w.buf, &codes, &scales, b, y.buf], groups);
     }
 
     /// Layer norm (eps 1e-5) of `rows` rows of `d` floats.
@@ -304,13 +391,14 @@ impl<'g> Recorder<'g> {
         causal_offset: Option<usize>,
         out: Rows,
     ) {
-        assert!(
-            n_kv <= ATTENTION_MAX_KV && head_dim <= ATTENTION_MAX_HEAD_DIM,
-            "GPU attention holds at most {ATTENTION_MAX_KV} keys of {ATTENTION_MAX_HEAD_DIM} floats"
-        );
         if n_q == 0 {
             return;
         }
+        let flash = head_dim == FLASH_HEAD_DIM && (n_q >= FLASH_MIN_Q || n_kv > ATTENTION_MAX_KV);
+        assert!(
+            flash || (n_kv <= ATTENTION_MAX_KV && head_dim <= ATTENTION_MAX_HEAD_DIM),
+            "GPU attention holds at most {ATTENTION_MAX_KV} keys of {ATTENTION_MAX_HEAD_DIM} floats"
+        );
         let p = [
             u(n_q),
             u(n_kv),
@@ -329,8 +417,14 @@ impl<'g> Recorder<'g> {
             0,
             0,
         ];
-        let k = self.gpu.kernel(Shader::Attention, "main", &[]);
-        self.dispatch(k, &p, &[q.buf, kv, out.buf], [u(n_q), u(n_head), 1]);
+        if flash {
+            let k = self.gpu.kernel(Shader::Attention, "flash", &[]);
+            let groups = [u(n_q.div_ceil(64)), u(n_head), 1];
+            self.dispatch(k, &p, &[q.buf, kv, out.buf], groups);
+        } else {
+            let k = self.gpu.kernel(Shader::Attention, "main", &[]);
+            self.dispatch(k, &p, &[q.buf, kv, out.buf], [u(n_q), u(n_head), 1]);
+        }
     }
 
     /// im2col for a kernel-3, padding-1 convolution: `y` gets `t_out × (channels·3)`.
@@ -414,4 +508,75 @@ impl<'g> Recorder<'g> {
         let n = rows * table.k.div_ceil(4);
         self.dispatch(k, &p, &[&table.buf, ids, y.buf], fold(n.div_ceil(64)));
     }
+
+    /// Reduces the `n` logits at `row` for greedy decoding (logits.wgsl): tokens
+    /// whose bit in `mask` is clear dropped (all kept without a mask), the rest split
+    /// at `split`. Writes [`summary_floats`] floats at `out_off` of `out`; the element
+    /// at `probe` (if `< n`) is copied last.
+    #[allow(clippy::too_many_arguments)]
+    pub fn summary(
+        &mut self,
+        row: Rows,
+        n: usize,
+        mask: Option<&wgpu::Buffer>,
+        split: usize,
+        probe: usize,
+        out: &wgpu::Buffer,
+        out_off: usize,
+    ) {
+        let groups = n.div_ceil(SUMMARY_CHUNK).max(1);
+        let p = [
+            u(n),
+            u(split.min(n)),
+            u(row.off),
+            u(SUMMARY_CHUNK),
+            u(out_off),
+            u32::from(mask.is_some()),
+            u(probe.min(u32::MAX as usize)),
+            u(groups),
+        ];
+        let k = self.gpu.kernel(Shader::Logits, "summary", &[]);
+        let mask = mask.unwrap_or(&self.gpu.dummy);
+        self.dispatch(k, &p, &[row.buf, mask, out], [u(groups), 1, 1]);
+    }
+}
+
+/// Floats [`Recorder::summary`] writes for a row of `n` logits.
+pub fn summary_floats(n: usize) -> usize {
+    8 * n.div_ceil(SUMMARY_CHUNK).max(1) + 1
+}
+
+/// Combines the workgroups of [`Recorder::summary`] (in f64, like
+/// `decoding::filters::log_sum_exp`): the row's two parts and the probed value.
+pub fn summary_from(out: &[f32], n: usize) -> (LogitSummary, f32) {
+    let groups = n.div_ceil(SUMMARY_CHUNK).max(1);
+    let mut parts = [PartSummary::EMPTY; 2];
+    for (p, part) in parts.iter_mut().enumerate() {
+        let found = |g: usize| {
+            let w = &out[8 * g + 3 * p..8 * g + 3 * p + 3];
+            (w[1].to_bits() != u32::MAX).then_some((w[0], w[1].to_bits(), w[2]))
+        };
+        // Groups cover increasing indices: the first group holding the maximum has its
+        // first index.
+        let mut best: Option<(f32, u32)> = None;
+        for g in 0..groups {
+            if let Some((m, a, _)) = found(g) {
+                if best.is_none_or(|(bm, _)| m > bm) {
+                    best = Some((m, a));
+                }
+            }
+        }
+        let Some((m, a)) = best else { continue };
+        part.arg = a;
+        part.max = m;
+        if m == f32::NEG_INFINITY {
+            continue;
+        }
+        let s: f64 = (0..groups)
+            .filter_map(found)
+            .map(|(gm, _, gs)| gs as f64 * ((gm - m) as f64).exp())
+            .sum();
+        part.lse = m + s.ln() as f32;
+    }
+    (LogitSummary { n_vocab: n, parts }, out[8 * groups])
 }

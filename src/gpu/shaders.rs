@@ -26,10 +26,13 @@ pub enum Shader {
     Conv,
     Elementwise,
     Embedding,
+    Logits,
+    Int8,
+    Quant,
 }
 
 impl Shader {
-    pub const ALL: [Shader; 7] = [
+    pub const ALL: [Shader; 10] = [
         Shader::Matvec,
         Shader::Matmul,
         Shader::Norm,
@@ -37,6 +40,9 @@ impl Shader {
         Shader::Conv,
         Shader::Elementwise,
         Shader::Embedding,
+        Shader::Logits,
+        Shader::Int8,
+        Shader::Quant,
     ];
 
     pub fn name(self) -> &'static str {
@@ -48,6 +54,9 @@ impl Shader {
             Shader::Conv => "conv",
             Shader::Elementwise => "elementwise",
             Shader::Embedding => "embedding",
+            Shader::Logits => "logits",
+            Shader::Int8 => "int8",
+            Shader::Quant => "quant",
         }
     }
 
@@ -60,12 +69,18 @@ impl Shader {
             Shader::Conv => include_str!("../../shaders/conv.wgsl"),
             Shader::Elementwise => include_str!("../../shaders/elementwise.wgsl"),
             Shader::Embedding => include_str!("../../shaders/embedding.wgsl"),
+            Shader::Logits => include_str!("../../shaders/logits.wgsl"),
+            Shader::Int8 => include_str!("../../shaders/int8.wgsl"),
+            Shader::Quant => include_str!("../../shaders/quant.wgsl"),
         }
     }
 
     /// Whether the shader reads packed weights (and takes the `SCHEME` constant).
     pub fn reads_weights(self) -> bool {
-        matches!(self, Shader::Matvec | Shader::Matmul | Shader::Embedding)
+        matches!(
+            self,
+            Shader::Matvec | Shader::Matmul | Shader::Embedding | Shader::Int8
+        )
     }
 
     /// The complete WGSL module.
@@ -91,6 +106,12 @@ impl Shader {
             Shader::Conv | Shader::Elementwise => &[Uniform, Read, ReadWrite],
             // P, W, IDS, Y
             Shader::Embedding => &[Uniform, Read, Read, ReadWrite],
+            // P, L, M, O
+            Shader::Logits => &[Uniform, Read, Read, ReadWrite],
+            // P, W, XQ, XS, B, Y
+            Shader::Int8 => &[Uniform, Read, Read, Read, Read, ReadWrite],
+            // P, X, XQ, XS
+            Shader::Quant => &[Uniform, Read, ReadWrite, ReadWrite],
         }
     }
 
@@ -99,6 +120,9 @@ impl Shader {
         match self {
             Shader::Conv => &["im2col"],
             Shader::Elementwise => &["copy_rows", "gelu_rows"],
+            Shader::Logits => &["summary"],
+            Shader::Quant => &["quantize"],
+            Shader::Attention => &["main", "flash"],
             _ => &["main"],
         }
     }
@@ -107,7 +131,18 @@ impl Shader {
 /// Longest key sequence and head width the attention kernel holds (attention.wgsl).
 pub const ATTENTION_MAX_KV: usize = 3072;
 pub const ATTENTION_MAX_HEAD_DIM: usize = 256;
+/// Head width of the tiled attention kernel (attention.wgsl `flash`), and the fewest
+/// queries it is used for (below, the per-query kernel spreads keys over threads).
+pub const FLASH_HEAD_DIM: usize = 64;
+pub const FLASH_MIN_Q: usize = 16;
+/// Output columns and rows of a matmul workgroup (matmul.wgsl CT, RT).
+pub const MATMUL_COLS: usize = 128;
+pub const MATMUL_ROWS: usize = 32;
+/// x rows per int8 × int8 workgroup (int8.wgsl RQ).
+pub const INT8_ROWS: usize = 16;
 /// Most x rows the matvec kernel takes (matvec.wgsl MAXM); more go to matmul.
 pub const MATVEC_MAX_M: usize = 8;
+/// Logits per workgroup of the greedy summary (logits.wgsl `chunk`).
+pub const SUMMARY_CHUNK: usize = 4096;
 /// Weight rows per matvec workgroup (matvec.wgsl ROWS).
 pub const MATVEC_ROWS: usize = 16;
