@@ -3,17 +3,19 @@
 //! * **Blocked** (n_q ≥ [`DOT_MAX_Q`], the encoder): one pool task per
 //!   (head, block of `QB` query rows). A task computes the transposed scores
 //!   `Sᵀ[j][c] = k_j · q_c` for its block with the GEMM micro-kernel (K rows
-//!   read in place as A, the query block packed as B), a column-wise softmax
+//!   as A, the query block packed as B), a column-wise softmax
 //!   over j (vectorised across queries, no horizontal reductions), then
 //!   `O = P · V` with the same micro-kernel (Sᵀ read as A with swapped strides,
-//!   V read in place as B when `head_dim` is a whole number of panels). The
+//!   V rows as B when `head_dim` is a whole number of panels). K and V are
+//!   first copied head-major (each head's rows contiguous) by one pool pass
+//!   shared by all tasks. The
 //!   1/Σ normalisation is applied to the output rows. Memory per task is
 //!   `n_kv × QB` floats of scores, never `n_q × n_kv`.
 //! * **Dot** (decoding, a few query rows): one task per (head, query row):
 //!   a row of dot products, a row softmax, a weighted sum of V rows.
 //!
 //! K and V may be f16 (the decoder's caches): the dot path converts them in
-//! registers, the blocked path converts a head's rows into scratch first.
+//! registers, the blocked path in its head-major copy.
 //!
 //! Every instruction set computes the same operations in the same order, so
 //! results are bit-identical to `scalar::attention` (which spells the order
@@ -32,6 +34,9 @@ use crate::{scratch, AttentionShape, Pool};
 
 /// Below this many query rows a query block would be mostly padding.
 pub(crate) const DOT_MAX_Q: usize = 8;
+
+/// K / V rows copied per pool task before the blocked path.
+const PACK_ROWS: usize = 256;
 
 /// K or V: f32, or f16 bits.
 #[derive(Clone, Copy)]
@@ -144,130 +149,138 @@ fn attention_blocked<I: Simd>(
     let (mr, nr, qb) = (I::MR, I::NR, I::QB);
     let d = s.head_dim;
     let blocks = s.n_q.div_ceil(qb);
-    // f16 K/V: a task converts its head's rows to f32 first (contiguous,
-    // `d` apart); f32 K/V are read in place.
-    let f16 = k.f16() || v.f16();
     let v_direct = d.is_multiple_of(nr);
-    pool.run(s.n_head * blocks, &|t| {
-        let (h, b) = (t / blocks, t % blocks);
-        let i0 = b * qb;
-        let nq = (s.n_q - i0).min(qb);
-        let q_panels = nq.div_ceil(nr);
-        // Keys the last (most-seeing) query of the block attends to.
-        let kv = s.keys_for_query(i0 + nq - 1);
-        // Query column c sees key j iff j < first_visible + c.
-        let first_visible = match s.causal_offset {
-            Some(o) => (i0 + o + 1).min(kv + 1),
-            None => kv + 1,
-        };
-        let (q_len, st_len, sums_len) = (
-            scratch::lines(q_panels * nr * d),
-            scratch::lines(kv * qb),
-            scratch::lines(qb),
-        );
-        let v_len = if v_direct { 0 } else { kv * nr };
-        let kv_len = if f16 { 2 * scratch::lines(kv * d) } else { 0 };
-        scratch::with(q_len + st_len + sums_len + kv_len + v_len, |buf| {
-            let (qp, rest) = buf.split_at_mut(q_len);
-            let (st, rest) = rest.split_at_mut(st_len);
-            let (sums, rest) = rest.split_at_mut(sums_len);
-            let (kvc, vp) = rest.split_at_mut(kv_len);
-            // Safety: lib.rs checked the extents of q, k, v and out; buffer
-            // parts are sized above; (h, block) owns its rows × d floats of out.
+    // K and V are first copied (f16: converted) head-major, each head's rows
+    // contiguous, `d` apart: in place, a head's rows lie a whole model width
+    // apart (3·width with the fused QKV projection), a stride that maps them
+    // onto a fraction of the L2 sets, where K, V and the score block of a
+    // task evict each other.
+    let head_len = s.n_kv * d;
+    scratch::with(2 * s.n_head * head_len, |kvp| {
+        let dst = SharedOut(kvp.as_mut_ptr());
+        let chunks = s.n_kv.div_ceil(PACK_ROWS);
+        pool.run(2 * s.n_head * chunks, &|t| {
+            let (x, h, c) = (t / (s.n_head * chunks), t / chunks % s.n_head, t % chunks);
+            let src = if x == 0 { k } else { v };
+            // Safety: lib.rs checked that k and v hold n_kv rows of
+            // n_head·head_dim elements at kv_stride; task t owns rows
+            // c·PACK_ROWS.. of head h of its matrix in the buffer.
             unsafe {
-                // Where K / V rows of this head start, and their stride.
-                let (kh, vh, kv_ld) = if f16 {
-                    let (kc, vc) = kvc.split_at_mut(kv_len / 2);
-                    for (x, dst) in [(k, kc.as_mut_ptr()), (v, vc.as_mut_ptr())] {
-                        for j in 0..kv {
-                            let src = x.at(j * s.kv_stride + h * d);
-                            if x.f16() {
-                                I::cvt_f16(src.cast(), d, dst.add(j * d));
-                            } else {
-                                std::ptr::copy_nonoverlapping(src.cast(), dst.add(j * d), d);
-                            }
-                        }
-                    }
-                    (kc.as_ptr(), vc.as_ptr(), d)
-                } else {
-                    (
-                        k.at(h * d).cast::<f32>(),
-                        v.at(h * d).cast::<f32>(),
-                        s.kv_stride,
-                    )
-                };
-                for pq in 0..q_panels {
-                    let row = i0 + pq * nr;
-                    I::pack_b(
-                        q.ptr().add(row * s.q_stride + h * d).cast(),
-                        false,
-                        s.q_stride,
-                        (nq - pq * nr).min(nr),
-                        d,
-                        qp.as_mut_ptr().add(pq * nr * d),
-                    );
-                }
-                // Sᵀ = K · Qᵀ, kv × (q_panels·NR) of the qb-wide buffer.
-                for j in (0..kv).step_by(mr) {
-                    for pq in 0..q_panels {
-                        I::kernel(
-                            (kv - j).min(mr),
-                            nr,
-                            d,
-                            kh.add(j * kv_ld),
-                            kv_ld,
-                            1,
-                            qp.as_ptr().add(pq * nr * d),
-                            nr,
-                            st.as_mut_ptr().add(j * qb + pq * nr),
-                            qb,
-                            Init::Zero,
-                        );
-                    }
-                }
-                I::softmax_cols(
-                    st.as_mut_ptr(),
-                    qb,
-                    kv,
-                    nq,
-                    first_visible,
-                    scale,
-                    sums.as_mut_ptr(),
-                );
-                // O = P · V.
-                for c0 in (0..d).step_by(nr) {
-                    let cols = (d - c0).min(nr);
-                    let (b, ldb) = if v_direct {
-                        (vh.add(c0), kv_ld)
+                let base = dst.ptr().add((x * s.n_head + h) * head_len);
+                for j in c * PACK_ROWS..((c + 1) * PACK_ROWS).min(s.n_kv) {
+                    let from = src.at(j * s.kv_stride + h * d);
+                    if src.f16() {
+                        I::cvt_f16(from.cast(), d, base.add(j * d));
                     } else {
-                        for j in 0..kv {
-                            let src = std::slice::from_raw_parts(vh.add(j * kv_ld + c0), cols);
-                            let dst = &mut vp[j * nr..(j + 1) * nr];
-                            dst[..cols].copy_from_slice(src);
-                            dst[cols..].fill(0.0);
-                        }
-                        (vp.as_ptr(), nr)
-                    };
-                    for r in (0..nq).step_by(mr) {
-                        I::kernel(
-                            (nq - r).min(mr),
-                            cols,
-                            kv,
-                            st.as_ptr().add(r),
-                            1,
-                            qb,
-                            b,
-                            ldb,
-                            out.ptr().add((i0 + r) * s.out_stride + h * d + c0),
-                            s.out_stride,
-                            Init::Zero,
-                        );
+                        std::ptr::copy_nonoverlapping(from.cast(), base.add(j * d), d);
                     }
-                }
-                for (r, &sum) in sums[..nq].iter().enumerate() {
-                    I::scale(out.ptr().add((i0 + r) * s.out_stride + h * d), d, 1.0 / sum);
                 }
             }
-        })
-    });
+        });
+        let kvp = In(kvp.as_ptr());
+        pool.run(s.n_head * blocks, &|t| {
+            let (h, b) = (t / blocks, t % blocks);
+            let i0 = b * qb;
+            let nq = (s.n_q - i0).min(qb);
+            let q_panels = nq.div_ceil(nr);
+            // Keys the last (most-seeing) query of the block attends to.
+            let kv = s.keys_for_query(i0 + nq - 1);
+            // Query column c sees key j iff j < first_visible + c.
+            let first_visible = match s.causal_offset {
+                Some(o) => (i0 + o + 1).min(kv + 1),
+                None => kv + 1,
+            };
+            let (q_len, st_len, sums_len) = (
+                scratch::lines(q_panels * nr * d),
+                scratch::lines(kv * qb),
+                scratch::lines(qb),
+            );
+            let v_len = if v_direct { 0 } else { kv * nr };
+            scratch::with(q_len + st_len + sums_len + v_len, |buf| {
+                let (qp, rest) = buf.split_at_mut(q_len);
+                let (st, rest) = rest.split_at_mut(st_len);
+                let (sums, vp) = rest.split_at_mut(sums_len);
+                // Safety: lib.rs checked the extents of q and out; the packed
+                // K / V and the buffer parts are sized above; (h, block) owns
+                // its rows × d floats of out.
+                unsafe {
+                    // This head's K / V rows, `d` apart.
+                    let kh = kvp.ptr().add(h * head_len);
+                    let vh = kvp.ptr().add((s.n_head + h) * head_len);
+                    let kv_ld = d;
+                    for pq in 0..q_panels {
+                        let row = i0 + pq * nr;
+                        I::pack_b(
+                            q.ptr().add(row * s.q_stride + h * d).cast(),
+                            false,
+                            s.q_stride,
+                            (nq - pq * nr).min(nr),
+                            d,
+                            qp.as_mut_ptr().add(pq * nr * d),
+                        );
+                    }
+                    // Sᵀ = K · Qᵀ, kv × (q_panels·NR) of the qb-wide buffer.
+                    for j in (0..kv).step_by(mr) {
+                        for pq in 0..q_panels {
+                            I::kernel(
+                                (kv - j).min(mr),
+                                nr,
+                                d,
+                                kh.add(j * kv_ld),
+                                kv_ld,
+                                1,
+                                qp.as_ptr().add(pq * nr * d),
+                                nr,
+                                st.as_mut_ptr().add(j * qb + pq * nr),
+                                qb,
+                                Init::Zero,
+                            );
+                        }
+                    }
+                    I::softmax_cols(
+                        st.as_mut_ptr(),
+                        qb,
+                        kv,
+                        nq,
+                        first_visible,
+                        scale,
+                        sums.as_mut_ptr(),
+                    );
+                    // O = P · V.
+                    for c0 in (0..d).step_by(nr) {
+                        let cols = (d - c0).min(nr);
+                        let (b, ldb) = if v_direct {
+                            (vh.add(c0), kv_ld)
+                        } else {
+                            for j in 0..kv {
+                                let src = std::slice::from_raw_parts(vh.add(j * kv_ld + c0), cols);
+                                let dst = &mut vp[j * nr..(j + 1) * nr];
+                                dst[..cols].copy_from_slice(src);
+                                dst[cols..].fill(0.0);
+                            }
+                            (vp.as_ptr(), nr)
+                        };
+                        for r in (0..nq).step_by(mr) {
+                            I::kernel(
+                                (nq - r).min(mr),
+                                cols,
+                                kv,
+                                st.as_ptr().add(r),
+                                1,
+                                qb,
+                                b,
+                                ldb,
+                                out.ptr().add((i0 + r) * s.out_stride + h * d + c0),
+                                s.out_stride,
+                                Init::Zero,
+                            );
+                        }
+                    }
+                    for (r, &sum) in sums[..nq].iter().enumerate() {
+                        I::scale(out.ptr().add((i0 + r) * s.out_stride + h * d), d, 1.0 / sum);
+                    }
+                }
+            })
+        });
+    })
 }
