@@ -53,6 +53,15 @@ mod x86;
 pub use dispatch::Isa;
 pub use pool::Pool;
 
+/// Frees the calling thread's kernel scratch memory. The encoder's attention
+/// keeps a head-major copy of K and V there (2 · n_ctx · d floats: 4.6 MB
+/// for tiny, 6.1 MB for base), reused window after window; a caller about
+/// to spend a while decoding can give it back and pay one re-allocation per
+/// window instead of keeping it resident.
+pub fn release_thread_scratch() {
+    scratch::release()
+}
+
 /// A weight matrix borrowed straight from the model file.
 #[derive(Clone, Copy, Debug)]
 pub enum Weights<'a> {

@@ -33,3 +33,8 @@ pub(crate) fn with<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     });
     result
 }
+
+/// Frees the calling thread's buffer (the next `with` allocates afresh).
+pub(crate) fn release() {
+    SCRATCH.with(|s| *s.borrow_mut() = Vec::new());
+}

@@ -69,7 +69,11 @@ impl Backend for Cpu<'_> {
 
     fn encode(&self, mel: &[f32]) -> Result<CrossKv> {
         let enc = self.net.encode(self.kernels, self.pool, mel);
-        Ok(self.net.cross_kv(self.kernels, self.pool, &enc))
+        let cross = self.net.cross_kv(self.kernels, self.pool, &enc);
+        drop(enc);
+        sotto_kernels::release_thread_scratch();
+        super::release_freed_heap();
+        Ok(cross)
     }
 
     fn new_cache(&self) -> KvCache {
