@@ -184,7 +184,9 @@ pub fn linear_packed(
     out: &mut [f32],
 ) {
     use crate::schemes::{dequantize_row_padded, ActQuant};
-    if w.act != ActQuant::Float && w.scheme.is_int8() || m >= crate::gemm::DOT_MAX_M {
+    // int8 activations (every scheme: int8 × int8 or low-bit × int8) take
+    // the integer reference; only weight-only layers go on below.
+    if w.act != ActQuant::Float || m >= crate::gemm::DOT_MAX_M {
         return match w.act {
             ActQuant::Float => linear(pool, x, m, k, Weights::Packed(w), n, bias, out),
             _ => crate::schemes::linear_reference_pooled(pool, x, m, k, w, n, bias, out),

@@ -138,7 +138,9 @@ fn check(
     linear_reference(x, m, k, w, bias, &mut want);
     let mut wf = vec![0.0f32; n * k];
     dequantize(w, &mut wf);
-    for kern in kernels {
+    // The scalar table too: it has its own weight-only path and routing.
+    let with_scalar: Vec<Kernels> = kernels.iter().copied().chain([common::scalar()]).collect();
+    for kern in &with_scalar {
         let mut got = vec![f32::NAN; m * n + 3];
         kern.linear(pool, x, m, k, Weights::Packed(*w), n, bias, &mut got);
         assert!(
