@@ -20,10 +20,6 @@ use std::path::{Path, PathBuf};
 /// What must match: each segment's times, tokens and text.
 type Fingerprint = Vec<(f32, f32, Vec<u32>, String)>;
 
-fn fingerprint(path: &Path, kernels: Kernels, threads: usize, samples: &[f32]) -> Fingerprint {
-    fingerprint_checked(path, kernels, threads, samples, true)
-}
-
 fn fingerprint_checked(
     path: &Path,
     kernels: Kernels,
