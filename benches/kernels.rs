@@ -59,10 +59,9 @@ impl Format {
     fn all() -> Vec<Format> {
         let mut v = vec![Format::F16];
         for s in Scheme::ALL {
+            // Every scheme also with int8 activations (int8 × int8, low-bit × int8).
             v.push(Format::Packed(s, ActQuant::Float));
-            if s.is_int8() {
-                v.push(Format::Packed(s, ActQuant::Dynamic));
-            }
+            v.push(Format::Packed(s, ActQuant::Dynamic));
         }
         v
     }
