@@ -1,6 +1,7 @@
 // Rows of a weight table (token embeddings, position encodings) into activations:
 // y[i] (+)= table[row_i], row_i = ids[i] (use_ids) or first + i. The table may be in any
-// scheme (weights.wgsl).
+// scheme (weights.wgsl). A table split by rows (src/gpu/ops.rs) is one dispatch per
+// chunk holding rows row0 .. row0 + n_rows: each writes only the rows it holds.
 //
 // Bindings (src/gpu/shaders.rs EMBEDDING):
 //   0 uniform P
@@ -16,8 +17,8 @@ struct EmbedParams {
     accumulate: u32,
     y_off: u32,
     y_stride: u32,
-    pad0: u32,
-    pad1: u32,
+    row0: u32,
+    n_rows: u32,
 }
 
 @group(0) @binding(0) var<uniform> P: EmbedParams;
@@ -39,7 +40,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if P.use_ids != 0u {
         r = IDS[i];
     }
-    let v = weight4(r, c);
+    if r < P.row0 || r - P.row0 >= P.n_rows {
+        return;
+    }
+    let v = weight4(r - P.row0, c);
     let o = P.y_off + i * P.y_stride + c;
     for (var q = 0u; q < 4u; q++) {
         if c + q < P.w.k {

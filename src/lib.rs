@@ -209,6 +209,15 @@ impl Model {
         }
     }
 
+    /// Moves the network to an adapter already opened (e.g. with
+    /// [`gpu::Gpu::set_max_binding`] lowered, to exercise split weights).
+    #[cfg(feature = "gpu")]
+    pub fn with_gpu(mut self, gpu: gpu::Gpu) -> Result<Model> {
+        self.device_note = None;
+        self.gpu = Some(gpu::GpuModel::new(gpu, &self.net.file)?);
+        Ok(self)
+    }
+
     /// What runs the network: the GPU adapter's name or the CPU kernels' name.
     pub fn device_name(&self) -> String {
         #[cfg(feature = "gpu")]

@@ -248,6 +248,205 @@ fn linear_matches_reference_for_every_scheme() {
     }
 }
 
+/// Bytes of an `n × k` weight of `etype` (as `random_weight` packs it).
+fn weight_bytes(etype: ElementType, n: usize, k: usize, group: usize) -> usize {
+    match etype.scheme() {
+        Some(s) => schemes::layout(s, n, k, group).unwrap().total,
+        None if etype == ElementType::F32 => n * k * 4,
+        None => n * k * 2,
+    }
+}
+
+/// Weights larger than the (lowered) binding limit are split by rows: linear
+/// (matvec, matmul, int8 × int8) and embedding lookups on every scheme against the
+/// CPU reference, with chunks of one step (64 rows; nf4-dq a whole number of
+/// 256-group super-blocks too) and of two steps, odd n (a short last chunk) and k
+/// (group and block tails), nf4-dq super-blocks straddling rows. Same tolerances as
+/// `linear_matches_reference_for_every_scheme`.
+#[test]
+fn split_weights_match_reference() {
+    if gpu().is_none() {
+        return;
+    }
+    let mut g = Gpu::new(AdapterPolicy::AllowSoftware).unwrap();
+    let mut rng = Rng(0x5b1);
+    // (m, n, k): matvec, matmul; nf4-dq ng = 3 (k = 130) and 2 (k = 100).
+    let shapes = [(3, 333, 130), (70, 300, 100), (1, 200, 33)];
+    for etype in ALL_TYPES {
+        for &(m, n, k) in &shapes {
+            let (bytes, group) = random_weight(&mut rng, etype, n, k);
+            let w = reference_view(etype, n, k, group, &bytes);
+            let ng = if group > 0 { k.div_ceil(group) } else { 1 };
+            let sb = if etype == ElementType::Nf4Dq {
+                256 / gcd(ng, 256)
+            } else {
+                1
+            };
+            let step = 64 * sb / gcd(64, sb);
+            if step >= n {
+                continue;
+            }
+            for steps in [1, 2] {
+                let rows = (steps * step).min(n);
+                g.set_max_binding(weight_bytes(etype, rows, k, group) as u64 + 4);
+                let gw = GpuWeight::upload(&g, "w", etype, n, k, group, &bytes).unwrap();
+                assert_eq!(gw.chunks(), n.div_ceil(rows), "{etype:?} {n}×{k}");
+                let what = format!("{etype:?} m={m} n={n} k={k} chunks of {rows} rows");
+                check_linear(&g, &gw, &w, &bytes, group, m, &mut rng, &what);
+                check_embed(&g, &gw, &w, &mut rng, &what);
+            }
+            // Smaller than one step: a clear error, not a panic.
+            g.set_max_binding(weight_bytes(etype, step, k, group) as u64);
+            let e = GpuWeight::upload(&g, "w", etype, n, k, group, &bytes).err();
+            assert!(e.is_some_and(|e| e.contains("binds at once")), "{etype:?}");
+        }
+    }
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// `gw` (`w` dequantized, `bytes` packed) in a linear layer with bias and
+/// accumulation, float activations and, for int8 weights, dynamic int8 ones.
+#[allow(clippy::too_many_arguments)]
+fn check_linear(
+    g: &Gpu,
+    gw: &GpuWeight,
+    w: &[f32],
+    bytes: &[u8],
+    group: usize,
+    m: usize,
+    rng: &mut Rng,
+    what: &str,
+) {
+    let (n, k, etype) = (gw.n, gw.k, gw.etype);
+    let x = rng.vec(m * k);
+    let bias = rng.vec(n);
+    let y0 = rng.vec(m * n);
+    let mut acts = vec![ActQuant::Float];
+    if etype.scheme().is_some_and(|s| s.is_int8()) {
+        acts.push(ActQuant::Dynamic);
+    }
+    for act in acts {
+        let mut want = vec![0f32; m * n];
+        match etype.scheme() {
+            Some(s) => {
+                let v = schemes::view(s, n, k, group, bytes, act).unwrap();
+                schemes::linear_reference(&x, m, k, &v, Some(&bias), &mut want);
+            }
+            None => scalar::linear(
+                &Pool::new(1),
+                &x,
+                m,
+                k,
+                Weights::F32(w),
+                n,
+                Some(&bias),
+                &mut want,
+            ),
+        }
+        let gw = upload_again(g, gw, bytes, group).with_act(act).unwrap();
+        let (xb, bb) = (g.upload_f32("x", &x), g.upload_f32("b", &bias));
+        // y rows strided, starting past 0: chunk column offsets add to both.
+        let (y_off, y_stride) = (7, n + 5);
+        let mut ybuf = vec![0f32; y_off + m * y_stride];
+        for i in 0..m {
+            ybuf[y_off + i * y_stride..][..n].copy_from_slice(&y0[i * n..][..n]);
+        }
+        let yb = g.upload_f32("y", &ybuf);
+        let mut rec = Recorder::new(g);
+        let epi = Epilogue {
+            gelu: false,
+            accumulate: true,
+        };
+        rec.linear(
+            &gw,
+            Some(&bb),
+            Rows::new(&xb, 0, k),
+            m,
+            Rows::new(&yb, y_off, y_stride),
+            epi,
+        );
+        rec.submit();
+        let got = g.read_f32(&yb, 0, ybuf.len());
+        for i in 0..m {
+            for j in 0..n {
+                let s: f32 = (0..k).map(|p| (x[i * k + p] * w[j * k + p]).abs()).sum();
+                let tol = 1e-5 * s + 1e-6 + 1e-6 * bias[j].abs();
+                let want = want[i * n + j] + y0[i * n + j];
+                let got = got[y_off + i * y_stride + j];
+                assert!(
+                    (got - want).abs() <= tol,
+                    "{what} {act:?}: y[{i}][{j}] = {got} on the GPU, {want} on the CPU"
+                );
+            }
+            // The gap between rows is untouched.
+            for j in n..y_stride {
+                if y_off + i * y_stride + j < ybuf.len() {
+                    assert_eq!(got[y_off + i * y_stride + j], 0.0, "{what}: gap");
+                }
+            }
+        }
+    }
+}
+
+/// Uploads `gw`'s tensor again under the same limit (a fresh weight to set the
+/// activation mode on).
+fn upload_again(g: &Gpu, gw: &GpuWeight, bytes: &[u8], group: usize) -> GpuWeight {
+    let w = GpuWeight::upload(g, "w", gw.etype, gw.n, gw.k, group, bytes).unwrap();
+    assert_eq!(w.chunks(), gw.chunks());
+    w
+}
+
+/// Embedding lookups from a split table: token ids in every chunk (first and last
+/// rows of chunks), accumulated onto y, and consecutive rows across a chunk border.
+fn check_embed(g: &Gpu, gw: &GpuWeight, w: &[f32], rng: &mut Rng, what: &str) {
+    let (n, k) = (gw.n, gw.k);
+    let mut ids: Vec<u32> = vec![0, 63, 64, 127, 128, (n - 1) as u32];
+    ids.extend((0..9).map(|_| (rng.next() % n as u64) as u32));
+    let y0 = rng.vec(ids.len() * k);
+    let idb = {
+        let b = g.buffer("ids", ids.len() as u64 * 4);
+        g.queue.write_buffer(&b, 0, bytemuck::cast_slice(&ids));
+        b
+    };
+    let yb = g.upload_f32("y", &y0);
+    let first = 60.min(n - 5);
+    let y2 = g.floats("y2", 5 * k);
+    let mut rec = Recorder::new(g);
+    rec.embed(gw, Some(&idb), 0, ids.len(), true, Rows::new(&yb, 0, k));
+    rec.embed(gw, None, first, 5, false, Rows::new(&y2, 0, k));
+    rec.submit();
+    let got = g.read_f32(&yb, 0, ids.len() * k);
+    for (i, &id) in ids.iter().enumerate() {
+        for c in 0..k {
+            let want = y0[i * k + c] + w[id as usize * k + c];
+            let e = got[i * k + c];
+            assert!(
+                (e - want).abs() <= 1e-6 * want.abs() + 1e-7,
+                "{what}: embedding row {id}[{c}] = {e}, want {want}"
+            );
+        }
+    }
+    let got = g.read_f32(&y2, 0, 5 * k);
+    for i in 0..5 {
+        for c in 0..k {
+            let want = w[(first + i) * k + c];
+            let e = got[i * k + c];
+            assert!(
+                (e - want).abs() <= 1e-6 * want.abs() + 1e-7,
+                "{what}: embedding row {}[{c}] = {e}, want {want}",
+                first + i
+            );
+        }
+    }
+}
+
 /// int8 weights × int8 activations (Dynamic and Static, as `--activations` gives
 /// them) against `linear_reference`, with `dot4I8Packed` and with the unpacked dot.
 /// The sums are exact in i32 on both sides, so only the final f32 products and the
@@ -628,6 +827,64 @@ fn base_int8_and_int4_on_gpu_match_cpu() {
         "base",
         &[(Int8Row, Activations::None), (Int4Asym, Activations::None)],
         false,
+    );
+}
+
+/// tiny.en with every weight split (the binding limit lowered so that each linear
+/// layer and the 51864-row tied embedding / output projection take several chunks;
+/// an unsplit tensor over the limit would fail to load): the GPU transcript of
+/// jfk.wav equals the CPU one (which the unsplit GPU matches:
+/// `tiny_en_every_scheme_on_gpu_matches_cpu`), token for token. f16 at 256 KiB,
+/// nf4-dq (super-block aligned chunks) at 160 KiB.
+#[test]
+fn tiny_en_split_weights_on_gpu_match_cpu() {
+    if gpu().is_none() {
+        return;
+    }
+    let t0 = std::time::Instant::now();
+    let samples = sotto::audio::load_audio(&common::jfk()).expect("audio");
+    let opts = sotto::Options {
+        threads: 2,
+        temperatures: vec![0.0],
+        ..Default::default()
+    };
+    let f16 = common::model_path("tiny.en");
+    let dir = std::env::temp_dir().join(format!("sotto-gpu-split-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let nf4dq = dir.join("tiny.en-nf4dq.sotto");
+    let qopts = QuantizeOptions {
+        scheme: schemes::Scheme::Nf4Dq,
+        threads: 2,
+        ..Default::default()
+    };
+    let input = sotto::format::ModelFile::open(&f16).unwrap();
+    quantize_model(&input, &nf4dq, &qopts, &|_, _| {}).unwrap();
+    for (path, limit) in [(&f16, 256 << 10), (&nf4dq, 160 << 10)] {
+        let want = sotto::Model::load(path)
+            .unwrap()
+            .transcribe(&samples, &opts)
+            .unwrap();
+        let mut g = Gpu::new(AdapterPolicy::AllowSoftware).unwrap();
+        g.set_max_binding(limit);
+        let model = sotto::Model::load(path).unwrap().with_gpu(g).unwrap();
+        let t1 = std::time::Instant::now();
+        let got = model.transcribe(&samples, &opts).unwrap();
+        eprintln!(
+            "{} split at {limit} bytes on {}: {:.1} s",
+            path.display(),
+            model.device_name(),
+            t1.elapsed().as_secs_f64()
+        );
+        assert_eq!(got.text, want.text, "{}", path.display());
+        let tokens = |t: &sotto::Transcript| -> Vec<Vec<u32>> {
+            t.segments.iter().map(|s| s.tokens.clone()).collect()
+        };
+        assert_eq!(tokens(&got), tokens(&want), "{}", path.display());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!(
+        "split transcripts: {:.1} s in all",
+        t0.elapsed().as_secs_f64()
     );
 }
 

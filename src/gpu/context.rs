@@ -31,6 +31,10 @@ pub struct Gpu {
     pub dot4: bool,
     /// Bound where a kernel's optional input is absent.
     pub dummy: wgpu::Buffer,
+    /// Weight tensors are split to fit this many bytes per buffer when it is below the
+    /// adapter's binding limit (`SOTTO_GPU_MAX_BINDING`, [`Gpu::set_max_binding`]): lets
+    /// tests split on any adapter.
+    binding_cap: u64,
     modules: Mutex<HashMap<Shader, wgpu::ShaderModule>>,
     layouts: Mutex<HashMap<Shader, wgpu::BindGroupLayout>>,
     kernels: Mutex<HashMap<KernelKey, Arc<Kernel>>>,
@@ -44,6 +48,19 @@ impl std::fmt::Debug for Gpu {
 
 fn is_software(info: &wgpu::AdapterInfo) -> bool {
     info.device_type == wgpu::DeviceType::Cpu
+}
+
+/// `SOTTO_GPU_MAX_BINDING` (bytes), unset: no cap below the adapter's.
+fn binding_cap_from_env() -> Result<u64, String> {
+    match std::env::var("SOTTO_GPU_MAX_BINDING") {
+        Err(_) => Ok(u64::MAX),
+        Ok(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|&b| b >= 1024)
+            .ok_or_else(|| format!("SOTTO_GPU_MAX_BINDING={v:?} is not a byte count ≥ 1024")),
+    }
 }
 
 impl Gpu {
@@ -111,6 +128,7 @@ impl Gpu {
             limits,
             dot4,
             dummy,
+            binding_cap: binding_cap_from_env()?,
             modules: Mutex::default(),
             layouts: Mutex::default(),
             kernels: Mutex::default(),
@@ -129,11 +147,18 @@ impl Gpu {
         is_software(&self.info)
     }
 
-    /// Largest buffer one binding may cover.
+    /// Largest buffer one weight binding may cover.
     pub fn max_binding(&self) -> u64 {
         self.limits
             .max_storage_buffer_binding_size
             .min(self.limits.max_buffer_size)
+            .min(self.binding_cap)
+    }
+
+    /// Lowers [`Gpu::max_binding`] to `bytes` for the weights uploaded afterwards (a
+    /// value above the adapter's limit changes nothing).
+    pub fn set_max_binding(&mut self, bytes: u64) {
+        self.binding_cap = bytes;
     }
 
     /// A storage buffer of `bytes` (rounded up to 4), zero-filled.

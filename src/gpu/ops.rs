@@ -14,24 +14,80 @@ use std::sync::Arc;
 /// Largest workgroup count along one dispatch dimension (WebGPU's default limit).
 const MAX_GROUPS: u32 = 65_535;
 
-/// A weight matrix `n × k` on the device: the tensor's bytes exactly as in the file
-/// (every plane), plus what the shaders need to find the planes (`WeightLayout`).
+/// A weight matrix `n × k` on the device: the tensor's bytes as in the file (every
+/// plane), in one buffer, or split by output rows into chunks when the tensor is
+/// larger than one binding may be ([`Gpu::max_binding`]); each chunk is a tensor of
+/// its own rows in the same layout, and each operation dispatches once per chunk.
 pub struct GpuWeight {
-    pub buf: wgpu::Buffer,
+    chunks: Vec<Chunk>,
     pub etype: ElementType,
     pub n: usize,
     pub k: usize,
-    /// weights.wgsl `WeightLayout`: k, group, ng, row_bytes, p1, p2, 0, 0.
-    layout: [u32; 8],
     /// Activations of an int8 weight: `Float` dequantizes the weight (matvec /
     /// matmul), `Dynamic` / `Static` quantize x on the device (quant.wgsl, int8.wgsl).
     pub act: ActQuant,
 }
 
+/// Rows `row0 .. row0 + n` of a weight in one buffer.
+struct Chunk {
+    buf: wgpu::Buffer,
+    row0: usize,
+    n: usize,
+    /// weights.wgsl `WeightLayout`: k, group, ng, row_bytes, p1, p2, 0, 0.
+    layout: [u32; 8],
+}
+
+/// Byte ranges of the three planes of an `n × k` tensor (`group`: 0 for unpacked
+/// and int8 types) and its length.
+fn planes(
+    etype: ElementType,
+    n: usize,
+    k: usize,
+    group: usize,
+) -> Result<([(usize, usize); 3], usize), String> {
+    match etype.scheme() {
+        None => {
+            let size = if etype == ElementType::F32 { 4 } else { 2 };
+            let len = n
+                .checked_mul(k)
+                .and_then(|v| v.checked_mul(size))
+                .ok_or_else(|| format!("{etype:?} {n}×{k} is too large"))?;
+            Ok(([(0, len), (len, 0), (len, 0)], len))
+        }
+        Some(scheme) => {
+            let l = schemes::layout(scheme, n, k, group)?;
+            Ok((l.planes, l.total))
+        }
+    }
+}
+
+/// Writes `src` at `off` of `buf` (`off` a multiple of 4); the last partial word is
+/// zero-padded, the only bytes copied on the host.
+fn write_padded(gpu: &Gpu, buf: &wgpu::Buffer, off: usize, src: &[u8]) {
+    let whole = src.len() / 4 * 4;
+    if whole > 0 {
+        gpu.queue.write_buffer(buf, off as u64, &src[..whole]);
+    }
+    if whole < src.len() {
+        let mut tail = [0u8; 4];
+        tail[..src.len() - whole].copy_from_slice(&src[whole..]);
+        gpu.queue.write_buffer(buf, (off + whole) as u64, &tail);
+    }
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
 impl GpuWeight {
     /// Uploads one tensor's bytes (`n × k` of `etype`, `group` for the grouped schemes)
-    /// straight from `bytes` (e.g. the memory-mapped file): no host copy besides the
-    /// last partial word.
+    /// straight from `bytes` (e.g. the memory-mapped file): each buffer gets its byte
+    /// ranges of `bytes` written directly, no host copy besides the last partial word
+    /// of a plane.
     pub fn upload(
         gpu: &Gpu,
         name: &str,
@@ -41,22 +97,12 @@ impl GpuWeight {
         group: usize,
         bytes: &[u8],
     ) -> Result<GpuWeight, String> {
-        let (row_bytes, p1, p2, ng, expect) = match etype.scheme() {
-            None => {
-                let size = if etype == ElementType::F32 { 4 } else { 2 };
-                (k * size, 0, 0, 1, n * k * size)
-            }
-            Some(scheme) => {
-                let l = schemes::layout(scheme, n, k, group)?;
-                let ng = if scheme.is_grouped() {
-                    k.div_ceil(group)
-                } else {
-                    1
-                };
-                let rb = l.planes[0].1 / n;
-                (rb, l.planes[1].0, l.planes[2].0, ng, l.total)
-            }
+        let group = if etype.scheme().is_some() { group } else { 0 };
+        let ng = match etype.scheme() {
+            Some(s) if s.is_grouped() => k.div_ceil(group.max(1)),
+            _ => 1,
         };
+        let (full, expect) = planes(etype, n, k, group)?;
         if bytes.len() != expect {
             return Err(format!(
                 "{name}: {} bytes, {etype:?} {n}×{k} takes {expect}",
@@ -64,34 +110,104 @@ impl GpuWeight {
             ));
         }
         // 4 bytes of slack: weights.wgsl reads whole words past unaligned bytes.
-        let size = bytes.len() as u64 + 4;
-        if size > gpu.max_binding() || size > u32::MAX as u64 {
-            return Err(format!(
-                "{name}: {} bytes is more than this GPU binds at once ({} bytes); \
-                 splitting tensors is not implemented — use --device cpu",
-                bytes.len(),
-                gpu.max_binding()
-            ));
+        let fits = |total: usize| {
+            let size = total as u64 + 4;
+            size <= gpu.max_binding() && size <= u32::MAX as u64
+        };
+        let rows = if fits(expect) {
+            n
+        } else {
+            // Chunks start where a bias slice may be bound (the storage offset
+            // alignment, in floats) and, for nf4-dq, on a 256-group super-block.
+            let align = (gpu.limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
+            let sb = if etype == ElementType::Nf4Dq {
+                256 / gcd(ng, 256)
+            } else {
+                1
+            };
+            let step = align / gcd(align, sb) * sb;
+            let chunk_fits = |c: usize| planes(etype, c, k, group).is_ok_and(|p| fits(p.1));
+            if step >= n || !chunk_fits(step) {
+                return Err(format!(
+                    "{name}: {} bytes is more than this GPU binds at once ({} bytes), \
+                     and a chunk of {} rows is too",
+                    bytes.len(),
+                    gpu.max_binding(),
+                    step.min(n)
+                ));
+            }
+            // The most whole steps that fit (the size grows with the rows).
+            let (mut lo, mut hi) = (1, n / step);
+            while lo < hi {
+                let mid = (lo + hi).div_ceil(2);
+                if chunk_fits(mid * step) {
+                    lo = mid;
+                } else {
+                    hi = mid - 1;
+                }
+            }
+            lo * step
+        };
+        let mut chunks = Vec::new();
+        for row0 in (0..n).step_by(rows) {
+            let cn = rows.min(n - row0);
+            let (dst, total) = planes(etype, cn, k, group)?;
+            let label = if cn == n {
+                name.to_string()
+            } else {
+                format!("{name}[{row0}..{}]", row0 + cn)
+            };
+            let buf = gpu.buffer(&label, total as u64 + 4);
+            if cn == n {
+                write_padded(gpu, &buf, 0, bytes);
+            } else {
+                for (p, &(doff, dlen)) in dst.iter().enumerate() {
+                    if dlen == 0 {
+                        continue;
+                    }
+                    let (soff, slen) = full[p];
+                    // Every plane is row-major over the rows, but int8-tensor's one
+                    // scale (each chunk has a copy) and nf4-dq's per-super-block
+                    // (min, step) pairs (chunks start on a super-block).
+                    let start = if etype == ElementType::Nf4Dq && p == 2 {
+                        row0 * ng / 256 * 8
+                    } else if slen == dlen {
+                        0
+                    } else {
+                        row0 * (slen / n)
+                    };
+                    let src = bytes
+                        .get(soff + start..soff + start + dlen)
+                        .ok_or_else(|| format!("{name}: chunk plane {p} out of range"))?;
+                    write_padded(gpu, &buf, doff, src);
+                }
+            }
+            let u = |v: usize| v as u32;
+            // Unpacked types have one plane (p1 = p2 = 0 as before the split).
+            let (p1, p2) = if etype.scheme().is_some() {
+                (dst[1].0, dst[2].0)
+            } else {
+                (0, 0)
+            };
+            chunks.push(Chunk {
+                buf,
+                row0,
+                n: cn,
+                layout: [u(k), u(group), u(ng), u(dst[0].1 / cn), u(p1), u(p2), 0, 0],
+            });
         }
-        let buf = gpu.buffer(name, size);
-        let whole = bytes.len() / 4 * 4;
-        if whole > 0 {
-            gpu.queue.write_buffer(&buf, 0, &bytes[..whole]);
-        }
-        if whole < bytes.len() {
-            let mut tail = [0u8; 4];
-            tail[..bytes.len() - whole].copy_from_slice(&bytes[whole..]);
-            gpu.queue.write_buffer(&buf, whole as u64, &tail);
-        }
-        let u = |v: usize| v as u32;
         Ok(GpuWeight {
-            buf,
+            chunks,
             etype,
             n,
             k,
-            layout: [u(k), u(group), u(ng), u(row_bytes), u(p1), u(p2), 0, 0],
             act: ActQuant::Float,
         })
+    }
+
+    /// How many buffers hold the weight (more than one when split).
+    pub fn chunks(&self) -> usize {
+        self.chunks.len()
     }
 
     /// The same weight with int8 activations `act` (checked as the CPU's
@@ -152,7 +268,8 @@ pub struct Epilogue {
 
 struct Dispatch {
     kernel: Arc<Kernel>,
-    bufs: Vec<wgpu::Buffer>,
+    /// Each buffer bound from a byte offset to its end.
+    bufs: Vec<(wgpu::Buffer, u64)>,
     params: (u64, u64),
     groups: [u32; 3],
 }
@@ -195,6 +312,19 @@ impl<'g> Recorder<'g> {
         bufs: &[&wgpu::Buffer],
         groups: [u32; 3],
     ) {
+        let bufs: Vec<(&wgpu::Buffer, u64)> = bufs.iter().map(|&b| (b, 0)).collect();
+        self.dispatch_at(kernel, params, &bufs, groups);
+    }
+
+    /// [`Recorder::dispatch`] with each buffer bound from a byte offset (a multiple
+    /// of the storage offset alignment).
+    fn dispatch_at(
+        &mut self,
+        kernel: Arc<Kernel>,
+        params: &[u32],
+        bufs: &[(&wgpu::Buffer, u64)],
+        groups: [u32; 3],
+    ) {
         let align = self.gpu.limits.min_uniform_buffer_offset_alignment as usize;
         let start = self.params.len().next_multiple_of(align);
         self.params.resize(start, 0);
@@ -204,7 +334,7 @@ impl<'g> Recorder<'g> {
         self.params.resize(start + len, 0);
         self.cmds.push(Dispatch {
             kernel,
-            bufs: bufs.iter().map(|&b| b.clone()).collect(),
+            bufs: bufs.iter().map(|&(b, off)| (b.clone(), off)).collect(),
             params: (start as u64, len as u64),
             groups,
         });
@@ -235,10 +365,14 @@ impl<'g> Recorder<'g> {
                         size: wgpu::BufferSize::new(d.params.1),
                     }),
                 }];
-                for (i, b) in d.bufs.iter().enumerate() {
+                for (i, (b, off)) in d.bufs.iter().enumerate() {
                     entries.push(wgpu::BindGroupEntry {
                         binding: i as u32 + 1,
-                        resource: b.as_entire_binding(),
+                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                            buffer: b,
+                            offset: *off,
+                            size: None,
+                        }),
                     });
                 }
                 gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -274,31 +408,44 @@ impl<'g> Recorder<'g> {
         if m == 0 {
             return;
         }
+        if w.act != ActQuant::Float {
+            self.linear_int8(w, bias, x, m, y, epi, self.gpu.dot4);
+            return;
+        }
         let flags = u32::from(bias.is_some())
             | (u32::from(epi.gelu) << 1)
             | (u32::from(epi.accumulate) << 2);
-        let mut p = w.layout.to_vec();
-        p.extend([
-            u(m),
-            u(w.n),
-            u(x.off),
-            u(x.stride),
-            u(y.off),
-            u(y.stride),
-            flags,
-            0,
-        ]);
-        let b = bias.unwrap_or(&self.gpu.dummy);
-        if w.act != ActQuant::Float {
-            self.linear_int8(w, bias, x, m, y, epi, self.gpu.dot4);
-        } else if m <= MATVEC_MAX_M {
-            let k = self.gpu.kernel(Shader::Matvec, "main", &w.constants());
-            let groups = fold(w.n.div_ceil(MATVEC_ROWS));
-            self.dispatch(k, &p, &[&w.buf, x.buf, b, y.buf], groups);
+        let shader = if m <= MATVEC_MAX_M {
+            Shader::Matvec
         } else {
-            let k = self.gpu.kernel(Shader::Matmul, "main", &w.constants());
-            let groups = [u(w.n.div_ceil(MATMUL_COLS)), u(m.div_ceil(MATMUL_ROWS)), 1];
-            self.dispatch(k, &p, &[&w.buf, x.buf, b, y.buf], groups);
+            Shader::Matmul
+        };
+        let k = self.gpu.kernel(shader, "main", &w.constants());
+        // One dispatch per chunk: its output columns and its slice of the bias.
+        for c in &w.chunks {
+            let mut p = c.layout.to_vec();
+            p.extend([
+                u(m),
+                u(c.n),
+                u(x.off),
+                u(x.stride),
+                u(y.off + c.row0),
+                u(y.stride),
+                flags,
+                0,
+            ]);
+            let b = bias.map_or((&self.gpu.dummy, 0), |b| (b, c.row0 as u64 * 4));
+            let groups = if shader == Shader::Matvec {
+                fold(c.n.div_ceil(MATVEC_ROWS))
+            } else {
+                [u(c.n.div_ceil(MATMUL_COLS)), u(m.div_ceil(MATMUL_ROWS)), 1]
+            };
+            self.dispatch_at(
+                k.clone(),
+                &p,
+                &[(&c.buf, 0), (x.buf, 0), b, (y.buf, 0)],
+                groups,
+            );
         }
     }
 
@@ -341,13 +488,29 @@ impl<'g> Recorder<'g> {
         let flags = u32::from(bias.is_some())
             | (u32::from(epi.gelu) << 1)
             | (u32::from(epi.accumulate) << 2);
-        let mut p = w.layout.to_vec();
-        p.extend([u(m), u(w.n), u(kw), u(y.off), u(y.stride), flags, 0, 0]);
         let constants = [("SCHEME", w.etype as u32), ("DOT4", u32::from(dot4))];
         let k = self.gpu.kernel(Shader::Int8, "main", &constants);
-        let b = bias.unwrap_or(&self.gpu.dummy);
-        let groups = [u(w.n.div_ceil(64)), u(m.div_ceil(INT8_ROWS)), 1];
-        self.dispatch(k, &p, &[&w.buf, &codes, &scales, b, y.buf], groups);
+        for c in &w.chunks {
+            let mut p = c.layout.to_vec();
+            p.extend([
+                u(m),
+                u(c.n),
+                u(kw),
+                u(y.off + c.row0),
+                u(y.stride),
+                flags,
+                0,
+                0,
+            ]);
+            let b = bias.map_or((&self.gpu.dummy, 0), |b| (b, c.row0 as u64 * 4));
+            let groups = [u(c.n.div_ceil(64)), u(m.div_ceil(INT8_ROWS)), 1];
+            self.dispatch_at(
+                k.clone(),
+                &p,
+                &[(&c.buf, 0), (&codes, 0), (&scales, 0), b, (y.buf, 0)],
+                groups,
+            );
+        }
     }
 
     /// Layer norm (eps 1e-5) of `rows` rows of `d` floats.
@@ -490,23 +653,27 @@ impl<'g> Recorder<'g> {
         accumulate: bool,
         y: Rows,
     ) {
-        let mut p = table.layout.to_vec();
-        p.extend([
-            u(rows),
-            u(first),
-            u32::from(ids.is_some()),
-            u32::from(accumulate),
-            u(y.off),
-            u(y.stride),
-            0,
-            0,
-        ]);
         let k = self
             .gpu
             .kernel(Shader::Embedding, "main", &table.constants());
+        let use_ids = u32::from(ids.is_some());
         let ids = ids.unwrap_or(&self.gpu.dummy);
         let n = rows * table.k.div_ceil(4);
-        self.dispatch(k, &p, &[&table.buf, ids, y.buf], fold(n.div_ceil(64)));
+        // Each chunk writes the rows it holds.
+        for c in &table.chunks {
+            let mut p = c.layout.to_vec();
+            p.extend([
+                u(rows),
+                u(first),
+                use_ids,
+                u32::from(accumulate),
+                u(y.off),
+                u(y.stride),
+                u(c.row0),
+                u(c.n),
+            ]);
+            self.dispatch(k.clone(), &p, &[&c.buf, ids, y.buf], fold(n.div_ceil(64)));
+        }
     }
 
     /// Reduces the `n` logits at `row` for greedy decoding (logits.wgsl): tokens
