@@ -777,7 +777,8 @@ fn kernel_timings() {
 }
 
 /// Every feature variant of matvec (m ≤ 8), matmul and layer norm against the scalar
-/// reference: f16 weights with extreme values (±65504, subnormals, ±0), a packed
+/// reference (layer norm has no variant yet; checked so it joins when it gets one):
+/// f16 weights with extreme values (±65504, subnormals, ±0), a packed
 /// scheme, odd n and k (row and k tails), huge activations; layer norm of odd widths
 /// (below, at and above the workgroup), rows with a large mean and a tiny spread.
 /// Tolerances as in the plain tests: f32 sums in another order.

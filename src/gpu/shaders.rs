@@ -17,7 +17,7 @@ const WEIGHTS: &str = include_str!("../../shaders/weights.wgsl");
 /// never share a cache key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct GpuFeatures {
-    /// `wgpu::Features::SUBGROUP`: subgroup reductions in matvec and layer norm.
+    /// `wgpu::Features::SUBGROUP`: the matvec row sums by subgroup shuffles.
     pub subgroups: bool,
     /// `wgpu::Features::SHADER_F16`: requested, used by no family yet.
     pub f16: bool,
@@ -139,7 +139,9 @@ impl Shader {
     /// The features this family has a variant for.
     pub fn uses(self) -> GpuFeatures {
         GpuFeatures {
-            subgroups: matches!(self, Shader::Matvec | Shader::Norm),
+            // Only where the sums keep the plain kernel's order: a layer norm summed by
+            // subgroupAdd flipped a near-tie token of a low-bit tiny.en against the CPU.
+            subgroups: matches!(self, Shader::Matvec),
             f16: false,
         }
     }
@@ -152,7 +154,7 @@ impl Shader {
     /// The entry point that replaces `entry` in the subgroup variant.
     pub fn subgroup_entry(self, entry: &'static str) -> Option<&'static str> {
         match (self, entry) {
-            (Shader::Matvec | Shader::Norm, "main") => Some("main_sg"),
+            (Shader::Matvec, "main") => Some("main_sg"),
             _ => None,
         }
     }
@@ -160,7 +162,6 @@ impl Shader {
     fn subgroup_body(self) -> &'static str {
         match self {
             Shader::Matvec => include_str!("../../shaders/matvec_subgroup.wgsl"),
-            Shader::Norm => include_str!("../../shaders/norm_subgroup.wgsl"),
             _ => "",
         }
     }
