@@ -7,7 +7,7 @@ mod common;
 
 use sotto::format::ElementType;
 use sotto::gpu::shaders::Shader;
-use sotto::gpu::{AdapterPolicy, Epilogue, Gpu, GpuWeight, Recorder, Rows};
+use sotto::gpu::{AdapterPolicy, Epilogue, Gpu, GpuFeatures, GpuWeight, Recorder, Rows};
 use sotto_kernels::schemes::{self, ActQuant, Quantized};
 use sotto_kernels::{scalar, AttentionShape, Pool, Weights};
 use std::sync::OnceLock;
@@ -22,6 +22,32 @@ fn gpu() -> Option<&'static Gpu> {
             None
         }
     }
+}
+
+/// The optional-feature variants, plain first (f16 has no shader variant yet).
+const FEATURE_SETS: [GpuFeatures; 2] = [
+    GpuFeatures::NONE,
+    GpuFeatures {
+        subgroups: true,
+        f16: false,
+    },
+];
+
+/// A device per variant the adapter offers (the plain one always); variants it lacks
+/// are named on stderr.
+fn variant_gpus() -> &'static [Gpu] {
+    static GPUS: OnceLock<Vec<Gpu>> = OnceLock::new();
+    GPUS.get_or_init(|| {
+        let mut out = Vec::new();
+        for f in FEATURE_SETS {
+            match Gpu::with_features(AdapterPolicy::AllowSoftware, f) {
+                Ok(g) if g.enabled == f => out.push(g),
+                Ok(g) => eprintln!("SKIPPED variant {f:?}: the adapter offers {:?}", g.enabled),
+                Err(e) => eprintln!("SKIPPED variant {f:?}: {e}"),
+            }
+        }
+        out
+    })
 }
 
 /// A small deterministic generator (xorshift64*), values in [-1, 1).
@@ -55,6 +81,32 @@ fn every_shader_validates_with_naga() {
         )
         .validate(&module)
         .unwrap_or_else(|e| panic!("{}.wgsl: {e:?}", s.name()));
+        // Every feature variant, with the capabilities its device feature grants.
+        for (fi, f) in FEATURE_SETS.iter().enumerate() {
+            let src = s.source_for(*f);
+            let name = format!("{}.wgsl {f:?}", s.name());
+            if fi > 0 && s.variant(*f) == s.variant(FEATURE_SETS[fi - 1]) {
+                continue;
+            }
+            let m = naga::front::wgsl::parse_str(&src)
+                .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&src)));
+            naga::valid::Validator::new(
+                naga::valid::ValidationFlags::all(),
+                naga::valid::Capabilities::default()
+                    | naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32
+                    | naga::valid::Capabilities::SHADER_FLOAT16
+                    | naga::valid::Capabilities::SUBGROUP,
+            )
+            .validate(&m)
+            .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+            for entry in s.entry_points() {
+                let e = match s.subgroup_entry(entry) {
+                    Some(e) if s.variant(*f).subgroups => e,
+                    _ => entry,
+                };
+                assert!(m.entry_points.iter().any(|p| p.name == e), "{name}: no {e}");
+            }
+        }
         for entry in s.entry_points() {
             assert!(
                 module.entry_points.iter().any(|e| e.name == *entry),
@@ -979,4 +1031,135 @@ fn kernel_timings() {
     time("layer norm 1500×384", &|r| {
         r.layer_norm(&gb, &gb, d, Rows::new(&x, 0, d), ctx, Rows::new(&y, 0, d))
     });
+}
+
+/// Every feature variant of matvec (m ≤ 8), matmul and layer norm against the scalar
+/// reference (layer norm has no variant yet; checked so it joins when it gets one):
+/// f16 weights with extreme values (±65504, subnormals, ±0), a packed
+/// scheme, odd n and k (row and k tails), huge activations; layer norm of odd widths
+/// (below, at and above the workgroup), rows with a large mean and a tiny spread.
+/// Tolerances as in the plain tests: f32 sums in another order.
+#[test]
+fn feature_variants_match_reference() {
+    if gpu().is_none() {
+        return;
+    }
+    let pool = Pool::new(1);
+    for g in variant_gpus() {
+        let f = g.enabled;
+        let mut rng = Rng(0xfea7);
+        for etype in [ElementType::F16, ElementType::F32, ElementType::Int4Asym] {
+            for &(m, n, k) in &[
+                (1, 1, 1),
+                (1, 17, 33),
+                (3, 31, 7),
+                (8, 65, 130),
+                (11, 19, 67),
+            ] {
+                let (mut bytes, group) = random_weight(&mut rng, etype, n, k);
+                if etype == ElementType::F16 {
+                    let h: &mut [u16] = bytemuck::cast_slice_mut(&mut bytes);
+                    let extremes = [0x7bff, 0xfbff, 0x0001, 0x8001, 0x03ff, 0x0400, 0x8000];
+                    for (i, v) in h.iter_mut().enumerate().filter(|(i, _)| i % 5 == 2) {
+                        *v = extremes[i % extremes.len()];
+                    }
+                }
+                let w = reference_view(etype, n, k, group, &bytes);
+                let x: Vec<f32> = (0..m * k)
+                    .map(|i| if i % 11 == 3 { rng.f() * 3e3 } else { rng.f() })
+                    .collect();
+                let bias = rng.vec(n);
+                let mut want = vec![0f32; m * n];
+                match etype.scheme() {
+                    Some(s) => {
+                        let v = schemes::view(s, n, k, group, &bytes, ActQuant::Float).unwrap();
+                        schemes::linear_reference(&x, m, k, &v, Some(&bias), &mut want);
+                    }
+                    None => {
+                        scalar::linear(&pool, &x, m, k, Weights::F32(&w), n, Some(&bias), &mut want)
+                    }
+                }
+                let gw = GpuWeight::upload(g, "w", etype, n, k, group, &bytes).unwrap();
+                let (xb, bb) = (g.upload_f32("x", &x), g.upload_f32("b", &bias));
+                let yb = g.floats("y", m * n);
+                let mut rec = Recorder::new(g);
+                let epi = Epilogue::default();
+                rec.linear(
+                    &gw,
+                    Some(&bb),
+                    Rows::new(&xb, 0, k),
+                    m,
+                    Rows::new(&yb, 0, n),
+                    epi,
+                );
+                rec.submit();
+                let got = g.read_f32(&yb, 0, m * n);
+                for e in 0..m * n {
+                    let (i, j) = (e / n, e % n);
+                    let s: f32 = (0..k).map(|p| (x[i * k + p] * w[j * k + p]).abs()).sum();
+                    let tol = 1e-5 * (s + bias[j].abs()) + 1e-6;
+                    assert!(
+                        (got[e] - want[e]).abs() <= tol,
+                        "{f:?} {etype:?} m={m} n={n} k={k}: y[{i}][{j}] = {} on the GPU, {} on the CPU",
+                        got[e],
+                        want[e]
+                    );
+                }
+            }
+        }
+        for &(rows, d) in &[(1, 1), (2, 7), (3, 128), (2, 129), (4, 385), (1, 1500)] {
+            let x: Vec<f32> = (0..rows * d)
+                .map(|i| match (i / d) % 3 {
+                    0 => rng.f() * 4.0 + 1.5,
+                    1 => 1e3 + rng.f(),
+                    _ => rng.f() * 3e4,
+                })
+                .collect();
+            let (gamma, beta) = (rng.vec(d), rng.vec(d));
+            let mut want = vec![0f32; rows * d];
+            scalar::layer_norm(&x, d, &gamma, &beta, &mut want);
+            let (xb, gb, bb) = (
+                g.upload_f32("x", &x),
+                g.upload_f32("g", &gamma),
+                g.upload_f32("b", &beta),
+            );
+            let yb = g.floats("y", rows * d);
+            let mut rec = Recorder::new(g);
+            rec.layer_norm(
+                &gb,
+                &bb,
+                d,
+                Rows::new(&xb, 0, d),
+                rows,
+                Rows::new(&yb, 0, d),
+            );
+            rec.submit();
+            let got = g.read_f32(&yb, 0, rows * d);
+            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                // Rows of mean 1e3, spread 1: f32 statistics lose ~1e-4 in x − mean.
+                let tol = if (i / d) % 3 == 1 { 2e-3 } else { 2e-5 };
+                assert!(
+                    (a - b).abs() <= tol * (1.0 + b.abs()),
+                    "{f:?} rows={rows} d={d} [{i}]: {a} vs {b}"
+                );
+            }
+        }
+    }
+}
+
+/// tiny.en (f16) on jfk.wav under every feature variant the adapter offers: each GPU
+/// transcript equals the CPU one (greedy).
+#[test]
+fn tiny_en_every_feature_variant_matches_cpu() {
+    if gpu().is_none() {
+        return;
+    }
+    let path = common::model_path("tiny.en");
+    for g in variant_gpus() {
+        sotto::gpu::force_features(Some(g.enabled));
+        assert_eq!(sotto::gpu::wanted_features(), Ok(g.enabled));
+        eprintln!("variant {:?}", g.enabled);
+        gpu_matches_cpu(&path, true);
+    }
+    sotto::gpu::force_features(None);
 }

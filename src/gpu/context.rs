@@ -1,8 +1,30 @@
 //! The device: adapter choice, limits, buffers, and the pipeline cache keyed by
 //! (shader, entry point, constants).
-use super::shaders::{Shader, Slot};
+use super::shaders::{GpuFeatures, Shader, Slot};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
+/// Set by [`force_features`]; overrides `SOTTO_GPU_FEATURES` for devices opened later.
+static FORCED: Mutex<Option<GpuFeatures>> = Mutex::new(None);
+
+/// Makes every later [`Gpu::new`] use at most `features` (`None`: back to
+/// `SOTTO_GPU_FEATURES`, default all): how tests run the whole model per variant.
+pub fn force_features(features: Option<GpuFeatures>) {
+    *FORCED.lock().unwrap_or_else(|e| e.into_inner()) = features;
+}
+
+/// The optional features [`Gpu::new`] may use: [`force_features`], else
+/// `SOTTO_GPU_FEATURES` = none | f16 | subgroups | all (default all).
+pub fn wanted_features() -> Result<GpuFeatures, String> {
+    if let Some(f) = *FORCED.lock().unwrap_or_else(|e| e.into_inner()) {
+        return Ok(f);
+    }
+    match std::env::var("SOTTO_GPU_FEATURES") {
+        Ok(v) => GpuFeatures::parse(&v)
+            .ok_or_else(|| format!("SOTTO_GPU_FEATURES={v}: expected none, f16, subgroups or all")),
+        Err(_) => Ok(GpuFeatures::ALL),
+    }
+}
 
 /// Which adapters may be used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,7 +41,7 @@ pub struct Kernel {
     pub layout: wgpu::BindGroupLayout,
 }
 
-type KernelKey = (Shader, &'static str, Vec<(&'static str, u32)>);
+type KernelKey = (Shader, GpuFeatures, &'static str, Vec<(&'static str, u32)>);
 
 /// One wgpu device and queue with sotto's pipelines.
 pub struct Gpu {
@@ -29,13 +51,18 @@ pub struct Gpu {
     pub limits: wgpu::Limits,
     /// WGSL `dot4I8Packed` is available (int8.wgsl `DOT4`; else an unpacked i32 dot).
     pub dot4: bool,
+    /// Optional features the kernels use: those wanted that the device was opened
+    /// with. Clearing one (tests) takes effect at the next [`Gpu::kernel`].
+    pub features: GpuFeatures,
+    /// Those the device was opened with.
+    pub enabled: GpuFeatures,
     /// Bound where a kernel's optional input is absent.
     pub dummy: wgpu::Buffer,
     /// Weight tensors are split to fit this many bytes per buffer when it is below the
     /// adapter's binding limit (`SOTTO_GPU_MAX_BINDING`, [`Gpu::set_max_binding`]): lets
     /// tests split on any adapter.
     binding_cap: u64,
-    modules: Mutex<HashMap<Shader, wgpu::ShaderModule>>,
+    modules: Mutex<HashMap<(Shader, GpuFeatures), wgpu::ShaderModule>>,
     layouts: Mutex<HashMap<Shader, wgpu::BindGroupLayout>>,
     kernels: Mutex<HashMap<KernelKey, Arc<Kernel>>>,
 }
@@ -64,8 +91,14 @@ fn binding_cap_from_env() -> Result<u64, String> {
 }
 
 impl Gpu {
-    /// Opens the best adapter `policy` allows; the error says why none could be used.
+    /// Opens the best adapter `policy` allows with the features of [`wanted_features`];
+    /// the error says why none could be used.
     pub fn new(policy: AdapterPolicy) -> Result<Gpu, String> {
+        Gpu::with_features(policy, wanted_features()?)
+    }
+
+    /// As [`Gpu::new`], using at most `want` of the optional features.
+    pub fn with_features(policy: AdapterPolicy, want: GpuFeatures) -> Result<Gpu, String> {
         let instance =
             wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let mut adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
@@ -101,6 +134,18 @@ impl Gpu {
         let dot4 = instance
             .wgsl_language_features()
             .contains(wgpu::WgslLanguageFeatures::Packed4x8IntegerDotProduct);
+        let offered = adapter.features();
+        let enabled = want.and(GpuFeatures {
+            subgroups: offered.contains(wgpu::Features::SUBGROUP),
+            f16: offered.contains(wgpu::Features::SHADER_F16),
+        });
+        let mut required_features = wgpu::Features::empty();
+        if enabled.subgroups {
+            required_features |= wgpu::Features::SUBGROUP;
+        }
+        if enabled.f16 {
+            required_features |= wgpu::Features::SHADER_F16;
+        }
         let have = adapter.limits();
         // Ask for the adapter's own buffer limits: big tensors need them.
         let limits = wgpu::Limits {
@@ -110,7 +155,7 @@ impl Gpu {
         };
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("sotto"),
-            required_features: wgpu::Features::empty(),
+            required_features,
             required_limits: limits.clone(),
             ..Default::default()
         }))
@@ -127,6 +172,8 @@ impl Gpu {
             info,
             limits,
             dot4,
+            features: enabled,
+            enabled,
             dummy,
             binding_cap: binding_cap_from_env()?,
             modules: Mutex::default(),
@@ -227,15 +274,15 @@ impl Gpu {
         let _ = self.device.poll(wgpu::PollType::wait_indefinitely());
     }
 
-    fn module(&self, shader: Shader) -> wgpu::ShaderModule {
+    fn module(&self, shader: Shader, variant: GpuFeatures) -> wgpu::ShaderModule {
         let mut modules = self.modules.lock().unwrap_or_else(|e| e.into_inner());
         modules
-            .entry(shader)
+            .entry((shader, variant))
             .or_insert_with(|| {
                 self.device
                     .create_shader_module(wgpu::ShaderModuleDescriptor {
                         label: Some(shader.name()),
-                        source: wgpu::ShaderSource::Wgsl(shader.source().into()),
+                        source: wgpu::ShaderSource::Wgsl(shader.source_for(variant).into()),
                     })
             })
             .clone()
@@ -276,14 +323,21 @@ impl Gpu {
             .clone()
     }
 
-    /// The pipeline for (`shader`, `entry`, `constants`), compiled on first use.
+    /// The pipeline for (`shader`, `entry`, `constants`) in the variant of
+    /// [`Gpu::features`] (a subgroup entry point in place of `entry` where the family
+    /// has one), compiled on first use.
     pub fn kernel(
         &self,
         shader: Shader,
         entry: &'static str,
         constants: &[(&'static str, u32)],
     ) -> Arc<Kernel> {
-        let key = (shader, entry, constants.to_vec());
+        let variant = shader.variant(self.features.and(self.enabled));
+        let entry = match shader.subgroup_entry(entry) {
+            Some(e) if variant.subgroups => e,
+            _ => entry,
+        };
+        let key = (shader, variant, entry, constants.to_vec());
         if let Some(k) = self
             .kernels
             .lock()
@@ -292,7 +346,7 @@ impl Gpu {
         {
             return k.clone();
         }
-        let module = self.module(shader);
+        let module = self.module(shader, variant);
         let layout = self.bind_layout(shader);
         let pipeline_layout = self
             .device

@@ -3,7 +3,8 @@
 //! shaders (`shaders/*.wgsl`).
 //!
 //! - `context`: adapter choice (a software adapter only when asked), limits,
-//!   buffers, the pipeline cache keyed by (shader, entry point, constants);
+//!   buffers, optional features (subgroups, shader-f16: `SOTTO_GPU_FEATURES`), the
+//!   pipeline cache keyed by (shader, variant, entry point, constants);
 //! - `shaders`: the WGSL sources and the binding table of each kernel family;
 //! - `ops`: weights on the device and the operations, recorded per submission;
 //! - `network`: the encoder and decoder passes, [`GpuBackend`] for the decoding loop.
@@ -18,6 +19,7 @@ mod network;
 mod ops;
 pub mod shaders;
 
-pub use context::{AdapterPolicy, Gpu, Kernel};
+pub use context::{force_features, wanted_features, AdapterPolicy, Gpu, Kernel};
 pub use network::{GpuBackend, GpuCache, GpuCross, GpuModel};
 pub use ops::{summary_floats, summary_from, Epilogue, GpuWeight, Recorder, Rows};
+pub use shaders::GpuFeatures;

@@ -2,9 +2,62 @@
 //! table every kernel of a family shares. The only preprocessing is concatenation:
 //! `common.wgsl` goes in front of every shader, `weights.wgsl` (the packed layouts)
 //! in front of those that read weights; the scheme is the pipeline constant `SCHEME`.
+//!
+//! Variants ([`GpuFeatures`]) are concatenations too: with subgroups
+//! `<family>_subgroup.wgsl` is appended, adding an entry point
+//! ([`Shader::subgroup_entry`]) the device picks in place of the plain one; with
+//! shader-f16 the module starts `enable f16;` (no family has an f16 variant yet:
+//! naga 30 rejects `bitcast<vec2<f16>>(u32)`, so f16 weights need a typed binding).
 
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
 const WEIGHTS: &str = include_str!("../../shaders/weights.wgsl");
+
+/// Optional device features the shaders can use. A module is compiled for the
+/// features its family uses ([`Shader::variant`]), so pipelines of different variants
+/// never share a cache key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct GpuFeatures {
+    /// `wgpu::Features::SUBGROUP`: the matvec row sums by subgroup shuffles.
+    pub subgroups: bool,
+    /// `wgpu::Features::SHADER_F16`: requested, used by no family yet.
+    pub f16: bool,
+}
+
+impl GpuFeatures {
+    pub const NONE: GpuFeatures = GpuFeatures {
+        subgroups: false,
+        f16: false,
+    };
+    pub const ALL: GpuFeatures = GpuFeatures {
+        subgroups: true,
+        f16: true,
+    };
+
+    /// `none`, `f16`, `subgroups`, `all` (the `SOTTO_GPU_FEATURES` values).
+    pub fn parse(s: &str) -> Option<GpuFeatures> {
+        Some(match s.trim() {
+            "none" => GpuFeatures::NONE,
+            "f16" => GpuFeatures {
+                subgroups: false,
+                f16: true,
+            },
+            "subgroups" => GpuFeatures {
+                subgroups: true,
+                f16: false,
+            },
+            "all" => GpuFeatures::ALL,
+            _ => return None,
+        })
+    }
+
+    /// Features in both.
+    pub fn and(self, o: GpuFeatures) -> GpuFeatures {
+        GpuFeatures {
+            subgroups: self.subgroups && o.subgroups,
+            f16: self.f16 && o.f16,
+        }
+    }
+}
 
 /// How a binding is used; binding 0 is always the uniform parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,13 +136,56 @@ impl Shader {
         )
     }
 
-    /// The complete WGSL module.
+    /// The features this family has a variant for.
+    pub fn uses(self) -> GpuFeatures {
+        GpuFeatures {
+            // Only where the sums keep the plain kernel's order: a layer norm summed by
+            // subgroupAdd flipped a near-tie token of a low-bit tiny.en against the CPU.
+            subgroups: matches!(self, Shader::Matvec),
+            f16: false,
+        }
+    }
+
+    /// The variant compiled when the device offers `features`.
+    pub fn variant(self, features: GpuFeatures) -> GpuFeatures {
+        self.uses().and(features)
+    }
+
+    /// The entry point that replaces `entry` in the subgroup variant.
+    pub fn subgroup_entry(self, entry: &'static str) -> Option<&'static str> {
+        match (self, entry) {
+            (Shader::Matvec, "main") => Some("main_sg"),
+            _ => None,
+        }
+    }
+
+    fn subgroup_body(self) -> &'static str {
+        match self {
+            Shader::Matvec => include_str!("../../shaders/matvec_subgroup.wgsl"),
+            _ => "",
+        }
+    }
+
+    /// The complete WGSL module, plain.
     pub fn source(self) -> String {
-        let mut s = String::from(COMMON);
+        self.source_for(GpuFeatures::NONE)
+    }
+
+    /// The complete WGSL module of [`Shader::variant`]`(features)`.
+    pub fn source_for(self, features: GpuFeatures) -> String {
+        let v = self.variant(features);
+        let mut s = String::new();
+        if v.f16 {
+            s.push_str("enable f16;\n");
+        }
+        s.push_str(COMMON);
         if self.reads_weights() {
             s.push_str(WEIGHTS);
         }
         s.push_str(self.body());
+        if v.subgroups {
+            s.push_str(self.subgroup_body());
+        }
         s
     }
 
