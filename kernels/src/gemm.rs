@@ -79,6 +79,31 @@ pub(crate) fn split(units: usize, parts: usize, i: usize) -> (usize, usize) {
     (start, start + q + usize::from(i < r))
 }
 
+/// Runs a GEMM's tasks on the pool: the `panels` weight panels are split over
+/// up to 2 × threads tasks, and the `m` x rows too (in micro-tiles of `mr`)
+/// when there are fewer panels than threads (narrow outputs) and enough rows.
+/// `task(p0, p1, i0, i1)` computes panels `p0..p1` for x rows `i0..i1`.
+pub(crate) fn run_tiled(
+    pool: &Pool,
+    panels: usize,
+    m: usize,
+    mr: usize,
+    task: &(dyn Fn(usize, usize, usize, usize) + Sync),
+) {
+    let threads = pool.threads();
+    let n_parts = panels.min(threads * 2);
+    let m_parts = if n_parts >= threads {
+        1
+    } else {
+        (threads / n_parts).min(m.div_ceil(4 * mr)).max(1)
+    };
+    pool.run(n_parts * m_parts, &|t| {
+        let (p0, p1) = split(panels, n_parts, t / m_parts);
+        let (i0, i1) = split(m.div_ceil(mr), m_parts, t % m_parts);
+        task(p0, p1, i0 * mr, (i1 * mr).min(m))
+    });
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn linear<I: Simd>(
     pool: &Pool,
@@ -167,20 +192,8 @@ fn linear_packed<I: Simd>(
     let panels = n.div_ceil(nr);
     // Panels per chunk: the packed chunk stays around CHUNK_BYTES.
     let chunk_panels = (CHUNK_BYTES / (k * nr * 4)).clamp(1, panels);
-    // Split the weight rows over tasks; split m too when there are fewer
-    // panels than threads (narrow outputs) and enough rows.
-    let threads = pool.threads();
-    let n_parts = panels.min(threads * 2);
-    let m_parts = if n_parts >= threads {
-        1
-    } else {
-        (threads / n_parts).min(m.div_ceil(4 * mr)).max(1)
-    };
     let out = SharedOut(out.as_mut_ptr());
-    pool.run(n_parts * m_parts, &|t| {
-        let (p0, p1) = split(panels, n_parts, t / m_parts);
-        let (i0, i1) = split(m.div_ceil(mr), m_parts, t % m_parts);
-        let (i0, i1) = (i0 * mr, (i1 * mr).min(m));
+    run_tiled(pool, panels, m, mr, &|p0, p1, i0, i1| {
         scratch::with(chunk_panels * nr * k, |packed| {
             for c0 in (p0..p1).step_by(chunk_panels) {
                 let c1 = (c0 + chunk_panels).min(p1);

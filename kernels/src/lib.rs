@@ -53,6 +53,21 @@ mod x86;
 pub use dispatch::Isa;
 pub use pool::Pool;
 
+/// The argument checks of [`Kernels::layer_norm`] and its pooled form.
+fn check_layer_norm(x: &[f32], d: usize, gamma: &[f32], beta: &[f32], out: &[f32]) {
+    assert!(d > 0, "layer_norm: d must be positive");
+    assert!(
+        x.len().is_multiple_of(d),
+        "layer_norm: x length {} is not a multiple of d={d}",
+        x.len()
+    );
+    assert!(
+        gamma.len() >= d && beta.len() >= d,
+        "layer_norm: gamma/beta shorter than d={d}"
+    );
+    assert!(out.len() >= x.len(), "layer_norm: out shorter than x");
+}
+
 /// Frees the calling thread's kernel scratch memory. The encoder's attention
 /// keeps a head-major copy of K and V there (2 · n_ctx · d floats: 4.6 MB
 /// for tiny, 6.1 MB for base), reused window after window; a caller about
@@ -252,17 +267,7 @@ impl Kernels {
     }
     /// Row-wise layer norm (eps 1e-5) of `x[rows × d]` into `out`.
     pub fn layer_norm(&self, x: &[f32], d: usize, gamma: &[f32], beta: &[f32], out: &mut [f32]) {
-        assert!(d > 0, "layer_norm: d must be positive");
-        assert!(
-            x.len().is_multiple_of(d),
-            "layer_norm: x length {} is not a multiple of d={d}",
-            x.len()
-        );
-        assert!(
-            gamma.len() >= d && beta.len() >= d,
-            "layer_norm: gamma/beta shorter than d={d}"
-        );
-        assert!(out.len() >= x.len(), "layer_norm: out shorter than x");
+        check_layer_norm(x, d, gamma, beta, out);
         (self.table.layer_norm)(x, d, &gamma[..d], &beta[..d], &mut out[..x.len()])
     }
     /// GELU, erf form, in place.
@@ -306,16 +311,7 @@ impl Kernels {
             return self.layer_norm(x, d, gamma, beta, out);
         }
         // The serial call's checks, once, on the whole arguments.
-        assert!(
-            x.len().is_multiple_of(d),
-            "layer_norm: x length {} is not a multiple of d={d}",
-            x.len()
-        );
-        assert!(
-            gamma.len() >= d && beta.len() >= d,
-            "layer_norm: gamma/beta shorter than d={d}"
-        );
-        assert!(out.len() >= x.len(), "layer_norm: out shorter than x");
+        check_layer_norm(x, d, gamma, beta, out);
         let p = scalar::SharedOut(out.as_mut_ptr());
         let norm = self.table.layer_norm;
         pool.run(tasks, &|t| {

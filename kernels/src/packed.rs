@@ -46,7 +46,7 @@
 //! Per-row scales and zero-points are converted to f32 (f16 → f32, the Nf4Dq
 //! second-level decode) into a small per-task buffer just before use.
 
-use crate::gemm::{split, DOT_MAX_M};
+use crate::gemm::{run_tiled, split, DOT_MAX_M};
 use crate::scalar::SharedOut;
 use crate::schemes::{quantize_activations, ActQuant, PackedWeights, Scheme};
 use crate::simd::{Init, Simd};
@@ -627,13 +627,6 @@ fn linear_gemm<I: PackedSimd>(
     let rb = w.row_bytes();
     let panels = n.div_ceil(nr);
     let chunk_panels = (CHUNK_BYTES / (k * nr * 4)).clamp(1, panels);
-    let threads = pool.threads();
-    let n_parts = panels.min(threads * 2);
-    let m_parts = if n_parts >= threads {
-        1
-    } else {
-        (threads / n_parts).min(m.div_ceil(4 * mr)).max(1)
-    };
     let out = SharedOut(out.as_mut_ptr());
     let codes = SharedIn(w.planes[0].as_ptr());
     let pl = scratch::lines(ng);
@@ -641,10 +634,7 @@ fn linear_gemm<I: PackedSimd>(
         scratch::lines(chunk_panels * nr * k),
         scratch::lines(nr * kp),
     );
-    pool.run(n_parts * m_parts, &|t| {
-        let (p0, p1) = split(panels, n_parts, t / m_parts);
-        let (i0, i1) = split(m.div_ceil(mr), m_parts, t % m_parts);
-        let (i0, i1) = (i0 * mr, (i1 * mr).min(m));
+    run_tiled(pool, panels, m, mr, &|p0, p1, i0, i1| {
         scratch::with(packed_len + rows_len + 2 * pl, |buf| {
             let (packed, rest) = buf.split_at_mut(packed_len);
             let (rows_buf, rest) = rest.split_at_mut(rows_len);
@@ -849,21 +839,11 @@ fn gemm_int8<I: PackedSimd>(
     let k4 = k.next_multiple_of(4);
     let panels = n.div_ceil(nr);
     let chunk_panels = (I8_CHUNK_BYTES / (k4 * nr)).clamp(1, panels);
-    let threads = pool.threads();
-    let n_parts = panels.min(threads * 2);
-    let m_parts = if n_parts >= threads {
-        1
-    } else {
-        (threads / n_parts).min(m.div_ceil(4 * mr)).max(1)
-    };
     let out = SharedOut(out.as_mut_ptr());
     let codes = w.planes[0];
     // Per chunk: panels, then per panel NR weight scales and NR biases.
     let (panel_len, par_len) = (k4 * nr, chunk_panels * nr);
-    pool.run(n_parts * m_parts, &|t| {
-        let (p0, p1) = split(panels, n_parts, t / m_parts);
-        let (i0, i1) = split(m.div_ceil(mr), m_parts, t % m_parts);
-        let (i0, i1) = (i0 * mr, (i1 * mr).min(m));
+    run_tiled(pool, panels, m, mr, &|p0, p1, i0, i1| {
         let mut packed = vec![0u8; chunk_panels * panel_len];
         let mut sw = vec![0.0f32; par_len];
         let mut bs = vec![0.0f32; par_len];
@@ -1137,20 +1117,10 @@ fn gemm_lowbit<I: PackedSimd>(
     let kp = k.next_multiple_of(32);
     let panels = n.div_ceil(nr);
     let chunk_panels = (I8_CHUNK_BYTES / (kp * nr)).clamp(1, panels);
-    let threads = pool.threads();
-    let n_parts = panels.min(threads * 2);
-    let m_parts = if n_parts >= threads {
-        1
-    } else {
-        (threads / n_parts).min(m.div_ceil(4 * mr)).max(1)
-    };
     let out = SharedOut(out.as_mut_ptr());
     let codes = w.planes[0];
     let (panel_len, par_len) = (kp * nr, ng * nr);
-    pool.run(n_parts * m_parts, &|t| {
-        let (p0, p1) = split(panels, n_parts, t / m_parts);
-        let (i0, i1) = split(m.div_ceil(mr), m_parts, t % m_parts);
-        let (i0, i1) = (i0 * mr, (i1 * mr).min(m));
+    run_tiled(pool, panels, m, mr, &|p0, p1, i0, i1| {
         let mut packed = vec![0u8; chunk_panels * panel_len];
         let mut ps = vec![0.0f32; chunk_panels * par_len];
         let mut pz = ps.clone();
