@@ -7,7 +7,8 @@
 // Bindings (src/gpu/shaders.rs ATTENTION):
 //   0 uniform P
 //   1 Q  f32[]  query i, head h at q_off + i·q_stride + h·head_dim
-//   2 KV f32[]  key j at k_off + j·kv_stride + h·head_dim, value j at v_off + …
+//   2 KV kv_t[] key j at k_off + j·kv_stride + h·head_dim, value j at v_off + …
+//               (kv_t: f32, or f16 in the attention_f16 family: src/gpu/shaders.rs)
 //   3 O  f32[]  output at o_off + i·o_stride + h·head_dim
 
 struct AttentionParams {
@@ -31,7 +32,7 @@ struct AttentionParams {
 
 @group(0) @binding(0) var<uniform> P: AttentionParams;
 @group(0) @binding(1) var<storage, read> Q: array<f32>;
-@group(0) @binding(2) var<storage, read> KV: array<f32>;
+@group(0) @binding(2) var<storage, read> KV: array<kv_t>;
 @group(0) @binding(3) var<storage, read_write> O: array<f32>;
 
 const WG: u32 = 64u;
@@ -63,7 +64,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let k0 = P.k_off + j * P.kv_stride + h * hd;
         var s = 0.0;
         for (var c = 0u; c < hd; c++) {
-            s += qs[c] * KV[k0 + c];
+            s += qs[c] * f32(KV[k0 + c]);
         }
         scores[j] = s;
         m = max(m, s);
@@ -97,7 +98,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         var acc = 0.0;
         var v = P.v_off + h * hd + c;
         for (var j = 0u; j < visible; j++) {
-            acc += scores[j] * KV[v];
+            acc += scores[j] * f32(KV[v]);
             v += P.kv_stride;
         }
         O[P.o_off + i * P.o_stride + h * hd + c] = acc * inv;
@@ -152,8 +153,8 @@ fn flash(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index)
             if j < P.n_kv {
                 let ko = P.k_off + j * P.kv_stride + h * HD + 4u * (e % HD4);
                 let vo = P.v_off + j * P.kv_stride + h * HD + 4u * (e % HD4);
-                kv4 = vec4<f32>(KV[ko], KV[ko + 1u], KV[ko + 2u], KV[ko + 3u]);
-                vv4 = vec4<f32>(KV[vo], KV[vo + 1u], KV[vo + 2u], KV[vo + 3u]);
+                kv4 = vec4<f32>(f32(KV[ko]), f32(KV[ko + 1u]), f32(KV[ko + 2u]), f32(KV[ko + 3u]));
+                vv4 = vec4<f32>(f32(KV[vo]), f32(KV[vo + 1u]), f32(KV[vo + 2u]), f32(KV[vo + 3u]));
             }
             ks[e] = kv4;
             vs[e] = vv4;

@@ -218,11 +218,26 @@ impl Model {
         Ok(self)
     }
 
-    /// What runs the network: the GPU adapter's name or the CPU kernels' name.
+    /// What runs the network: the GPU adapter's name and the shader variants in use
+    /// (f16 K/V caches, subgroups, dot4I8Packed), or the CPU kernels' name.
     pub fn device_name(&self) -> String {
         #[cfg(feature = "gpu")]
         if let Some(g) = &self.gpu {
-            return format!("gpu: {}", g.gpu.describe());
+            let f = g.gpu.features.and(g.gpu.enabled);
+            let used: Vec<&str> = [
+                (f.f16, "f16"),
+                (f.subgroups, "subgroups"),
+                (g.gpu.dot4, "dot4"),
+            ]
+            .iter()
+            .filter_map(|&(on, name)| on.then_some(name))
+            .collect();
+            let used = if used.is_empty() {
+                "plain".to_string()
+            } else {
+                used.join("+")
+            };
+            return format!("gpu: {} [{used}]", g.gpu.describe());
         }
         format!("cpu: {}", self.kernels.name())
     }

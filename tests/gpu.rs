@@ -7,7 +7,7 @@ mod common;
 
 use sotto::format::ElementType;
 use sotto::gpu::shaders::Shader;
-use sotto::gpu::{AdapterPolicy, Epilogue, Gpu, GpuFeatures, GpuWeight, Recorder, Rows};
+use sotto::gpu::{AdapterPolicy, Epilogue, Gpu, GpuFeatures, GpuWeight, Kv, Recorder, Rows};
 use sotto_kernels::schemes::{self, ActQuant, Quantized};
 use sotto_kernels::{scalar, AttentionShape, Pool, Weights};
 use std::sync::OnceLock;
@@ -24,13 +24,18 @@ fn gpu() -> Option<&'static Gpu> {
     }
 }
 
-/// The optional-feature variants, plain first (f16 has no shader variant yet).
-const FEATURE_SETS: [GpuFeatures; 2] = [
+/// The optional-feature variants, plain first.
+const FEATURE_SETS: [GpuFeatures; 4] = [
     GpuFeatures::NONE,
     GpuFeatures {
         subgroups: true,
         f16: false,
     },
+    GpuFeatures {
+        subgroups: false,
+        f16: true,
+    },
+    GpuFeatures::ALL,
 ];
 
 /// A device per variant the adapter offers (the plain one always); variants it lacks
@@ -73,14 +78,16 @@ fn every_shader_validates_with_naga() {
     for s in Shader::ALL {
         let module = naga::front::wgsl::parse_str(&s.source())
             .unwrap_or_else(|e| panic!("{}.wgsl: {}", s.name(), e.emit_to_string(&s.source())));
-        naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            // unpack2x16float: every Vulkan / Metal / DX12 device has it (wgpu enables it).
-            naga::valid::Capabilities::default()
-                | naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32,
-        )
-        .validate(&module)
-        .unwrap_or_else(|e| panic!("{}.wgsl: {e:?}", s.name()));
+        // unpack2x16float: every Vulkan / Metal / DX12 device has it (wgpu enables it);
+        // f16 only for the families that require shader-f16.
+        let mut plain = naga::valid::Capabilities::default()
+            | naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32;
+        if s.requires().f16 {
+            plain |= naga::valid::Capabilities::SHADER_FLOAT16;
+        }
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), plain)
+            .validate(&module)
+            .unwrap_or_else(|e| panic!("{}.wgsl: {e:?}", s.name()));
         // Every feature variant, with the capabilities its device feature grants.
         for (fi, f) in FEATURE_SETS.iter().enumerate() {
             let src = s.source_for(*f);
@@ -661,30 +668,122 @@ fn attention_matches_scalar() {
             out_stride: w,
             causal_offset: causal,
         };
-        let mut want = vec![0f32; n_q * w];
-        scalar::attention(&pool, &q, &kv, &kv[w..], shape, &mut want);
         let (qb, kvb) = (g.upload_f32("q", &q), g.upload_f32("kv", &kv));
-        let ob = g.floats("o", n_q * w);
-        let mut rec = Recorder::new(g);
-        rec.attention(
-            Rows::new(&qb, 0, 3 * w),
-            &kvb,
-            0,
-            w,
-            2 * w,
-            n_q,
-            n_kv,
-            heads,
-            hd,
-            causal,
-            Rows::new(&ob, 0, w),
-        );
-        rec.submit();
-        let got = g.read_f32(&ob, 0, n_q * w);
-        for (i, (a, b)) in got.iter().zip(&want).enumerate() {
-            assert!(
-                (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
-                "n_q={n_q} n_kv={n_kv}: out[{i}] = {a} on the GPU, {b} on the CPU"
+        // f32 keys/values, and (shader-f16) the same stored as f16 on the device
+        // against the CPU's f16 attention on the host's rounding of them.
+        for half in [false, true] {
+            let mut want = vec![0f32; n_q * w];
+            let kvh = if half {
+                if !g.enabled.f16 {
+                    eprintln!("SKIPPED f16 keys/values: the adapter has no shader-f16");
+                    continue;
+                }
+                let bits: Vec<u16> = kv
+                    .iter()
+                    .map(|&v| half::f16::from_f32(v).to_bits())
+                    .collect();
+                scalar::attention_f16(&pool, &q, &bits, &bits[w..], shape, &mut want);
+                let b = g.buffer("kv f16", n_kv as u64 * 2 * w as u64 * 2);
+                let mut rec = Recorder::new(g);
+                let whole = Rows::new(&kvb, 0, 2 * w);
+                rec.store_rows(whole, n_kv, 2 * w, Rows::new(&b, 0, 2 * w), true);
+                rec.submit();
+                b
+            } else {
+                scalar::attention(&pool, &q, &kv, &kv[w..], shape, &mut want);
+                kvb.clone()
+            };
+            let ob = g.floats("o", n_q * w);
+            let mut rec = Recorder::new(g);
+            let kv = Kv {
+                buf: &kvh,
+                k_off: 0,
+                v_off: w,
+                stride: 2 * w,
+                half,
+            };
+            rec.attention(
+                Rows::new(&qb, 0, 3 * w),
+                kv,
+                n_q,
+                n_kv,
+                heads,
+                hd,
+                causal,
+                Rows::new(&ob, 0, w),
+            );
+            rec.submit();
+            let got = g.read_f32(&ob, 0, n_q * w);
+            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                    "n_q={n_q} n_kv={n_kv} f16={half}: out[{i}] = {a} on the GPU, {b} on the CPU"
+                );
+            }
+        }
+    }
+}
+
+/// `store_rows` into f16 (shader-f16 variant) rounds as the CPU's f16 caches do
+/// (`half::f16::from_f32`, nearest even), bit for bit: exact halves between
+/// neighbours (ties both ways), subnormals, the overflow edge (clamped to ±65504
+/// where the CPU would give ±inf), signed zeros, strided rows and an odd width.
+#[test]
+fn f16_store_rounds_like_the_cpu() {
+    let Some(g) = gpu() else { return };
+    if !g.enabled.f16 {
+        eprintln!("SKIPPED: the adapter has no shader-f16");
+        return;
+    }
+    let mut rng = Rng(0x1f16);
+    let mut x: Vec<f32> = Vec::new();
+    for e in -24..16 {
+        let scale = (e as f32).exp2();
+        for _ in 0..40 {
+            x.push(rng.f() * scale);
+        }
+    }
+    // Ties: a finite f16 plus half its ulp, for even and odd mantissas.
+    for bits in [
+        0x3c00u16, 0x3c01, 0x0001, 0x0002, 0x03ff, 0x7bfe, 0xbc01, 0x4a3b,
+    ] {
+        let v = half::f16::from_bits(bits).to_f32();
+        let next = half::f16::from_bits(bits + 1).to_f32();
+        x.push((v + next) / 2.0);
+        x.push(v);
+    }
+    x.extend([
+        0.0, -0.0, 65504.0, -65504.0, 65519.0, 65520.0, 1e9, -1e9, 3e-8, -6e-8,
+    ]);
+    let width = 7;
+    let rows = x.len().div_ceil(width);
+    x.resize(rows * width, 0.25);
+    // Strided on both sides: row i of x at 3 + 9i, of y at 1 + 8i (f16 elements).
+    let mut xs = vec![f32::NAN; 3 + rows * 9];
+    for i in 0..rows {
+        xs[3 + i * 9..3 + i * 9 + width].copy_from_slice(&x[i * width..(i + 1) * width]);
+    }
+    let xb = g.upload_f32("x", &xs);
+    let yb = g.buffer("y", (1 + rows * 8) as u64 * 2);
+    let mut rec = Recorder::new(g);
+    rec.store_rows(
+        Rows::new(&xb, 3, 9),
+        rows,
+        width,
+        Rows::new(&yb, 1, 8),
+        true,
+    );
+    rec.submit();
+    let words = g.read_f32(&yb, 0, (1 + rows * 8).div_ceil(2));
+    let got: &[u16] = bytemuck::cast_slice(&words);
+    for i in 0..rows {
+        for c in 0..width {
+            let v = x[i * width + c];
+            let want = half::f16::from_f32(v.clamp(-65504.0, 65504.0)).to_bits();
+            let have = got[1 + i * 8 + c];
+            assert_eq!(
+                have, want,
+                "f16({v:e}): {have:#06x} on the GPU, {want:#06x} on the CPU"
             );
         }
     }
@@ -1000,10 +1099,13 @@ fn kernel_timings() {
     time("attention 1500×1500, 6 heads of 64", &|r| {
         r.attention(
             Rows::new(&x, 0, 3 * d),
-            &x,
-            d,
-            2 * d,
-            3 * d,
+            Kv {
+                buf: &x,
+                k_off: d,
+                v_off: 2 * d,
+                stride: 3 * d,
+                half: false,
+            },
             ctx,
             ctx,
             6,
@@ -1015,10 +1117,13 @@ fn kernel_timings() {
     time("attention 1×1500, 6 heads of 64", &|r| {
         r.attention(
             Rows::new(&x, 0, 3 * d),
-            &x,
-            d,
-            2 * d,
-            3 * d,
+            Kv {
+                buf: &x,
+                k_off: d,
+                v_off: 2 * d,
+                stride: 3 * d,
+                half: false,
+            },
             1,
             ctx,
             6,

@@ -194,6 +194,12 @@ impl Gpu {
         is_software(&self.info)
     }
 
+    /// Whether the decoder keeps its K/V caches in f16 (the shader-f16 variant),
+    /// decided when a cache is made; the caches remember it.
+    pub fn half_kv(&self) -> bool {
+        self.features.and(self.enabled).f16
+    }
+
     /// Largest buffer one weight binding may cover.
     pub fn max_binding(&self) -> u64 {
         self.limits
@@ -332,6 +338,13 @@ impl Gpu {
         entry: &'static str,
         constants: &[(&'static str, u32)],
     ) -> Arc<Kernel> {
+        assert!(
+            self.enabled.covers(shader.requires()),
+            "{}.wgsl needs {:?}, the device has {:?}",
+            shader.name(),
+            shader.requires(),
+            self.enabled
+        );
         let variant = shader.variant(self.features.and(self.enabled));
         let entry = match shader.subgroup_entry(entry) {
             Some(e) if variant.subgroups => e,

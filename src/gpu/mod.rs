@@ -21,5 +21,5 @@ pub mod shaders;
 
 pub use context::{force_features, wanted_features, AdapterPolicy, Gpu, Kernel};
 pub use network::{GpuBackend, GpuCache, GpuCross, GpuModel};
-pub use ops::{summary_floats, summary_from, Epilogue, GpuWeight, Recorder, Rows};
+pub use ops::{summary_floats, summary_from, Epilogue, GpuWeight, Kv, Recorder, Rows};
 pub use shaders::GpuFeatures;

@@ -2,7 +2,7 @@
 //! and [`GpuBackend`], the [`Backend`] the decoding loop drives. The layer order and
 //! arithmetic follow `model::Network` (encode / cross_kv / decode) step for step.
 use super::context::Gpu;
-use super::ops::{summary_floats, summary_from, Epilogue, GpuWeight, Recorder, Rows};
+use super::ops::{summary_floats, summary_from, Epilogue, GpuWeight, Kv, Recorder, Rows};
 use super::shaders::ATTENTION_MAX_KV;
 use crate::decoding::filters::{Greedy, LogitFilters};
 use crate::format::{ModelConfig, ModelFile, TensorInfo};
@@ -265,15 +265,18 @@ struct DecScratch {
 }
 
 /// Cross-attention keys and values of one window, all decoder layers:
-/// layer `l`, position `j` at `(l·n_audio_ctx + j)·2d`, keys then values.
+/// layer `l`, position `j` at `(l·n_audio_ctx + j)·2d`, keys then values; f32, or
+/// f16 when `half` ([`Gpu::half_kv`]).
 pub struct GpuCross {
     kv: wgpu::Buffer,
+    half: bool,
 }
 
 /// One hypothesis' self-attention cache on the device, laid out as [`GpuCross`]
 /// with `n_text_ctx` positions per layer. Cloning copies the buffer (beam search).
 pub struct GpuCache {
     kv: wgpu::Buffer,
+    half: bool,
     bytes: u64,
     len: usize,
     device: wgpu::Device,
@@ -293,6 +296,7 @@ impl Clone for GpuCache {
         self.queue.submit([enc.finish()]);
         GpuCache {
             kv,
+            half: self.half,
             bytes: self.bytes,
             len: self.len,
             device: self.device.clone(),
@@ -440,12 +444,16 @@ impl Backend for GpuBackend<'_> {
         for l in &m.enc_layers {
             norm(&mut rec, &l.attn_norm, d, r(&s.x, d), ctx, r(&s.h, d));
             linear(&mut rec, &l.qkv, r(&s.h, d), ctx, r(&s.qkv, 3 * d), PLAIN);
+            let kv = Kv {
+                buf: &s.qkv,
+                k_off: d,
+                v_off: 2 * d,
+                stride: 3 * d,
+                half: false,
+            };
             rec.attention(
                 r(&s.qkv, 3 * d),
-                &s.qkv,
-                d,
-                2 * d,
-                3 * d,
+                kv,
                 ctx,
                 ctx,
                 heads,
@@ -466,15 +474,30 @@ impl Backend for GpuBackend<'_> {
             );
         }
         norm(&mut rec, &m.enc_norm, d, r(&s.x, d), ctx, r(&s.h, d));
-        let kv = g.floats("cross kv", m.dims.text_layers * ctx * 2 * d);
+        let half = g.half_kv();
+        let n_kv = m.dims.text_layers * ctx * 2 * d;
+        let kv = g.buffer("cross kv", (n_kv * if half { 2 } else { 4 }) as u64);
         for (li, l) in m.dec_layers.iter().enumerate() {
             let y = Rows::new(&kv, li * ctx * 2 * d, 2 * d);
-            linear(&mut rec, &l.cross_kv, r(&s.h, d), ctx, y, PLAIN);
+            if half {
+                // Through the free q|k|v scratch (ctx × 3d floats), then rounded.
+                linear(
+                    &mut rec,
+                    &l.cross_kv,
+                    r(&s.h, d),
+                    ctx,
+                    r(&s.qkv, 2 * d),
+                    PLAIN,
+                );
+                rec.store_rows(r(&s.qkv, 2 * d), ctx, 2 * d, y, true);
+            } else {
+                linear(&mut rec, &l.cross_kv, r(&s.h, d), ctx, y, PLAIN);
+            }
         }
         rec.submit();
         // Wait, so that the caller's encoder timing is the encoder's.
         g.wait();
-        Ok(GpuCross { kv })
+        Ok(GpuCross { kv, half })
     }
 
     fn new_cache(&self) -> GpuCache {
@@ -485,9 +508,11 @@ impl Backend for GpuBackend<'_> {
             text_layers,
             ..
         } = self.model.dims;
-        let bytes = (text_layers * text_ctx * 2 * d * 4) as u64;
+        let half = g.half_kv();
+        let bytes = (text_layers * text_ctx * 2 * d * if half { 2 } else { 4 }) as u64;
         GpuCache {
             kv: g.buffer("kv cache", bytes),
+            half,
             bytes: bytes.max(4).next_multiple_of(4),
             len: 0,
             device: g.device.clone(),
@@ -661,18 +686,23 @@ impl GpuBackend<'_> {
             let base = li * text_ctx * 2 * d;
             norm(rec, &l.self_norm, d, r(&s.x, d), n, r(&s.h, d));
             linear(rec, &l.self_qkv, r(&s.h, d), n, r(&s.qkv, 3 * d), PLAIN);
-            rec.copy_rows(
+            rec.store_rows(
                 Rows::new(&s.qkv, d, 3 * d),
                 n,
                 2 * d,
                 Rows::new(&cache.kv, base + past * 2 * d, 2 * d),
+                cache.half,
             );
+            let kv = Kv {
+                buf: &cache.kv,
+                k_off: base,
+                v_off: base + d,
+                stride: 2 * d,
+                half: cache.half,
+            };
             rec.attention(
                 r(&s.qkv, 3 * d),
-                &cache.kv,
-                base,
-                base + d,
-                2 * d,
+                kv,
                 n,
                 past + n,
                 heads,
@@ -686,12 +716,16 @@ impl GpuBackend<'_> {
             norm(rec, &l.cross_norm, d, r(&s.x, d), n, r(&s.h, d));
             linear(rec, &l.cross_q, r(&s.h, d), n, r(&s.qkv, d), PLAIN);
             let cbase = li * audio_ctx * 2 * d;
+            let kv = Kv {
+                buf: &cross.kv,
+                k_off: cbase,
+                v_off: cbase + d,
+                stride: 2 * d,
+                half: cross.half,
+            };
             rec.attention(
                 r(&s.qkv, d),
-                &cross.kv,
-                cbase,
-                cbase + d,
-                2 * d,
+                kv,
                 n,
                 audio_ctx,
                 heads,

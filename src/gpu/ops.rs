@@ -258,6 +258,17 @@ impl<'a> Rows<'a> {
     }
 }
 
+/// Keys and values of an attention, in one buffer of f32, or of f16 (`half`):
+/// key `j` at element `k_off + j·stride`, value `j` at `v_off + j·stride`.
+#[derive(Clone, Copy)]
+pub struct Kv<'a> {
+    pub buf: &'a wgpu::Buffer,
+    pub k_off: usize,
+    pub v_off: usize,
+    pub stride: usize,
+    pub half: bool,
+}
+
 /// What a linear layer does after the dot products.
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
 pub struct Epilogue {
@@ -537,16 +548,12 @@ impl<'g> Recorder<'g> {
         self.dispatch(k, &p, &[x.buf, gamma, beta, y.buf], fold(rows));
     }
 
-    /// Attention of `n_q` query rows over `n_kv` keys/values in one buffer (`k_off`,
-    /// `v_off`: float offsets of key / value 0; `kv_stride` between rows), every head.
+    /// Attention of `n_q` query rows over `n_kv` keys/values of `kv`, every head.
     #[allow(clippy::too_many_arguments)]
     pub fn attention(
         &mut self,
         q: Rows,
-        kv: &wgpu::Buffer,
-        k_off: usize,
-        v_off: usize,
-        kv_stride: usize,
+        kv: Kv,
         n_q: usize,
         n_kv: usize,
         n_head: usize,
@@ -569,9 +576,9 @@ impl<'g> Recorder<'g> {
             u(head_dim),
             u(q.off),
             u(q.stride),
-            u(k_off),
-            u(v_off),
-            u(kv_stride),
+            u(kv.k_off),
+            u(kv.v_off),
+            u(kv.stride),
             u(out.off),
             u(out.stride),
             u32::from(causal_offset.is_some()),
@@ -580,13 +587,18 @@ impl<'g> Recorder<'g> {
             0,
             0,
         ];
-        if flash {
-            let k = self.gpu.kernel(Shader::Attention, "flash", &[]);
-            let groups = [u(n_q.div_ceil(64)), u(n_head), 1];
-            self.dispatch(k, &p, &[q.buf, kv, out.buf], groups);
+        let shader = if kv.half {
+            Shader::AttentionF16
         } else {
-            let k = self.gpu.kernel(Shader::Attention, "main", &[]);
-            self.dispatch(k, &p, &[q.buf, kv, out.buf], [u(n_q), u(n_head), 1]);
+            Shader::Attention
+        };
+        let bufs = [q.buf, kv.buf, out.buf];
+        if flash {
+            let k = self.gpu.kernel(shader, "flash", &[]);
+            self.dispatch(k, &p, &bufs, [u(n_q.div_ceil(64)), u(n_head), 1]);
+        } else {
+            let k = self.gpu.kernel(shader, "main", &[]);
+            self.dispatch(k, &p, &bufs, [u(n_q), u(n_head), 1]);
         }
     }
 
@@ -620,6 +632,12 @@ impl<'g> Recorder<'g> {
 
     /// Copies `rows × width` floats between strided rows.
     pub fn copy_rows(&mut self, x: Rows, rows: usize, width: usize, y: Rows) {
+        self.store_rows(x, rows, width, y, false);
+    }
+
+    /// [`Recorder::copy_rows`] into f32 rows, or into f16 rows when `half` (rounded
+    /// to nearest even, clamped to ±65504; the device must have shader-f16).
+    pub fn store_rows(&mut self, x: Rows, rows: usize, width: usize, y: Rows, half: bool) {
         let p = [
             u(rows),
             u(width),
@@ -630,7 +648,11 @@ impl<'g> Recorder<'g> {
             0,
             0,
         ];
-        let k = self.gpu.kernel(Shader::Elementwise, "copy_rows", &[]);
+        let k = if half {
+            self.gpu.kernel(Shader::Half, "store_half", &[])
+        } else {
+            self.gpu.kernel(Shader::Elementwise, "copy_rows", &[])
+        };
         self.dispatch(k, &p, &[x.buf, y.buf], fold((rows * width).div_ceil(256)));
     }
 

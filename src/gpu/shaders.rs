@@ -5,9 +5,13 @@
 //!
 //! Variants ([`GpuFeatures`]) are concatenations too: with subgroups
 //! `<family>_subgroup.wgsl` is appended, adding an entry point
-//! ([`Shader::subgroup_entry`]) the device picks in place of the plain one; with
-//! shader-f16 the module starts `enable f16;` (no family has an f16 variant yet:
-//! naga 30 rejects `bitcast<vec2<f16>>(u32)`, so f16 weights need a typed binding).
+//! ([`Shader::subgroup_entry`]) the device picks in place of the plain one. With
+//! shader-f16 the decoder keeps its cross-attention K/V and KV cache in f16 (as the
+//! CPU backend does): the `half` family stores rows as f16 and `attention_f16` is
+//! `attention.wgsl` reading them, its key/value element type set by a one-line
+//! prelude (`alias kv_t = f16;`). Weights stay `array<u32>` in every variant
+//! (`unpack2x16float` needs no device feature; naga 30 rejects
+//! `bitcast<vec2<f16>>(u32)`).
 
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
 const WEIGHTS: &str = include_str!("../../shaders/weights.wgsl");
@@ -19,7 +23,7 @@ const WEIGHTS: &str = include_str!("../../shaders/weights.wgsl");
 pub struct GpuFeatures {
     /// `wgpu::Features::SUBGROUP`: the matvec row sums by subgroup shuffles.
     pub subgroups: bool,
-    /// `wgpu::Features::SHADER_F16`: requested, used by no family yet.
+    /// `wgpu::Features::SHADER_F16`: the decoder's K/V caches in f16.
     pub f16: bool,
 }
 
@@ -57,6 +61,19 @@ impl GpuFeatures {
             f16: self.f16 && o.f16,
         }
     }
+
+    /// Features in either.
+    pub fn or(self, o: GpuFeatures) -> GpuFeatures {
+        GpuFeatures {
+            subgroups: self.subgroups || o.subgroups,
+            f16: self.f16 || o.f16,
+        }
+    }
+
+    /// Whether every feature of `o` is in `self`.
+    pub fn covers(self, o: GpuFeatures) -> bool {
+        self.and(o) == o
+    }
 }
 
 /// How a binding is used; binding 0 is always the uniform parameters.
@@ -82,10 +99,12 @@ pub enum Shader {
     Logits,
     Int8,
     Quant,
+    AttentionF16,
+    Half,
 }
 
 impl Shader {
-    pub const ALL: [Shader; 10] = [
+    pub const ALL: [Shader; 12] = [
         Shader::Matvec,
         Shader::Matmul,
         Shader::Norm,
@@ -96,6 +115,8 @@ impl Shader {
         Shader::Logits,
         Shader::Int8,
         Shader::Quant,
+        Shader::AttentionF16,
+        Shader::Half,
     ];
 
     pub fn name(self) -> &'static str {
@@ -110,6 +131,8 @@ impl Shader {
             Shader::Logits => "logits",
             Shader::Int8 => "int8",
             Shader::Quant => "quant",
+            Shader::AttentionF16 => "attention_f16",
+            Shader::Half => "half",
         }
     }
 
@@ -118,13 +141,34 @@ impl Shader {
             Shader::Matvec => include_str!("../../shaders/matvec.wgsl"),
             Shader::Matmul => include_str!("../../shaders/matmul.wgsl"),
             Shader::Norm => include_str!("../../shaders/norm.wgsl"),
-            Shader::Attention => include_str!("../../shaders/attention.wgsl"),
+            Shader::Attention | Shader::AttentionF16 => {
+                include_str!("../../shaders/attention.wgsl")
+            }
             Shader::Conv => include_str!("../../shaders/conv.wgsl"),
             Shader::Elementwise => include_str!("../../shaders/elementwise.wgsl"),
             Shader::Embedding => include_str!("../../shaders/embedding.wgsl"),
             Shader::Logits => include_str!("../../shaders/logits.wgsl"),
             Shader::Int8 => include_str!("../../shaders/int8.wgsl"),
             Shader::Quant => include_str!("../../shaders/quant.wgsl"),
+            Shader::Half => include_str!("../../shaders/half.wgsl"),
+        }
+    }
+
+    /// Declarations a family sharing another's file sets (after `common.wgsl`).
+    fn prelude(self) -> &'static str {
+        match self {
+            Shader::Attention => "alias kv_t = f32;\n",
+            Shader::AttentionF16 => "alias kv_t = f16;\n",
+            _ => "",
+        }
+    }
+
+    /// The features without which the family does not compile (the caller picks it
+    /// only on a device that has them: [`crate::gpu::Gpu::half_kv`]).
+    pub fn requires(self) -> GpuFeatures {
+        GpuFeatures {
+            subgroups: false,
+            f16: matches!(self, Shader::AttentionF16 | Shader::Half),
         }
     }
 
@@ -142,13 +186,14 @@ impl Shader {
             // Only where the sums keep the plain kernel's order: a layer norm summed by
             // subgroupAdd flipped a near-tie token of a low-bit tiny.en against the CPU.
             subgroups: matches!(self, Shader::Matvec),
-            f16: false,
+            f16: self.requires().f16,
         }
     }
 
-    /// The variant compiled when the device offers `features`.
+    /// The variant compiled when the device offers `features` (with what the family
+    /// requires in any case).
     pub fn variant(self, features: GpuFeatures) -> GpuFeatures {
-        self.uses().and(features)
+        self.uses().and(features).or(self.requires())
     }
 
     /// The entry point that replaces `entry` in the subgroup variant.
@@ -166,7 +211,7 @@ impl Shader {
         }
     }
 
-    /// The complete WGSL module, plain.
+    /// The complete WGSL module, plain (but for what the family requires).
     pub fn source(self) -> String {
         self.source_for(GpuFeatures::NONE)
     }
@@ -179,6 +224,7 @@ impl Shader {
             s.push_str("enable f16;\n");
         }
         s.push_str(COMMON);
+        s.push_str(self.prelude());
         if self.reads_weights() {
             s.push_str(WEIGHTS);
         }
@@ -197,9 +243,9 @@ impl Shader {
             // P, X, gamma, beta, Y
             Shader::Norm => &[Uniform, Read, Read, Read, ReadWrite],
             // P, Q, KV, O
-            Shader::Attention => &[Uniform, Read, Read, ReadWrite],
+            Shader::Attention | Shader::AttentionF16 => &[Uniform, Read, Read, ReadWrite],
             // P, X, Y
-            Shader::Conv | Shader::Elementwise => &[Uniform, Read, ReadWrite],
+            Shader::Conv | Shader::Elementwise | Shader::Half => &[Uniform, Read, ReadWrite],
             // P, W, IDS, Y
             Shader::Embedding => &[Uniform, Read, Read, ReadWrite],
             // P, L, M, O
@@ -218,7 +264,8 @@ impl Shader {
             Shader::Elementwise => &["copy_rows", "gelu_rows"],
             Shader::Logits => &["summary"],
             Shader::Quant => &["quantize"],
-            Shader::Attention => &["main", "flash"],
+            Shader::Attention | Shader::AttentionF16 => &["main", "flash"],
+            Shader::Half => &["store_half"],
             _ => &["main"],
         }
     }
