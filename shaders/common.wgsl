@@ -20,3 +20,16 @@ fn gelu(x: f32) -> f32 {
 fn flat_group(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wid.x + wid.y * nwg.x;
 }
+
+// Parameters of the strided row kernels (elementwise.wgsl, half.wgsl): row i of X at
+// x_off + i·x_stride, of Y at y_off + i·y_stride, `width` elements each.
+struct RowsParams {
+    rows: u32,
+    width: u32,
+    x_off: u32,
+    x_stride: u32,
+    y_off: u32,
+    y_stride: u32,
+    pad0: u32,
+    pad1: u32,
+}

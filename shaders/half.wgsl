@@ -7,17 +7,7 @@
 //   1 X f32[]  row i at x_off + i·x_stride
 //   2 Y f16[]  row i at y_off + i·y_stride
 
-struct RowsParams {
-    rows: u32,
-    width: u32,
-    x_off: u32,
-    x_stride: u32,
-    y_off: u32,
-    y_stride: u32,
-    pad0: u32,
-    pad1: u32,
-}
-
+// P: RowsParams (common.wgsl).
 @group(0) @binding(0) var<uniform> P: RowsParams;
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 @group(0) @binding(2) var<storage, read_write> Y: array<f16>;
