@@ -3,7 +3,9 @@
 //! Loads the model (memory map + validation), transcribes one file once to warm
 //! up (page faults on the mapping, pool start-up, allocator), then `--runs` more
 //! times and reports the median of each figure over those runs. Peak RSS is the
-//! process's `VmHWM` at the end, so it covers loading and every run.
+//! process's `VmHWM` at the end, so it covers loading and every run. On a GPU
+//! with timestamp queries the device time of the encoder and decoder passes is
+//! reported beside the wall-clock figures.
 use sotto::{convert, Error, Model, Options, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -42,6 +44,29 @@ struct Run {
     decode_ms_per_token: f64,
     windows: usize,
     decode_tokens: usize,
+    /// Device time from the pass timestamps (GPU with timestamp queries only).
+    gpu_encoder_ms_per_window: Option<f64>,
+    gpu_decode_ms_per_token: Option<f64>,
+}
+
+/// The device time of the encoder and decoder passes (ns) since the last call, where
+/// the model runs on a GPU that times them ([`sotto::gpu::Gpu::enable_timing`]).
+fn take_gpu_times(model: &Model) -> Option<(u64, u64)> {
+    #[cfg(feature = "gpu")]
+    {
+        let t = model.gpu()?.take_times()?;
+        t.valid().then_some((t.encoder_ns, t.decode_ns))
+    }
+    #[cfg(not(feature = "gpu"))]
+    {
+        let _ = model;
+        None
+    }
+}
+
+/// The median of figures every run has, else `None`.
+fn median_all(v: Vec<Option<f64>>) -> Option<f64> {
+    v.into_iter().collect::<Option<Vec<f64>>>().map(median)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -116,6 +141,10 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     let t = Instant::now();
     let model = model.expect("runs ≥ 1").with_device(a.device.into())?;
     let upload_ms = ms_since(t);
+    #[cfg(feature = "gpu")]
+    if let Some(g) = model.gpu() {
+        g.enable_timing(true);
+    }
     let load_first_ms = load_ms[0];
 
     let t = Instant::now();
@@ -133,6 +162,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         let tr = model.transcribe(&samples, &opts)?;
         let wall_ms = ms_since(t);
         let tm = &tr.timings;
+        let gpu = take_gpu_times(&model);
         let run = Run {
             wall_ms,
             mel_ms: tm.mel_ms,
@@ -140,6 +170,9 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             decode_ms_per_token: tm.decode_ms / tm.decode_tokens.max(1) as f64,
             windows: tm.windows,
             decode_tokens: tm.decode_tokens,
+            gpu_encoder_ms_per_window: gpu.map(|(e, _)| e as f64 / 1e6 / tm.windows.max(1) as f64),
+            gpu_decode_ms_per_token: gpu
+                .map(|(_, d)| d as f64 / 1e6 / tm.decode_tokens.max(1) as f64),
         };
         Ok((run, tr.text))
     };
@@ -168,6 +201,12 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         windows: runs[0].windows,
         decode_ms_per_token: med(|r| r.decode_ms_per_token),
         decode_tokens: runs[0].decode_tokens,
+        gpu_encoder_ms_per_window: median_all(
+            runs.iter().map(|r| r.gpu_encoder_ms_per_window).collect(),
+        ),
+        gpu_decode_ms_per_token: median_all(
+            runs.iter().map(|r| r.gpu_decode_ms_per_token).collect(),
+        ),
         wall_ms,
         wall_ms_runs: runs.iter().map(|r| r.wall_ms).collect(),
         rtf: wall_ms / 1e3 / audio_s,
@@ -200,6 +239,9 @@ struct Report {
     windows: usize,
     decode_ms_per_token: f64,
     decode_tokens: usize,
+    /// `None` on the CPU and on adapters without (working) timestamp queries.
+    gpu_encoder_ms_per_window: Option<f64>,
+    gpu_decode_ms_per_token: Option<f64>,
     wall_ms: f64,
     wall_ms_runs: Vec<f64>,
     rtf: f64,
@@ -226,6 +268,8 @@ impl Report {
             "windows": self.windows,
             "decode_ms_per_token": self.decode_ms_per_token,
             "decode_tokens": self.decode_tokens,
+            "gpu_encoder_ms_per_window": self.gpu_encoder_ms_per_window,
+            "gpu_decode_ms_per_token": self.gpu_decode_ms_per_token,
             "wall_ms": self.wall_ms,
             "wall_ms_runs": self.wall_ms_runs,
             "rtf": self.rtf,
@@ -245,6 +289,16 @@ impl Report {
             Some(b) => format!("{:.1} MiB", b as f64 / (1 << 20) as f64),
             None => "unknown (no /proc/self/status)".into(),
         };
+        let gpu = match (self.gpu_encoder_ms_per_window, self.gpu_decode_ms_per_token) {
+            (Some(e), Some(d)) => format!(
+                "gpu encoder  {e:.1} ms/window (device time, timestamp queries)\n\
+                 gpu decoder  {d:.2} ms/token\n"
+            ),
+            _ if self.device.starts_with("gpu") => {
+                "gpu time     not supported (no usable timestamp queries on this adapter)\n".into()
+            }
+            _ => String::new(),
+        };
         format!(
             "model        {} ({:.1} MiB)\n\
              audio        {} ({:.2} s)\n\
@@ -255,6 +309,7 @@ impl Report {
              mel          {:.1} ms\n\
              encoder      {:.1} ms/window × {}\n\
              decoder      {:.2} ms/token × {}\n\
+             {}\
              transcribe   {:.0} ms (median of {}: {} ms)\n\
              real time    {:.3}× (wall / audio)\n\
              peak RSS     {}\n\
@@ -274,6 +329,7 @@ impl Report {
             self.windows,
             self.decode_ms_per_token,
             self.decode_tokens,
+            gpu,
             self.wall_ms,
             self.runs,
             runs.join(", "),

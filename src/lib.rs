@@ -218,6 +218,12 @@ impl Model {
         Ok(self)
     }
 
+    /// The device the network runs on, if a GPU ([`gpu::Gpu::enable_timing`]).
+    #[cfg(feature = "gpu")]
+    pub fn gpu(&self) -> Option<&gpu::Gpu> {
+        self.gpu.as_ref().map(|m| &m.gpu)
+    }
+
     /// What runs the network: the GPU adapter's name and the shader variants in use
     /// (f16 K/V caches, subgroups, dot4I8Packed), or the CPU kernels' name.
     pub fn device_name(&self) -> String {

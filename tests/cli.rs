@@ -130,3 +130,56 @@ fn bad_inputs_give_clear_errors() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-model"));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `sotto bench --json`: the GPU device-time fields are null on the CPU and, on a GPU
+/// adapter with timestamp queries, positive numbers.
+#[test]
+fn bench_reports_gpu_device_time() {
+    let model = model_path("tiny.en");
+    let (m, a) = (model.to_str().unwrap(), jfk());
+    let bench = |device: &str| -> serde_json::Value {
+        let args = [
+            "bench",
+            "-m",
+            m,
+            "--audio",
+            a.to_str().unwrap(),
+            "-t",
+            "2",
+            "--runs",
+            "1",
+            "--json",
+            "--device",
+            device,
+        ];
+        serde_json::from_str(&ok(&sotto(&args))).expect("bench JSON")
+    };
+    let cpu = bench("cpu");
+    assert!(cpu["decode_ms_per_token"].as_f64().is_some_and(|v| v > 0.0));
+    assert!(cpu["gpu_encoder_ms_per_window"].is_null(), "{cpu}");
+    assert!(cpu["gpu_decode_ms_per_token"].is_null(), "{cpu}");
+
+    #[cfg(feature = "gpu")]
+    {
+        use sotto::gpu::{AdapterPolicy, Gpu};
+        let timestamps = match Gpu::new(AdapterPolicy::AllowSoftware) {
+            Ok(g) => g.has_timestamps(),
+            Err(e) => {
+                eprintln!("SKIPPED (GPU part): no GPU adapter ({e})");
+                return;
+            }
+        };
+        let gpu = bench("gpu");
+        for field in ["gpu_encoder_ms_per_window", "gpu_decode_ms_per_token"] {
+            if timestamps {
+                assert!(
+                    gpu[field].as_f64().is_some_and(|v| v > 0.0),
+                    "{field}: {gpu}"
+                );
+            } else {
+                eprintln!("SKIPPED (GPU timing): the adapter has no TIMESTAMP_QUERY");
+                assert!(gpu[field].is_null(), "{field}: {gpu}");
+            }
+        }
+    }
+}

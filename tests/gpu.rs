@@ -7,7 +7,7 @@ mod common;
 
 use sotto::format::ElementType;
 use sotto::gpu::shaders::Shader;
-use sotto::gpu::{AdapterPolicy, Epilogue, Gpu, GpuFeatures, GpuWeight, Kv, Recorder, Rows};
+use sotto::gpu::{AdapterPolicy, Epilogue, Gpu, GpuFeatures, GpuWeight, Kv, Phase, Recorder, Rows};
 use sotto_kernels::schemes::{self, ActQuant, Quantized};
 use sotto_kernels::{scalar, AttentionShape, Pool, Weights};
 use std::sync::OnceLock;
@@ -1267,4 +1267,88 @@ fn tiny_en_every_feature_variant_matches_cpu() {
         gpu_matches_cpu(&path, true);
     }
     sotto::gpu::force_features(None);
+}
+
+/// Pass timestamps: off by default; with timing on, a submission's device time is
+/// counted under its phase, twenty large matmuls take longer than one, and more
+/// submissions than one read-back holds are all counted.
+#[test]
+fn timestamp_queries_time_submissions() {
+    let Some(shared) = gpu() else { return };
+    if !shared.has_timestamps() {
+        eprintln!("SKIPPED: the adapter has no TIMESTAMP_QUERY");
+        return;
+    }
+    // A device of its own: the shared one's submissions from other tests would count.
+    let g = &Gpu::new(AdapterPolicy::AllowSoftware).unwrap();
+    assert_eq!(g.take_times(), None, "timing is off by default");
+    assert!(g.enable_timing(true));
+    let mut rng = Rng(11);
+    let (m, n, k) = (256, 512, 512);
+    let (wb, _) = random_weight(&mut rng, ElementType::F32, n, k);
+    let w = GpuWeight::upload(g, "w", ElementType::F32, n, k, 0, &wb).unwrap();
+    let x = g.upload_f32("x", &rng.vec(m * k));
+    let y = g.floats("y", m * n);
+    let matmuls = |count: usize, phase: Phase| {
+        let mut rec = Recorder::new(g);
+        rec.set_phase(phase);
+        for _ in 0..count {
+            rec.linear(
+                &w,
+                None,
+                Rows::new(&x, 0, k),
+                m,
+                Rows::new(&y, 0, n),
+                Epilogue::default(),
+            );
+        }
+        rec.submit();
+    };
+    // Compile the pipeline untimed.
+    matmuls(1, Phase::Other);
+    g.take_times().unwrap();
+
+    matmuls(1, Phase::Encoder);
+    let one = g.take_times().unwrap();
+    assert!(one.valid(), "{one:?}");
+    assert_eq!((one.submissions, one.decode_ns, one.other_ns), (1, 0, 0));
+    assert!(one.encoder_ns > 0, "{one:?}");
+
+    matmuls(20, Phase::Decode);
+    let twenty = g.take_times().unwrap();
+    assert!(twenty.valid(), "{twenty:?}");
+    assert_eq!((twenty.submissions, twenty.encoder_ns), (1, 0));
+    eprintln!(
+        "one 256×512×512 matmul {} ns, twenty {} ns",
+        one.encoder_ns, twenty.decode_ns
+    );
+    // Generous: the dispatches are equal, overheads are not.
+    assert!(
+        twenty.decode_ns > 2 * one.encoder_ns,
+        "20 matmuls {} ns, one {} ns",
+        twenty.decode_ns,
+        one.encoder_ns
+    );
+
+    // Past one read-back's capacity (512 submissions): flushed on the way, none lost.
+    let b = g.floats("b", 64);
+    for i in 0..600 {
+        let mut rec = Recorder::new(g);
+        rec.set_phase(if i % 2 == 0 {
+            Phase::Decode
+        } else {
+            Phase::Other
+        });
+        rec.gelu(Rows::new(&b, 0, 64), 1, 64);
+        rec.submit();
+    }
+    let many = g.take_times().unwrap();
+    assert!(many.valid(), "{many:?}");
+    assert_eq!((many.submissions, many.encoder_ns), (600, 0));
+    assert!(many.decode_ns > 0 && many.other_ns > 0, "{many:?}");
+
+    // Off again: nothing timed, nothing to take.
+    assert!(!g.enable_timing(false));
+    matmuls(1, Phase::Encoder);
+    assert_eq!(g.take_times(), None);
 }

@@ -65,6 +65,57 @@ pub struct Gpu {
     modules: Mutex<HashMap<(Shader, GpuFeatures), wgpu::ShaderModule>>,
     layouts: Mutex<HashMap<Shader, wgpu::BindGroupLayout>>,
     kernels: Mutex<HashMap<KernelKey, Arc<Kernel>>>,
+    /// The device was opened with `TIMESTAMP_QUERY`.
+    timestamps: bool,
+    /// Pass timestamps of the submissions since the last read-back, while timing is
+    /// on ([`Gpu::enable_timing`]); `None` (the default) costs nothing.
+    timing: Mutex<Option<Timing>>,
+}
+
+/// Which part of a transcription a [`Recorder`](super::Recorder) submission is
+/// timed as.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Phase {
+    /// The encoder of one window, the conv stem and cross-attention K/V included.
+    Encoder,
+    /// A decoder step (any decode call).
+    Decode,
+    #[default]
+    Other,
+}
+
+/// Device time of the timed submissions (each from the start to the end of its
+/// compute pass), by [`Phase`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GpuTimes {
+    pub encoder_ns: u64,
+    pub decode_ns: u64,
+    pub other_ns: u64,
+    /// Submissions timed (the invalid ones included).
+    pub submissions: u64,
+    /// Submissions whose timestamps were zero or went backwards (a driver that
+    /// writes no real timestamps, or a counter that wrapped): not counted above.
+    pub invalid: u64,
+}
+
+impl GpuTimes {
+    /// Something was timed and every timestamp was plausible: the figures mean
+    /// something.
+    pub fn valid(&self) -> bool {
+        self.submissions > 0 && self.invalid == 0
+    }
+}
+
+/// Submissions timed between two read-backs: two queries each.
+const TIMED_PER_FLUSH: u32 = 512;
+
+struct Timing {
+    set: wgpu::QuerySet,
+    resolve: wgpu::Buffer,
+    staging: wgpu::Buffer,
+    /// The phase of each pair of queries written since the last flush.
+    pending: Vec<Phase>,
+    times: GpuTimes,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -146,6 +197,11 @@ impl Gpu {
         if enabled.f16 {
             required_features |= wgpu::Features::SHADER_F16;
         }
+        // Costs nothing until a pass asks for timestamps (only while timing is on).
+        let timestamps = offered.contains(wgpu::Features::TIMESTAMP_QUERY);
+        if timestamps {
+            required_features |= wgpu::Features::TIMESTAMP_QUERY;
+        }
         let have = adapter.limits();
         // Ask for the adapter's own buffer limits: big tensors need them.
         let limits = wgpu::Limits {
@@ -179,6 +235,8 @@ impl Gpu {
             modules: Mutex::default(),
             layouts: Mutex::default(),
             kernels: Mutex::default(),
+            timestamps,
+            timing: Mutex::default(),
         })
     }
 
@@ -272,6 +330,141 @@ impl Gpu {
         drop(view);
         staging.unmap();
         out
+    }
+
+    /// Whether the device can time its passes ([`Gpu::enable_timing`]).
+    pub fn has_timestamps(&self) -> bool {
+        self.timestamps
+    }
+
+    /// Turns timing of every [`Recorder`](super::Recorder) submission on or off (off
+    /// by default; off drops what was not taken). Returns whether timing is on: false
+    /// where the adapter has no timestamp queries.
+    pub fn enable_timing(&self, on: bool) -> bool {
+        let mut timing = self.timing.lock().unwrap_or_else(|e| e.into_inner());
+        if !(on && self.timestamps) {
+            *timing = None;
+            return false;
+        }
+        if timing.is_none() {
+            let count = 2 * TIMED_PER_FLUSH;
+            let bytes = count as u64 * wgpu::QUERY_SIZE as u64;
+            let buffer = |label, usage| {
+                self.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(label),
+                    size: bytes,
+                    usage,
+                    mapped_at_creation: false,
+                })
+            };
+            *timing = Some(Timing {
+                set: self.device.create_query_set(&wgpu::QuerySetDescriptor {
+                    label: Some("pass timestamps"),
+                    ty: wgpu::QueryType::Timestamp,
+                    count,
+                }),
+                resolve: buffer(
+                    "timestamps",
+                    wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                ),
+                staging: buffer(
+                    "timestamps readback",
+                    wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                ),
+                pending: Vec::new(),
+                times: GpuTimes::default(),
+            });
+        }
+        true
+    }
+
+    /// The device time since timing was enabled or last taken, then zero; `None`
+    /// while timing is off. Waits for the submissions still running.
+    pub fn take_times(&self) -> Option<GpuTimes> {
+        let mut timing = self.timing.lock().unwrap_or_else(|e| e.into_inner());
+        let t = timing.as_mut()?;
+        self.flush_timing(t);
+        Some(std::mem::take(&mut t.times))
+    }
+
+    /// Encodes `pass` into one compute pass, timed as `phase` while timing is on, and
+    /// submits it. The timing lock is held until the submission, so that a read-back
+    /// never resolves a query whose pass is not yet submitted.
+    pub(crate) fn submit_pass(&self, phase: Phase, pass: impl FnOnce(&mut wgpu::ComputePass<'_>)) {
+        let mut timing = self.timing.lock().unwrap_or_else(|e| e.into_inner());
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        let writes = timing.as_mut().map(|t| {
+            if t.pending.len() as u32 == TIMED_PER_FLUSH {
+                self.flush_timing(t);
+            }
+            let i = 2 * t.pending.len() as u32;
+            t.pending.push(phase);
+            wgpu::ComputePassTimestampWrites {
+                query_set: &t.set,
+                beginning_of_pass_write_index: Some(i),
+                end_of_pass_write_index: Some(i + 1),
+            }
+        });
+        {
+            let mut p = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: None,
+                timestamp_writes: writes,
+            });
+            pass(&mut p);
+        }
+        self.queue.submit([enc.finish()]);
+    }
+
+    /// Resolves and reads back the pending timestamps into `t.times` (waits).
+    fn flush_timing(&self, t: &mut Timing) {
+        let n = t.pending.len() as u32;
+        if n == 0 {
+            return;
+        }
+        let bytes = 2 * n as u64 * wgpu::QUERY_SIZE as u64;
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        enc.resolve_query_set(&t.set, 0..2 * n, &t.resolve, 0);
+        enc.copy_buffer_to_buffer(&t.resolve, 0, &t.staging, 0, bytes);
+        self.queue.submit([enc.finish()]);
+        let slice = t.staging.slice(..bytes);
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait();
+        let phases = std::mem::take(&mut t.pending);
+        t.times.submissions += phases.len() as u64;
+        let mapped = matches!(rx.recv(), Ok(Ok(())));
+        let stamps: Option<Vec<u64>> =
+            mapped
+                .then(|| slice.get_mapped_range().ok())
+                .flatten()
+                .map(|view| {
+                    view.chunks_exact(8)
+                        .map(|b| u64::from_ne_bytes(b.try_into().expect("8 bytes")))
+                        .collect()
+                });
+        if mapped {
+            t.staging.unmap();
+        }
+        let Some(stamps) = stamps else {
+            t.times.invalid += phases.len() as u64;
+            return;
+        };
+        let period = self.queue.get_timestamp_period() as f64;
+        for (phase, pair) in phases.iter().zip(stamps.chunks_exact(2)) {
+            let (begin, end) = (pair[0], pair[1]);
+            if begin == 0 || end < begin {
+                t.times.invalid += 1;
+                continue;
+            }
+            let ns = ((end - begin) as f64 * period).round() as u64;
+            match phase {
+                Phase::Encoder => t.times.encoder_ns += ns,
+                Phase::Decode => t.times.decode_ns += ns,
+                Phase::Other => t.times.other_ns += ns,
+            }
+        }
     }
 
     /// Blocks until the queue is idle.

@@ -1,7 +1,7 @@
 //! The Whisper network on the device: the weights uploaded once from the mapping,
 //! and [`GpuBackend`], the [`Backend`] the decoding loop drives. The layer order and
 //! arithmetic follow `model::Network` (encode / cross_kv / decode) step for step.
-use super::context::Gpu;
+use super::context::{Gpu, Phase};
 use super::ops::{summary_floats, summary_from, Epilogue, GpuWeight, Kv, Recorder, Rows};
 use super::shaders::ATTENTION_MAX_KV;
 use crate::decoding::filters::{Greedy, LogitFilters};
@@ -426,6 +426,7 @@ impl Backend for GpuBackend<'_> {
         let s = guard.as_ref().expect("allocated");
         g.queue.write_buffer(&s.mel, 0, bytemuck::cast_slice(mel));
         let mut rec = Recorder::new(g);
+        rec.set_phase(Phase::Encoder);
         let r = rows0;
         // conv1: mel is channel-major (ch, t) at ch·frames + t.
         rec.im2col(&s.mel, nm, frames, frames, 1, 1, frames, &s.col1);
@@ -544,6 +545,7 @@ impl Backend for GpuBackend<'_> {
         let guard = self.dec_scratch();
         let s = guard.as_ref().expect("allocated");
         let mut rec = Recorder::new(g);
+        rec.set_phase(Phase::Decode);
         self.record_layers(&mut rec, s, cross, cache, tokens);
         let logits = g.floats("logits", want.len() * n_vocab);
         self.record_logits(&mut rec, s, want, &logits);
@@ -594,6 +596,7 @@ impl Backend for GpuBackend<'_> {
             .write_buffer(&s.mask, 0, bytemuck::cast_slice(&bits));
 
         let mut rec = Recorder::new(g);
+        rec.set_phase(Phase::Decode);
         self.record_layers(&mut rec, s, cross, cache, tokens);
         self.record_logits(&mut rec, s, &want, &s.logits);
         let per = summary_floats(n_vocab);

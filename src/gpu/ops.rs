@@ -1,7 +1,7 @@
 //! Weights on the device and the operations the network is made of, recorded into
 //! one command buffer per call (`Recorder`) with their parameters in one uniform
 //! buffer, each dispatch's slice 256-aligned.
-use super::context::{Gpu, Kernel};
+use super::context::{Gpu, Kernel, Phase};
 use super::shaders::{
     Shader, ATTENTION_MAX_HEAD_DIM, ATTENTION_MAX_KV, FLASH_HEAD_DIM, FLASH_MIN_Q, INT8_ROWS,
     MATMUL_COLS, MATMUL_ROWS, MATVEC_MAX_M, MATVEC_ROWS, SUMMARY_CHUNK,
@@ -290,6 +290,7 @@ pub struct Recorder<'g> {
     gpu: &'g Gpu,
     params: Vec<u8>,
     cmds: Vec<Dispatch>,
+    phase: Phase,
 }
 
 fn u(v: usize) -> u32 {
@@ -313,7 +314,14 @@ impl<'g> Recorder<'g> {
             gpu,
             params: Vec::new(),
             cmds: Vec::new(),
+            phase: Phase::Other,
         }
+    }
+
+    /// What the submission's device time counts as while timing is on
+    /// ([`Gpu::enable_timing`]).
+    pub fn set_phase(&mut self, phase: Phase) {
+        self.phase = phase;
     }
 
     fn dispatch(
@@ -351,7 +359,8 @@ impl<'g> Recorder<'g> {
         });
     }
 
-    /// Encodes and submits everything recorded (returns at once).
+    /// Encodes everything recorded into one compute pass and submits it (returns at
+    /// once).
     pub fn submit(self) {
         if self.cmds.is_empty() {
             return;
@@ -393,16 +402,13 @@ impl<'g> Recorder<'g> {
                 })
             })
             .collect();
-        let mut enc = gpu.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = enc.begin_compute_pass(&Default::default());
+        gpu.submit_pass(self.phase, |pass| {
             for (d, g) in self.cmds.iter().zip(&groups) {
                 pass.set_pipeline(&d.kernel.pipeline);
                 pass.set_bind_group(0, g, &[]);
                 pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
             }
-        }
-        gpu.queue.submit([enc.finish()]);
+        });
     }
 
     /// `y[m × n] = x[m × k] · wᵀ + bias`, then the epilogue: matvec for up to
