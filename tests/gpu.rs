@@ -1352,3 +1352,64 @@ fn timestamp_queries_time_submissions() {
     matmuls(1, Phase::Encoder);
     assert_eq!(g.take_times(), None);
 }
+
+/// Bind groups are made once per (kernel layout, buffers) and reused: dispatches of
+/// one kernel on the same buffers with different parameters, in one submission and
+/// across submissions, each see their own parameters (dynamic uniform offsets) and
+/// share one bind group; a transcription leaves no bind group behind that names its
+/// per-window or per-hypothesis buffers (the second transcription ends with as many
+/// cached as the first). Its own device: other tests bind on the shared one.
+#[test]
+fn bind_groups_are_reused_and_released() {
+    if gpu().is_none() {
+        return;
+    }
+    let g = Gpu::new(AdapterPolicy::AllowSoftware).unwrap();
+    let x: Vec<f32> = (0..64).map(|i| i as f32).collect();
+    let xb = g.upload_f32("x", &x);
+    let yb = g.floats("y", 64);
+    let before = g.cached_bind_groups();
+    let mut rec = Recorder::new(&g);
+    rec.copy_rows(Rows::new(&xb, 0, 8), 2, 3, Rows::new(&yb, 0, 8));
+    rec.copy_rows(Rows::new(&xb, 40, 8), 1, 5, Rows::new(&yb, 16, 8));
+    rec.submit();
+    let mut rec = Recorder::new(&g);
+    rec.copy_rows(Rows::new(&xb, 60, 1), 4, 1, Rows::new(&yb, 32, 2));
+    rec.submit();
+    assert_eq!(
+        g.cached_bind_groups(),
+        before + 1,
+        "one bind group for all three"
+    );
+    let y = g.read_f32(&yb, 0, 64);
+    let mut want = vec![0f32; 64];
+    for (i, c) in [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)] {
+        want[i * 8 + c] = x[i * 8 + c];
+    }
+    want[16..21].copy_from_slice(&x[40..45]);
+    for i in 0..4 {
+        want[32 + 2 * i] = x[60 + i];
+    }
+    assert_eq!(y, want);
+
+    let samples = sotto::audio::load_audio(&common::jfk()).expect("audio");
+    let opts = sotto::Options {
+        threads: 2,
+        temperatures: vec![0.0],
+        ..Default::default()
+    };
+    let model = sotto::Model::load(common::model_path("tiny.en"))
+        .unwrap()
+        .with_gpu(g)
+        .unwrap();
+    let first = model.transcribe(&samples, &opts).unwrap();
+    let after_first = model.gpu().unwrap().cached_bind_groups();
+    let second = model.transcribe(&samples, &opts).unwrap();
+    let after_second = model.gpu().unwrap().cached_bind_groups();
+    assert_eq!(first.text, second.text);
+    assert!(after_first > 0);
+    assert_eq!(
+        after_first, after_second,
+        "bind groups left behind per transcription"
+    );
+}

@@ -65,11 +65,98 @@ pub struct Gpu {
     modules: Mutex<HashMap<(Shader, GpuFeatures), wgpu::ShaderModule>>,
     layouts: Mutex<HashMap<Shader, wgpu::BindGroupLayout>>,
     kernels: Mutex<HashMap<KernelKey, Arc<Kernel>>>,
+    /// Bind groups already made, shared with the buffers' owners that evict them.
+    pub(crate) binds: Arc<BindCache>,
+    /// The uniform buffer every submission's parameters go to (bound with a dynamic
+    /// offset, so a bind group serves every step); held from the write to the submit.
+    pub(crate) params: Mutex<Option<wgpu::Buffer>>,
     /// The device was opened with `TIMESTAMP_QUERY`.
     timestamps: bool,
     /// Pass timestamps of the submissions since the last read-back, while timing is
     /// on ([`Gpu::enable_timing`]); `None` (the default) costs nothing.
     timing: Mutex<Option<Timing>>,
+}
+
+/// Bytes of one kernel's parameters in the uniform buffer (the largest struct is
+/// 16 words); each dispatch binds this much at its own dynamic offset.
+pub(crate) const PARAM_BYTES: u64 = 64;
+
+type BindKey = (
+    wgpu::BindGroupLayout,
+    wgpu::Buffer,
+    Vec<(wgpu::Buffer, u64)>,
+);
+
+/// Bind groups by (layout, uniform buffer, storage buffers with their offsets).
+/// A decoding step binds the same buffers every token; making its ~50 bind groups
+/// anew cost ~160 µs of host time per token (measured on this machine's host,
+/// lavapipe), more than the rest of recording and submitting together. Entries keep
+/// their buffers alive, so per-window and per-hypothesis buffers are evicted by
+/// their owners when dropped ([`BindCache::forget`]), and the whole cache is
+/// dropped past [`BindCache::MAX`] entries (tests making many buffers).
+#[derive(Default)]
+pub(crate) struct BindCache {
+    map: Mutex<HashMap<BindKey, wgpu::BindGroup>>,
+}
+
+impl BindCache {
+    const MAX: usize = 4096;
+
+    /// The bind group of `layout` with `uniform` (at dynamic offsets) then `bufs`.
+    pub(crate) fn get(
+        &self,
+        device: &wgpu::Device,
+        layout: &wgpu::BindGroupLayout,
+        uniform: &wgpu::Buffer,
+        bufs: &[(wgpu::Buffer, u64)],
+    ) -> wgpu::BindGroup {
+        let key = (layout.clone(), uniform.clone(), bufs.to_vec());
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(g) = map.get(&key) {
+            return g.clone();
+        }
+        if map.len() >= Self::MAX {
+            map.clear();
+        }
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: uniform,
+                offset: 0,
+                size: wgpu::BufferSize::new(PARAM_BYTES),
+            }),
+        }];
+        for (i, (b, off)) in bufs.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry {
+                binding: i as u32 + 1,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: b,
+                    offset: *off,
+                    size: None,
+                }),
+            });
+        }
+        let g = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout,
+            entries: &entries,
+        });
+        map.insert(key, g.clone());
+        g
+    }
+
+    /// Drops the bind groups that use any of `gone` (their owner is dropping them).
+    pub(crate) fn forget(&self, gone: &[&wgpu::Buffer]) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|(_, u, bufs), _| {
+            !gone.contains(&u) && bufs.iter().all(|(b, _)| !gone.contains(&b))
+        });
+    }
+
+    /// Bind groups in the cache.
+    fn len(&self) -> usize {
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
 }
 
 /// Which part of a transcription a [`Recorder`](super::Recorder) submission is
@@ -235,6 +322,8 @@ impl Gpu {
             modules: Mutex::default(),
             layouts: Mutex::default(),
             kernels: Mutex::default(),
+            binds: Arc::default(),
+            params: Mutex::default(),
             timestamps,
             timing: Mutex::default(),
         })
@@ -250,6 +339,12 @@ impl Gpu {
 
     pub fn is_software(&self) -> bool {
         is_software(&self.info)
+    }
+
+    /// Bind groups cached for reuse (each holds its buffers until they are dropped
+    /// by their owner or the cache is full).
+    pub fn cached_bind_groups(&self) -> usize {
+        self.binds.len()
     }
 
     /// Whether the decoder keeps its K/V caches in f16 (the shader-f16 variant),
@@ -507,7 +602,8 @@ impl Gpu {
                                     wgpu::BufferBindingType::Storage { read_only: false }
                                 }
                             },
-                            has_dynamic_offset: false,
+                            // The parameters: one bind group serves every step.
+                            has_dynamic_offset: *slot == Slot::Uniform,
                             min_binding_size: None,
                         },
                         count: None,

@@ -1,7 +1,7 @@
 //! The Whisper network on the device: the weights uploaded once from the mapping,
 //! and [`GpuBackend`], the [`Backend`] the decoding loop drives. The layer order and
 //! arithmetic follow `model::Network` (encode / cross_kv / decode) step for step.
-use super::context::{Gpu, Phase};
+use super::context::{BindCache, Gpu, Phase};
 use super::ops::{summary_floats, summary_from, Epilogue, GpuWeight, Kv, Recorder, Rows};
 use super::shaders::ATTENTION_MAX_KV;
 use crate::decoding::filters::{Greedy, LogitFilters};
@@ -10,7 +10,7 @@ use crate::model::{Backend, Linear, Norm, Table};
 use crate::{Error, Result};
 use sotto_kernels::schemes::ActQuant;
 use sotto_kernels::Weights;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 struct GLinear {
     w: GpuWeight,
@@ -270,6 +270,19 @@ struct DecScratch {
 pub struct GpuCross {
     kv: wgpu::Buffer,
     half: bool,
+    binds: Arc<BindCache>,
+}
+
+impl Drop for GpuCross {
+    fn drop(&mut self) {
+        self.binds.forget(&[&self.kv]);
+    }
+}
+
+impl Drop for GpuCache {
+    fn drop(&mut self) {
+        self.binds.forget(&[&self.kv]);
+    }
 }
 
 /// One hypothesis' self-attention cache on the device, laid out as [`GpuCross`]
@@ -281,6 +294,7 @@ pub struct GpuCache {
     len: usize,
     device: wgpu::Device,
     queue: wgpu::Queue,
+    binds: Arc<BindCache>,
 }
 
 impl Clone for GpuCache {
@@ -301,6 +315,7 @@ impl Clone for GpuCache {
             len: self.len,
             device: self.device.clone(),
             queue: self.queue.clone(),
+            binds: self.binds.clone(),
         }
     }
 }
@@ -372,6 +387,26 @@ impl GpuBackend<'_> {
             });
         }
         s
+    }
+}
+
+impl Drop for GpuBackend<'_> {
+    /// The scratch buffers go with the backend: so do the bind groups naming them.
+    fn drop(&mut self) {
+        let enc = self.enc.get_mut().unwrap_or_else(|e| e.into_inner()).take();
+        let dec = self.dec.get_mut().unwrap_or_else(|e| e.into_inner()).take();
+        let mut gone = Vec::new();
+        if let Some(s) = &enc {
+            gone.extend([
+                &s.mel, &s.col1, &s.h1, &s.col2, &s.x, &s.h, &s.qkv, &s.att, &s.ffn,
+            ]);
+        }
+        if let Some(s) = &dec {
+            gone.extend([
+                &s.ids, &s.x, &s.h, &s.qkv, &s.att, &s.ffn, &s.logits, &s.mask, &s.summary,
+            ]);
+        }
+        self.model.gpu.binds.forget(&gone);
     }
 }
 
@@ -498,7 +533,11 @@ impl Backend for GpuBackend<'_> {
         rec.submit();
         // Wait, so that the caller's encoder timing is the encoder's.
         g.wait();
-        Ok(GpuCross { kv, half })
+        Ok(GpuCross {
+            kv,
+            half,
+            binds: g.binds.clone(),
+        })
     }
 
     fn new_cache(&self) -> GpuCache {
@@ -518,6 +557,7 @@ impl Backend for GpuBackend<'_> {
             len: 0,
             device: g.device.clone(),
             queue: g.queue.clone(),
+            binds: g.binds.clone(),
         }
     }
 
@@ -551,6 +591,7 @@ impl Backend for GpuBackend<'_> {
         self.record_logits(&mut rec, s, want, &logits);
         rec.submit();
         let all = g.read_f32(&logits, 0, want.len() * n_vocab);
+        g.binds.forget(&[&logits]);
         Ok(all.chunks_exact(n_vocab).map(|c| c.to_vec()).collect())
     }
 

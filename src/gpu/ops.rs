@@ -1,7 +1,7 @@
 //! Weights on the device and the operations the network is made of, recorded into
 //! one command buffer per call (`Recorder`) with their parameters in one uniform
 //! buffer, each dispatch's slice 256-aligned.
-use super::context::{Gpu, Kernel, Phase};
+use super::context::{Gpu, Kernel, Phase, PARAM_BYTES};
 use super::shaders::{
     Shader, ATTENTION_MAX_HEAD_DIM, ATTENTION_MAX_KV, FLASH_HEAD_DIM, FLASH_MIN_Q, INT8_ROWS,
     MATMUL_COLS, MATMUL_ROWS, MATVEC_MAX_M, MATVEC_ROWS, SUMMARY_CHUNK,
@@ -281,7 +281,8 @@ struct Dispatch {
     kernel: Arc<Kernel>,
     /// Each buffer bound from a byte offset to its end.
     bufs: Vec<(wgpu::Buffer, u64)>,
-    params: (u64, u64),
+    /// Byte offset of its parameters in the uniform buffer (the dynamic offset).
+    params: u32,
     groups: [u32; 3],
 }
 
@@ -344,17 +345,21 @@ impl<'g> Recorder<'g> {
         bufs: &[(&wgpu::Buffer, u64)],
         groups: [u32; 3],
     ) {
+        assert!(
+            params.len() * 4 <= PARAM_BYTES as usize,
+            "kernel parameters over 64 bytes"
+        );
         let align = self.gpu.limits.min_uniform_buffer_offset_alignment as usize;
         let start = self.params.len().next_multiple_of(align);
         self.params.resize(start, 0);
         self.params
             .extend_from_slice(bytemuck::cast_slice::<u32, u8>(params));
-        let len = (params.len() * 4).next_multiple_of(16);
-        self.params.resize(start + len, 0);
+        // Every binding covers PARAM_BYTES, so the last one needs them all.
+        self.params.resize(start + PARAM_BYTES as usize, 0);
         self.cmds.push(Dispatch {
             kernel,
             bufs: bufs.iter().map(|&(b, off)| (b.clone(), off)).collect(),
-            params: (start as u64, len as u64),
+            params: u32::try_from(start).expect("parameters of one submission fit in u32"),
             groups,
         });
     }
@@ -366,49 +371,40 @@ impl<'g> Recorder<'g> {
             return;
         }
         let gpu = self.gpu;
-        let uniforms = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("params"),
-            size: self.params.len() as u64,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        gpu.queue.write_buffer(&uniforms, 0, &self.params);
+        // One uniform buffer for every submission, grown when a submission needs more
+        // (the bind groups naming the old one go with it); held until submitted so
+        // that no other thread's parameters overwrite these first.
+        let mut held = gpu.params.lock().unwrap_or_else(|e| e.into_inner());
+        let need = self.params.len() as u64;
+        if held.as_ref().is_none_or(|b| b.size() < need) {
+            if let Some(old) = held.take() {
+                gpu.binds.forget(&[&old]);
+            }
+            *held = Some(gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("params"),
+                size: need.next_power_of_two().max(64 << 10),
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }));
+        }
+        let uniforms = held.as_ref().expect("made above");
+        gpu.queue.write_buffer(uniforms, 0, &self.params);
         let groups: Vec<wgpu::BindGroup> = self
             .cmds
             .iter()
             .map(|d| {
-                let mut entries = vec![wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: &uniforms,
-                        offset: d.params.0,
-                        size: wgpu::BufferSize::new(d.params.1),
-                    }),
-                }];
-                for (i, (b, off)) in d.bufs.iter().enumerate() {
-                    entries.push(wgpu::BindGroupEntry {
-                        binding: i as u32 + 1,
-                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                            buffer: b,
-                            offset: *off,
-                            size: None,
-                        }),
-                    });
-                }
-                gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: None,
-                    layout: &d.kernel.layout,
-                    entries: &entries,
-                })
+                gpu.binds
+                    .get(&gpu.device, &d.kernel.layout, uniforms, &d.bufs)
             })
             .collect();
         gpu.submit_pass(self.phase, |pass| {
             for (d, g) in self.cmds.iter().zip(&groups) {
                 pass.set_pipeline(&d.kernel.pipeline);
-                pass.set_bind_group(0, g, &[]);
+                pass.set_bind_group(0, g, &[d.params]);
                 pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
             }
         });
+        drop(held);
     }
 
     /// `y[m × n] = x[m × k] · wᵀ + bias`, then the epilogue: matvec for up to
