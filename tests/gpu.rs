@@ -1392,24 +1392,43 @@ fn bind_groups_are_reused_and_released() {
     }
     assert_eq!(y, want);
 
+    drop(g);
+
+    // f16, and int8 with dynamic activations (x codes and scales on the device).
     let samples = sotto::audio::load_audio(&common::jfk()).expect("audio");
     let opts = sotto::Options {
         threads: 2,
         temperatures: vec![0.0],
         ..Default::default()
     };
-    let model = sotto::Model::load(common::model_path("tiny.en"))
-        .unwrap()
-        .with_gpu(g)
-        .unwrap();
-    let first = model.transcribe(&samples, &opts).unwrap();
-    let after_first = model.gpu().unwrap().cached_bind_groups();
-    let second = model.transcribe(&samples, &opts).unwrap();
-    let after_second = model.gpu().unwrap().cached_bind_groups();
-    assert_eq!(first.text, second.text);
-    assert!(after_first > 0);
-    assert_eq!(
-        after_first, after_second,
-        "bind groups left behind per transcription"
-    );
+    let f16 = common::model_path("tiny.en");
+    let int8 = std::env::temp_dir().join(format!("sotto-binds-{}.sotto", std::process::id()));
+    let q = QuantizeOptions {
+        scheme: schemes::Scheme::Int8Row,
+        activations: Activations::Dynamic,
+        threads: 2,
+        ..Default::default()
+    };
+    let input = sotto::format::ModelFile::open(&f16).unwrap();
+    quantize_model(&input, &int8, &q, &|_, _| {}).unwrap();
+    for path in [&f16, &int8] {
+        let g = Gpu::new(AdapterPolicy::AllowSoftware).unwrap();
+        let model = sotto::Model::load(path).unwrap().with_gpu(g).unwrap();
+        let first = model.transcribe(&samples, &opts).unwrap();
+        let after_first = model.gpu().unwrap().cached_bind_groups();
+        let second = model.transcribe(&samples, &opts).unwrap();
+        let after_second = model.gpu().unwrap().cached_bind_groups();
+        assert_eq!(first.text, second.text);
+        eprintln!(
+            "{}: {after_first} bind groups cached after a transcription",
+            path.display()
+        );
+        assert_eq!(
+            after_first,
+            after_second,
+            "{}: bind groups left behind per transcription",
+            path.display()
+        );
+    }
+    let _ = std::fs::remove_file(&int8);
 }

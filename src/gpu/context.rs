@@ -70,6 +70,10 @@ pub struct Gpu {
     /// The uniform buffer every submission's parameters go to (bound with a dynamic
     /// offset, so a bind group serves every step); held from the write to the submit.
     pub(crate) params: Mutex<Option<wgpu::Buffer>>,
+    /// x codes and scales of int8-activation layers, shared by every such layer (each
+    /// quantizes and consumes them within one submission), grown on demand: the
+    /// bind groups naming them stay valid from step to step.
+    act_scratch: Mutex<Option<(wgpu::Buffer, wgpu::Buffer)>>,
     /// The device was opened with `TIMESTAMP_QUERY`.
     timestamps: bool,
     /// Pass timestamps of the submissions since the last read-back, while timing is
@@ -324,6 +328,7 @@ impl Gpu {
             kernels: Mutex::default(),
             binds: Arc::default(),
             params: Mutex::default(),
+            act_scratch: Mutex::default(),
             timestamps,
             timing: Mutex::default(),
         })
@@ -339,6 +344,30 @@ impl Gpu {
 
     pub fn is_software(&self) -> bool {
         is_software(&self.info)
+    }
+
+    /// Buffers for `code_bytes` of int8 x codes and `scales` x scales (at least).
+    pub(crate) fn act_buffers(
+        &self,
+        code_bytes: u64,
+        scales: usize,
+    ) -> (wgpu::Buffer, wgpu::Buffer) {
+        let mut held = self.act_scratch.lock().unwrap_or_else(|e| e.into_inner());
+        let fits = held
+            .as_ref()
+            .is_some_and(|(c, s)| c.size() >= code_bytes && s.size() >= scales as u64 * 4);
+        if !fits {
+            let (c0, s0) = held
+                .as_ref()
+                .map_or((0, 0), |(c, s)| (c.size(), s.size() / 4));
+            if let Some((c, s)) = held.take() {
+                self.binds.forget(&[&c, &s]);
+            }
+            let c = self.buffer("x codes", code_bytes.max(c0).next_power_of_two());
+            let s = self.floats("x scales", scales.max(s0 as usize).next_power_of_two());
+            *held = Some((c, s));
+        }
+        held.clone().expect("made above")
     }
 
     /// Bind groups cached for reuse (each holds its buffers until they are dropped

@@ -484,8 +484,7 @@ impl<'g> Recorder<'g> {
             _ => (0, 1.0),
         };
         let kw = w.k.div_ceil(4);
-        let codes = self.gpu.buffer("x codes", (m * kw) as u64 * 4);
-        let scales = self.gpu.floats("x scales", m);
+        let (codes, scales) = self.gpu.act_buffers((m * kw) as u64 * 4, m);
         let p = [
             u(w.k),
             u(kw),
