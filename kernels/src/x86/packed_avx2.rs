@@ -56,6 +56,30 @@ impl PackedSimd for Avx2 {
     ) {
         super::lowbit::dot_lowbit::<false>(kind, rows, cols, k, group, t, out, ldo)
     }
+    // 8 i16 + 8 i32 accumulators (the latter touched once per 32 k) + 2
+    // panel vectors + 1 broadcast: 4 rows keep the i16 ones in registers.
+    const LB_NR: usize = super::lowbit::LB_NR_256;
+    const LB_MR: usize = 4;
+    unsafe fn gemm_lowbit(
+        nf4: bool,
+        rows: usize,
+        cols: usize,
+        kp: usize,
+        group: usize,
+        t: crate::packed::LowbitTile,
+        panel: *const u8,
+        out: *mut f32,
+        ldo: usize,
+    ) {
+        use super::lowbit::gemm_avx2;
+        match rows {
+            1 => gemm_avx2::<1>(nf4, cols, kp, group, t, panel, out, ldo),
+            2 => gemm_avx2::<2>(nf4, cols, kp, group, t, panel, out, ldo),
+            3 => gemm_avx2::<3>(nf4, cols, kp, group, t, panel, out, ldo),
+            4 => gemm_avx2::<4>(nf4, cols, kp, group, t, panel, out, ldo),
+            _ => unreachable!("low-bit GEMM rows {rows}"),
+        }
+    }
     type Float = Avx2;
     const DOT_ROWS: usize = 2;
 
