@@ -31,10 +31,20 @@
 //! transposed-and-summed (`vpunpck*`, `vshufi64x2`: 15 steps of 3 ops) into
 //! one vector of 16 column dots, and the float part runs 16 columns wide.
 //!
-//! VNNI, m ≥ 16 (`gemm_vnni`): the driver unpacks each 64-row panel once into
-//! `[kp/4][64][4]` integer-code bytes; the micro-kernel is the int8 GEMM's
-//! (6 x rows × 64 columns in `vpdpbusd`), its i32 tile flushed into the
-//! float part at every group end. Without VNNI the tiles serve every m.
+//! m ≥ 16: the driver unpacks each panel of NR weight rows once into
+//! `[kp/4][NR][4]` integer-code bytes; the micro-kernels are the int8 GEMMs'
+//! shapes, their i32 tile flushed into the float part at every group end:
+//! - AVX-512 VNNI (`gemm_vnni`): 6 x rows × 64 columns in `vpdpbusd`.
+//! - AVX-VNNI (`gemm_avxvnni`): 6 × 16 (two ymm), VEX `vpdpbusd`.
+//! - AVX2, and AVX-512 without VNNI (`gemm_avx2`): 3 × 16, `vpmaddubsw`;
+//!   affine codes accumulate a 32-k block in i16 before `vpmaddwd` widens
+//!   it (exactness argued at the kernel), nf4 uses the sign trick per step.
+//!
+//! NR = 16 for the 256-bit sets: 16 columns are two ymm of 8 dword lanes, and
+//! with MR rows the tile (MR·2 accumulators + 2 panel vectors + 1 broadcast)
+//! fits the 16 ymm registers as in the int8 GEMMs; 32 columns would leave
+//! room for only 2 x rows (3 with AVX2's i16 accumulators: 1), doubling the
+//! panel loads per product.
 
 use std::arch::x86_64::*;
 
@@ -632,7 +642,7 @@ pub(crate) unsafe fn gemm_avxvnni<const R: usize>(
 }
 
 /// The AVX2 low-bit GEMM micro-kernel (`PackedSimd::gemm_lowbit` without
-/// VNNI, NR = 16, `R` ≤ 4 x rows); the panel as `gemm_avxvnni`'s, integer
+/// VNNI, NR = 16, `R` ≤ 3 x rows); the panel as `gemm_avxvnni`'s, integer
 /// products by `vpmaddubsw` (unsigned × signed bytes, adjacent pairs summed
 /// into i16 with saturation), made exact as follows.
 ///

@@ -56,10 +56,11 @@ impl PackedSimd for Avx2 {
     ) {
         super::lowbit::dot_lowbit::<false>(kind, rows, cols, k, group, t, out, ldo)
     }
-    // 8 i16 + 8 i32 accumulators (the latter touched once per 32 k) + 2
-    // panel vectors + 1 broadcast: 4 rows keep the i16 ones in registers.
+    // Per x row 2 i16 + 2 i32 accumulators; with 2 panel vectors and a
+    // broadcast, 3 rows fit the 16 ymm (4 spilled in the unrolled 8-step
+    // block and measured ~1.2× slower).
     const LB_NR: usize = super::lowbit::LB_NR_256;
-    const LB_MR: usize = 4;
+    const LB_MR: usize = 3;
     unsafe fn gemm_lowbit(
         nf4: bool,
         rows: usize,
@@ -76,7 +77,6 @@ impl PackedSimd for Avx2 {
             1 => gemm_avx2::<1>(nf4, cols, kp, group, t, panel, out, ldo),
             2 => gemm_avx2::<2>(nf4, cols, kp, group, t, panel, out, ldo),
             3 => gemm_avx2::<3>(nf4, cols, kp, group, t, panel, out, ldo),
-            4 => gemm_avx2::<4>(nf4, cols, kp, group, t, panel, out, ldo),
             _ => unreachable!("low-bit GEMM rows {rows}"),
         }
     }
