@@ -39,10 +39,11 @@
 //!   `linear_reference`. The group parameters of a block of weight rows are
 //!   converted once (f16 → f32 in one call, nf4's `/127`) and the tiles
 //!   gather them. For m ≥ `DOT_MAX_M` a set with a low-bit GEMM (`LB_NR > 0`:
-//!   every x86 set — AVX-512 VNNI NR = 64, AVX-VNNI / AVX2 / AVX-512 NR = 16)
-//!   unpacks each weight chunk once into `[kp/4][LB_NR][4]` code panels for
-//!   `gemm_lowbit` (`gemm_int8`'s loop nest); other sets (NEON) use the
-//!   tiles, weight rows blocked to stay in cache while every x tile passes.
+//!   every SIMD set — AVX-512 VNNI NR = 64; AVX-VNNI, AVX2, AVX-512, NEON
+//!   NR = 16) unpacks each weight chunk once into `[kp/4][LB_NR][4]` code
+//!   panels for `gemm_lowbit` (`gemm_int8`'s loop nest); the scalar set uses
+//!   the tiles, weight rows blocked to stay in cache while every x tile
+//!   passes.
 //!
 //! Per-row scales and zero-points are converted to f32 (f16 → f32, the Nf4Dq
 //! second-level decode) into a small per-task buffer just before use.

@@ -13,6 +13,13 @@
 //! (|x·u| ≤ 127·127 fits i16). Per group the four columns' i32 lanes are
 //! summed with two `addp` rounds and the float part runs 4 columns wide in
 //! the reference's order (no fused multiply-add).
+//!
+//! m ≥ 16 (`gemm_dot`, `gemm_neon`): the driver unpacks each panel of 16
+//! weight rows once into `[kp/4][16][4]` integer-code bytes (nf4's
+//! `NF4_I8 + 128` flipped back to signed here); per 4 k-steps a row's 4 x
+//! codes, repeated in every lane, meet 4 panel vectors (4 columns each) in
+//! `sdot` (6 rows) or `smull` + `sadalp` (3 rows: two accumulators per 4
+//! columns); the i32 tile is flushed into the float part at every group end.
 
 use std::arch::aarch64::*;
 
@@ -255,8 +262,8 @@ unsafe fn x4(x: *const i8) -> int8x16_t {
     vreinterpretq_s8_s32(vdupq_n_s32(x.cast::<i32>().read_unaligned()))
 }
 
-/// The `sdot` low-bit GEMM micro-kernel (NR = 16, `R` ≤ 6: 24 accumulators
-/// + 4 panel vectors + 1 x vector of the 32 registers): per 4 k-steps one
+/// The `sdot` low-bit GEMM micro-kernel (NR = 16, `R` ≤ 6: 24 accumulators,
+/// 4 panel vectors and 1 x vector of the 32 registers): per 4 k-steps one
 /// `sdot` per row and 4 columns, adding each column's 4 products into its
 /// lane (|u·x| ≤ 127·127, exact).
 #[allow(clippy::too_many_arguments)]
