@@ -3,6 +3,7 @@
 //!
 //! cargo run --release -p sotto-kernels --example bench_packed --
 //!     [--threads 1] [--isa avx2,avx2vnni,avx512,avx512vnni] [--ms 300] [--group 64] [--m 1] [--min]
+//!     [--only Int4Sym+dyn-act,Nf4+dyn-act] (variants by name; f16 always runs)
 
 use sotto_kernels::schemes::{pack, view, ActQuant, Quantized, Scheme};
 use sotto_kernels::{Kernels, Pool, Weights};
@@ -78,6 +79,9 @@ fn main() {
         for s in Scheme::ALL {
             variants.push((format!("{s:?}"), s, ActQuant::Float));
             variants.push((format!("{s:?}+dyn-act"), s, ActQuant::Dynamic));
+        }
+        if let Some(only) = arg("--only") {
+            variants.retain(|v| only.split(',').any(|o| o == v.0));
         }
         for kern in &kernels {
             let w16: Vec<u16> = (0..n * k)

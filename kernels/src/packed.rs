@@ -39,9 +39,11 @@
 //!   `linear_reference`. The group parameters of a block of weight rows are
 //!   converted once (f16 → f32 in one call, nf4's `/127`) and the tiles
 //!   gather them. For m ≥ `DOT_MAX_M` a set with a low-bit GEMM (`LB_NR > 0`:
-//!   VNNI) unpacks each weight chunk once into `[kp/4][LB_NR][4]` code panels
-//!   for `gemm_lowbit` (`gemm_int8`'s loop nest); other sets use the tiles,
-//!   weight rows blocked to stay in cache while every x tile passes.
+//!   every SIMD set — AVX-512 VNNI NR = 64; AVX-VNNI, AVX2, AVX-512, NEON
+//!   NR = 16) unpacks each weight chunk once into `[kp/4][LB_NR][4]` code
+//!   panels for `gemm_lowbit` (`gemm_int8`'s loop nest); the scalar set uses
+//!   the tiles, weight rows blocked to stay in cache while every x tile
+//!   passes.
 //!
 //! Per-row scales and zero-points are converted to f32 (f16 → f32, the Nf4Dq
 //! second-level decode) into a small per-task buffer just before use.
@@ -211,7 +213,8 @@ pub(crate) trait PackedSimd: Send + Sync + 'static {
     /// `r < rows ≤ LB_MR`, `c < cols ≤ LB_NR`, `out[r·ldo + c]` as
     /// `dot_lowbit` (the reference's order). `panel` is `[kp/4][LB_NR][4]`
     /// bytes of integer codes `u` (nf4: `NF4_I8 + 128`, and `nf4` says to
-    /// take `128·sx_g` off each group dot; see [`pack_lowbit_panel`]), `kp`
+    /// take `128·sx_g` off each group dot, or flip the sign bit back; see
+    /// [`pack_lowbit_panel`]), `kp`
     /// = k rounded up to 32; x rows (natural order) hold `kp` readable codes,
     /// zero past k; `xsg` rows stride `ng`; `ps` / `pz` are `[ng][LB_NR]`,
     /// `bias` `LB_NR` floats.

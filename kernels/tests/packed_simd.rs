@@ -629,3 +629,84 @@ fn lowbit_int8_group_limit() {
     assert!(view(Scheme::Int4Sym, 2, 4096, 2048, &bytes, ActQuant::Float).is_ok());
     assert!(view(Scheme::Int4Sym, 2, 4096, 2048, &bytes, ActQuant::Dynamic).is_err());
 }
+
+/// The low-bit GEMM micro-kernels (m ≥ 16: every x86 set has one) on row
+/// counts around their 4-/6-row tiles, columns around their 16-/64-column
+/// panels, k with group and block tails, every group size, and codes at the
+/// extremes against x codes of ±127 (from values the quantizer clamps, runs
+/// of one sign, alternating): what would overflow an i16 pair or block sum,
+/// or misplace nf4's `128·Σx`, must still come out bit-identical.
+#[test]
+fn lowbit_gemm_every_tail() {
+    let kernels = simd_kernels();
+    let pool = Pool::new(2);
+    let mut rng = Rng::new(41);
+    let mut case = 0usize;
+    for scheme in [
+        Scheme::Int4Sym,
+        Scheme::Int4Asym,
+        Scheme::Nf4,
+        Scheme::Nf4Dq,
+        Scheme::Int3,
+    ] {
+        let max = scheme.max_code();
+        for group in [32, 64, 128, 1024] {
+            for k in [1, 33, group - 1, group + 1, 2 * group + 37] {
+                case += 1;
+                let m = [16, 17, 23, 69][case % 4];
+                let n = [1, 7, 15, 17, 33, 63, 65, 70][case % 8];
+                for fill in [Fill::CodesMax, Fill::Random] {
+                    let mut q = quantized(scheme, n, k, group, fill, 0.02, &mut rng);
+                    if fill == Fill::CodesMax {
+                        // Rows: max code (nf4 +127), code 0 (nf4 −127),
+                        // alternating, random, max except code 7 (nf4's 0).
+                        for (i, c) in q.codes.iter_mut().enumerate() {
+                            let (r, p) = (i / k, i % k);
+                            *c = match r % 5 {
+                                0 => max,
+                                1 => 0,
+                                2 => [max, 0][p % 2],
+                                3 => rng.below(max as usize + 1) as u8,
+                                _ => [max, 7.min(max)][(p / 3) % 2],
+                            };
+                        }
+                    }
+                    let bytes = pack(&q).unwrap();
+                    // x rows: +big, −big (both clamp under Static), alternating
+                    // at the row's absmax, random, one huge value.
+                    let x: Vec<f32> = (0..m * k)
+                        .map(|i| {
+                            let (r, p) = (i / k, i % k);
+                            match r % 5 {
+                                0 => 5.0,
+                                1 => -5.0,
+                                2 => [2.5, -2.5][p % 2],
+                                3 => rng.unit() * 2.0,
+                                _ => {
+                                    if p == k / 2 {
+                                        -1e30
+                                    } else {
+                                        rng.unit()
+                                    }
+                                }
+                            }
+                        })
+                        .collect();
+                    let bias = rng.vec(n, 1.0);
+                    for act in [ActQuant::Dynamic, ActQuant::Static(0.01)] {
+                        let w = view(scheme, n, k, group, &bytes, act).unwrap();
+                        check(
+                            &format!("lowbit gemm {fill:?} group {group}"),
+                            &w,
+                            &x,
+                            m,
+                            Some(&bias),
+                            &kernels,
+                            &pool,
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -13,6 +13,13 @@
 //! (|x·u| ≤ 127·127 fits i16). Per group the four columns' i32 lanes are
 //! summed with two `addp` rounds and the float part runs 4 columns wide in
 //! the reference's order (no fused multiply-add).
+//!
+//! m ≥ 16 (`gemm_dot`, `gemm_neon`): the driver unpacks each panel of 16
+//! weight rows once into `[kp/4][16][4]` integer-code bytes (nf4's
+//! `NF4_I8 + 128` flipped back to signed here); per 4 k-steps a row's 4 x
+//! codes, repeated in every lane, meet 4 panel vectors (4 columns each) in
+//! `sdot` (6 rows) or `smull` + `sadalp` (3 rows: two accumulators per 4
+//! columns); the i32 tile is flushed into the float part at every group end.
 
 use std::arch::aarch64::*;
 
@@ -183,4 +190,162 @@ unsafe fn tile_dot<const K: u8, const R: usize>(
     ldo: usize,
 ) {
     tile_body!(sdot, cols, k, group, t, out, ldo)
+}
+
+/// Columns per low-bit GEMM panel (`PackedSimd::gemm_lowbit`): four q
+/// registers of 4 columns × 4 codes.
+pub(crate) const LB_NR: usize = 16;
+
+/// The float part of one group for every tile row (the reference's
+/// expression, 4 columns per vector, no fused multiply-add).
+#[inline(always)]
+unsafe fn group_float16<const R: usize>(
+    f: &mut [[float32x4_t; 4]; R],
+    d: &[[int32x4_t; 4]; R],
+    t: &LowbitTile,
+    ng: usize,
+    g: usize,
+) {
+    let s: [float32x4_t; 4] = std::array::from_fn(|v| vld1q_f32(t.ps.add(LB_NR * g + 4 * v)));
+    let z: [float32x4_t; 4] = std::array::from_fn(|v| vld1q_f32(t.pz.add(LB_NR * g + 4 * v)));
+    for r in 0..R {
+        let sxf = vdupq_n_f32(*t.xsg.add(r * ng + g) as f32);
+        for v in 0..4 {
+            let dv = vcvtq_f32_s32(d[r][v]);
+            let u = vmulq_f32(s[v], vsubq_f32(dv, vmulq_f32(z[v], sxf)));
+            f[r][v] = vaddq_f32(f[r][v], u);
+        }
+    }
+}
+
+/// `out[r][c] = sx[r] · f + bias[c]` for `c < cols`.
+#[inline(always)]
+unsafe fn store16<const R: usize>(
+    f: &[[float32x4_t; 4]; R],
+    cols: usize,
+    t: &LowbitTile,
+    out: *mut f32,
+    ldo: usize,
+) {
+    for (r, fr) in f.iter().enumerate() {
+        let sx = vdupq_n_f32(*t.sx.add(r));
+        for v in 0..4 {
+            if 4 * v >= cols {
+                break;
+            }
+            let y = vaddq_f32(vmulq_f32(sx, fr[v]), vld1q_f32(t.bias.add(4 * v)));
+            let o = out.add(r * ldo + 4 * v);
+            if cols - 4 * v >= 4 {
+                vst1q_f32(o, y);
+            } else {
+                let mut tmp = [0.0f32; 4];
+                vst1q_f32(tmp.as_mut_ptr(), y);
+                for (c, &y) in tmp.iter().enumerate().take(cols - 4 * v) {
+                    *o.add(c) = y;
+                }
+            }
+        }
+    }
+}
+
+/// The panel's 4 vectors at `b`: integer codes as signed bytes. nf4's
+/// `NF4_I8 + 128` gets its sign bit flipped back (`flip` = 0x80, else 0), so
+/// every dot here is the exact signed one and needs no `128·Σx` correction.
+#[inline(always)]
+unsafe fn panel4(b: *const u8, flip: uint8x16_t) -> [int8x16_t; 4] {
+    std::array::from_fn(|v| vreinterpretq_s8_u8(veorq_u8(vld1q_u8(b.add(16 * v)), flip)))
+}
+
+/// x row `r`'s 4 codes at `x`, repeated in every 32-bit lane.
+#[inline(always)]
+unsafe fn x4(x: *const i8) -> int8x16_t {
+    vreinterpretq_s8_s32(vdupq_n_s32(x.cast::<i32>().read_unaligned()))
+}
+
+/// The `sdot` low-bit GEMM micro-kernel (NR = 16, `R` ≤ 6: 24 accumulators,
+/// 4 panel vectors and 1 x vector of the 32 registers): per 4 k-steps one
+/// `sdot` per row and 4 columns, adding each column's 4 products into its
+/// lane (|u·x| ≤ 127·127, exact).
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "neon,dotprod")]
+pub(crate) unsafe fn gemm_dot<const R: usize>(
+    nf4: bool,
+    cols: usize,
+    kp: usize,
+    group: usize,
+    t: LowbitTile,
+    panel: *const u8,
+    out: *mut f32,
+    ldo: usize,
+) {
+    let ng = kp.div_ceil(group);
+    let steps = kp / 4;
+    let gs = group / 4;
+    let flip = vdupq_n_u8(if nf4 { 0x80 } else { 0 });
+    let mut f = [[vdupq_n_f32(0.0); 4]; R];
+    for g in 0..ng {
+        let mut acc = [[vdupq_n_s32(0); 4]; R];
+        let mut b = panel.add(g * group * LB_NR);
+        let mut x = t.xq.add(g * group);
+        for _ in g * gs..((g + 1) * gs).min(steps) {
+            let wv = panel4(b, flip);
+            for r in 0..R {
+                let xb = x4(x.add(r * t.ldx));
+                for v in 0..4 {
+                    acc[r][v] = sdot(acc[r][v], wv[v], xb);
+                }
+            }
+            b = b.add(4 * LB_NR);
+            x = x.add(4);
+        }
+        group_float16(&mut f, &acc, &t, ng, g);
+    }
+    store16(&f, cols, &t, out, ldo)
+}
+
+/// The plain NEON low-bit GEMM micro-kernel (NR = 16, `R` ≤ 3): `smull` /
+/// `smull2` multiply a panel vector's columns 0, 1 / 2, 3 by the row's 4
+/// codes (|u·x| ≤ 127·127 fits i16 exactly), `sadalp` adds product pairs
+/// into two i32 lanes per column; `addp` joins them at the group end. Two
+/// accumulators per 4 columns: 24 for 3 rows, + 4 panel vectors + 1 x.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "neon")]
+pub(crate) unsafe fn gemm_neon<const R: usize>(
+    nf4: bool,
+    cols: usize,
+    kp: usize,
+    group: usize,
+    t: LowbitTile,
+    panel: *const u8,
+    out: *mut f32,
+    ldo: usize,
+) {
+    let ng = kp.div_ceil(group);
+    let steps = kp / 4;
+    let gs = group / 4;
+    let flip = vdupq_n_u8(if nf4 { 0x80 } else { 0 });
+    let mut f = [[vdupq_n_f32(0.0); 4]; R];
+    for g in 0..ng {
+        let mut lo = [[vdupq_n_s32(0); 4]; R];
+        let mut hi = [[vdupq_n_s32(0); 4]; R];
+        let mut b = panel.add(g * group * LB_NR);
+        let mut x = t.xq.add(g * group);
+        for _ in g * gs..((g + 1) * gs).min(steps) {
+            let wv = panel4(b, flip);
+            for r in 0..R {
+                let xb = x4(x.add(r * t.ldx));
+                for v in 0..4 {
+                    let pl = vmull_s8(vget_low_s8(wv[v]), vget_low_s8(xb));
+                    lo[r][v] = vpadalq_s16(lo[r][v], pl);
+                    hi[r][v] = vpadalq_s16(hi[r][v], vmull_high_s8(wv[v], xb));
+                }
+            }
+            b = b.add(4 * LB_NR);
+            x = x.add(4);
+        }
+        let d: [[int32x4_t; 4]; R] =
+            std::array::from_fn(|r| std::array::from_fn(|v| vpaddq_s32(lo[r][v], hi[r][v])));
+        group_float16(&mut f, &d, &t, ng, g);
+    }
+    store16(&f, cols, &t, out, ldo)
 }

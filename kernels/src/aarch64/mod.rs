@@ -7,7 +7,8 @@
 //!   NEON int8 × int8 tile (`smull` / `smlal` + `sadalp`).
 //! - `dotprod.rs`: the int8 × int8 tile with `sdot` (FEAT_DotProd).
 //! - `i8mm.rs`: the int8 × int8 tile with `smmla` (FEAT_I8MM).
-//! - `lowbit.rs`: 4- / 3-bit × int8 tiles (`smull` + `sadalp`, or `sdot`).
+//! - `lowbit.rs`: 4- / 3-bit × int8 tiles and GEMM micro-kernels (`smull` +
+//!   `sadalp`, or `sdot`).
 //!
 //! The f16 conversion, `sdot` and `smmla` intrinsics are unstable in Rust
 //! 1.95 / 1.96, so those three instructions are written as inline `asm!`

@@ -20,7 +20,7 @@ impl PackedSimd for Avx2Vnni {
     type Float = Avx2;
     const DOT_ROWS: usize = <Avx2 as PackedSimd>::DOT_ROWS;
 
-    // Low-bit × int8: AVX2's tiles (no VEX-VNNI variant yet).
+    // Low-bit × int8, m < 16: AVX2's tiles.
     unsafe fn dot_lowbit(
         kind: Kind,
         rows: usize,
@@ -32,6 +32,30 @@ impl PackedSimd for Avx2Vnni {
         ldo: usize,
     ) {
         <Avx2 as PackedSimd>::dot_lowbit(kind, rows, cols, k, group, t, out, ldo)
+    }
+    const LB_NR: usize = super::lowbit::LB_NR_256;
+    const LB_MR: usize = 6;
+    unsafe fn gemm_lowbit(
+        nf4: bool,
+        rows: usize,
+        cols: usize,
+        kp: usize,
+        group: usize,
+        t: crate::packed::LowbitTile,
+        panel: *const u8,
+        out: *mut f32,
+        ldo: usize,
+    ) {
+        use super::lowbit::gemm_avxvnni;
+        match rows {
+            1 => gemm_avxvnni::<1>(nf4, cols, kp, group, t, panel, out, ldo),
+            2 => gemm_avxvnni::<2>(nf4, cols, kp, group, t, panel, out, ldo),
+            3 => gemm_avxvnni::<3>(nf4, cols, kp, group, t, panel, out, ldo),
+            4 => gemm_avxvnni::<4>(nf4, cols, kp, group, t, panel, out, ldo),
+            5 => gemm_avxvnni::<5>(nf4, cols, kp, group, t, panel, out, ldo),
+            6 => gemm_avxvnni::<6>(nf4, cols, kp, group, t, panel, out, ldo),
+            _ => unreachable!("low-bit GEMM rows {rows}"),
+        }
     }
 
     unsafe fn f16_to_f32(src: *const u8, n: usize, dst: *mut f32) {

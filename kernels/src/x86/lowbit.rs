@@ -31,10 +31,20 @@
 //! transposed-and-summed (`vpunpck*`, `vshufi64x2`: 15 steps of 3 ops) into
 //! one vector of 16 column dots, and the float part runs 16 columns wide.
 //!
-//! VNNI, m ≥ 16 (`gemm_vnni`): the driver unpacks each 64-row panel once into
-//! `[kp/4][64][4]` integer-code bytes; the micro-kernel is the int8 GEMM's
-//! (6 x rows × 64 columns in `vpdpbusd`), its i32 tile flushed into the
-//! float part at every group end. Without VNNI the tiles serve every m.
+//! m ≥ 16: the driver unpacks each panel of NR weight rows once into
+//! `[kp/4][NR][4]` integer-code bytes; the micro-kernels are the int8 GEMMs'
+//! shapes, their i32 tile flushed into the float part at every group end:
+//! - AVX-512 VNNI (`gemm_vnni`): 6 x rows × 64 columns in `vpdpbusd`.
+//! - AVX-VNNI (`gemm_avxvnni`): 6 × 16 (two ymm), VEX `vpdpbusd`.
+//! - AVX2, and AVX-512 without VNNI (`gemm_avx2`): 3 × 16, `vpmaddubsw`;
+//!   affine codes accumulate a 32-k block in i16 before `vpmaddwd` widens
+//!   it (exactness argued at the kernel), nf4 uses the sign trick per step.
+//!
+//! NR = 16 for the 256-bit sets: 16 columns are two ymm of 8 dword lanes, and
+//! with MR rows the tile (MR·2 accumulators + 2 panel vectors + 1 broadcast)
+//! fits the 16 ymm registers as in the int8 GEMMs; 32 columns would leave
+//! room for only 2 x rows (3 with AVX2's i16 accumulators: 1), doubling the
+//! panel loads per product.
 
 use std::arch::x86_64::*;
 
@@ -521,4 +531,198 @@ pub(crate) unsafe fn gemm_vnni<const R: usize>(
             _mm512_mask_storeu_ps(out.add(r * ldo + 16 * v), m, y);
         }
     }
+}
+
+/// Columns per low-bit GEMM panel of the 256-bit sets (AVX2, AVX-512 without
+/// VNNI, AVX-VNNI): two ymm of 8 columns × 4 codes, as their int8 GEMM.
+pub(crate) const LB_NR_256: usize = 16;
+
+/// The float part of one group for a 256-bit tile row (`gemm_vnni`'s, 8
+/// columns per vector): `f += s · (f32(d) − z · f32(sxg))`, no FMA.
+#[inline(always)]
+unsafe fn group_float8(
+    f: &mut [__m256; 2],
+    d: [__m256i; 2],
+    sxg: i32,
+    s: &[__m256; 2],
+    z: &[__m256; 2],
+) {
+    let sxf = _mm256_set1_ps(sxg as f32);
+    for v in 0..2 {
+        let d = _mm256_cvtepi32_ps(d[v]);
+        let u = _mm256_mul_ps(s[v], _mm256_sub_ps(d, _mm256_mul_ps(z[v], sxf)));
+        f[v] = _mm256_add_ps(f[v], u);
+    }
+}
+
+/// `out[r][c] = sx[r] · f + bias[c]` for `c < cols` (16-column tile rows).
+#[inline(always)]
+unsafe fn store16<const R: usize>(
+    f: &[[__m256; 2]; R],
+    cols: usize,
+    t: &LowbitTile,
+    out: *mut f32,
+    ldo: usize,
+) {
+    let iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (r, fr) in f.iter().enumerate() {
+        let sx = _mm256_set1_ps(*t.sx.add(r));
+        for v in 0..2 {
+            if 8 * v >= cols {
+                break;
+            }
+            let y = _mm256_add_ps(_mm256_mul_ps(sx, fr[v]), _mm256_loadu_ps(t.bias.add(8 * v)));
+            let o = out.add(r * ldo + 8 * v);
+            let left = cols - 8 * v;
+            if left >= 8 {
+                _mm256_storeu_ps(o, y);
+            } else {
+                let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(left as i32), iota);
+                _mm256_maskstore_ps(o, mask, y);
+            }
+        }
+    }
+}
+
+/// Group g's `(s, z)` of a 16-column panel (`[ng][16]`).
+#[inline(always)]
+unsafe fn params16(t: &LowbitTile, g: usize) -> ([__m256; 2], [__m256; 2]) {
+    (
+        std::array::from_fn(|v| _mm256_loadu_ps(t.ps.add(LB_NR_256 * g + 8 * v))),
+        std::array::from_fn(|v| _mm256_loadu_ps(t.pz.add(LB_NR_256 * g + 8 * v))),
+    )
+}
+
+/// The AVX-VNNI low-bit GEMM micro-kernel (`PackedSimd::gemm_lowbit`, NR =
+/// 16, `R` ≤ 6 x rows): `gemm_vnni` on ymm, as the set's int8 GEMM (12
+/// accumulators + 2 panel vectors + 1 broadcast of 4 x codes per row and 4
+/// k-steps); the i32 tile flushed into the float part at every group end.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+pub(crate) unsafe fn gemm_avxvnni<const R: usize>(
+    nf4: bool,
+    cols: usize,
+    kp: usize,
+    group: usize,
+    t: LowbitTile,
+    panel: *const u8,
+    out: *mut f32,
+    ldo: usize,
+) {
+    let ng = kp.div_ceil(group);
+    let steps = kp / 4;
+    let gs = group / 4;
+    let mut f = [[_mm256_setzero_ps(); 2]; R];
+    for g in 0..ng {
+        let mut acc = [[_mm256_setzero_si256(); 2]; R];
+        let mut b = panel.add(g * gs * 4 * LB_NR_256);
+        let mut x = t.xq.add(g * group);
+        for _ in g * gs..((g + 1) * gs).min(steps) {
+            let wv: [__m256i; 2] =
+                std::array::from_fn(|v| _mm256_loadu_si256(b.add(32 * v).cast()));
+            for r in 0..R {
+                let xb = _mm256_set1_epi32(x.add(r * t.ldx).cast::<i32>().read_unaligned());
+                for v in 0..2 {
+                    acc[r][v] = _mm256_dpbusd_avx_epi32(acc[r][v], wv[v], xb);
+                }
+            }
+            b = b.add(4 * LB_NR_256);
+            x = x.add(4);
+        }
+        let (s, z) = params16(&t, g);
+        for r in 0..R {
+            let sxg = *t.xsg.add(r * ng + g);
+            // nf4's panel holds NF4_I8 + 128: take 128·Σx off.
+            let corr = _mm256_set1_epi32(if nf4 { sxg.wrapping_mul(128) } else { 0 });
+            let d = acc[r].map(|a| _mm256_sub_epi32(a, corr));
+            group_float8(&mut f[r], d, sxg, &s, &z);
+        }
+    }
+    store16(&f, cols, &t, out, ldo)
+}
+
+/// The AVX2 low-bit GEMM micro-kernel (`PackedSimd::gemm_lowbit` without
+/// VNNI, NR = 16, `R` ≤ 3 x rows); the panel as `gemm_avxvnni`'s, integer
+/// products by `vpmaddubsw` (unsigned × signed bytes, adjacent pairs summed
+/// into i16 with saturation), made exact as follows.
+///
+/// - Affine codes (u ≤ 15 for 4-bit, ≤ 7 for 3-bit) are the unsigned
+///   operand, x codes (|x| ≤ 127, the quantizer clamps) the signed one: a
+///   pair is at most 2·15·127 = 3810 in magnitude, so 8 steps (32 k, one
+///   block: group ends and kp fall on blocks) sum to ≤ 30480 < 32767 in plain
+///   i16 adds, then `vpmaddwd` by 1 widens the block into i32. Two ops per
+///   32 products instead of three.
+/// - nf4: the panel's `NF4_I8 + 128` would reach 2·255·127 and saturate.
+///   Flipping the sign bit back gives the signed table t (|t| ≤ 127), fed as
+///   `|t|` against `sign(x, t)` (`vpsignb`: x negated where t < 0, zeroed
+///   where t = 0; |x| ≤ 127 so the negation is exact): each product is
+///   `t·x`, a pair ≤ 2·127·127 = 32258 < 32767, widened every step. The dot
+///   is then the exact signed one: no `128·Σx` correction.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn gemm_avx2<const R: usize>(
+    nf4: bool,
+    cols: usize,
+    kp: usize,
+    group: usize,
+    t: LowbitTile,
+    panel: *const u8,
+    out: *mut f32,
+    ldo: usize,
+) {
+    let ng = kp.div_ceil(group);
+    let blocks = kp / 32;
+    let gb = group / 32;
+    let ones = _mm256_set1_epi16(1);
+    let flip = _mm256_set1_epi8(-128);
+    let mut f = [[_mm256_setzero_ps(); 2]; R];
+    for g in 0..ng {
+        let mut acc = [[_mm256_setzero_si256(); 2]; R];
+        let mut b = panel.add(g * group * LB_NR_256);
+        let mut x = t.xq.add(g * group);
+        for _ in g * gb..((g + 1) * gb).min(blocks) {
+            if nf4 {
+                for _ in 0..8 {
+                    let wv: [__m256i; 2] = std::array::from_fn(|v| {
+                        _mm256_xor_si256(_mm256_loadu_si256(b.add(32 * v).cast()), flip)
+                    });
+                    let aw = wv.map(|w| _mm256_abs_epi8(w));
+                    for r in 0..R {
+                        let xb = _mm256_set1_epi32(x.add(r * t.ldx).cast::<i32>().read_unaligned());
+                        for v in 0..2 {
+                            let p = _mm256_maddubs_epi16(aw[v], _mm256_sign_epi8(xb, wv[v]));
+                            acc[r][v] = _mm256_add_epi32(acc[r][v], _mm256_madd_epi16(p, ones));
+                        }
+                    }
+                    b = b.add(4 * LB_NR_256);
+                    x = x.add(4);
+                }
+            } else {
+                let mut a16 = [[_mm256_setzero_si256(); 2]; R];
+                for _ in 0..8 {
+                    let wv: [__m256i; 2] =
+                        std::array::from_fn(|v| _mm256_loadu_si256(b.add(32 * v).cast()));
+                    for r in 0..R {
+                        let xb = _mm256_set1_epi32(x.add(r * t.ldx).cast::<i32>().read_unaligned());
+                        for v in 0..2 {
+                            let p = _mm256_maddubs_epi16(wv[v], xb);
+                            a16[r][v] = _mm256_add_epi16(a16[r][v], p);
+                        }
+                    }
+                    b = b.add(4 * LB_NR_256);
+                    x = x.add(4);
+                }
+                for r in 0..R {
+                    for v in 0..2 {
+                        acc[r][v] = _mm256_add_epi32(acc[r][v], _mm256_madd_epi16(a16[r][v], ones));
+                    }
+                }
+            }
+        }
+        let (s, z) = params16(&t, g);
+        for r in 0..R {
+            group_float8(&mut f[r], acc[r], *t.xsg.add(r * ng + g), &s, &z);
+        }
+    }
+    store16(&f, cols, &t, out, ldo)
 }

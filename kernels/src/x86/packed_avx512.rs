@@ -111,6 +111,24 @@ impl PackedSimd for Avx512 {
     ) {
         super::lowbit::dot_lowbit::<false>(kind, rows, cols, k, group, t, out, ldo)
     }
+    // Without VNNI, AVX2's low-bit GEMM (as for int8 below).
+    const LB_NR: usize = <super::avx2::Avx2 as PackedSimd>::LB_NR;
+    const LB_MR: usize = <super::avx2::Avx2 as PackedSimd>::LB_MR;
+    unsafe fn gemm_lowbit(
+        nf4: bool,
+        rows: usize,
+        cols: usize,
+        kp: usize,
+        group: usize,
+        t: crate::packed::LowbitTile,
+        panel: *const u8,
+        out: *mut f32,
+        ldo: usize,
+    ) {
+        <super::avx2::Avx2 as PackedSimd>::gemm_lowbit(
+            nf4, rows, cols, kp, group, t, panel, out, ldo,
+        )
+    }
     unsafe fn dot_i8(
         rows: usize,
         k: usize,
