@@ -1,6 +1,9 @@
 // int8 weights × int8 activations (`--activations dynamic` / `static`), as the CPU's
 // ActQuant::Dynamic / Static: x rows quantized on the device (quant.wgsl), then
-// y = bias + (s_x · s_w) · Σ q · code with the sum exact in i32.
+// y = bias + (s_x · s_w) · Σ q · code with the sum exact in i32 (`main`); and 4- / 3-bit
+// weights × int8 activations (`lowbit`), the reference's order (kernels/src/schemes/
+// reference.rs): per group exact i32 d_g = Σ q · u and sx_g = Σ q, then in f32
+// acc = acc + s_g · (d_g − z_g · sx_g) group by group, y = s_x · acc + bias.
 //
 // Bindings (src/gpu/shaders.rs INT8): 0 uniform P, 1 W u32[] (the int8 tensor, weights.wgsl),
 // 2 XQ u32[] (x codes, 4 per word, row i at i·kw words, zero tail), 3 XS f32[] (x scales),
@@ -69,6 +72,53 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         var y = (XS[row] * sw) * f32(acc[r]);
         if (P.flags & 1u) != 0u {
             y = B[col] + y;
+        }
+        if (P.flags & 2u) != 0u {
+            y = gelu(y);
+        }
+        let o = P.y_off + row * P.y_stride + col;
+        if (P.flags & 4u) != 0u {
+            y += Y[o];
+        }
+        Y[o] = y;
+    }
+}
+
+// Low-bit weights × int8 x codes: the tile of `main` (64 weight rows × up to RQ x rows),
+// codes unpacked four at a time (weights.wgsl codes4), the float part per group.
+@compute @workgroup_size(64)
+fn lowbit(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+    let col = wid.x * 64u + t;
+    let c = min(col, P.n - 1u);
+    let row0 = wid.y * RQ;
+    let rows = min(RQ, P.m - row0);
+    var acc: array<f32, 16>;
+    let gw = P.w.group / 4u;
+    for (var g = 0u; g < P.w.ng; g++) {
+        var d: array<i32, 16>;
+        var sx: array<i32, 16>;
+        let q1 = min((g + 1u) * gw, P.kw);
+        for (var q = g * gw; q < q1; q++) {
+            let u = codes4(c, 4u * q);
+            for (var r = 0u; r < rows; r++) {
+                let x = sext4(XQ[(row0 + r) * P.kw + q]);
+                d[r] += dot(x, u);
+                sx[r] += (x.x + x.y) + (x.z + x.w);
+            }
+        }
+        let sz = group_params(c, g);
+        for (var r = 0u; r < rows; r++) {
+            acc[r] = acc[r] + sz.x * (f32(d[r]) - sz.y * f32(sx[r]));
+        }
+    }
+    if col >= P.n {
+        return;
+    }
+    for (var r = 0u; r < rows; r++) {
+        let row = row0 + r;
+        var y = XS[row] * acc[r];
+        if (P.flags & 1u) != 0u {
+            y = y + B[col];
         }
         if (P.flags & 2u) != 0u {
             y = gelu(y);

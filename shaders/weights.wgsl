@@ -1,4 +1,4 @@
-// Prepended to every shader that reads weights (matvec, matmul, embedding): the packed
+// Prepended to every shader that reads weights (matvec, matmul, embedding, int8): the packed
 // layouts of kernels/src/schemes (docs/FORMAT.md), unpacked in registers.
 //
 // The including shader declares `W: array<u32>` (one tensor's bytes, all planes) and a
@@ -131,4 +131,66 @@ fn weight4(r: u32, c: u32) -> vec4<f32> {
     }
     let inside = (vec4<u32>(c) + vec4<u32>(0u, 1u, 2u, 3u)) < vec4<u32>(k);
     return select(vec4<f32>(0.0), v, inside);
+}
+
+// NF4 as int8 for the low-bit × int8 dot (kernels/src/schemes NF4_I8: round(127 · NF4)).
+var<private> NF4_I8: array<i32, 16> = array<i32, 16>(
+    -127, -88, -67, -50, -36, -23, -12, 0, 10, 20, 31, 43, 56, 71, 92, 127);
+
+// Integer codes of w[r][c .. c+4] (c a multiple of 4) for the low-bit × int8 dot: the
+// stored code (int4, int3) or NF4_I8[code] (nf4, nf4-dq); the padding past k decodes
+// whatever is stored there and meets zero x codes.
+fn codes4(r: u32, c: u32) -> vec4<i32> {
+    let q = c & 31u;
+    switch SCHEME {
+        case 4u, 5u, 6u, 7u: {
+            let word = W[(r * P.w.row_bytes + (c >> 5u) * 16u + (q & 15u)) >> 2u];
+            let sh = select(0u, 4u, q >= 16u);
+            let code = (vec4<u32>(word) >> vec4<u32>(sh, sh + 8u, sh + 16u, sh + 24u)) & vec4<u32>(0xfu);
+            if SCHEME == S_NF4 || SCHEME == S_NF4_DQ {
+                return vec4<i32>(NF4_I8[code.x], NF4_I8[code.y], NF4_I8[code.z], NF4_I8[code.w]);
+            }
+            return vec4<i32>(code);
+        }
+        case 8u: {
+            let i = q >> 3u;
+            let j0 = q & 7u;
+            let base = r * P.w.row_bytes + (c >> 5u) * 12u;
+            let lo = W[(base + j0) >> 2u];
+            let hi = W[(base + 8u) >> 2u];
+            let sl = 2u * i;
+            let sh = 2u * i + (j0 >> 2u);
+            let low = (vec4<u32>(lo) >> vec4<u32>(sl, sl + 8u, sl + 16u, sl + 24u)) & vec4<u32>(3u);
+            let high = (vec4<u32>(hi) >> vec4<u32>(sh, sh + 8u, sh + 16u, sh + 24u)) & vec4<u32>(1u);
+            return vec4<i32>(low | (high << vec4<u32>(2u)));
+        }
+        default: {
+            return vec4<i32>(0);
+        }
+    }
+}
+
+// (s_g, z_g) of group g of row r for the low-bit × int8 dot (schemes::lowbit_params):
+// int4-sym (scale, 8); int4-asym, int3 (scale, zero); nf4, nf4-dq (absmax / 127, 0).
+fn group_params(r: u32, g: u32) -> vec2<f32> {
+    let i = r * P.w.ng + g;
+    switch SCHEME {
+        case 4u: {
+            return vec2<f32>(f16_at(P.w.p1, i), 8.0);
+        }
+        case 5u, 8u: {
+            return vec2<f32>(f16_at(P.w.p1, i), f16_at(P.w.p2, i));
+        }
+        case 6u: {
+            return vec2<f32>(f32_at(P.w.p1, i) / 127.0, 0.0);
+        }
+        case 7u: {
+            let chunk = i >> 8u;
+            let absmax = f32_at(P.w.p2, 2u * chunk) + f32(byte_at(P.w.p1 + i)) * f32_at(P.w.p2, 2u * chunk + 1u);
+            return vec2<f32>(absmax / 127.0, 0.0);
+        }
+        default: {
+            return vec2<f32>(0.0);
+        }
+    }
 }

@@ -802,9 +802,8 @@ fn cli_refuses_bad_combinations_and_prints_a_report() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// int4 (HQQ) weights with dynamic int8 activations: recorded in the file,
-/// transcribed on the CPU by the low-bit × int8 kernels, refused by the GPU
-/// backend (which has no such kernels) instead of computed differently.
+/// int4 (HQQ) weights with dynamic int8 activations: recorded in the file and
+/// transcribed on the CPU by the low-bit × int8 kernels (the GPU's: tests/gpu.rs).
 #[test]
 fn low_bit_weights_with_int8_activations() {
     let file = tiny();
@@ -832,23 +831,5 @@ fn low_bit_weights_with_int8_activations() {
             .contains("ask not what your country can do for you"),
         "{words:?}"
     );
-    #[cfg(feature = "gpu")]
-    {
-        let e = sotto::gpu::GpuModel::check_file(&q)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("int8-activation") && e.contains("--device cpu"),
-            "{e}"
-        );
-        // Weight-only low-bit files stay GPU-eligible.
-        let base = dir.join("int4.sotto");
-        let opts = QuantizeOptions {
-            activations: Activations::None,
-            ..opts
-        };
-        quantize_model(&file, &base, &opts, &|_, _| {}).unwrap();
-        sotto::gpu::GpuModel::check_file(&ModelFile::open(&base).unwrap()).unwrap();
-    }
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -129,28 +129,6 @@ impl Loader<'_> {
 }
 
 impl GpuModel {
-    /// Refuses files the shaders would compute differently from the CPU:
-    /// 4- / 3-bit weights with int8 activations (the CPU's low-bit × int8
-    /// kernels have no WGSL counterpart). `Device::Auto` then uses the CPU.
-    pub fn check_file(file: &ModelFile) -> Result<()> {
-        if file.config().activations == crate::format::ActivationMode::None {
-            return Ok(());
-        }
-        match file
-            .tensors()
-            .iter()
-            .find(|t| t.etype.scheme().is_some_and(|s| !s.is_int8()))
-        {
-            Some(t) => Err(Error::Invalid(format!(
-                "the GPU backend has no int8-activation kernels for {} weights ({}); \
-                 run on the CPU (--device cpu)",
-                t.etype.name(),
-                t.name
-            ))),
-            None => Ok(()),
-        }
-    }
-
     /// Uploads every weight of `file` (already validated by `model::Network::new`).
     pub fn new(gpu: Gpu, file: &ModelFile) -> Result<GpuModel> {
         let c: &ModelConfig = file.config();
@@ -165,7 +143,6 @@ impl GpuModel {
             text_layers: c.n_text_layer as usize,
         };
         let (nm, d) = (dims.n_mels, dims.d);
-        GpuModel::check_file(file)?;
         if dims.audio_ctx > ATTENTION_MAX_KV || dims.text_ctx > ATTENTION_MAX_KV {
             return Err(Error::Invalid(format!(
                 "the GPU attention kernel holds at most {ATTENTION_MAX_KV} positions"

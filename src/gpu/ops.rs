@@ -23,7 +23,9 @@ pub struct GpuWeight {
     pub etype: ElementType,
     pub n: usize,
     pub k: usize,
-    /// Activations of an int8 weight: `Float` dequantizes the weight (matvec /
+    /// Elements per group along k (0 for ungrouped types).
+    pub group: usize,
+    /// Activations of a packed weight: `Float` dequantizes the weight (matvec /
     /// matmul), `Dynamic` / `Static` quantize x on the device (quant.wgsl, int8.wgsl).
     pub act: ActQuant,
 }
@@ -201,6 +203,7 @@ impl GpuWeight {
             etype,
             n,
             k,
+            group,
             act: ActQuant::Float,
         })
     }
@@ -214,10 +217,17 @@ impl GpuWeight {
     /// `schemes::view` checks it).
     pub fn with_act(mut self, act: ActQuant) -> Result<GpuWeight, String> {
         if act != ActQuant::Float {
-            if !self.etype.scheme().is_some_and(|s| s.is_int8()) {
+            let Some(scheme) = self.etype.scheme() else {
                 return Err(format!(
                     "{:?} weights take float activations only",
                     self.etype
+                ));
+            };
+            if scheme.is_grouped() && self.group > schemes::MAX_INT8_GROUP {
+                return Err(format!(
+                    "{scheme:?} group {} is too long for int8 activations (at most {})",
+                    self.group,
+                    schemes::MAX_INT8_GROUP
                 ));
             }
             if self.k > schemes::MAX_INT8_DOT_K {
@@ -462,9 +472,9 @@ impl<'g> Recorder<'g> {
         }
     }
 
-    /// [`Recorder::linear`] for an int8 weight with int8 activations (`w.act`): x
-    /// quantized per row on the device, then an exact i32 dot per output, with
-    /// `dot4I8Packed` when `dot4` (else unpacked).
+    /// [`Recorder::linear`] for a weight with int8 activations (`w.act`): x quantized
+    /// per row on the device, then exact i32 dots: per output for int8 weights, with
+    /// `dot4I8Packed` when `dot4` (else unpacked), per group for 4- / 3-bit weights.
     #[allow(clippy::too_many_arguments)]
     pub fn linear_int8(
         &mut self,
@@ -501,7 +511,9 @@ impl<'g> Recorder<'g> {
             | (u32::from(epi.gelu) << 1)
             | (u32::from(epi.accumulate) << 2);
         let constants = [("SCHEME", w.etype as u32), ("DOT4", u32::from(dot4))];
-        let k = self.gpu.kernel(Shader::Int8, "main", &constants);
+        let int8 = w.etype.scheme().is_some_and(|s| s.is_int8());
+        let entry = if int8 { "main" } else { "lowbit" };
+        let k = self.gpu.kernel(Shader::Int8, entry, &constants);
         for c in &w.chunks {
             let mut p = c.layout.to_vec();
             p.extend([

@@ -265,6 +265,7 @@ impl Shader {
             Shader::Logits => &["summary"],
             Shader::Quant => &["quantize"],
             Shader::Attention | Shader::AttentionF16 => &["main", "flash"],
+            Shader::Int8 => &["main", "lowbit"],
             Shader::Half => &["store_half"],
             _ => &["main"],
         }
