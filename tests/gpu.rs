@@ -1449,3 +1449,28 @@ fn bind_groups_are_reused_and_released() {
     }
     let _ = std::fs::remove_file(&int8);
 }
+
+/// A device error (here an invalid buffer: larger than the device allows) is kept and
+/// returned by the next check or read-back instead of panicking, as wgpu does by
+/// default; once taken, the device works on. Its own device: the error would reach
+/// other tests' read-backs on the shared one.
+#[test]
+fn device_errors_are_returned_not_panics() {
+    if gpu().is_none() {
+        return;
+    }
+    let g = Gpu::new(AdapterPolicy::AllowSoftware).unwrap();
+    assert_eq!(g.check(), Ok(()));
+    let xb = g.upload_f32("x", &[1.0, 2.0, 3.0]);
+    let _bad = g.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("too large"),
+        size: g.limits.max_buffer_size.saturating_add(4),
+        usage: wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+    let e = g.try_read_f32(&xb, 0, 3).unwrap_err();
+    assert!(!e.is_empty());
+    eprintln!("kept: {e}");
+    assert_eq!(g.take_error(), None, "taken by the read-back");
+    assert_eq!(g.try_read_f32(&xb, 0, 3), Ok(vec![1.0, 2.0, 3.0]));
+}

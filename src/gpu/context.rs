@@ -65,6 +65,8 @@ pub struct Gpu {
     modules: Mutex<HashMap<(Shader, GpuFeatures), wgpu::ShaderModule>>,
     layouts: Mutex<HashMap<Shader, wgpu::BindGroupLayout>>,
     kernels: Mutex<HashMap<KernelKey, Arc<Kernel>>>,
+    /// The first device error since the last [`Gpu::take_error`] (wgpu would panic).
+    errors: Arc<Mutex<Option<String>>>,
     /// Bind groups already made, shared with the buffers' owners that evict them.
     pub(crate) binds: Arc<BindCache>,
     /// The uniform buffer every submission's parameters go to (bound with a dynamic
@@ -307,6 +309,22 @@ impl Gpu {
             ..Default::default()
         }))
         .map_err(|e| format!("cannot open {}: {e}", info.name))?;
+        // wgpu's default for an error outside an error scope (out of memory, a lost
+        // device) is to panic: keep the first one instead, for the next read-back or
+        // upload check to return as an error.
+        let errors: Arc<Mutex<Option<String>>> = Arc::default();
+        let sink = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let mut first = sink.lock().unwrap_or_else(|p| p.into_inner());
+            first.get_or_insert_with(|| e.to_string());
+        }));
+        let sink = errors.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            if reason != wgpu::DeviceLostReason::Destroyed {
+                let mut first = sink.lock().unwrap_or_else(|p| p.into_inner());
+                first.get_or_insert_with(|| format!("device lost ({reason:?}): {message}"));
+            }
+        });
         let dummy = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("dummy"),
             size: 16,
@@ -322,6 +340,7 @@ impl Gpu {
             features: enabled,
             enabled,
             dummy,
+            errors,
             binding_cap: binding_cap_from_env()?,
             modules: Mutex::default(),
             layouts: Mutex::default(),
@@ -422,10 +441,23 @@ impl Gpu {
         b
     }
 
-    /// Copies `n` floats from `src` at float offset `off` back to the host (waits).
+    /// Copies `n` floats from `src` at float offset `off` back to the host (waits);
+    /// panics if the device failed (tests; the network uses [`Gpu::try_read_f32`]).
     pub fn read_f32(&self, src: &wgpu::Buffer, off: usize, n: usize) -> Vec<f32> {
+        self.try_read_f32(src, off, n)
+            .unwrap_or_else(|e| panic!("GPU read-back failed: {e}"))
+    }
+
+    /// [`Gpu::read_f32`], or the device's error (out of memory, device lost, a
+    /// failed mapping) since the last check.
+    pub fn try_read_f32(
+        &self,
+        src: &wgpu::Buffer,
+        off: usize,
+        n: usize,
+    ) -> Result<Vec<f32>, String> {
         if n == 0 {
-            return Vec::new();
+            return self.check().map(|()| Vec::new());
         }
         let bytes = n as u64 * 4;
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
@@ -443,17 +475,28 @@ impl Gpu {
             let _ = tx.send(r);
         });
         self.wait();
+        self.check()?;
         match rx.recv() {
             Ok(Ok(())) => {}
-            other => panic!("GPU read-back failed: {other:?}"),
+            other => return Err(format!("mapping the read-back failed: {other:?}")),
         }
         let view = slice
             .get_mapped_range()
-            .unwrap_or_else(|e| panic!("GPU read-back failed: {e:?}"));
+            .map_err(|e| format!("mapping the read-back failed: {e:?}"))?;
         let out = bytemuck::cast_slice::<u8, f32>(&view).to_vec();
         drop(view);
         staging.unmap();
-        out
+        Ok(out)
+    }
+
+    /// Takes the first device error since the last call, if any.
+    pub fn take_error(&self) -> Option<String> {
+        self.errors.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// `Err` with [`Gpu::take_error`]'s error, if any.
+    pub fn check(&self) -> Result<(), String> {
+        self.take_error().map_or(Ok(()), Err)
     }
 
     /// Whether the device can time its passes ([`Gpu::enable_timing`]).

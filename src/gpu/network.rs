@@ -189,6 +189,9 @@ impl GpuModel {
         }
         let dec_norm = l.norm("decoder/layer_norm", d)?;
         gpu.queue.submit([]);
+        // Out of device memory shows here, as an error (`auto` then uses the CPU).
+        gpu.wait();
+        gpu.check().map_err(device_error)?;
         Ok(GpuModel {
             gpu,
             dims,
@@ -387,6 +390,11 @@ impl Drop for GpuBackend<'_> {
     }
 }
 
+/// A failure of the device (out of memory, lost) as sotto's error.
+fn device_error(message: String) -> Error {
+    Error::Invalid(format!("GPU: {message}"))
+}
+
 /// Rows from the start of `b`.
 fn rows0(b: &wgpu::Buffer, stride: usize) -> Rows<'_> {
     Rows::new(b, 0, stride)
@@ -510,6 +518,7 @@ impl Backend for GpuBackend<'_> {
         rec.submit();
         // Wait, so that the caller's encoder timing is the encoder's.
         g.wait();
+        g.check().map_err(device_error)?;
         Ok(GpuCross {
             kv,
             half,
@@ -567,8 +576,9 @@ impl Backend for GpuBackend<'_> {
         let logits = g.floats("logits", want.len() * n_vocab);
         self.record_logits(&mut rec, s, want, &logits);
         rec.submit();
-        let all = g.read_f32(&logits, 0, want.len() * n_vocab);
+        let all = g.try_read_f32(&logits, 0, want.len() * n_vocab);
         g.binds.forget(&[&logits]);
+        let all = all.map_err(device_error)?;
         Ok(all.chunks_exact(n_vocab).map(|c| c.to_vec()).collect())
     }
 
@@ -634,7 +644,9 @@ impl Backend for GpuBackend<'_> {
             );
         }
         rec.submit();
-        let out = g.read_f32(&s.summary, 0, per * want.len());
+        let out = g
+            .try_read_f32(&s.summary, 0, per * want.len())
+            .map_err(device_error)?;
         let (sum, _) = summary_from(&out[..per], n_vocab);
         let (token, logprob) = filters.pick(&sum);
         let probe = match probe {
