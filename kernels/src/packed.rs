@@ -78,6 +78,33 @@ impl Kind {
     }
 }
 
+/// `PackedSimd::LB_MR` and `gemm_lowbit` of a set whose micro-kernel is
+/// `kernel::<R>` for each listed row count `R` (1 ..= `LB_MR`): the row-count
+/// dispatch every low-bit GEMM shares.
+macro_rules! gemm_lowbit_impl {
+    ($($kernel:ident)::+; $($r:literal),+) => {
+        const LB_MR: usize = [$($r),+].len();
+        unsafe fn gemm_lowbit(
+            nf4: bool,
+            rows: usize,
+            cols: usize,
+            kp: usize,
+            group: usize,
+            t: $crate::packed::LowbitTile,
+            panel: *const u8,
+            out: *mut f32,
+            ldo: usize,
+        ) {
+            use $($kernel)::+ as kernel;
+            match rows {
+                $($r => kernel::<$r>(nf4, cols, kp, group, t, panel, out, ldo),)+
+                _ => unreachable!("low-bit GEMM rows {rows}"),
+            }
+        }
+    };
+}
+pub(crate) use gemm_lowbit_impl;
+
 /// What an instruction set provides to this driver. Extents are stated per
 /// function; all may only be called on a CPU with the ISA's features.
 pub(crate) trait PackedSimd: Send + Sync + 'static {

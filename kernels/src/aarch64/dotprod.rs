@@ -44,29 +44,7 @@ impl PackedSimd for NeonDotprod {
         super::lowbit::dot_lowbit::<true>(kind, rows, cols, k, group, t, out, ldo)
     }
     const LB_NR: usize = super::lowbit::LB_NR;
-    const LB_MR: usize = 6;
-    unsafe fn gemm_lowbit(
-        nf4: bool,
-        rows: usize,
-        cols: usize,
-        kp: usize,
-        group: usize,
-        t: crate::packed::LowbitTile,
-        panel: *const u8,
-        out: *mut f32,
-        ldo: usize,
-    ) {
-        use super::lowbit::gemm_dot;
-        match rows {
-            1 => gemm_dot::<1>(nf4, cols, kp, group, t, panel, out, ldo),
-            2 => gemm_dot::<2>(nf4, cols, kp, group, t, panel, out, ldo),
-            3 => gemm_dot::<3>(nf4, cols, kp, group, t, panel, out, ldo),
-            4 => gemm_dot::<4>(nf4, cols, kp, group, t, panel, out, ldo),
-            5 => gemm_dot::<5>(nf4, cols, kp, group, t, panel, out, ldo),
-            6 => gemm_dot::<6>(nf4, cols, kp, group, t, panel, out, ldo),
-            _ => unreachable!("low-bit GEMM rows {rows}"),
-        }
-    }
+    crate::packed::gemm_lowbit_impl!(super::lowbit::gemm_dot; 1, 2, 3, 4, 5, 6);
 
     unsafe fn dot_i8(
         rows: usize,

@@ -105,26 +105,7 @@ impl PackedSimd for Neon {
         super::lowbit::dot_lowbit::<false>(kind, rows, cols, k, group, t, out, ldo)
     }
     const LB_NR: usize = super::lowbit::LB_NR;
-    const LB_MR: usize = 3;
-    unsafe fn gemm_lowbit(
-        nf4: bool,
-        rows: usize,
-        cols: usize,
-        kp: usize,
-        group: usize,
-        t: crate::packed::LowbitTile,
-        panel: *const u8,
-        out: *mut f32,
-        ldo: usize,
-    ) {
-        use super::lowbit::gemm_neon;
-        match rows {
-            1 => gemm_neon::<1>(nf4, cols, kp, group, t, panel, out, ldo),
-            2 => gemm_neon::<2>(nf4, cols, kp, group, t, panel, out, ldo),
-            3 => gemm_neon::<3>(nf4, cols, kp, group, t, panel, out, ldo),
-            _ => unreachable!("low-bit GEMM rows {rows}"),
-        }
-    }
+    crate::packed::gemm_lowbit_impl!(super::lowbit::gemm_neon; 1, 2, 3);
 
     unsafe fn dot_i8(
         rows: usize,

@@ -34,29 +34,7 @@ impl PackedSimd for Avx2Vnni {
         <Avx2 as PackedSimd>::dot_lowbit(kind, rows, cols, k, group, t, out, ldo)
     }
     const LB_NR: usize = super::lowbit::LB_NR_256;
-    const LB_MR: usize = 6;
-    unsafe fn gemm_lowbit(
-        nf4: bool,
-        rows: usize,
-        cols: usize,
-        kp: usize,
-        group: usize,
-        t: crate::packed::LowbitTile,
-        panel: *const u8,
-        out: *mut f32,
-        ldo: usize,
-    ) {
-        use super::lowbit::gemm_avxvnni;
-        match rows {
-            1 => gemm_avxvnni::<1>(nf4, cols, kp, group, t, panel, out, ldo),
-            2 => gemm_avxvnni::<2>(nf4, cols, kp, group, t, panel, out, ldo),
-            3 => gemm_avxvnni::<3>(nf4, cols, kp, group, t, panel, out, ldo),
-            4 => gemm_avxvnni::<4>(nf4, cols, kp, group, t, panel, out, ldo),
-            5 => gemm_avxvnni::<5>(nf4, cols, kp, group, t, panel, out, ldo),
-            6 => gemm_avxvnni::<6>(nf4, cols, kp, group, t, panel, out, ldo),
-            _ => unreachable!("low-bit GEMM rows {rows}"),
-        }
-    }
+    crate::packed::gemm_lowbit_impl!(super::lowbit::gemm_avxvnni; 1, 2, 3, 4, 5, 6);
 
     unsafe fn f16_to_f32(src: *const u8, n: usize, dst: *mut f32) {
         <Avx2 as PackedSimd>::f16_to_f32(src, n, dst)

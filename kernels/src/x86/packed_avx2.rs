@@ -60,26 +60,7 @@ impl PackedSimd for Avx2 {
     // broadcast, 3 rows fit the 16 ymm (4 spilled in the unrolled 8-step
     // block and measured ~1.2× slower).
     const LB_NR: usize = super::lowbit::LB_NR_256;
-    const LB_MR: usize = 3;
-    unsafe fn gemm_lowbit(
-        nf4: bool,
-        rows: usize,
-        cols: usize,
-        kp: usize,
-        group: usize,
-        t: crate::packed::LowbitTile,
-        panel: *const u8,
-        out: *mut f32,
-        ldo: usize,
-    ) {
-        use super::lowbit::gemm_avx2;
-        match rows {
-            1 => gemm_avx2::<1>(nf4, cols, kp, group, t, panel, out, ldo),
-            2 => gemm_avx2::<2>(nf4, cols, kp, group, t, panel, out, ldo),
-            3 => gemm_avx2::<3>(nf4, cols, kp, group, t, panel, out, ldo),
-            _ => unreachable!("low-bit GEMM rows {rows}"),
-        }
-    }
+    crate::packed::gemm_lowbit_impl!(super::lowbit::gemm_avx2; 1, 2, 3);
     type Float = Avx2;
     const DOT_ROWS: usize = 2;
 

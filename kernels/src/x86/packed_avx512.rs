@@ -183,29 +183,7 @@ impl PackedSimd for Avx512Vnni {
         super::lowbit::vnni_shape(kind, group)
     }
     const LB_NR: usize = 64;
-    const LB_MR: usize = 6;
-    unsafe fn gemm_lowbit(
-        nf4: bool,
-        rows: usize,
-        cols: usize,
-        kp: usize,
-        group: usize,
-        t: crate::packed::LowbitTile,
-        panel: *const u8,
-        out: *mut f32,
-        ldo: usize,
-    ) {
-        use super::lowbit::gemm_vnni;
-        match rows {
-            1 => gemm_vnni::<1>(nf4, cols, kp, group, t, panel, out, ldo),
-            2 => gemm_vnni::<2>(nf4, cols, kp, group, t, panel, out, ldo),
-            3 => gemm_vnni::<3>(nf4, cols, kp, group, t, panel, out, ldo),
-            4 => gemm_vnni::<4>(nf4, cols, kp, group, t, panel, out, ldo),
-            5 => gemm_vnni::<5>(nf4, cols, kp, group, t, panel, out, ldo),
-            6 => gemm_vnni::<6>(nf4, cols, kp, group, t, panel, out, ldo),
-            _ => unreachable!("low-bit GEMM rows {rows}"),
-        }
-    }
+    crate::packed::gemm_lowbit_impl!(super::lowbit::gemm_vnni; 1, 2, 3, 4, 5, 6);
     unsafe fn dot_i8(
         rows: usize,
         k: usize,
