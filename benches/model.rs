@@ -9,7 +9,6 @@
 //! threads: `SOTTO_BENCH_THREADS` or all cores.
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, SamplingMode};
 use sotto::Model;
-use sotto_kernels::Pool;
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -28,21 +27,24 @@ fn threads() -> usize {
 fn bench_model(c: &mut Criterion) {
     let home = sotto::convert::sotto_home();
     let t = threads();
-    let pool = Pool::new(t);
     for name in ["tiny.en", "tiny.en-int8"] {
         let path = home.join(format!("{name}.sotto"));
         if !path.is_file() {
             println!("skipping {name}: {} not found", path.display());
             continue;
         }
-        let model = match Model::load(&path) {
+        let load = match std::env::var("SOTTO_KERNELS") {
+            Ok(k) if !k.is_empty() => sotto::LoadOptions::default().kernels(k),
+            _ => sotto::LoadOptions::default(),
+        };
+        let model = match Model::load_with(&path, &load) {
             Ok(m) => m,
             Err(e) => {
                 println!("skipping {name}: {e}");
                 continue;
             }
         };
-        let (net, kern) = (model.network(), model.kernels());
+        let kern = model.kernels();
         let cfg = model.config();
         let (n_mels, frames) = (cfg.n_mels as usize, 2 * cfg.n_audio_ctx as usize);
         // The encoder's cost does not depend on the values; a smooth pattern in
@@ -59,17 +61,20 @@ fn bench_model(c: &mut Criterion) {
             .sampling_mode(SamplingMode::Flat);
         g.bench_function("encoder_window", |b| {
             b.iter(|| {
-                let enc = net.encode(kern, &pool, black_box(&mel));
-                black_box(net.cross_kv(kern, &pool, &enc))
+                black_box(
+                    model
+                        .encode_window(black_box(&mel), t)
+                        .expect("window encodes"),
+                )
             })
         });
 
-        let enc = net.encode(kern, &pool, &mel);
-        let cross = net.cross_kv(kern, &pool, &enc);
+        let cross = model.encode_window(&mel, t).expect("window encodes");
         let mut prefix = vec![cfg.tokens.sot];
         prefix.extend(400..423u32);
-        let mut cache = net.new_cache();
-        net.decode(kern, &pool, &cross, &mut cache, &prefix, &[])
+        let mut cache = model.decoder_state();
+        model
+            .decode_tokens(&cross, &mut cache, &prefix, &[], t)
             .expect("prefix decodes");
         g.sampling_mode(SamplingMode::Auto)
             .measurement_time(Duration::from_secs(2));
@@ -77,7 +82,8 @@ fn bench_model(c: &mut Criterion) {
             b.iter_batched_ref(
                 || cache.clone(),
                 |cache| {
-                    net.decode(kern, &pool, &cross, cache, black_box(&[1000]), &[0])
+                    model
+                        .decode_tokens(&cross, cache, black_box(&[1000]), &[0], t)
                         .expect("step decodes")
                 },
                 BatchSize::LargeInput,

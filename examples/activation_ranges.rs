@@ -8,7 +8,6 @@
 //! clipped); and the median row's effective int8 levels (127 · row absmax / calibrated
 //! absmax) — what dynamic per-row scaling would give 127 of.
 use sotto::format::{act_scale_name, ModelFile};
-use sotto::model::{Cpu, Network};
 use sotto::Options;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -30,10 +29,10 @@ fn main() -> sotto::Result<()> {
         .filter(|t| t.shape.len() == 2)
         .map(|t| (t.name.clone(), t.shape[1]))
         .collect();
-    let mut net = Network::new(file)?;
+    let mut model = sotto::Model::from_file(file)?;
     let rows: Arc<Mutex<Rows>> = Arc::default();
     let sink = rows.clone();
-    net.set_observer(Some(Box::new(move |name: &str, x: &[f32]| {
+    model.set_observer(Some(Box::new(move |name: &str, x: &[f32]| {
         let Some(&k) = widths.get(name) else { return };
         let mut map = sink.lock().unwrap_or_else(|e| e.into_inner());
         let entry = map.entry(name.to_string()).or_default();
@@ -42,13 +41,6 @@ fn main() -> sotto::Result<()> {
                 .map(|r| r.iter().fold(0f32, |m, v| m.max(v.abs()))),
         );
     })));
-    let kernels = sotto_kernels::Kernels::detect();
-    let pool = sotto_kernels::Pool::new(2);
-    let cpu = Cpu {
-        net: &net,
-        kernels: &kernels,
-        pool: &pool,
-    };
     let opts = Options {
         threads: 2,
         language: multilingual.then(|| "en".to_string()),
@@ -56,7 +48,7 @@ fn main() -> sotto::Result<()> {
     };
     for audio in &args[2..] {
         let samples = sotto::audio::load_audio(audio.as_ref())?;
-        sotto::decoding::transcribe(&net, &cpu, &samples, &opts)?;
+        model.transcribe(&samples, &opts)?;
     }
     println!("| layer | calibrated absmax | held-out max | rows clipped % | median row levels |");
     println!("|---|---:|---:|---:|---:|");

@@ -135,7 +135,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     for _ in 0..a.runs {
         drop(model.take());
         let t = Instant::now();
-        model = Some(Model::load(&model_path)?);
+        model = Some(Model::load_with(&model_path, &crate::load_options()?)?);
         load_ms.push(ms_since(t));
     }
     let t = Instant::now();

@@ -28,13 +28,14 @@ pub mod eval;
 pub mod format;
 #[cfg(feature = "gpu")]
 pub mod gpu;
-pub mod model;
+pub(crate) mod model;
 pub mod quantize;
 
 pub use error::{Error, Result};
+pub use model::LinearObserver;
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Transcribe in the spoken language, or translate to English.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -127,6 +128,7 @@ pub struct Transcript {
 
 /// Where the network runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Device {
     /// A real GPU when there is one (feature `gpu`), else the CPU. Software GPU
     /// adapters (lavapipe, SwiftShader, WARP) are never chosen automatically.
@@ -137,11 +139,55 @@ pub enum Device {
     Gpu,
 }
 
-/// A loaded model: the mapped file, its validated weights and the CPU kernels
-/// (and, after [`Model::with_device`], the weights on a GPU).
+/// How a model is loaded: the settings a program would otherwise read from its
+/// environment (the library reads none; the `sotto` CLI maps `SOTTO_KERNELS` and
+/// the `SOTTO_GPU_*` variables onto these).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct LoadOptions {
+    /// The CPU kernel set by name (`scalar`, `avx2`, `avx2vnni`, `avx512`,
+    /// `avx512vnni`, `neon`, `neon-dotprod`, `neon-i8mm`); `None` takes the best
+    /// this CPU supports. A set this CPU lacks is an error.
+    pub kernels: Option<String>,
+    /// Where the network runs; the default is the CPU.
+    pub device: Device,
+}
+
+impl Default for LoadOptions {
+    fn default() -> LoadOptions {
+        LoadOptions {
+            kernels: None,
+            device: Device::Cpu,
+        }
+    }
+}
+
+impl LoadOptions {
+    /// These options with the kernel set `name`.
+    pub fn kernels(mut self, name: impl Into<String>) -> LoadOptions {
+        self.kernels = Some(name.into());
+        self
+    }
+    /// These options with `device`.
+    pub fn device(mut self, device: Device) -> LoadOptions {
+        self.device = device;
+        self
+    }
+}
+
+/// A loaded model: the mapped file, its validated weights, the CPU kernels and
+/// worker threads (and, after [`Model::set_device`], the weights on a GPU).
+///
+/// A `Model` is `Send + Sync`: concurrent [`Model::transcribe`] calls share its
+/// worker pool (one per thread count asked for), so callers do not multiply the
+/// threads competing for the cores.
 pub struct Model {
-    net: model::Network,
+    file: Arc<format::ModelFile>,
+    plan: model::Layers<model::Desc>,
+    cpu: model::CpuModel,
     kernels: sotto_kernels::Kernels,
+    pools: Mutex<Vec<Arc<sotto_kernels::Pool>>>,
+    observer: Option<model::LinearObserver>,
     #[cfg(feature = "gpu")]
     gpu: Option<gpu::GpuModel>,
     /// Why `Device::Auto` stayed on the CPU, if it did.
@@ -149,72 +195,111 @@ pub struct Model {
 }
 
 impl Model {
-    /// Maps and validates a `.sotto` file. Kernels follow `SOTTO_KERNELS` if set.
+    /// Maps and validates a `.sotto` file, on the CPU with the best kernels.
     pub fn load(path: impl AsRef<Path>) -> Result<Model> {
-        let file = format::ModelFile::open(path.as_ref())?;
-        Model::from_file(file)
+        Model::load_with(path, &LoadOptions::default())
     }
 
+    /// Maps and validates a `.sotto` file with `options`.
+    pub fn load_with(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Model> {
+        let file = format::ModelFile::open(path.as_ref())?;
+        Model::from_file_with(file, options)
+    }
+
+    /// A model over a file already opened (or built in memory), on the CPU.
     pub fn from_file(file: format::ModelFile) -> Result<Model> {
-        let kernels = sotto_kernels::Kernels::from_env().map_err(Error::Invalid)?;
-        Ok(Model {
-            net: model::Network::new(file)?,
+        Model::from_file_with(file, &LoadOptions::default())
+    }
+
+    pub fn from_file_with(file: format::ModelFile, options: &LoadOptions) -> Result<Model> {
+        let kernels = match &options.kernels {
+            Some(name) => sotto_kernels::Kernels::from_name(name).map_err(Error::Invalid)?,
+            None => sotto_kernels::Kernels::detect(),
+        };
+        let file = Arc::new(file);
+        let plan = model::Layers::describe(&file)?;
+        let cpu = model::CpuModel::new(file.clone(), &plan)?;
+        let mut model = Model {
+            file,
+            plan,
+            cpu,
             kernels,
+            pools: Mutex::new(Vec::new()),
+            observer: None,
             #[cfg(feature = "gpu")]
             gpu: None,
             device_note: None,
-        })
+        };
+        model.set_device(options.device)?;
+        Ok(model)
     }
 
     /// Moves the network to `device`. `Gpu` fails when no adapter can be opened or
-    /// the weights do not fit; `Auto` falls back to the CPU and says why in
-    /// [`Model::device_note`].
-    pub fn with_device(mut self, device: Device) -> Result<Model> {
-        self.device_note = None;
+    /// the device cannot run this model (the model stays where it was); `Auto`
+    /// falls back to the CPU and says why in [`Model::device_note`].
+    pub fn set_device(&mut self, device: Device) -> Result<()> {
         #[cfg(feature = "gpu")]
         {
-            self.gpu = None;
             let policy = match device {
-                Device::Cpu => return Ok(self),
+                Device::Cpu => {
+                    self.gpu = None;
+                    self.device_note = None;
+                    return Ok(());
+                }
                 // Loading a Vulkan driver costs start-up time (and Mesa prints warnings)
                 // on machines that plainly have no GPU: look for device nodes first.
                 Device::Auto if !gpu_device_nodes_present() => {
+                    self.gpu = None;
                     self.device_note = Some("no GPU device found; using the CPU".into());
-                    return Ok(self);
+                    return Ok(());
                 }
                 Device::Auto => gpu::AdapterPolicy::HardwareOnly,
                 Device::Gpu => gpu::AdapterPolicy::AllowSoftware,
             };
             let loaded = gpu::Gpu::new(policy)
                 .map_err(|m| Error::Invalid(format!("GPU: {m}")))
-                .and_then(|g| gpu::GpuModel::new(g, &self.net.file));
+                .and_then(|g| gpu::GpuModel::new(g, &self.file, &self.plan));
             match (loaded, device) {
-                (Ok(m), _) => self.gpu = Some(m),
-                (Err(e), Device::Auto) => self.device_note = Some(format!("{e}; using the CPU")),
+                (Ok(m), _) => {
+                    self.gpu = Some(m);
+                    self.device_note = None;
+                }
+                (Err(e), Device::Auto) => {
+                    self.gpu = None;
+                    self.device_note = Some(format!("{e}; using the CPU"));
+                }
                 (Err(e), _) => return Err(e),
             }
-            Ok(self)
+            Ok(())
         }
         #[cfg(not(feature = "gpu"))]
         match device {
             Device::Gpu => Err(Error::Invalid(
                 "this build of sotto has no GPU support (feature `gpu`)".into(),
             )),
+            Device::Auto => {
+                self.device_note = Some("built without GPU support; using the CPU".into());
+                Ok(())
+            }
             _ => {
-                if device == Device::Auto {
-                    self.device_note = Some("built without GPU support; using the CPU".into());
-                }
-                Ok(self)
+                self.device_note = None;
+                Ok(())
             }
         }
+    }
+
+    /// [`Model::set_device`] for a model by value.
+    pub fn with_device(mut self, device: Device) -> Result<Model> {
+        self.set_device(device)?;
+        Ok(self)
     }
 
     /// Moves the network to an adapter already opened (e.g. with
     /// [`gpu::Gpu::set_max_binding`] lowered, to exercise split weights).
     #[cfg(feature = "gpu")]
     pub fn with_gpu(mut self, gpu: gpu::Gpu) -> Result<Model> {
+        self.gpu = Some(gpu::GpuModel::new(gpu, &self.file, &self.plan)?);
         self.device_note = None;
-        self.gpu = Some(gpu::GpuModel::new(gpu, &self.net.file)?);
         Ok(self)
     }
 
@@ -260,35 +345,141 @@ impl Model {
     }
 
     pub fn config(&self) -> &format::ModelConfig {
-        self.net.config()
+        self.file.config()
     }
 
     pub fn file(&self) -> &format::ModelFile {
-        &self.net.file
-    }
-
-    pub fn network(&self) -> &model::Network {
-        &self.net
+        &self.file
     }
 
     pub fn kernels(&self) -> &sotto_kernels::Kernels {
         &self.kernels
     }
 
+    /// Installs (or with `None` removes) an observer of every linear layer's input
+    /// rows on the CPU (calibration of static activation scales).
+    pub fn set_observer(&mut self, observer: Option<model::LinearObserver>) {
+        self.observer = observer;
+    }
+
+    /// The model's worker pool of `threads` threads, started on first use and shared
+    /// by every call that asks for as many.
+    fn pool(&self, threads: usize) -> Arc<sotto_kernels::Pool> {
+        let threads = threads.max(1);
+        let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = pools.iter().find(|p| p.threads() == threads) {
+            return p.clone();
+        }
+        let p = Arc::new(sotto_kernels::Pool::new(threads));
+        pools.push(p.clone());
+        p
+    }
+
     /// Transcribes 16-kHz mono samples.
     pub fn transcribe(&self, samples: &[f32], options: &Options) -> Result<Transcript> {
         #[cfg(feature = "gpu")]
         if let Some(g) = &self.gpu {
-            return decoding::transcribe(&self.net, &g.backend(), samples, options);
+            return decoding::transcribe(&self.file, &g.backend(), samples, options);
         }
-        let pool = sotto_kernels::Pool::new(options.threads.max(1));
-        let cpu = model::Cpu {
-            net: &self.net,
-            kernels: &self.kernels,
-            pool: &pool,
-        };
-        decoding::transcribe(&self.net, &cpu, samples, options)
+        let pool = self.pool(options.threads);
+        let cpu = self.cpu_backend(&pool);
+        decoding::transcribe(&self.file, &cpu, samples, options)
     }
+
+    fn cpu_backend<'a>(&'a self, pool: &'a sotto_kernels::Pool) -> model::Cpu<'a> {
+        model::Cpu {
+            model: &self.cpu,
+            kernels: &self.kernels,
+            pool,
+            observer: self.observer.as_ref(),
+        }
+    }
+
+    /// Encodes one window of `n_mels × 2·n_audio_ctx` log-mel frames on the model's
+    /// device: the cross-attention keys and values the decoder reads. With
+    /// [`Model::decoder_state`] and [`Model::decode_tokens`], the network's steps
+    /// one at a time (benchmarks, custom decoding loops).
+    pub fn encode_window(&self, mel: &[f32], threads: usize) -> Result<EncodedWindow> {
+        use model::Network;
+        #[cfg(feature = "gpu")]
+        if let Some(g) = &self.gpu {
+            return Ok(EncodedWindow(Encoded::Gpu(g.backend().encode(mel)?)));
+        }
+        let pool = self.pool(threads);
+        Ok(EncodedWindow(Encoded::Cpu(
+            self.cpu_backend(&pool).encode(mel)?,
+        )))
+    }
+
+    /// An empty decoder state (self-attention cache) for one hypothesis; cloning
+    /// forks it.
+    pub fn decoder_state(&self) -> DecoderState {
+        use model::Backend;
+        #[cfg(feature = "gpu")]
+        if let Some(g) = &self.gpu {
+            return DecoderState(Cache::Gpu(g.backend().new_cache()));
+        }
+        let pool = self.pool(1);
+        DecoderState(Cache::Cpu(self.cpu_backend(&pool).new_cache()))
+    }
+
+    /// Runs `tokens` through the decoder after those already in `state` and
+    /// returns the logits of the positions `want` (indices into `tokens`).
+    pub fn decode_tokens(
+        &self,
+        window: &EncodedWindow,
+        state: &mut DecoderState,
+        tokens: &[u32],
+        want: &[usize],
+        threads: usize,
+    ) -> Result<Vec<Vec<f32>>> {
+        use model::Network;
+        match (&window.0, &mut state.0) {
+            #[cfg(feature = "gpu")]
+            (Encoded::Gpu(w), Cache::Gpu(c)) => match &self.gpu {
+                Some(g) => g.backend().decode(w, c, tokens, want),
+                None => Err(Error::Invalid(
+                    "the window was encoded on another device".into(),
+                )),
+            },
+            (Encoded::Cpu(w), Cache::Cpu(c)) => {
+                let pool = self.pool(threads);
+                self.cpu_backend(&pool).decode(w, c, tokens, want)
+            }
+            #[allow(unreachable_patterns)]
+            _ => Err(Error::Invalid(
+                "the window and the decoder state belong to different devices".into(),
+            )),
+        }
+    }
+
+    /// The encoder's output for one window of `n_mels × 2·n_audio_ctx` log-mel
+    /// frames (`n_audio_ctx × d`, row-major), on the CPU: for checking the
+    /// network against a reference implementation.
+    pub fn encoder_output(&self, mel: &[f32], threads: usize) -> Result<Vec<f32>> {
+        let pool = self.pool(threads);
+        model::Network::encoder_output(&self.cpu_backend(&pool), mel)
+    }
+}
+
+/// One encoded window ([`Model::encode_window`]), on the device that encoded it.
+pub struct EncodedWindow(Encoded);
+
+enum Encoded {
+    Cpu(model::cpu::CrossKv),
+    #[cfg(feature = "gpu")]
+    Gpu(gpu::GpuCross),
+}
+
+/// One hypothesis' decoder state ([`Model::decoder_state`]).
+#[derive(Clone)]
+pub struct DecoderState(Cache);
+
+#[derive(Clone)]
+enum Cache {
+    Cpu(model::cpu::KvCache),
+    #[cfg(feature = "gpu")]
+    Gpu(gpu::GpuCache),
 }
 
 /// Whether this machine exposes a GPU to user space. Only Linux is checked (DRM

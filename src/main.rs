@@ -1,7 +1,7 @@
 //! The `sotto` command line.
 use clap::{Parser, Subcommand, ValueEnum};
 use sotto::decoding::output::{self, Format};
-use sotto::{convert, Error, Model, Options, Result, Task};
+use sotto::{convert, Error, LoadOptions, Model, Options, Result, Task};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -183,9 +183,21 @@ fn log(msg: &str) {
     eprintln!("{msg}");
 }
 
+/// The one place that reads the environment's model settings: `SOTTO_KERNELS`
+/// forces a kernel set (an error if this CPU lacks it).
+pub(crate) fn load_options() -> Result<LoadOptions> {
+    let mut o = LoadOptions::default();
+    if let Ok(name) = std::env::var("SOTTO_KERNELS") {
+        if !name.trim().is_empty() {
+            o = o.kernels(name.trim());
+        }
+    }
+    Ok(o)
+}
+
 fn open_model(name: &str) -> Result<Model> {
     let path = convert::resolve_model(name, &log)?;
-    Model::load(&path)
+    Model::load_with(&path, &load_options()?)
 }
 
 fn write_out(output: Option<&Path>, text: &str) -> Result<()> {
@@ -456,7 +468,7 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         #[cfg(feature = "eval")]
-        Command::Eval(args) => sotto::eval::cli::run(args),
+        Command::Eval(args) => sotto::eval::cli::run(args, load_options()?),
         Command::Quantize(args) => quantize(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Fetch { model } => {
@@ -469,7 +481,7 @@ fn run(cli: Cli) -> Result<()> {
             let path = convert::resolve_model(&model, &log)?;
             let file = sotto::format::ModelFile::open(&path)?;
             file.verify_checksums()?;
-            sotto::model::Network::new(file)?;
+            Model::from_file_with(file, &load_options()?)?;
             println!("{}: ok", path.display());
             Ok(())
         }

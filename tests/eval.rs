@@ -149,6 +149,7 @@ fn eval_skips_broken_entries_and_scores_the_rest() {
         requantize: false,
         json: Some(json.clone()),
         progress: false,
+        load: Default::default(),
     };
     let log = std::sync::Mutex::new(Vec::<String>::new());
     let report = sotto::eval::run(&cfg, &|m| log.lock().unwrap().push(m.to_string())).unwrap();
@@ -223,6 +224,7 @@ fn missing_calibration_skips_static_scheme() {
         requantize: false,
         json: None,
         progress: false,
+        load: Default::default(),
     };
     let report = sotto::eval::run(&cfg, &|_| {}).unwrap();
     assert!(matches!(&report.rows[0].status, Status::Skipped(r) if r.contains("--calibrate")));

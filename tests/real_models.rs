@@ -95,8 +95,7 @@ fn encoder_matches_ctranslate2() {
     let mel = read_f32(&prefix.with_extension("mel.f32"));
     let reference = read_f32(&prefix.with_extension("enc.f32"));
     let model = Model::load(model_path("tiny.en")).unwrap();
-    let pool = sotto_kernels::Pool::new(2);
-    let enc = model.network().encode(model.kernels(), &pool, &mel);
+    let enc = model.encoder_output(&mel, 2).unwrap();
     assert_eq!(enc.len(), reference.len());
     let diffs: Vec<f32> = enc
         .iter()

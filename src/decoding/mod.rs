@@ -7,8 +7,8 @@ pub mod output;
 pub mod window;
 
 use crate::audio::{self, HOP_LENGTH, N_FRAMES, N_SAMPLES, SAMPLE_RATE};
-use crate::model::Backend;
-use crate::model::Network;
+use crate::format::ModelFile;
+use crate::model::{Backend, Network};
 use crate::{Error, Options, Result, Segment, Task, Timings, Transcript};
 use filters::LogitFilters;
 use std::time::Instant;
@@ -20,36 +20,42 @@ const TIME_PRECISION: f32 = 0.02;
 const INPUT_STRIDE: usize = 2;
 
 /// Text of `tokens`, special and timestamp tokens left out.
-pub fn decode_text(net: &Network, tokens: &[u32]) -> String {
-    let eot = net.config().tokens.eot;
+pub fn decode_text(file: &ModelFile, tokens: &[u32]) -> String {
+    let eot = file.config().tokens.eot;
     let mut bytes = Vec::new();
     for &t in tokens.iter().filter(|&&t| t < eot) {
-        bytes.extend_from_slice(net.file.token_bytes(t));
+        bytes.extend_from_slice(file.token_bytes(t));
     }
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// The language token whose probability is highest for this window's encoding.
 fn detect_language<B: Backend>(
-    net: &Network,
+    file: &ModelFile,
     backend: &B,
     cross: &B::Cross,
 ) -> Result<(String, u32)> {
-    let c = net.config();
+    let c = file.config();
     let mut cache = backend.new_cache();
     let logits = backend
         .decode(cross, &mut cache, &[c.tokens.sot], &[0])?
         .pop()
-        .expect("one row asked");
+        .unwrap_or_default();
+    let logit = |id: u32| {
+        logits
+            .get(id as usize)
+            .copied()
+            .unwrap_or(f32::NEG_INFINITY)
+    };
     c.languages
         .iter()
-        .max_by(|a, b| logits[a.1 as usize].total_cmp(&logits[b.1 as usize]))
+        .max_by(|a, b| logit(a.1).total_cmp(&logit(b.1)))
         .cloned()
         .ok_or_else(|| Error::Invalid("this model has no languages to detect".into()))
 }
 
-fn language_token(net: &Network, code: &str) -> Result<u32> {
-    let c = net.config();
+fn language_token(file: &ModelFile, code: &str) -> Result<u32> {
+    let c = file.config();
     c.languages
         .iter()
         .find(|(l, _)| l == code)
@@ -64,14 +70,15 @@ fn language_token(net: &Network, code: &str) -> Result<u32> {
 }
 
 /// Transcribes 16-kHz mono samples.
-/// `net` gives the configuration, vocabulary and mel filters; `backend` runs the network.
-pub fn transcribe<B: Backend>(
-    net: &Network,
+/// `file` describes the model (configuration, vocabulary, mel filters); `backend`
+/// runs the network.
+pub(crate) fn transcribe<B: Backend>(
+    file: &ModelFile,
     backend: &B,
     samples: &[f32],
     opts: &Options,
 ) -> Result<Transcript> {
-    let c = net.config().clone();
+    let c = file.config().clone();
     let t = &c.tokens;
     if samples.is_empty() {
         return Err(Error::Invalid("no audio samples to transcribe".into()));
@@ -85,8 +92,7 @@ pub fn transcribe<B: Backend>(
 
     let t0 = Instant::now();
     let nm = c.n_mels as usize;
-    let (mel, n_frames) =
-        audio::log_mel_spectrogram(samples, N_SAMPLES, net.file.mel_filters(), nm);
+    let (mel, n_frames) = audio::log_mel_spectrogram(samples, N_SAMPLES, file.mel_filters(), nm);
     let content_frames = n_frames.saturating_sub(N_FRAMES);
     timings.mel_ms = t0.elapsed().as_secs_f64() * 1e3;
     // A window holds the content frames from `seek` on, zero-padded (in the scaled
@@ -119,10 +125,10 @@ pub fn transcribe<B: Backend>(
         }
         ("en".to_string(), None)
     } else if let Some(l) = &opts.language {
-        (l.clone(), Some(language_token(net, l)?))
+        (l.clone(), Some(language_token(file, l)?))
     } else {
         let cross = encode(0, &mut timings)?;
-        let (l, id) = detect_language(net, backend, &cross)?;
+        let (l, id) = detect_language(file, backend, &cross)?;
         first_cross = Some(cross);
         (l, Some(id))
     };
@@ -198,7 +204,7 @@ pub fn transcribe<B: Backend>(
         for (i, &temp) in opts.temperatures.iter().enumerate() {
             result = decoder.decode(&cross, &prompt, sot_index, temp, &mut rng)?;
             timings.decode_tokens += result.tokens.len() + 1;
-            let ratio = compress::compression_ratio(&decode_text(net, &result.tokens));
+            let ratio = compress::compression_ratio(&decode_text(file, &result.tokens));
             let mut fallback = ratio > opts.compression_ratio_threshold
                 || result.avg_logprob < opts.logprob_threshold;
             if result.no_speech_prob > opts.no_speech_threshold {
@@ -237,7 +243,7 @@ pub fn transcribe<B: Backend>(
             for &cut in &cuts {
                 let piece = &tokens[last..cut];
                 push_segment(
-                    net,
+                    file,
                     &mut segments,
                     ts_time(piece[0]),
                     ts_time(piece[piece.len() - 1]),
@@ -259,7 +265,7 @@ pub fn transcribe<B: Backend>(
                 }
             }
             push_segment(
-                net,
+                file,
                 &mut segments,
                 time_offset,
                 time_offset + duration,
@@ -311,14 +317,14 @@ fn report(opts: &Options, seek: usize, total_s: f64) {
 }
 
 fn push_segment(
-    net: &Network,
+    file: &ModelFile,
     segments: &mut Vec<Segment>,
     start: f32,
     end: f32,
     tokens: &[u32],
     r: &WindowResult,
 ) {
-    let text = decode_text(net, tokens);
+    let text = decode_text(file, tokens);
     if text.trim().is_empty() {
         return;
     }

@@ -1,7 +1,7 @@
 //! Decodes one 30-second window: the prompt, then token by token (greedy at
 //! temperature 0, sampled above), with the logit filters.
 use super::filters::{argmax, log_prob, LogitFilters};
-use crate::model::Backend;
+use crate::model::{Backend, Network};
 use crate::Result;
 
 /// What one decoding attempt of a window produced.
@@ -51,7 +51,7 @@ fn sample(logits: &[f32], temperature: f32, rng: &mut Rng) -> usize {
     argmax(logits)
 }
 
-pub struct WindowDecoder<'a, B: Backend> {
+pub(crate) struct WindowDecoder<'a, B: Backend> {
     pub backend: &'a B,
     /// Positions of the decoder's context.
     pub n_ctx: usize,

@@ -41,7 +41,7 @@ pub struct EvalArgs {
 }
 
 /// Runs `sotto eval`: table on stdout, messages and progress on stderr.
-pub fn run(args: EvalArgs) -> Result<()> {
+pub fn run(args: EvalArgs, load: crate::LoadOptions) -> Result<()> {
     let threads = match args.threads {
         Some(0) => return Err(Error::Invalid("--threads must be at least 1".into())),
         Some(t) => t,
@@ -64,6 +64,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         requantize: args.requantize,
         json: json.clone(),
         progress: true,
+        load,
     };
     let t0 = std::time::Instant::now();
     let log = |m: &str| eprintln!("{m}");

@@ -44,6 +44,8 @@ pub struct EvalConfig {
     pub json: Option<PathBuf>,
     /// Show a progress bar (stderr, only when it is a terminal).
     pub progress: bool,
+    /// Kernel set and device of every model evaluated.
+    pub load: crate::LoadOptions,
 }
 
 /// One utterance's result.
@@ -213,9 +215,12 @@ pub fn run(cfg: &EvalConfig, log: &dyn Fn(&str)) -> Result<Report> {
         utterances.push(utts);
     }
 
-    let kernels = sotto_kernels::Kernels::from_env()
-        .map(|k| k.name().to_string())
-        .unwrap_or_else(|e| e);
+    let kernels = match &cfg.load.kernels {
+        Some(name) => sotto_kernels::Kernels::from_name(name)
+            .map(|k| k.name().to_string())
+            .unwrap_or_else(|e| e),
+        None => sotto_kernels::Kernels::detect().name().to_string(),
+    };
     let mut report = Report {
         model: model_name(&cfg.model),
         model_path: model_path.clone(),
@@ -386,7 +391,8 @@ fn prepare(
     if report.rss_reset.is_ok() {
         rss::reset_peak().ok();
     }
-    let model = Model::load(&path).map_err(|e| Status::Failed(format!("loading failed: {e}")))?;
+    let model = Model::load_with(&path, &cfg.load)
+        .map_err(|e| Status::Failed(format!("loading failed: {e}")))?;
     Ok((path, model))
 }
 

@@ -20,6 +20,6 @@ mod ops;
 pub mod shaders;
 
 pub use context::{force_features, wanted_features, AdapterPolicy, Gpu, GpuTimes, Kernel, Phase};
-pub use network::{GpuBackend, GpuCache, GpuCross, GpuModel};
+pub use network::{GpuCache, GpuCross, GpuModel};
 pub use ops::{summary_floats, summary_from, Epilogue, GpuWeight, Kv, Recorder, Rows};
 pub use shaders::GpuFeatures;

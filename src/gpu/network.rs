@@ -1,88 +1,63 @@
-//! The Whisper network on the device: the weights uploaded once from the mapping,
-//! and [`GpuBackend`], the [`Backend`] the decoding loop drives. The layer order and
-//! arithmetic follow `model::Network` (encode / cross_kv / decode) step for step.
+//! The GPU backend: the weights uploaded once from the mapping ([`GpuModel`]), and
+//! [`GpuBackend`], which carries out the network's operations (`model::network`)
+//! by recording dispatches against device buffers, submitted when a pass ends.
+//! Only what the caller asks for comes back: a greedy step reads a summary of the
+//! masked logits, not the logits.
 use super::context::{BindCache, Gpu, Phase};
-use super::ops::{summary_floats, summary_from, Epilogue, GpuWeight, Kv, Recorder, Rows};
-use super::shaders::ATTENTION_MAX_KV;
+use super::ops::{summary_floats, summary_from, Epilogue as GpuEpilogue, GpuWeight, Kv, Recorder};
 use crate::decoding::filters::{Greedy, LogitFilters};
-use crate::format::{ModelConfig, ModelFile, TensorInfo};
-use crate::model::{Backend, Linear, Norm, Table};
+use crate::format::ModelFile;
+use crate::model::backend::{
+    Attention, Backend, Buf, Epilogue, Keys, Lookup, Pass, PassKind, Rows,
+};
+use crate::model::cpu::weights_of;
+use crate::model::plan::{Desc, Layers, LinearDesc, Loader, NormDesc, TableDesc, WeightKinds};
 use crate::{Error, Result};
 use sotto_kernels::schemes::ActQuant;
 use sotto_kernels::Weights;
 use std::sync::{Arc, Mutex};
 
-struct GLinear {
+pub(crate) struct GLinear {
     w: GpuWeight,
-    b: Option<wgpu::Buffer>,
+    b: wgpu::Buffer,
 }
 
-struct GNorm {
+pub(crate) struct GNorm {
     gamma: wgpu::Buffer,
     beta: wgpu::Buffer,
 }
 
-struct EncoderLayer {
-    attn_norm: GNorm,
-    qkv: GLinear,
-    out: GLinear,
-    ffn_norm: GNorm,
-    ffn_up: GLinear,
-    ffn_down: GLinear,
-}
+pub(crate) struct GpuWeights;
 
-struct DecoderLayer {
-    self_norm: GNorm,
-    self_qkv: GLinear,
-    self_out: GLinear,
-    cross_norm: GNorm,
-    cross_q: GLinear,
-    cross_kv: GLinear,
-    cross_out: GLinear,
-    ffn_norm: GNorm,
-    ffn_up: GLinear,
-    ffn_down: GLinear,
-}
-
-/// Dimensions the passes need.
-#[derive(Clone, Copy)]
-struct Dims {
-    n_mels: usize,
-    audio_ctx: usize,
-    text_ctx: usize,
-    d: usize,
-    audio_heads: usize,
-    text_heads: usize,
-    n_vocab: usize,
-    text_layers: usize,
+impl WeightKinds for GpuWeights {
+    type Linear = GLinear;
+    type Norm = GNorm;
+    type Table = GpuWeight;
 }
 
 /// The network's weights on one device.
 pub struct GpuModel {
     pub gpu: Gpu,
-    dims: Dims,
-    conv1: GLinear,
-    conv2: GLinear,
-    enc_pos: GpuWeight,
-    enc_layers: Vec<EncoderLayer>,
-    enc_norm: GNorm,
-    embedding: GpuWeight,
-    dec_pos: GpuWeight,
-    dec_layers: Vec<DecoderLayer>,
-    dec_norm: GNorm,
+    layers: Layers<GpuWeights>,
 }
 
-struct Loader<'a> {
+struct Uploader<'a> {
     gpu: &'a Gpu,
     file: &'a ModelFile,
     /// Bytes written since the last submit: staging memory is released at a submit.
     pending: usize,
 }
 
-impl Loader<'_> {
-    fn weight(&mut self, t: &TensorInfo, n: usize, k: usize) -> Result<GpuWeight> {
+impl Uploader<'_> {
+    /// Uploads a weight with the activation mode the CPU uses for it.
+    fn weight(&mut self, t: &crate::format::TensorInfo, n: usize, k: usize) -> Result<GpuWeight> {
+        let act = match weights_of(self.file, t)? {
+            Weights::Packed(v) => v.act,
+            _ => ActQuant::Float,
+        };
         let bytes = self.file.bytes(t);
         let w = GpuWeight::upload(self.gpu, &t.name, t.etype, n, k, t.group as usize, bytes)
+            .and_then(|w| w.with_act(act))
             .map_err(|m| Error::format(&t.name, m))?;
         self.pending += bytes.len();
         if self.pending > 64 << 20 {
@@ -91,157 +66,97 @@ impl Loader<'_> {
         }
         Ok(w)
     }
-    fn floats(&mut self, t: &TensorInfo) -> Result<wgpu::Buffer> {
+    fn floats(&mut self, t: &crate::format::TensorInfo) -> Result<wgpu::Buffer> {
         Ok(self.gpu.upload_f32(&t.name, self.file.f32s(t)?))
     }
-    /// The activation mode the CPU uses for this weight (`model::weights_of`).
-    fn act(&self, w: Weights) -> ActQuant {
-        match w {
-            Weights::Packed(v) => v.act,
-            _ => ActQuant::Float,
-        }
-    }
-    fn with_act(&self, w: GpuWeight, name: &str, act: ActQuant) -> Result<GpuWeight> {
-        w.with_act(act).map_err(|m| Error::format(name, m))
-    }
-    fn linear(&mut self, prefix: &str, n: usize, k: usize) -> Result<GLinear> {
-        let l = Linear::load(self.file, prefix, n, k, true)?;
-        let act = self.act(l.weights(self.file));
-        let w = self.weight(&l.w, n, k)?;
+}
+
+impl Loader<GpuWeights> for Uploader<'_> {
+    fn linear(&mut self, d: &LinearDesc) -> Result<GLinear> {
         Ok(GLinear {
-            w: self.with_act(w, &l.w.name, act)?,
-            b: l.b.as_ref().map(|b| self.floats(b)).transpose()?,
+            w: self.weight(&d.w, d.n, d.k)?,
+            b: self.floats(&d.b)?,
         })
     }
-    fn norm(&mut self, prefix: &str, d: usize) -> Result<GNorm> {
-        let n = Norm::load(self.file, prefix, d)?;
+    fn norm(&mut self, d: &NormDesc) -> Result<GNorm> {
         Ok(GNorm {
-            gamma: self.floats(&n.gamma)?,
-            beta: self.floats(&n.beta)?,
+            gamma: self.floats(&d.gamma)?,
+            beta: self.floats(&d.beta)?,
         })
     }
-    fn table(&mut self, name: &str, rows: usize, cols: usize) -> Result<GpuWeight> {
-        let t = Table::load(self.file, name, rows, cols)?;
-        let act = self.act(t.weights(self.file));
-        let w = self.weight(&t.t, rows, cols)?;
-        self.with_act(w, name, act)
+    fn table(&mut self, d: &TableDesc) -> Result<GpuWeight> {
+        self.weight(&d.t, d.rows, d.cols)
     }
 }
 
 impl GpuModel {
-    /// Uploads every weight of `file` (already validated by `model::Network::new`).
-    pub fn new(gpu: Gpu, file: &ModelFile) -> Result<GpuModel> {
-        let c: &ModelConfig = file.config();
-        let dims = Dims {
-            n_mels: c.n_mels as usize,
-            audio_ctx: c.n_audio_ctx as usize,
-            text_ctx: c.n_text_ctx as usize,
-            d: c.n_audio_state as usize,
-            audio_heads: c.n_audio_head as usize,
-            text_heads: c.n_text_head as usize,
-            n_vocab: c.n_vocab as usize,
-            text_layers: c.n_text_layer as usize,
-        };
-        let (nm, d) = (dims.n_mels, dims.d);
-        if dims.audio_ctx > ATTENTION_MAX_KV || dims.text_ctx > ATTENTION_MAX_KV {
-            return Err(Error::Invalid(format!(
-                "the GPU attention kernel holds at most {ATTENTION_MAX_KV} positions"
+    /// Uploads every weight the description `plan` of `file` names; refuses what
+    /// the device cannot run (so that `Device::Auto` falls back to the CPU).
+    pub(crate) fn new(gpu: Gpu, file: &ModelFile, plan: &Layers<Desc>) -> Result<GpuModel> {
+        let dims = plan.dims;
+        let max_kv = super::shaders::ATTENTION_MAX_KV;
+        if dims.audio_ctx > max_kv || dims.text_ctx > max_kv {
+            return Err(device_error(format!(
+                "the GPU attention kernel holds at most {max_kv} positions"
             )));
         }
-        let mut l = Loader {
+        let mut up = Uploader {
             gpu: &gpu,
             file,
             pending: 0,
         };
-        let conv1 = l.linear("encoder/conv1", d, nm * 3)?;
-        let conv2 = l.linear("encoder/conv2", d, d * 3)?;
-        let enc_pos = l.table("encoder/position_encodings/encodings", dims.audio_ctx, d)?;
-        let mut enc_layers = Vec::new();
-        for i in 0..c.n_audio_layer {
-            let p = format!("encoder/layer_{i}");
-            enc_layers.push(EncoderLayer {
-                attn_norm: l.norm(&format!("{p}/self_attention/layer_norm"), d)?,
-                qkv: l.linear(&format!("{p}/self_attention/linear_0"), 3 * d, d)?,
-                out: l.linear(&format!("{p}/self_attention/linear_1"), d, d)?,
-                ffn_norm: l.norm(&format!("{p}/ffn/layer_norm"), d)?,
-                ffn_up: l.linear(&format!("{p}/ffn/linear_0"), 4 * d, d)?,
-                ffn_down: l.linear(&format!("{p}/ffn/linear_1"), d, 4 * d)?,
-            });
-        }
-        let enc_norm = l.norm("encoder/layer_norm", d)?;
-        let embedding = l.table("decoder/embeddings/weight", dims.n_vocab, d)?;
-        let dec_pos = l.table("decoder/position_encodings/encodings", dims.text_ctx, d)?;
-        let mut dec_layers = Vec::new();
-        for i in 0..c.n_text_layer {
-            let p = format!("decoder/layer_{i}");
-            dec_layers.push(DecoderLayer {
-                self_norm: l.norm(&format!("{p}/self_attention/layer_norm"), d)?,
-                self_qkv: l.linear(&format!("{p}/self_attention/linear_0"), 3 * d, d)?,
-                self_out: l.linear(&format!("{p}/self_attention/linear_1"), d, d)?,
-                cross_norm: l.norm(&format!("{p}/attention/layer_norm"), d)?,
-                cross_q: l.linear(&format!("{p}/attention/linear_0"), d, d)?,
-                cross_kv: l.linear(&format!("{p}/attention/linear_1"), 2 * d, d)?,
-                cross_out: l.linear(&format!("{p}/attention/linear_2"), d, d)?,
-                ffn_norm: l.norm(&format!("{p}/ffn/layer_norm"), d)?,
-                ffn_up: l.linear(&format!("{p}/ffn/linear_0"), 4 * d, d)?,
-                ffn_down: l.linear(&format!("{p}/ffn/linear_1"), d, 4 * d)?,
-            });
-        }
-        let dec_norm = l.norm("decoder/layer_norm", d)?;
+        let layers = plan.map(&mut up)?;
         gpu.queue.submit([]);
         // Out of device memory shows here, as an error (`auto` then uses the CPU).
         gpu.wait();
         gpu.check().map_err(device_error)?;
-        Ok(GpuModel {
-            gpu,
-            dims,
-            conv1,
-            conv2,
-            enc_pos,
-            enc_layers,
-            enc_norm,
-            embedding,
-            dec_pos,
-            dec_layers,
-            dec_norm,
-        })
+        Ok(GpuModel { gpu, layers })
     }
 
     /// A backend for one transcription (its own scratch buffers).
-    pub fn backend(&self) -> GpuBackend<'_> {
+    pub(crate) fn backend(&self) -> GpuBackend<'_> {
         GpuBackend {
             model: self,
-            enc: Mutex::new(None),
-            dec: Mutex::new(None),
+            scratch: Mutex::new(Scratch::default()),
         }
     }
 }
 
-/// Encoder activations, allocated on the first window.
-struct EncScratch {
-    mel: wgpu::Buffer,
-    col1: wgpu::Buffer,
-    h1: wgpu::Buffer,
-    col2: wgpu::Buffer,
-    x: wgpu::Buffer,
-    h: wgpu::Buffer,
-    qkv: wgpu::Buffer,
-    att: wgpu::Buffer,
-    ffn: wgpu::Buffer,
+/// Activation buffers, grown on demand and kept between passes.
+#[derive(Default)]
+struct Scratch {
+    bufs: [Option<(wgpu::Buffer, usize)>; Buf::COUNT],
+    /// Token ids of a decoder step.
+    ids: Option<(wgpu::Buffer, usize)>,
+    /// A greedy step's token mask and logit summaries.
+    mask: Option<(wgpu::Buffer, usize)>,
+    summary: Option<(wgpu::Buffer, usize)>,
 }
 
-/// Decoder activations for up to `n_text_ctx` new tokens.
-struct DecScratch {
-    ids: wgpu::Buffer,
-    x: wgpu::Buffer,
-    h: wgpu::Buffer,
-    qkv: wgpu::Buffer,
-    att: wgpu::Buffer,
-    ffn: wgpu::Buffer,
-    /// Logits of a greedy step (2 rows), its token mask and summaries.
-    logits: wgpu::Buffer,
-    mask: wgpu::Buffer,
-    summary: wgpu::Buffer,
+impl Scratch {
+    fn all(&self) -> impl Iterator<Item = &wgpu::Buffer> {
+        self.bufs
+            .iter()
+            .chain([&self.ids, &self.mask, &self.summary])
+            .flatten()
+            .map(|(b, _)| b)
+    }
+}
+
+/// `slot` holding at least `bytes`, replaced (and its bind groups forgotten) when smaller.
+fn ensure<'s>(
+    gpu: &Gpu,
+    slot: &'s mut Option<(wgpu::Buffer, usize)>,
+    label: &str,
+    bytes: usize,
+) -> &'s wgpu::Buffer {
+    if slot.as_ref().is_none_or(|(_, have)| *have < bytes) {
+        if let Some((old, _)) = slot.take() {
+            gpu.binds.forget(&[&old]);
+        }
+        *slot = Some((gpu.buffer(label, bytes.max(4) as u64), bytes.max(4)));
+    }
+    &slot.as_ref().expect("just set").0
 }
 
 /// Cross-attention keys and values of one window, all decoder layers:
@@ -259,12 +174,6 @@ impl Drop for GpuCross {
     }
 }
 
-impl Drop for GpuCache {
-    fn drop(&mut self) {
-        self.binds.forget(&[&self.kv]);
-    }
-}
-
 /// One hypothesis' self-attention cache on the device, laid out as [`GpuCross`]
 /// with `n_text_ctx` positions per layer. Cloning copies the buffer (beam search).
 pub struct GpuCache {
@@ -275,6 +184,12 @@ pub struct GpuCache {
     device: wgpu::Device,
     queue: wgpu::Queue,
     binds: Arc<BindCache>,
+}
+
+impl Drop for GpuCache {
+    fn drop(&mut self) {
+        self.binds.forget(&[&self.kv]);
+    }
 }
 
 impl Clone for GpuCache {
@@ -300,242 +215,75 @@ impl Clone for GpuCache {
     }
 }
 
-impl GpuCache {
-    pub fn len(&self) -> usize {
-        self.len
-    }
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-}
-
-/// [`GpuModel`] as a [`Backend`]: activations and caches stay on the device; only
-/// the wanted logits come back.
-pub struct GpuBackend<'m> {
+/// [`GpuModel`] as a [`Backend`]: activations and caches stay on the device.
+pub(crate) struct GpuBackend<'m> {
     model: &'m GpuModel,
-    enc: Mutex<Option<EncScratch>>,
-    dec: Mutex<Option<DecScratch>>,
-}
-
-impl GpuBackend<'_> {
-    fn enc_scratch(&self) -> std::sync::MutexGuard<'_, Option<EncScratch>> {
-        let mut s = self.enc.lock().unwrap_or_else(|e| e.into_inner());
-        if s.is_none() {
-            let g = &self.model.gpu;
-            let Dims {
-                n_mels: nm,
-                audio_ctx: ctx,
-                d,
-                ..
-            } = self.model.dims;
-            let frames = 2 * ctx;
-            *s = Some(EncScratch {
-                mel: g.floats("mel", nm * frames),
-                col1: g.floats("col1", frames * nm * 3),
-                h1: g.floats("h1", frames * d),
-                col2: g.floats("col2", ctx * d * 3),
-                x: g.floats("x", ctx * d),
-                h: g.floats("h", ctx * d),
-                qkv: g.floats("qkv", ctx * 3 * d),
-                att: g.floats("att", ctx * d),
-                ffn: g.floats("ffn", ctx * 4 * d),
-            });
-        }
-        s
-    }
-
-    fn dec_scratch(&self) -> std::sync::MutexGuard<'_, Option<DecScratch>> {
-        let mut s = self.dec.lock().unwrap_or_else(|e| e.into_inner());
-        if s.is_none() {
-            let g = &self.model.gpu;
-            let Dims {
-                text_ctx: n,
-                d,
-                n_vocab,
-                ..
-            } = self.model.dims;
-            *s = Some(DecScratch {
-                logits: g.floats("logits", 2 * n_vocab),
-                mask: g.buffer("mask", n_vocab.div_ceil(32) as u64 * 4),
-                summary: g.floats("summary", 2 * summary_floats(n_vocab)),
-                ids: g.buffer("ids", n as u64 * 4),
-                x: g.floats("x", n * d),
-                h: g.floats("h", n * d),
-                qkv: g.floats("qkv", n * 3 * d),
-                att: g.floats("att", n * d),
-                ffn: g.floats("ffn", n * 4 * d),
-            });
-        }
-        s
-    }
+    scratch: Mutex<Scratch>,
 }
 
 impl Drop for GpuBackend<'_> {
     /// The scratch buffers go with the backend: so do the bind groups naming them.
     fn drop(&mut self) {
-        let enc = self.enc.get_mut().unwrap_or_else(|e| e.into_inner()).take();
-        let dec = self.dec.get_mut().unwrap_or_else(|e| e.into_inner()).take();
-        let mut gone = Vec::new();
-        if let Some(s) = &enc {
-            gone.extend([
-                &s.mel, &s.col1, &s.h1, &s.col2, &s.x, &s.h, &s.qkv, &s.att, &s.ffn,
-            ]);
-        }
-        if let Some(s) = &dec {
-            gone.extend([
-                &s.ids, &s.x, &s.h, &s.qkv, &s.att, &s.ffn, &s.logits, &s.mask, &s.summary,
-            ]);
-        }
+        let s = std::mem::take(self.scratch.get_mut().unwrap_or_else(|e| e.into_inner()));
+        let gone: Vec<&wgpu::Buffer> = s.all().collect();
         self.model.gpu.binds.forget(&gone);
     }
 }
 
 /// A failure of the device (out of memory, lost) as sotto's error.
-fn device_error(message: String) -> Error {
+pub(crate) fn device_error(message: String) -> Error {
     Error::Invalid(format!("GPU: {message}"))
 }
 
-/// Rows from the start of `b`.
-fn rows0(b: &wgpu::Buffer, stride: usize) -> Rows<'_> {
-    Rows::new(b, 0, stride)
-}
-
-fn linear(rec: &mut Recorder, l: &GLinear, x: Rows, m: usize, y: Rows, epi: Epilogue) {
-    rec.linear(&l.w, l.b.as_ref(), x, m, y, epi);
-}
-
-fn norm(rec: &mut Recorder, n: &GNorm, d: usize, x: Rows, rows: usize, y: Rows) {
-    rec.layer_norm(&n.gamma, &n.beta, d, x, rows, y);
-}
-
-const GELU: Epilogue = Epilogue {
-    gelu: true,
-    accumulate: false,
-};
-const ADD: Epilogue = Epilogue {
-    gelu: false,
-    accumulate: true,
-};
-const PLAIN: Epilogue = Epilogue {
-    gelu: false,
-    accumulate: false,
-};
-
-impl Backend for GpuBackend<'_> {
+impl<'m> Backend for GpuBackend<'m> {
+    type W = GpuWeights;
     type Cross = GpuCross;
     type Cache = GpuCache;
+    type Pass<'p>
+        = GpuPass<'p, 'm>
+    where
+        Self: 'p;
 
-    fn encode(&self, mel: &[f32]) -> Result<GpuCross> {
-        let m = self.model;
-        let g = &m.gpu;
-        let Dims {
-            n_mels: nm,
-            audio_ctx: ctx,
-            d,
-            audio_heads: heads,
-            ..
-        } = m.dims;
-        let frames = 2 * ctx;
-        if mel.len() != nm * frames {
-            return Err(Error::Invalid(format!(
-                "mel window has {} values, the encoder takes {nm} × {frames}",
-                mel.len()
-            )));
+    fn layers(&self) -> &Layers<GpuWeights> {
+        &self.model.layers
+    }
+
+    fn pass(&self, kind: PassKind, sizes: &[(Buf, usize)]) -> Result<GpuPass<'_, 'm>> {
+        let g = &self.model.gpu;
+        let mut s = std::mem::take(&mut *self.scratch.lock().unwrap_or_else(|e| e.into_inner()));
+        for &(b, n) in sizes {
+            ensure(g, &mut s.bufs[b.index()], "activations", n * 4);
         }
-        let guard = self.enc_scratch();
-        let s = guard.as_ref().expect("allocated");
-        g.queue.write_buffer(&s.mel, 0, bytemuck::cast_slice(mel));
         let mut rec = Recorder::new(g);
-        rec.set_phase(Phase::Encoder);
-        let r = rows0;
-        // conv1: mel is channel-major (ch, t) at ch·frames + t.
-        rec.im2col(&s.mel, nm, frames, frames, 1, 1, frames, &s.col1);
-        linear(
-            &mut rec,
-            &m.conv1,
-            r(&s.col1, nm * 3),
-            frames,
-            r(&s.h1, d),
-            GELU,
-        );
-        // conv2: h1 is time-major (t, ch) at t·d + ch.
-        rec.im2col(&s.h1, d, frames, 1, d, 2, ctx, &s.col2);
-        linear(&mut rec, &m.conv2, r(&s.col2, 3 * d), ctx, r(&s.x, d), GELU);
-        rec.embed(&m.enc_pos, None, 0, ctx, true, r(&s.x, d));
-        for l in &m.enc_layers {
-            norm(&mut rec, &l.attn_norm, d, r(&s.x, d), ctx, r(&s.h, d));
-            linear(&mut rec, &l.qkv, r(&s.h, d), ctx, r(&s.qkv, 3 * d), PLAIN);
-            let kv = Kv {
-                buf: &s.qkv,
-                k_off: d,
-                v_off: 2 * d,
-                stride: 3 * d,
-                half: false,
-            };
-            rec.attention(
-                r(&s.qkv, 3 * d),
-                kv,
-                ctx,
-                ctx,
-                heads,
-                d / heads,
-                None,
-                r(&s.att, d),
-            );
-            linear(&mut rec, &l.out, r(&s.att, d), ctx, r(&s.x, d), ADD);
-            norm(&mut rec, &l.ffn_norm, d, r(&s.x, d), ctx, r(&s.h, d));
-            linear(&mut rec, &l.ffn_up, r(&s.h, d), ctx, r(&s.ffn, 4 * d), GELU);
-            linear(
-                &mut rec,
-                &l.ffn_down,
-                r(&s.ffn, 4 * d),
-                ctx,
-                r(&s.x, d),
-                ADD,
-            );
-        }
-        norm(&mut rec, &m.enc_norm, d, r(&s.x, d), ctx, r(&s.h, d));
+        rec.set_phase(match kind {
+            PassKind::Encoder => Phase::Encoder,
+            PassKind::Decoder => Phase::Decode,
+        });
+        Ok(GpuPass {
+            backend: self,
+            rec: Some(rec),
+            s,
+        })
+    }
+
+    fn new_cross(&self) -> GpuCross {
+        let g = &self.model.gpu;
+        let dims = self.dims();
         let half = g.half_kv();
-        let n_kv = m.dims.text_layers * ctx * 2 * d;
-        let kv = g.buffer("cross kv", (n_kv * if half { 2 } else { 4 }) as u64);
-        for (li, l) in m.dec_layers.iter().enumerate() {
-            let y = Rows::new(&kv, li * ctx * 2 * d, 2 * d);
-            if half {
-                // Through the free q|k|v scratch (ctx × 3d floats), then rounded.
-                linear(
-                    &mut rec,
-                    &l.cross_kv,
-                    r(&s.h, d),
-                    ctx,
-                    r(&s.qkv, 2 * d),
-                    PLAIN,
-                );
-                rec.store_rows(r(&s.qkv, 2 * d), ctx, 2 * d, y, true);
-            } else {
-                linear(&mut rec, &l.cross_kv, r(&s.h, d), ctx, y, PLAIN);
-            }
-        }
-        rec.submit();
-        // Wait, so that the caller's encoder timing is the encoder's.
-        g.wait();
-        g.check().map_err(device_error)?;
-        Ok(GpuCross {
-            kv,
+        let n = dims.text_layers * dims.audio_ctx * 2 * dims.d;
+        GpuCross {
+            kv: g.buffer("cross kv", (n * if half { 2 } else { 4 }) as u64),
             half,
             binds: g.binds.clone(),
-        })
+        }
     }
 
     fn new_cache(&self) -> GpuCache {
         let g = &self.model.gpu;
-        let Dims {
-            text_ctx,
-            d,
-            text_layers,
-            ..
-        } = self.model.dims;
+        let dims = self.dims();
         let half = g.half_kv();
-        let bytes = (text_layers * text_ctx * 2 * d * if half { 2 } else { 4 }) as u64;
+        let n = dims.text_layers * dims.text_ctx * 2 * dims.d;
+        let bytes = (n * if half { 2 } else { 4 }) as u64;
         GpuCache {
             kv: g.buffer("kv cache", bytes),
             half,
@@ -547,70 +295,229 @@ impl Backend for GpuBackend<'_> {
         }
     }
 
-    fn decode(
-        &self,
-        cross: &GpuCross,
-        cache: &mut GpuCache,
-        tokens: &[u32],
-        want: &[usize],
-    ) -> Result<Vec<Vec<f32>>> {
-        let m = self.model;
-        let g = &m.gpu;
-        let Dims {
-            text_ctx, n_vocab, ..
-        } = m.dims;
-        self.check(cache, tokens, want)?;
-        if tokens.is_empty() {
-            return Ok(Vec::new());
-        }
-        if want.len() > text_ctx {
-            return Err(Error::Invalid(format!(
-                "at most {text_ctx} logit rows per decode call"
-            )));
-        }
-        let guard = self.dec_scratch();
-        let s = guard.as_ref().expect("allocated");
-        let mut rec = Recorder::new(g);
-        rec.set_phase(Phase::Decode);
-        self.record_layers(&mut rec, s, cross, cache, tokens);
-        let logits = g.floats("logits", want.len() * n_vocab);
-        self.record_logits(&mut rec, s, want, &logits);
-        rec.submit();
-        let all = g.try_read_f32(&logits, 0, want.len() * n_vocab);
-        g.binds.forget(&[&logits]);
-        let all = all.map_err(device_error)?;
-        Ok(all.chunks_exact(n_vocab).map(|c| c.to_vec()).collect())
+    fn cache_len(&self, cache: &GpuCache) -> usize {
+        cache.len
     }
 
-    /// The logits stay on the device: logits.wgsl reduces the last row (masked by the
-    /// filters' value-independent rules) and the probed row; a few hundred bytes come
-    /// back, and `LogitFilters::pick` applies the timestamp mass rule to them.
-    fn decode_greedy(
-        &self,
-        cross: &GpuCross,
-        cache: &mut GpuCache,
-        tokens: &[u32],
+    fn set_cache_len(&self, cache: &mut GpuCache, len: usize) {
+        cache.len = len;
+    }
+}
+
+/// One pass: the recorder and the backend's scratch, returned when the pass ends.
+pub(crate) struct GpuPass<'p, 'm> {
+    backend: &'p GpuBackend<'m>,
+    rec: Option<Recorder<'p>>,
+    s: Scratch,
+}
+
+impl Drop for GpuPass<'_, '_> {
+    fn drop(&mut self) {
+        let s = std::mem::take(&mut self.s);
+        *self
+            .backend
+            .scratch
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = s;
+    }
+}
+
+impl<'p> GpuPass<'p, '_> {
+    fn gpu(&self) -> &'p Gpu {
+        &self.backend.model.gpu
+    }
+    fn rec(&mut self) -> &mut Recorder<'p> {
+        self.rec.as_mut().expect("a pass records until it ends")
+    }
+    fn buf(&self, b: Buf) -> wgpu::Buffer {
+        self.s.bufs[b.index()]
+            .as_ref()
+            .map(|(b, _)| b.clone())
+            .expect("the network opens a pass with the buffers it uses")
+    }
+    fn rows(&self, r: Rows) -> (wgpu::Buffer, usize, usize) {
+        (self.buf(r.buf), r.off, r.stride)
+    }
+    /// Submits what was recorded and waits for it.
+    fn submit(&mut self) -> Result<()> {
+        if let Some(rec) = self.rec.take() {
+            rec.submit();
+        }
+        let g = self.gpu();
+        g.wait();
+        g.check().map_err(device_error)
+    }
+}
+
+fn gpu_epilogue(epi: Epilogue) -> GpuEpilogue {
+    GpuEpilogue {
+        gelu: epi == Epilogue::Gelu,
+        accumulate: matches!(epi, Epilogue::Add { .. }),
+    }
+}
+
+macro_rules! rows {
+    ($t:expr) => {
+        super::ops::Rows::new(&$t.0, $t.1, $t.2)
+    };
+}
+
+impl<'m> Pass<GpuBackend<'m>> for GpuPass<'_, 'm> {
+    fn write_mel(&mut self, mel: &[f32]) {
+        let b = self.buf(Buf::Mel);
+        self.gpu()
+            .queue
+            .write_buffer(&b, 0, bytemuck::cast_slice(mel));
+    }
+
+    fn conv(
+        &mut self,
+        w: &GLinear,
+        src: Buf,
+        channels: usize,
+        t_in: usize,
+        (ch_stride, t_stride): (usize, usize),
+        stride: usize,
+        t_out: usize,
+        col: Buf,
+        out: Rows,
+        epi: Epilogue,
+    ) {
+        let (s, c) = (self.buf(src), self.buf(col));
+        self.rec()
+            .im2col(&s, channels, t_in, ch_stride, t_stride, stride, t_out, &c);
+        self.linear(w, Rows::of(col, channels * 3), t_out, out, epi);
+    }
+
+    fn linear(&mut self, w: &GLinear, x: Rows, m: usize, y: Rows, epi: Epilogue) {
+        let (x, y) = (self.rows(x), self.rows(y));
+        self.rec()
+            .linear(&w.w, Some(&w.b), rows!(x), m, rows!(y), gpu_epilogue(epi));
+    }
+
+    fn project(&mut self, t: &GpuWeight, x: Rows, m: usize, y: Rows) {
+        let (x, y) = (self.rows(x), self.rows(y));
+        self.rec().linear(
+            t,
+            None,
+            rows!(x),
+            m,
+            rows!(y),
+            gpu_epilogue(Epilogue::Plain),
+        );
+    }
+
+    fn layer_norm(&mut self, n: &GNorm, x: Rows, rows: usize, y: Rows) {
+        let d = self.backend.dims().d;
+        let (x, y) = (self.rows(x), self.rows(y));
+        self.rec()
+            .layer_norm(&n.gamma, &n.beta, d, rows!(x), rows, rows!(y));
+    }
+
+    fn embed(&mut self, t: &GpuWeight, rows: Lookup, n: usize, y: Rows, accumulate: bool) {
+        let y = self.rows(y);
+        match rows {
+            Lookup::Ids(ids) => {
+                let g = self.gpu();
+                let b = ensure(g, &mut self.s.ids, "ids", ids.len() * 4).clone();
+                g.queue.write_buffer(&b, 0, bytemuck::cast_slice(ids));
+                self.rec().embed(t, Some(&b), 0, n, accumulate, rows!(y));
+            }
+            Lookup::From(first) => {
+                self.rec().embed(t, None, first, n, accumulate, rows!(y));
+            }
+        }
+    }
+
+    fn attention(&mut self, q: Rows, kv: Keys<GpuBackend<'m>>, a: Attention, out: Rows) {
+        let dims = *self.backend.dims();
+        let d = dims.d;
+        let (q, out) = (self.rows(q), self.rows(out));
+        let (buf, k_off, v_off, stride, half) = match kv {
+            Keys::Rows { kv, v_off } => {
+                (self.buf(kv.buf), kv.off, kv.off + v_off, kv.stride, false)
+            }
+            Keys::Cache(c, li) => {
+                let base = li * dims.text_ctx * 2 * d;
+                (c.kv.clone(), base, base + d, 2 * d, c.half)
+            }
+            Keys::Cross(c, li) => {
+                let base = li * dims.audio_ctx * 2 * d;
+                (c.kv.clone(), base, base + d, 2 * d, c.half)
+            }
+        };
+        let kv = Kv {
+            buf: &buf,
+            k_off,
+            v_off,
+            stride,
+            half,
+        };
+        self.rec().attention(
+            rows!(q),
+            kv,
+            a.n_q,
+            a.n_kv,
+            a.heads,
+            d / a.heads,
+            a.causal_offset,
+            rows!(out),
+        );
+    }
+
+    fn store_cache(&mut self, cache: &mut GpuCache, layer: usize, pos: usize, kv: Rows, n: usize) {
+        let dims = *self.backend.dims();
+        let d = dims.d;
+        let src = self.rows(kv);
+        let base = layer * dims.text_ctx * 2 * d;
+        let dst = super::ops::Rows::new(&cache.kv, base + pos * 2 * d, 2 * d);
+        self.rec().store_rows(rows!(src), n, 2 * d, dst, cache.half);
+    }
+
+    fn store_cross(&mut self, cross: &mut GpuCross, layer: usize, kv: Rows) {
+        let dims = *self.backend.dims();
+        let (d, ctx) = (dims.d, dims.audio_ctx);
+        let src = self.rows(kv);
+        let dst = super::ops::Rows::new(&cross.kv, layer * ctx * 2 * d, 2 * d);
+        self.rec()
+            .store_rows(rows!(src), ctx, 2 * d, dst, cross.half);
+    }
+
+    fn finish(mut self) -> Result<()> {
+        self.submit()
+    }
+
+    fn read(mut self, x: Rows, n: usize, width: usize) -> Result<Vec<Vec<f32>>> {
+        if let Some(rec) = self.rec.take() {
+            rec.submit();
+        }
+        if n == 0 {
+            self.gpu().check().map_err(device_error)?;
+            return Ok(Vec::new());
+        }
+        let b = self.buf(x.buf);
+        let all = self
+            .gpu()
+            .try_read_f32(&b, x.off, (n - 1) * x.stride + width)
+            .map_err(device_error)?;
+        Ok((0..n)
+            .map(|i| all[i * x.stride..i * x.stride + width].to_vec())
+            .collect())
+    }
+
+    /// The logits stay on the device: logits.wgsl reduces the last row (masked by
+    /// the filters' value-independent rules) and the probed row; a few hundred
+    /// bytes come back, and `LogitFilters::pick` applies the timestamp mass rule.
+    fn greedy(
+        mut self,
+        logits: Rows,
+        rows: usize,
         filters: &LogitFilters,
         sampled: &[u32],
-        probe: Option<(usize, u32)>,
+        probe: Option<u32>,
     ) -> Result<Greedy> {
-        let m = self.model;
-        let g = &m.gpu;
-        let n_vocab = m.dims.n_vocab;
-        let Some(last) = tokens.len().checked_sub(1) else {
-            return Err(Error::Invalid("a greedy step needs a token".into()));
-        };
-        let want: Vec<usize> = probe.iter().map(|p| p.0).chain([last]).collect();
-        self.check(cache, tokens, &want)?;
-        if filters.n_vocab != n_vocab {
-            return Err(Error::Invalid(format!(
-                "filters for {} tokens, the model has {n_vocab}",
-                filters.n_vocab
-            )));
-        }
-        let guard = self.dec_scratch();
-        let s = guard.as_ref().expect("allocated");
-
+        let n_vocab = filters.n_vocab;
+        let g = self.gpu();
         // The value-independent filters as a bit mask (kept tokens set).
         let mut row = vec![0f32; n_vocab];
         filters.apply_masks(&mut row, sampled);
@@ -620,37 +527,37 @@ impl Backend for GpuBackend<'_> {
                 bits[i / 32] |= 1 << (i % 32);
             }
         }
-        g.queue
-            .write_buffer(&s.mask, 0, bytemuck::cast_slice(&bits));
-
-        let mut rec = Recorder::new(g);
-        rec.set_phase(Phase::Decode);
-        self.record_layers(&mut rec, s, cross, cache, tokens);
-        self.record_logits(&mut rec, s, &want, &s.logits);
+        let mask = ensure(g, &mut self.s.mask, "mask", bits.len() * 4).clone();
+        g.queue.write_buffer(&mask, 0, bytemuck::cast_slice(&bits));
         let per = summary_floats(n_vocab);
-        let lrow = |slot: usize| Rows::new(&s.logits, slot * n_vocab, n_vocab);
+        let summary = ensure(g, &mut self.s.summary, "summary", 2 * per * 4).clone();
+        let l = self.buf(logits.buf);
+        let lrow =
+            |slot: usize| super::ops::Rows::new(&l, logits.off + slot * logits.stride, n_vocab);
         let split = filters.tokens.timestamp_begin as usize;
-        let (slot, ns) = (want.len() - 1, usize::MAX);
-        rec.summary(lrow(slot), n_vocab, Some(&s.mask), split, ns, &s.summary, 0);
-        if let Some((_, id)) = probe {
-            rec.summary(
-                lrow(0),
-                n_vocab,
-                None,
-                n_vocab,
-                id as usize,
-                &s.summary,
-                per,
-            );
+        let last = rows.saturating_sub(1);
+        self.rec().summary(
+            lrow(last),
+            n_vocab,
+            Some(&mask),
+            split,
+            usize::MAX,
+            &summary,
+            0,
+        );
+        if let Some(id) = probe {
+            self.rec()
+                .summary(lrow(0), n_vocab, None, n_vocab, id as usize, &summary, per);
         }
-        rec.submit();
-        let out = g
-            .try_read_f32(&s.summary, 0, per * want.len())
-            .map_err(device_error)?;
+        if let Some(rec) = self.rec.take() {
+            rec.submit();
+        }
+        let n_read = if probe.is_some() { 2 * per } else { per };
+        let out = g.try_read_f32(&summary, 0, n_read).map_err(device_error)?;
         let (sum, _) = summary_from(&out[..per], n_vocab);
         let (token, logprob) = filters.pick(&sum);
         let probe = match probe {
-            Some((_, id)) if (id as usize) < n_vocab => {
+            Some(id) if (id as usize) < n_vocab => {
                 let (all, value) = summary_from(&out[per..], n_vocab);
                 Some(value - all.lse_all())
             }
@@ -662,147 +569,5 @@ impl Backend for GpuBackend<'_> {
             logprob,
             probe,
         })
-    }
-}
-
-impl GpuBackend<'_> {
-    /// The checks of a decode call; an empty `tokens` leaves the cache as it is.
-    fn check(&self, cache: &GpuCache, tokens: &[u32], want: &[usize]) -> Result<()> {
-        let Dims {
-            text_ctx, n_vocab, ..
-        } = self.model.dims;
-        let n = tokens.len();
-        if cache.len + n > text_ctx {
-            return Err(Error::Invalid(format!(
-                "decoder context of {text_ctx} tokens exceeded"
-            )));
-        }
-        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= n_vocab) {
-            return Err(Error::Invalid(format!("token id {bad} out of range")));
-        }
-        if let Some(&i) = want.iter().find(|&&i| i >= n) {
-            return Err(Error::Invalid(format!(
-                "logits wanted for position {i} of {n}"
-            )));
-        }
-        Ok(())
-    }
-
-    /// Records the decoder layers over `tokens` (checked, non-empty) after the cache's
-    /// contents and advances the cache; the last layer's output is left in `s.x`.
-    fn record_layers(
-        &self,
-        rec: &mut Recorder,
-        s: &DecScratch,
-        cross: &GpuCross,
-        cache: &mut GpuCache,
-        tokens: &[u32],
-    ) {
-        let m = self.model;
-        let g = &m.gpu;
-        let Dims {
-            audio_ctx,
-            text_ctx,
-            d,
-            text_heads: heads,
-            ..
-        } = m.dims;
-        let n = tokens.len();
-        let past = cache.len;
-        g.queue
-            .write_buffer(&s.ids, 0, bytemuck::cast_slice(tokens));
-        let r = rows0;
-        rec.embed(&m.embedding, Some(&s.ids), 0, n, false, r(&s.x, d));
-        rec.embed(&m.dec_pos, None, past, n, true, r(&s.x, d));
-        for (li, l) in m.dec_layers.iter().enumerate() {
-            // Causal self-attention over the cache plus the new rows.
-            let base = li * text_ctx * 2 * d;
-            norm(rec, &l.self_norm, d, r(&s.x, d), n, r(&s.h, d));
-            linear(rec, &l.self_qkv, r(&s.h, d), n, r(&s.qkv, 3 * d), PLAIN);
-            rec.store_rows(
-                Rows::new(&s.qkv, d, 3 * d),
-                n,
-                2 * d,
-                Rows::new(&cache.kv, base + past * 2 * d, 2 * d),
-                cache.half,
-            );
-            let kv = Kv {
-                buf: &cache.kv,
-                k_off: base,
-                v_off: base + d,
-                stride: 2 * d,
-                half: cache.half,
-            };
-            rec.attention(
-                r(&s.qkv, 3 * d),
-                kv,
-                n,
-                past + n,
-                heads,
-                d / heads,
-                Some(past),
-                r(&s.att, d),
-            );
-            linear(rec, &l.self_out, r(&s.att, d), n, r(&s.x, d), ADD);
-
-            // Cross-attention over the encoded window.
-            norm(rec, &l.cross_norm, d, r(&s.x, d), n, r(&s.h, d));
-            linear(rec, &l.cross_q, r(&s.h, d), n, r(&s.qkv, d), PLAIN);
-            let cbase = li * audio_ctx * 2 * d;
-            let kv = Kv {
-                buf: &cross.kv,
-                k_off: cbase,
-                v_off: cbase + d,
-                stride: 2 * d,
-                half: cross.half,
-            };
-            rec.attention(
-                r(&s.qkv, d),
-                kv,
-                n,
-                audio_ctx,
-                heads,
-                d / heads,
-                None,
-                r(&s.att, d),
-            );
-            linear(rec, &l.cross_out, r(&s.att, d), n, r(&s.x, d), ADD);
-
-            norm(rec, &l.ffn_norm, d, r(&s.x, d), n, r(&s.h, d));
-            linear(rec, &l.ffn_up, r(&s.h, d), n, r(&s.ffn, 4 * d), GELU);
-            linear(rec, &l.ffn_down, r(&s.ffn, 4 * d), n, r(&s.x, d), ADD);
-        }
-        cache.len = past + n;
-    }
-
-    /// The final norm and the tied output projection of positions `rows` (of the
-    /// last [`Self::record_layers`]) into consecutive rows of `logits`.
-    fn record_logits(
-        &self,
-        rec: &mut Recorder,
-        s: &DecScratch,
-        rows: &[usize],
-        logits: &wgpu::Buffer,
-    ) {
-        let m = self.model;
-        let Dims { d, n_vocab, .. } = m.dims;
-        for (slot, &i) in rows.iter().enumerate() {
-            norm(
-                rec,
-                &m.dec_norm,
-                d,
-                Rows::new(&s.x, i * d, d),
-                1,
-                Rows::new(&s.h, slot * d, d),
-            );
-        }
-        rec.linear(
-            &m.embedding,
-            None,
-            rows0(&s.h, d),
-            rows.len(),
-            rows0(logits, n_vocab),
-            PLAIN,
-        );
     }
 }

@@ -2,7 +2,6 @@
 //! the absolute maximum of every linear layer's input. The runtime's fixed int8
 //! activation scale of a layer is then `absmax / 127`.
 use crate::format::ModelFile;
-use crate::model::Network;
 use crate::{Error, Options, Result};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -46,27 +45,20 @@ pub(crate) fn activation_absmax(
     let path = input.path().ok_or_else(|| {
         Error::Invalid("static calibration needs the input model as a file on disk".into())
     })?;
-    let mut net = Network::new(ModelFile::open(path)?)?;
+    let mut model = crate::Model::from_file(ModelFile::open(path)?)?;
     let seen: Arc<Mutex<HashMap<String, f32>>> = Arc::default();
     let rec = seen.clone();
-    net.set_observer(Some(Box::new(move |name: &str, x: &[f32]| {
+    model.set_observer(Some(Box::new(move |name: &str, x: &[f32]| {
         let m = x.iter().fold(0f32, |m, v| m.max(v.abs()));
         let mut map = rec.lock().unwrap_or_else(|e| e.into_inner());
         let e = map.entry(name.to_string()).or_insert(0.0);
         *e = e.max(m);
     })));
-    let kernels = sotto_kernels::Kernels::from_env().map_err(Error::Invalid)?;
     let opts = Options {
         threads,
         temperatures: vec![0.0],
         condition_on_previous_text: false,
         ..Options::default()
-    };
-    let pool = sotto_kernels::Pool::new(threads.max(1));
-    let cpu = crate::model::Cpu {
-        net: &net,
-        kernels: &kernels,
-        pool: &pool,
     };
     for f in &files {
         log(&format!("calibrating on {}", f.display()));
@@ -75,9 +67,9 @@ pub(crate) fn activation_absmax(
         if samples.is_empty() {
             continue;
         }
-        crate::decoding::transcribe(&net, &cpu, &samples, &opts)?;
+        model.transcribe(&samples, &opts)?;
     }
-    net.set_observer(None);
+    drop(model);
     let map = seen.lock().unwrap_or_else(|e| e.into_inner());
     Ok(map.iter().map(|(k, v)| (k.clone(), *v)).collect())
 }
