@@ -4,6 +4,7 @@
 use std::fmt;
 
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Error {
     /// Reading or writing a file failed.
     Io {
@@ -18,6 +19,8 @@ pub enum Error {
     Convert(String),
     /// A caller passed an option or argument that cannot work.
     Invalid(String),
+    /// The transcription was stopped through its [`crate::Abort`] handle.
+    Aborted,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -53,6 +56,7 @@ impl fmt::Display for Error {
             Error::Audio { path, message } => write!(f, "cannot read audio {path}: {message}"),
             Error::Convert(m) => write!(f, "model conversion failed: {m}"),
             Error::Invalid(m) => write!(f, "{m}"),
+            Error::Aborted => write!(f, "transcription aborted"),
         }
     }
 }

@@ -48,6 +48,27 @@ pub enum Task {
 /// Called with (seconds of audio done, seconds in all).
 pub type ProgressFn = Arc<dyn Fn(f64, f64) + Send + Sync>;
 
+/// Called with each segment as soon as its window is decoded.
+pub type SegmentFn = Arc<dyn Fn(&Segment) + Send + Sync>;
+
+/// Stops a transcription from another thread: clone it into [`Options::abort`],
+/// call [`Abort::abort`], and the transcription returns [`Error::Aborted`] before
+/// its next decoder step or window.
+#[derive(Clone, Debug, Default)]
+pub struct Abort(Arc<std::sync::atomic::AtomicBool>);
+
+impl Abort {
+    pub fn new() -> Abort {
+        Abort::default()
+    }
+    pub fn abort(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    pub fn is_aborted(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// Decoding options; the defaults are openai-whisper's greedy settings.
 #[derive(Clone)]
 pub struct Options {
@@ -70,6 +91,10 @@ pub struct Options {
     /// Seed for temperature sampling.
     pub seed: u64,
     pub progress: Option<ProgressFn>,
+    /// Hears each segment as soon as its window is decoded.
+    pub on_segment: Option<SegmentFn>,
+    /// Stops the transcription when aborted.
+    pub abort: Option<Abort>,
 }
 
 impl Default for Options {
@@ -89,6 +114,8 @@ impl Default for Options {
             max_initial_timestamp: Some(1.0),
             seed: 0,
             progress: None,
+            on_segment: None,
+            abort: None,
         }
     }
 }
@@ -183,6 +210,8 @@ impl LoadOptions {
 /// threads competing for the cores.
 pub struct Model {
     file: Arc<format::ModelFile>,
+    /// The network's description, kept for uploading to a device later.
+    #[cfg_attr(not(feature = "gpu"), allow(dead_code))]
     plan: model::Layers<model::Desc>,
     cpu: model::CpuModel,
     kernels: sotto_kernels::Kernels,

@@ -171,6 +171,7 @@ pub(crate) fn transcribe<B: Backend>(
         n_ctx: c.n_text_ctx as usize,
         filters: &filters,
         sample_len: c.n_text_ctx as usize / 2,
+        abort: opts.abort.as_ref(),
     };
     let mut rng = Rng::new(opts.seed);
 
@@ -180,6 +181,9 @@ pub(crate) fn transcribe<B: Backend>(
     let mut seek = 0;
     let total_s = content_frames as f64 * HOP_LENGTH as f64 / SAMPLE_RATE as f64;
     while seek < content_frames {
+        if opts.abort.as_ref().is_some_and(|a| a.is_aborted()) {
+            return Err(Error::Aborted);
+        }
         let time_offset = (seek * HOP_LENGTH) as f32 / SAMPLE_RATE as f32;
         let segment_size = N_FRAMES.min(content_frames - seek);
         let segment_duration = (segment_size * HOP_LENGTH) as f32 / SAMPLE_RATE as f32;
@@ -288,6 +292,9 @@ pub(crate) fn transcribe<B: Backend>(
                     s
                 }),
         );
+        if let Some(f) = &opts.on_segment {
+            segments[new_start..].iter().for_each(|s| f(s));
+        }
         all_tokens.extend_from_slice(tokens);
         if !opts.condition_on_previous_text || result.temperature > 0.5 {
             prompt_reset_since = all_tokens.len();

@@ -58,9 +58,18 @@ pub(crate) struct WindowDecoder<'a, B: Backend> {
     pub filters: &'a LogitFilters,
     /// Most tokens sampled per window (openai: n_text_ctx / 2).
     pub sample_len: usize,
+    /// Checked before every decoder step.
+    pub abort: Option<&'a crate::Abort>,
 }
 
 impl<B: Backend> WindowDecoder<'_, B> {
+    fn check_abort(&self) -> Result<()> {
+        match self.abort {
+            Some(a) if a.is_aborted() => Err(crate::Error::Aborted),
+            _ => Ok(()),
+        }
+    }
+
     /// Decodes after `prompt` (previous text and the start-of-transcript sequence);
     /// `sot_index` is where `<|startoftranscript|>` sits, whose logits give the
     /// no-speech probability.
@@ -80,8 +89,10 @@ impl<B: Backend> WindowDecoder<'_, B> {
         let mut cache = self.backend.new_cache();
         let want = [sot_index, prompt.len() - 1];
         let mut first = self.backend.decode(cross, &mut cache, prompt, &want)?;
-        let mut logits = first.pop().expect("two rows asked");
-        let sot_logits = &first[0];
+        let (Some(mut logits), Some(sot_logits)) = (first.pop(), first.pop()) else {
+            return Err(crate::Error::Invalid("the decoder returned no logits".into()));
+        };
+        let sot_logits = &sot_logits;
         let no_speech = self.filters.tokens.no_speech as usize;
         let no_speech_prob = if no_speech < sot_logits.len() {
             log_prob(sot_logits, no_speech).exp()
@@ -102,11 +113,12 @@ impl<B: Backend> WindowDecoder<'_, B> {
             if tokens.len() >= self.sample_len || prompt.len() + tokens.len() + 1 >= n_ctx {
                 break;
             }
+            self.check_abort()?;
             logits = self
                 .backend
                 .decode(cross, &mut cache, &[next as u32], &[0])?
                 .pop()
-                .expect("one row asked");
+                .unwrap_or_default();
         }
         let avg_logprob = sum_logprob / (tokens.len() as f32 + 1.0);
         Ok(WindowResult {
@@ -145,6 +157,7 @@ impl<B: Backend> WindowDecoder<'_, B> {
             if tokens.len() >= self.sample_len || prompt.len() + tokens.len() + 1 >= self.n_ctx {
                 break;
             }
+            self.check_abort()?;
             step = self.backend.decode_greedy(
                 cross,
                 &mut cache,
