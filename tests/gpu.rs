@@ -20,7 +20,7 @@ fn gpu() -> Option<&'static Gpu> {
     match GPU.get_or_init(|| Gpu::new(AdapterPolicy::AllowSoftware)) {
         Ok(g) => Some(g),
         Err(e) => {
-            common::skip_or_fail(&format!("no GPU adapter ({e})"));
+            common::skip_or_fail(&format!("GPU tests: {e}"));
             None
         }
     }
