@@ -12,14 +12,14 @@ use std::time::Instant;
 
 /// Audio used when `--audio` is not given, relative to the current directory
 /// (the repository root in this project's layout).
-const DEFAULT_AUDIO: &str = "../shared/eval/other/jfk.wav";
+const DEFAULT_AUDIO: &str = "samples/jfk.wav";
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
     /// Model name (tiny.en, base) or .sotto path
     #[arg(short, long, default_value = "tiny.en")]
     model: String,
-    /// Audio file to transcribe [default: ../shared/eval/other/jfk.wav]
+    /// Audio file to transcribe [default: samples/jfk.wav]
     #[arg(long)]
     audio: Option<PathBuf>,
     /// Worker threads (default: all cores)

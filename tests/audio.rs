@@ -9,7 +9,7 @@ use sotto::Error;
 use std::f64::consts::PI;
 use std::path::{Path, PathBuf};
 
-const JFK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/eval/other/jfk.wav");
+const JFK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/jfk.wav");
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/audio");
 
 /// A fresh scratch directory per test.

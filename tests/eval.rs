@@ -1,6 +1,7 @@
 //! `sotto eval`: the normaliser against the Python reference (tools/wer.py), and
 //! an evaluation run on the real tiny.en model over a set with broken entries.
 #![cfg(feature = "eval")]
+mod common;
 
 use sotto::eval::manifest::ProblemKind;
 use sotto::eval::normalize::normalize;
@@ -12,8 +13,9 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn shared_eval() -> PathBuf {
-    root().join("../shared/eval")
+/// The repository's evaluation sets (eval/README.md).
+fn eval_sets() -> PathBuf {
+    root().join("eval")
 }
 
 /// Tricky inputs: the Python self-test's, and more.
@@ -51,31 +53,47 @@ const CASES: &[&str] = &[
     "a1.5b 12ab 3rdly",
 ];
 
+/// tools/wer.py's normaliser on `texts`; `None` (after `common::skip_or_fail`, which
+/// fails under CI) when python3 cannot be started.
 fn python_normalize(texts: &[String]) -> Option<Vec<String>> {
     let script = "import json,sys\nsys.path.insert(0, sys.argv[1])\nimport wer\n\
                   print(json.dumps([wer.normalize(t) for t in json.load(sys.stdin)]))";
-    let mut child = Command::new("python3")
+    let child = Command::new("python3")
         .arg("-c")
         .arg(script)
         .arg(root().join("tools"))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
-        .spawn()
-        .ok()?;
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            common::skip_or_fail(&format!(
+                "python3 not available ({e}): no comparison with tools/wer.py"
+            ));
+            return None;
+        }
+    };
     {
         use std::io::Write;
         let input = serde_json::to_string(texts).unwrap();
-        child.stdin.take()?.write_all(input.as_bytes()).ok()?;
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        stdin
+            .write_all(input.as_bytes())
+            .expect("writing to python3");
     }
-    let out = child.wait_with_output().ok()?;
-    assert!(out.status.success(), "tools/wer.py failed");
-    serde_json::from_slice(&out.stdout).ok()
+    let out = child.wait_with_output().expect("python3");
+    assert!(
+        out.status.success(),
+        "tools/wer.py failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(serde_json::from_slice(&out.stdout).expect("tools/wer.py's JSON"))
 }
 
 fn manifest_texts(dir: &Path) -> Vec<String> {
-    let Ok(text) = std::fs::read_to_string(dir.join("manifest.tsv")) else {
-        return Vec::new();
-    };
+    let path = dir.join("manifest.tsv");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     text.lines()
         .skip(1)
         .filter_map(|l| l.split('\t').nth(2).map(str::to_string))
@@ -86,7 +104,8 @@ fn manifest_texts(dir: &Path) -> Vec<String> {
 fn normaliser_matches_python_reference() {
     let mut texts: Vec<String> = CASES.iter().map(|s| s.to_string()).collect();
     for set in ["librispeech/test-clean", "librispeech/test-other"] {
-        let refs = manifest_texts(&shared_eval().join(set));
+        let refs = manifest_texts(&eval_sets().join(set));
+        assert!(refs.len() >= 20, "{set}: {} reference texts", refs.len());
         // Also the mixed-case, punctuated form a model would write.
         for r in refs {
             let mut chars = r.to_lowercase().chars().collect::<Vec<_>>();
@@ -98,9 +117,9 @@ fn normaliser_matches_python_reference() {
         }
     }
     let Some(expected) = python_normalize(&texts) else {
-        eprintln!("python3 not available: skipping the comparison with tools/wer.py");
         return;
     };
+    assert_eq!(expected.len(), texts.len(), "tools/wer.py's answer");
     let mut mismatches = Vec::new();
     for (t, want) in texts.iter().zip(&expected) {
         let got = normalize(t);
@@ -119,11 +138,7 @@ fn normaliser_matches_python_reference() {
 
 #[test]
 fn eval_skips_broken_entries_and_scores_the_rest() {
-    let jfk = shared_eval().join("other/jfk.wav");
-    if !jfk.is_file() {
-        eprintln!("{} missing: skipping", jfk.display());
-        return;
-    }
+    let jfk = common::jfk();
     let model = sotto::convert::fetch("tiny.en", &|m| eprintln!("{m}")).expect("tiny.en");
     let dir = std::env::temp_dir().join(format!("sotto-eval-set-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -192,18 +207,32 @@ fn eval_skips_broken_entries_and_scores_the_rest() {
     assert!(table.contains("| f16 |"), "{table}");
     assert!(table.contains("1 undecodable audio file"), "{table}");
 
-    // The plot needs a font; where there is one, both files appear.
+    // Both plot files appear. The PNG's text needs a TrueType font (fonts-dejavu-core,
+    // which .ci/run installs): without one, `common::skip_or_fail` (a failure under CI);
+    // any other plot error fails.
     match sotto::eval::report::plot(&report, &dir.join("plot")) {
         Ok(files) => {
-            for f in files {
+            assert_eq!(files.len(), 2, "{files:?}");
+            for f in &files {
+                let bytes = std::fs::read(f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+                assert!(bytes.len() > 1000, "{}: {} bytes", f.display(), bytes.len());
+                let magic: &[u8] = match f.extension().and_then(|e| e.to_str()) {
+                    Some("png") => b"\x89PNG",
+                    Some("svg") => b"<svg",
+                    other => panic!("unexpected plot file {other:?}"),
+                };
                 assert!(
-                    std::fs::metadata(&f).unwrap().len() > 1000,
-                    "{}",
-                    f.display()
+                    bytes.windows(magic.len()).take(64).any(|w| w == magic),
+                    "{} does not start like a {} file",
+                    f.display(),
+                    f.extension().unwrap().to_string_lossy()
                 );
             }
         }
-        Err(e) => eprintln!("no plot: {e}"),
+        Err(e) if e.to_string().contains("no usable TrueType font") => {
+            common::skip_or_fail(&format!("the plot: {e}"))
+        }
+        Err(e) => panic!("plot: {e}"),
     }
     std::fs::remove_dir_all(&dir).ok();
 }

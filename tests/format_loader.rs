@@ -1,6 +1,9 @@
 //! The `.sotto` v1 writer and loader: round trips, every rejection the loader
 //! promises (checked against the byte layout in docs/FORMAT.md, which these
 //! tests re-implement independently), a fuzz loop, and the real tiny.en model.
+#[cfg(feature = "convert")]
+mod common;
+
 use sotto::format::{
     act_scale_name, fnv1a64, ActivationMode, ElementType, FileWriter, ModelConfig, ModelFile,
     SpecialTokens,
@@ -742,15 +745,16 @@ fn real_tiny_en_conversion() {
 }
 
 /// Checks a converted base model when one is already in the cache (it is not
-/// fetched here: 145 MB).
+/// fetched here: 145 MB; `.ci/run` fetches it, so under CI a missing one fails).
 #[cfg(feature = "convert")]
 #[test]
 fn real_base_if_cached() {
-    let Ok(path) = sotto::convert::cached_path("base") else {
-        return;
-    };
+    let path = sotto::convert::cached_path("base").expect("base is a known model");
     if !path.is_file() {
-        eprintln!("{} not present: skipped", path.display());
+        common::skip_or_fail(&format!(
+            "{} not present (sotto fetch base)",
+            path.display()
+        ));
         return;
     }
     let f = ModelFile::open(&path).unwrap();

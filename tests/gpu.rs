@@ -1,7 +1,8 @@
 //! The WGSL kernels against the scalar CPU reference, and the whole model on a GPU
-//! adapter against the CPU transcript. Every device test prints
-//! "SKIPPED: no GPU adapter" and passes when no adapter exists (CI installs Mesa's
-//! lavapipe: `mesa-vulkan-drivers libvulkan1`, so they run there).
+//! adapter against the CPU transcript. When no adapter exists every device test goes
+//! through `common::skip_or_fail`: it prints "SKIPPED: no GPU adapter" and passes
+//! outside CI, and fails under `CI=true` (CI installs Mesa's lavapipe:
+//! `mesa-vulkan-drivers libvulkan1`, so they must run there).
 #![cfg(feature = "gpu")]
 mod common;
 
@@ -12,13 +13,14 @@ use sotto_kernels::schemes::{self, ActQuant, Quantized};
 use sotto_kernels::{scalar, AttentionShape, Pool, Weights};
 use std::sync::OnceLock;
 
-/// One device for the whole test binary (software adapters allowed).
+/// One device for the whole test binary (software adapters allowed); `None` when
+/// there is no adapter, after `common::skip_or_fail` (which fails under CI).
 fn gpu() -> Option<&'static Gpu> {
     static GPU: OnceLock<Result<Gpu, String>> = OnceLock::new();
     match GPU.get_or_init(|| Gpu::new(AdapterPolicy::AllowSoftware)) {
         Ok(g) => Some(g),
         Err(e) => {
-            eprintln!("SKIPPED: no GPU adapter ({e})");
+            common::skip_or_fail(&format!("GPU tests: {e}"));
             None
         }
     }
@@ -1287,8 +1289,9 @@ fn tiny_en_every_feature_variant_matches_cpu() {
 }
 
 /// Pass timestamps: off by default; with timing on, a submission's device time is
-/// counted under its phase, twenty large matmuls take longer than one, and more
-/// submissions than one read-back holds are all counted.
+/// counted under its phase (nonzero there, zero elsewhere), and more submissions than
+/// one read-back holds are all counted. No speed is compared: that twenty matmuls
+/// take longer than one is measured by `cargo bench --bench gpu`.
 #[test]
 fn timestamp_queries_time_submissions() {
     let Some(shared) = gpu() else { return };
@@ -1335,17 +1338,8 @@ fn timestamp_queries_time_submissions() {
     let twenty = g.take_times().unwrap();
     assert!(twenty.valid(), "{twenty:?}");
     assert_eq!((twenty.submissions, twenty.encoder_ns), (1, 0));
-    eprintln!(
-        "one 256×512×512 matmul {} ns, twenty {} ns",
-        one.encoder_ns, twenty.decode_ns
-    );
-    // Generous: the dispatches are equal, overheads are not.
-    assert!(
-        twenty.decode_ns > 2 * one.encoder_ns,
-        "20 matmuls {} ns, one {} ns",
-        twenty.decode_ns,
-        one.encoder_ns
-    );
+    assert_eq!(twenty.other_ns, 0, "{twenty:?}");
+    assert!(twenty.decode_ns > 0, "{twenty:?}");
 
     // Past one read-back's capacity (512 submissions): flushed on the way, none lost.
     let b = g.floats("b", 64);

@@ -16,7 +16,7 @@ use sotto::audio::{log_mel_spectrogram, mel_filter_bank, N_SAMPLES};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const JFK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/eval/other/jfk.wav");
+const JFK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/jfk.wav");
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/ref_mel.py");
 
 /// Reads a 16-bit PCM mono WAV without the `audio` feature: samples / 32768, as the decoder does.
@@ -165,25 +165,26 @@ fn short_inputs_match_faster_whisper() {
     check_mel(&samples, Some(200), N_SAMPLES, "200 samples + 30 s padding");
 }
 
-/// Times the front end on 30 s of audio (no reference needed). The bound is loose so that a slow
-/// CI machine does not fail; the printed figure is the one to watch (`-- --nocapture`).
+/// 30 s of speech (no padding) gives one window of 3000 frames × 80 mels, every value finite and
+/// within the (max − 8 + 4) / 4 … max range the floor allows, and the same result twice. Its speed
+/// is measured by `cargo bench --bench frontend`, not asserted here.
 #[test]
-fn mel_speed_30s() {
+fn mel_of_30s_is_one_window() {
     let speech = read_wav_i16(JFK);
     let samples: Vec<f32> = speech.iter().cycle().take(N_SAMPLES).copied().collect();
     let filters = mel_filter_bank(80);
-    let _ = log_mel_spectrogram(&samples, 0, &filters, 80); // warm up
-    let runs = 5;
-    let t = std::time::Instant::now();
-    for _ in 0..runs {
-        let (mel, n) = log_mel_spectrogram(&samples, 0, &filters, 80);
-        assert_eq!(n, 3000);
-        std::hint::black_box(mel);
-    }
-    let per_call = t.elapsed() / runs;
-    println!("log-mel of 30 s (3000 frames, one thread): {per_call:?}");
+    let (mel, n) = log_mel_spectrogram(&samples, 0, &filters, 80);
+    assert_eq!(n, 3000);
+    assert_eq!(mel.len(), 80 * 3000);
+    assert!(mel.iter().all(|v| v.is_finite()));
+    let max = mel.iter().copied().fold(f32::MIN, f32::max);
+    let min = mel.iter().copied().fold(f32::MAX, f32::min);
+    assert!(min >= max - 2.0 - 1e-6, "floor: min {min}, max {max}");
+    let (again, _) = log_mel_spectrogram(&samples, 0, &filters, 80);
     assert!(
-        per_call.as_millis() < 500,
-        "log-mel of 30 s took {per_call:?}"
+        mel.iter()
+            .zip(&again)
+            .all(|(a, b)| a.to_bits() == b.to_bits()),
+        "deterministic"
     );
 }

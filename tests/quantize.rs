@@ -632,7 +632,7 @@ fn static_activations_are_calibrated_and_recorded() {
         "1688-142285-0002.wav",
     ] {
         std::fs::copy(
-            common::repo_path("../shared/eval/librispeech/test-other").join(f),
+            common::repo_path("eval/librispeech/test-other").join(f),
             calib.join(f),
         )
         .unwrap();

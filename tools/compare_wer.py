@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Compare faster-whisper and sotto on evaluation sets: corpus WER, S/D/I, wall time.
 
-    python3 tools/compare_wer.py --model tiny.en --set ../shared/eval/librispeech/test-clean \
+    python3 tools/compare_wer.py --model tiny.en --set eval/librispeech/test-clean \
         [--set DIR ...] [--sotto target/release/sotto] [--threads 2] [--limit N] [--json OUT]
 
 A set is a folder with manifest.tsv (tab-separated, header line first, columns

@@ -3,10 +3,10 @@
 
     python3 tools/make_longform.py OUT.wav [--seconds 120] [--set DIR]
 
-Takes utterances of the set (default: ../shared/eval/librispeech/test-other next to the
-repository) in manifest order, with 0.3 s of silence between them, until the audio is at
-least --seconds long. Writes OUT.wav (16 kHz mono 16-bit PCM) and OUT.txt (the joined
-reference texts, one line) and prints what it used. For checking long-form transcription
+Takes utterances of the set (default: the repository's eval/librispeech/test-other) in
+manifest order, with 0.3 s of silence between them, until the audio is at least --seconds long.
+Writes OUT.wav (16 kHz mono 16-bit PCM) and OUT.txt (the joined reference texts, one line) and
+prints what it used. For checking long-form transcription
 (seeking across 30-s windows): no sentence should be dropped or repeated.
 """
 
@@ -22,7 +22,7 @@ from compare_wer import load_manifest  # noqa: E402
 RATE = 16000
 GAP_S = 0.3
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_SET = os.path.join(REPO, "..", "shared", "eval", "librispeech", "test-other")
+DEFAULT_SET = os.path.join(REPO, "eval", "librispeech", "test-other")
 
 
 def read_pcm(path):

@@ -8,9 +8,9 @@
 #   qemu-aarch64 -cpu max          + i8mm (smmla)        -> aarch64-neon-i8mm
 #
 # Toolchain: Debian's own Rust (rustc-web, 1.96) with its arm64 standard
-# library, linked into rustup as `debian-web` (docs: REFERENCE.md §6). Setup is
-# idempotent: installed packages and the toolchain link are skipped. Run as
-# root (or with passwordless sudo) on a fresh machine.
+# library, linked into rustup as `debian-web` (`rustup toolchain link debian-web
+# /usr`). Setup is idempotent: installed packages and the toolchain link are
+# skipped. Run as root (or with passwordless sudo) on a fresh machine.
 #
 # Environment: CARGO_TARGET_DIR (default target/aarch64), NEON_CPUS (default
 # "cortex-a72 cortex-a76 max"). Timings under qemu mean nothing.

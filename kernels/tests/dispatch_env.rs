@@ -35,14 +35,29 @@ fn sotto_kernels_env() {
     assert_eq!(Kernels::from_env().unwrap(), Kernels::detect());
     assert_eq!(Kernels::detect(), *Kernels::available().last().unwrap());
 
-    // CI sets SOTTO_KERNELS_ENSURE=avx2 (say; tools/test-neon.sh: neon,
-    // neon-dotprod, neon-i8mm under three emulated CPUs) to fail when the forced ISA is
-    // not actually present on the runner, instead of silently testing less.
-    if let Ok(want) = std::env::var("SOTTO_KERNELS_ENSURE") {
-        assert!(
-            Kernels::with_isa(&want).is_some(),
-            "SOTTO_KERNELS_ENSURE={want} but this CPU lacks it"
-        );
+    // SOTTO_KERNELS_ENSURE names kernel sets, comma-separated, that must be present:
+    // `.ci/run` lists every set the CPU's flags in /proc/cpuinfo call for (e.g.
+    // avx2,avx2vnni,avx512,avx512vnni), tools/test-neon.sh one of neon, neon-dotprod,
+    // neon-i8mm per emulated CPU. Each must be detected, among `Kernels::available()`
+    // (the sets the exactness and consistency tests run) and selected by
+    // SOTTO_KERNELS, so a set the runner has can never go untested silently.
+    if let Ok(list) = std::env::var("SOTTO_KERNELS_ENSURE") {
+        let available = Kernels::available();
+        for want in list.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+            let k = Kernels::with_isa(want).unwrap_or_else(|| {
+                panic!("SOTTO_KERNELS_ENSURE lists {want} but this CPU lacks it")
+            });
+            assert!(
+                available.contains(&k),
+                "{want} ({}) is not among the available sets {:?}",
+                k.name(),
+                available.iter().map(|k| k.name()).collect::<Vec<_>>()
+            );
+            std::env::set_var("SOTTO_KERNELS", want);
+            assert_eq!(Kernels::from_env().unwrap(), k, "SOTTO_KERNELS={want}");
+            eprintln!("ensured: {want} = {}", k.name());
+        }
+        std::env::remove_var("SOTTO_KERNELS");
     }
 }
 

@@ -1,4 +1,5 @@
-//! Whisper's log-mel spectrogram (docs: ../shared/REFERENCE.md §2).
+//! Whisper's log-mel spectrogram: 16 kHz audio, 80 mel bins (128 for large-v3), a 30-s window
+//! (480 000 samples) giving 3000 frames.
 //!
 //! The numerics follow openai-whisper's `log_mel_spectrogram` and faster-whisper's numpy
 //! `FeatureExtractor`, which agree: the signal is `samples` followed by `padding` zeros; a centred STFT
