@@ -41,10 +41,11 @@ fn main() -> sotto::Result<()> {
                 .map(|r| r.iter().fold(0f32, |m, v| m.max(v.abs()))),
         );
     })));
-    let opts = Options {
-        threads: 2,
-        language: multilingual.then(|| "en".to_string()),
-        ..Options::default()
+    let opts = {
+        let mut o = Options::default();
+        o.threads = 2;
+        o.language = multilingual.then(|| "en".to_string());
+        o
     };
     for audio in &args[2..] {
         let samples = sotto::audio::load_audio(audio.as_ref())?;

@@ -16,9 +16,10 @@ fn main() -> sotto::Result<()> {
     let threads: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(2);
     let model = Arc::new(Model::load(&args[0])?);
     let audio = Arc::new(sotto::audio::load_audio(args[1].as_ref())?);
-    let opts = Options {
-        threads,
-        ..Options::default()
+    let opts = {
+        let mut o = Options::default();
+        o.threads = threads;
+        o
     };
     // Warm up (page in the weights, start the pool).
     let expected = model.transcribe(&audio, &opts)?.text;

@@ -71,6 +71,7 @@ impl Abort {
 
 /// Decoding options; the defaults are openai-whisper's greedy settings.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct Options {
     /// Worker threads for the kernels.
     pub threads: usize,
@@ -122,6 +123,7 @@ impl Default for Options {
 
 /// A stretch of transcribed speech.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Segment {
     /// Seconds from the start of the audio.
     pub start: f32,
@@ -135,6 +137,7 @@ pub struct Segment {
 
 /// Where the time went.
 #[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct Timings {
     pub mel_ms: f64,
     /// Encoder and cross-attention K/V, all windows.
@@ -146,6 +149,7 @@ pub struct Timings {
 }
 
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Transcript {
     pub text: String,
     pub language: String,

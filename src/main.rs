@@ -307,15 +307,16 @@ fn transcribe(
         }
     }
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
-    let mut opts = Options {
-        language,
-        task: match task {
+    let mut opts = {
+        let mut o = Options::default();
+        o.language = language;
+        o.task = match task {
             TaskArg::Transcribe => Task::Transcribe,
             TaskArg::Translate => Task::Translate,
-        },
-        timestamps: !no_timestamps,
-        condition_on_previous_text: !no_condition,
-        ..Options::default()
+        };
+        o.timestamps = !no_timestamps;
+        o.condition_on_previous_text = !no_condition;
+        o
     };
     if let Some(t) = threads {
         if t == 0 {

@@ -30,9 +30,10 @@ fn fingerprint_checked(
     let model = Model::load(path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
         .with_kernels(kernels);
-    let opts = Options {
-        threads,
-        ..Options::default()
+    let opts = {
+        let mut o = Options::default();
+        o.threads = threads;
+        o
     };
     let tr = model
         .transcribe(samples, &opts)

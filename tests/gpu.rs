@@ -887,9 +887,10 @@ fn logit_summary_matches_cpu() {
 /// (a low-bit model may fall back through every temperature, minutes on lavapipe).
 fn gpu_matches_cpu(path: &std::path::Path, greedy_only: bool) {
     let samples = sotto::audio::load_audio(&common::jfk()).expect("audio");
-    let mut opts = sotto::Options {
-        threads: 2,
-        ..Default::default()
+    let mut opts = {
+        let mut o = sotto::Options::default();
+        o.threads = 2;
+        o
     };
     if greedy_only {
         opts.temperatures = vec![0.0];
@@ -1013,10 +1014,11 @@ fn tiny_en_split_weights_on_gpu_match_cpu() {
     }
     let t0 = std::time::Instant::now();
     let samples = sotto::audio::load_audio(&common::jfk()).expect("audio");
-    let opts = sotto::Options {
-        threads: 2,
-        temperatures: vec![0.0],
-        ..Default::default()
+    let opts = {
+        let mut o = sotto::Options::default();
+        o.threads = 2;
+        o.temperatures = vec![0.0];
+        o
     };
     let f16 = common::model_path("tiny.en");
     let dir = std::env::temp_dir().join(format!("sotto-gpu-split-{}", std::process::id()));
@@ -1407,10 +1409,11 @@ fn bind_groups_are_reused_and_released() {
 
     // f16, and int8 with dynamic activations (x codes and scales on the device).
     let samples = sotto::audio::load_audio(&common::jfk()).expect("audio");
-    let opts = sotto::Options {
-        threads: 2,
-        temperatures: vec![0.0],
-        ..Default::default()
+    let opts = {
+        let mut o = sotto::Options::default();
+        o.threads = 2;
+        o.temperatures = vec![0.0];
+        o
     };
     let f16 = common::model_path("tiny.en");
     let int8 = std::env::temp_dir().join(format!("sotto-binds-{}.sotto", std::process::id()));

@@ -43,10 +43,7 @@ fn an_aborted_transcription_stops_with_an_error() {
     abort.abort();
     let mut o = opts();
     o.abort = Some(abort);
-    assert!(matches!(
-        model.transcribe(&audio, &o),
-        Err(Error::Aborted)
-    ));
+    assert!(matches!(model.transcribe(&audio, &o), Err(Error::Aborted)));
 
     // Aborted from another thread when the first segment arrives: no later
     // segment is reported.

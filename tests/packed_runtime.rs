@@ -114,13 +114,11 @@ fn check_jfk(file: ModelFile, kernels: Option<Kernels>) {
     }
     let samples = sotto::audio::load_audio(&jfk()).unwrap();
     let t = model
-        .transcribe(
-            &samples,
-            &Options {
-                threads: 2,
-                ..Options::default()
-            },
-        )
+        .transcribe(&samples, &{
+            let mut o = Options::default();
+            o.threads = 2;
+            o
+        })
         .unwrap();
     assert_eq!(
         words(&t.text),

@@ -614,9 +614,10 @@ fn temp_dir(tag: &str) -> std::path::PathBuf {
 fn jfk_words(model: &std::path::Path) -> Vec<String> {
     let m = sotto::Model::load(model).unwrap();
     let samples = sotto::audio::load_audio(&common::jfk()).unwrap();
-    let opts = sotto::Options {
-        threads: 2,
-        ..sotto::Options::default()
+    let opts = {
+        let mut o = sotto::Options::default();
+        o.threads = 2;
+        o
     };
     common::words(&m.transcribe(&samples, &opts).unwrap().text)
 }

@@ -11,9 +11,10 @@ fn transcribe(model: &Model, path: &std::path::Path, opts: &Options) -> sotto::T
 }
 
 fn opts() -> Options {
-    Options {
-        threads: 2,
-        ..Options::default()
+    {
+        let mut o = Options::default();
+        o.threads = 2;
+        o
     }
 }
 
@@ -38,14 +39,11 @@ fn tiny_en_transcribes_jfk() {
 #[test]
 fn tiny_en_without_timestamps_is_one_segment() {
     let model = Model::load(model_path("tiny.en")).unwrap();
-    let t = transcribe(
-        &model,
-        &jfk(),
-        &Options {
-            timestamps: false,
-            ..opts()
-        },
-    );
+    let t = transcribe(&model, &jfk(), &{
+        let mut o = opts();
+        o.timestamps = false;
+        o
+    });
     assert_eq!(words(&t.text), words(JFK), "got: {}", t.text);
     assert_eq!(t.segments.len(), 1);
 }
@@ -57,26 +55,21 @@ fn base_detects_english_and_transcribes_jfk() {
     assert_eq!(t.language, "en");
     assert_eq!(words(&t.text), words(JFK), "got: {}", t.text);
     // Translating English speech to English keeps the words; an unknown language is an error.
-    let tr = transcribe(
-        &model,
-        &jfk(),
-        &Options {
-            task: Task::Translate,
-            language: Some("en".into()),
-            ..opts()
-        },
-    );
+    let tr = transcribe(&model, &jfk(), &{
+        let mut o = opts();
+        o.task = Task::Translate;
+        o.language = Some("en".into());
+        o
+    });
     let errors = word_errors(&words(JFK), &words(&tr.text));
     assert!(errors <= 3, "translate: {}", tr.text);
     let samples = sotto::audio::load_audio(&jfk()).unwrap();
     let err = model
-        .transcribe(
-            &samples,
-            &Options {
-                language: Some("xx".into()),
-                ..opts()
-            },
-        )
+        .transcribe(&samples, &{
+            let mut o = opts();
+            o.language = Some("xx".into());
+            o
+        })
         .unwrap_err();
     assert!(err.to_string().contains("unknown language 'xx'"), "{err}");
 }
@@ -172,14 +165,12 @@ fn model_is_shared_across_threads() {
         .map(|_| {
             let (m, s) = (model.clone(), samples.clone());
             std::thread::spawn(move || {
-                m.transcribe(
-                    &s,
-                    &Options {
-                        threads: 1,
-                        timestamps: false,
-                        ..Options::default()
-                    },
-                )
+                m.transcribe(&s, &{
+                    let mut o = Options::default();
+                    o.threads = 1;
+                    o.timestamps = false;
+                    o
+                })
                 .unwrap()
                 .text
             })

@@ -90,7 +90,9 @@ impl<B: Backend> WindowDecoder<'_, B> {
         let want = [sot_index, prompt.len() - 1];
         let mut first = self.backend.decode(cross, &mut cache, prompt, &want)?;
         let (Some(mut logits), Some(sot_logits)) = (first.pop(), first.pop()) else {
-            return Err(crate::Error::Invalid("the decoder returned no logits".into()));
+            return Err(crate::Error::Invalid(
+                "the decoder returned no logits".into(),
+            ));
         };
         let sot_logits = &sot_logits;
         let no_speech = self.filters.tokens.no_speech as usize;
