@@ -25,7 +25,7 @@ fn threads() -> usize {
 }
 
 fn bench_model(c: &mut Criterion) {
-    let home = sotto::convert::sotto_home();
+    let home = sotto::convert::sotto_home(std::env::var_os("SOTTO_HOME"), std::env::var_os("HOME"));
     let t = threads();
     for name in ["tiny.en", "tiny.en-int8"] {
         let path = home.join(format!("{name}.sotto"));

@@ -9,8 +9,9 @@ fn main() {
         args
     };
     let log = |m: &str| eprintln!("{m}");
+    let home = sotto::convert::sotto_home(std::env::var_os("SOTTO_HOME"), std::env::var_os("HOME"));
     for m in &models {
-        match sotto::convert::fetch(m, &log) {
+        match sotto::convert::fetch(&home, m, &log) {
             Ok(p) => println!("{}", p.display()),
             Err(e) => {
                 eprintln!("error: {e}");

@@ -126,7 +126,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         return Err(Error::Invalid("--threads must be at least 1".into()));
     }
     let audio = audio_path(a.audio.as_deref())?;
-    let model_path = convert::resolve_model(&a.model, &|m| eprintln!("{m}"))?;
+    let model_path = convert::resolve_model(&crate::home(), &a.model, &|m| eprintln!("{m}"))?;
 
     // Load time: map + validate, repeated `runs` times (a fresh mapping each
     // time; the file is in the page cache after the first). The last model stays.

@@ -195,8 +195,13 @@ pub(crate) fn load_options() -> Result<LoadOptions> {
     Ok(o)
 }
 
+/// The model cache: `$SOTTO_HOME`, else `~/.cache/sotto`.
+pub(crate) fn home() -> PathBuf {
+    convert::sotto_home(std::env::var_os("SOTTO_HOME"), std::env::var_os("HOME"))
+}
+
 fn open_model(name: &str) -> Result<Model> {
-    let path = convert::resolve_model(name, &log)?;
+    let path = convert::resolve_model(&home(), name, &log)?;
     Model::load_with(&path, &load_options()?)
 }
 
@@ -214,7 +219,7 @@ fn write_out(output: Option<&Path>, text: &str) -> Result<()> {
 }
 
 fn info(model: &str) -> Result<()> {
-    let path = convert::resolve_model(model, &log)?;
+    let path = convert::resolve_model(&home(), model, &log)?;
     let file = sotto::format::ModelFile::open(&path)?;
     let c = file.config();
     println!("file: {} ({} bytes)", path.display(), file.file_len());
@@ -437,7 +442,7 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
     }
     // Refuse impossible combinations before touching (or fetching) the model.
     q::check_options(&opts)?;
-    let path = convert::resolve_model(&a.input, &log)?;
+    let path = convert::resolve_model(&home(), &a.input, &log)?;
     let file = sotto::format::ModelFile::open(&path)?;
     let bar = indicatif::ProgressBar::new(file.tensors().len() as u64);
     bar.set_style(
@@ -469,17 +474,22 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         #[cfg(feature = "eval")]
-        Command::Eval(args) => sotto::eval::cli::run(args, load_options()?),
+        Command::Eval(args) => sotto::eval::cli::run(
+            args,
+            load_options()?,
+            home(),
+            std::env::var_os("SOTTO_FONT").map(PathBuf::from),
+        ),
         Command::Quantize(args) => quantize(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Fetch { model } => {
-            let path = convert::fetch(&model, &log)?;
+            let path = convert::fetch(&home(), &model, &log)?;
             println!("{}", path.display());
             Ok(())
         }
         Command::Info { model } => info(&model),
         Command::Check { model } => {
-            let path = convert::resolve_model(&model, &log)?;
+            let path = convert::resolve_model(&home(), &model, &log)?;
             let file = sotto::format::ModelFile::open(&path)?;
             file.verify_checksums()?;
             Model::from_file_with(file, &load_options()?)?;

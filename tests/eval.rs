@@ -139,7 +139,8 @@ fn normaliser_matches_python_reference() {
 #[test]
 fn eval_skips_broken_entries_and_scores_the_rest() {
     let jfk = common::jfk();
-    let model = sotto::convert::fetch("tiny.en", &|m| eprintln!("{m}")).expect("tiny.en");
+    let model =
+        sotto::convert::fetch(&common::home(), "tiny.en", &|m| eprintln!("{m}")).expect("tiny.en");
     let dir = std::env::temp_dir().join(format!("sotto-eval-set-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(&jfk, dir.join("jfk.wav")).unwrap();
@@ -165,6 +166,7 @@ fn eval_skips_broken_entries_and_scores_the_rest() {
         json: Some(json.clone()),
         progress: false,
         load: Default::default(),
+        home: common::home(),
     };
     let log = std::sync::Mutex::new(Vec::<String>::new());
     let report = sotto::eval::run(&cfg, &|m| log.lock().unwrap().push(m.to_string())).unwrap();
@@ -210,7 +212,7 @@ fn eval_skips_broken_entries_and_scores_the_rest() {
     // Both plot files appear. The PNG's text needs a TrueType font (fonts-dejavu-core,
     // which .ci/run installs): without one, `common::skip_or_fail` (a failure under CI);
     // any other plot error fails.
-    match sotto::eval::report::plot(&report, &dir.join("plot")) {
+    match sotto::eval::report::plot(&report, &dir.join("plot"), None) {
         Ok(files) => {
             assert_eq!(files.len(), 2, "{files:?}");
             for f in &files {
@@ -239,7 +241,8 @@ fn eval_skips_broken_entries_and_scores_the_rest() {
 
 #[test]
 fn missing_calibration_skips_static_scheme() {
-    let model = sotto::convert::fetch("tiny.en", &|m| eprintln!("{m}")).expect("tiny.en");
+    let model =
+        sotto::convert::fetch(&common::home(), "tiny.en", &|m| eprintln!("{m}")).expect("tiny.en");
     let dir = std::env::temp_dir().join(format!("sotto-eval-static-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("manifest.tsv"), "file\treference_text\n").unwrap();
@@ -254,6 +257,7 @@ fn missing_calibration_skips_static_scheme() {
         json: None,
         progress: false,
         load: Default::default(),
+        home: common::home(),
     };
     let report = sotto::eval::run(&cfg, &|_| {}).unwrap();
     assert!(matches!(&report.rows[0].status, Status::Skipped(r) if r.contains("--calibrate")));

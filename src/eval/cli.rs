@@ -41,7 +41,13 @@ pub struct EvalArgs {
 }
 
 /// Runs `sotto eval`: table on stdout, messages and progress on stderr.
-pub fn run(args: EvalArgs, load: crate::LoadOptions) -> Result<()> {
+/// `font`: a TrueType file for the plot's text, tried first (the CLI passes `$SOTTO_FONT`).
+pub fn run(
+    args: EvalArgs,
+    load: crate::LoadOptions,
+    home: std::path::PathBuf,
+    font: Option<std::path::PathBuf>,
+) -> Result<()> {
     let threads = match args.threads {
         Some(0) => return Err(Error::Invalid("--threads must be at least 1".into())),
         Some(t) => t,
@@ -65,6 +71,7 @@ pub fn run(args: EvalArgs, load: crate::LoadOptions) -> Result<()> {
         json: json.clone(),
         progress: true,
         load,
+        home,
     };
     let t0 = std::time::Instant::now();
     let log = |m: &str| eprintln!("{m}");
@@ -76,7 +83,7 @@ pub fn run(args: EvalArgs, load: crate::LoadOptions) -> Result<()> {
     }
     if let Some(dir) = &args.out {
         report::write_atomic(&dir.join("eval.md"), table.as_bytes())?;
-        match report::plot(&rep, dir) {
+        match report::plot(&rep, dir, font.as_deref()) {
             Ok(files) => {
                 for f in files {
                     eprintln!("plot: {}", f.display());

@@ -46,6 +46,8 @@ pub struct EvalConfig {
     pub progress: bool,
     /// Kernel set and device of every model evaluated.
     pub load: crate::LoadOptions,
+    /// The model cache (`sotto_home`): models by name and quantized schemes.
+    pub home: PathBuf,
 }
 
 /// One utterance's result.
@@ -180,7 +182,7 @@ fn model_name(arg: &str) -> String {
 /// activity); per-scheme failures become rows, not errors. Fails only when the
 /// model or a set's manifest cannot be read at all, or the JSON cannot be written.
 pub fn run(cfg: &EvalConfig, log: &dyn Fn(&str)) -> Result<Report> {
-    let model_path = crate::convert::resolve_model(&cfg.model, log)?;
+    let model_path = crate::convert::resolve_model(&cfg.home, &cfg.model, log)?;
     let source = crate::format::ModelFile::open(&model_path)?;
     let f32_bytes = 4 * source
         .tensors()
@@ -378,6 +380,7 @@ fn prepare(
     let path = match opts {
         None => report.model_path.clone(),
         Some(opts) => schemes::scheme_file(
+            &cfg.home,
             &report.model_path,
             &report.model,
             scheme,

@@ -211,13 +211,15 @@ pub fn quantize_options(
 }
 
 /// Where a quantized scheme of `model` is cached.
-pub fn cache_path(model: &str, scheme: &EvalScheme) -> PathBuf {
-    crate::convert::sotto_home().join(format!("{model}-{}.sotto", scheme.name))
+pub fn cache_path(home: &Path, model: &str, scheme: &EvalScheme) -> PathBuf {
+    home.join(format!("{model}-{}.sotto", scheme.name))
 }
 
 /// The file to evaluate for `scheme`: `source` itself for `f16`, else the cached
 /// quantized file, made when missing, unreadable or `fresh` is set.
+#[allow(clippy::too_many_arguments)]
 pub fn scheme_file(
+    home: &Path,
     source: &Path,
     model: &str,
     scheme: &EvalScheme,
@@ -229,7 +231,7 @@ pub fn scheme_file(
     if scheme.source == Source::AsGiven {
         return Ok(source.to_path_buf());
     }
-    let out = cache_path(model, scheme);
+    let out = cache_path(home, model, scheme);
     if out.is_file() && !fresh {
         match ModelFile::open(&out) {
             Ok(_) => return Ok(out),

@@ -11,8 +11,13 @@ static FETCH: Mutex<()> = Mutex::new(());
 /// Path of the converted model `name` (tiny.en, base), fetching it if needed.
 pub fn model_path(name: &str) -> PathBuf {
     let _guard = FETCH.lock().unwrap_or_else(|e| e.into_inner());
-    sotto::convert::fetch(name, &|m| eprintln!("{m}"))
+    sotto::convert::fetch(&home(), name, &|m| eprintln!("{m}"))
         .unwrap_or_else(|e| panic!("cannot fetch {name}: {e}"))
+}
+
+/// The model cache the CLI uses (`$SOTTO_HOME`, else `~/.cache/sotto`).
+pub fn home() -> PathBuf {
+    sotto::convert::sotto_home(std::env::var_os("SOTTO_HOME"), std::env::var_os("HOME"))
 }
 
 pub fn repo_path(rel: &str) -> PathBuf {
