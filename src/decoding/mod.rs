@@ -1,10 +1,10 @@
 //! From log-mel frames to text: language detection, window-by-window decoding
 //! with temperature fallback, timestamps, and long-form seeking.
 
-pub mod compress;
+pub(crate) mod compress;
 pub mod filters;
 pub mod output;
-pub mod window;
+pub(crate) mod window;
 
 use crate::audio::{self, HOP_LENGTH, N_FRAMES, N_SAMPLES, SAMPLE_RATE};
 use crate::format::ModelFile;
@@ -20,7 +20,7 @@ const TIME_PRECISION: f32 = 0.02;
 const INPUT_STRIDE: usize = 2;
 
 /// Text of `tokens`, special and timestamp tokens left out.
-pub fn decode_text(file: &ModelFile, tokens: &[u32]) -> String {
+pub(crate) fn decode_text(file: &ModelFile, tokens: &[u32]) -> String {
     let eot = file.config().tokens.eot;
     let mut bytes = Vec::new();
     for &t in tokens.iter().filter(|&&t| t < eot) {

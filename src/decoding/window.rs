@@ -9,7 +9,6 @@ use crate::Result;
 pub struct WindowResult {
     /// Sampled tokens, end of text excluded.
     pub tokens: Vec<u32>,
-    pub sum_logprob: f32,
     pub avg_logprob: f32,
     pub no_speech_prob: f32,
     pub temperature: f32,
@@ -125,7 +124,6 @@ impl<B: Backend> WindowDecoder<'_, B> {
         let avg_logprob = sum_logprob / (tokens.len() as f32 + 1.0);
         Ok(WindowResult {
             tokens,
-            sum_logprob,
             avg_logprob,
             no_speech_prob,
             temperature,
@@ -172,7 +170,6 @@ impl<B: Backend> WindowDecoder<'_, B> {
         let avg_logprob = sum_logprob / (tokens.len() as f32 + 1.0);
         Ok(WindowResult {
             tokens,
-            sum_logprob,
             avg_logprob,
             no_speech_prob,
             temperature: 0.0,
