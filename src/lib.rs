@@ -16,7 +16,37 @@
 //! ```
 //!
 //! A [`Model`] is `Send + Sync`: share it (e.g. in an `Arc`) and call
-//! [`Model::transcribe`] from several threads at once.
+//! [`Model::transcribe`] from several threads at once; the calls share the
+//! model's worker pool.
+//!
+//! Segments as they are decoded, and stopping from another thread:
+//!
+//! ```no_run
+//! use sotto::{Abort, Device, LoadOptions, Model, Options};
+//! use std::sync::Arc;
+//!
+//! # fn main() -> sotto::Result<()> {
+//! // The kernel set and device are load options (the library reads no
+//! // environment variable).
+//! let model = Model::load_with("base.sotto", &LoadOptions::default().device(Device::Auto))?;
+//! let abort = Abort::new();
+//! let mut options = Options::default();
+//! options.on_segment = Some(Arc::new(|s: &sotto::Segment| println!("{}", s.text)));
+//! options.abort = Some(abort.clone());
+//! let stopper = std::thread::spawn(move || {
+//!     std::thread::sleep(std::time::Duration::from_secs(5));
+//!     abort.abort();
+//! });
+//! let samples = sotto::audio::load_audio("long.wav".as_ref())?;
+//! match model.transcribe(&samples, &options) {
+//!     Ok(t) => println!("{}", t.text),
+//!     Err(sotto::Error::Aborted) => eprintln!("stopped"),
+//!     Err(e) => return Err(e),
+//! }
+//! stopper.join().unwrap();
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod audio;
 #[cfg(feature = "convert")]
