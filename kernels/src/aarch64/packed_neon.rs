@@ -1,4 +1,4 @@
-//! NEON decoders and dot tiles for packed weights (see `packed.rs`), and the
+//! NEON decoders and dot tiles for packed weights (see `packed/`), and the
 //! plain-NEON int8 × int8 tile.
 //!
 //! Weight-only decoding goes through a per-group table `T[c]` of the

@@ -103,24 +103,17 @@ impl PackedSimd for Avx2Vnni {
     const I8_NR: usize = I8_NR;
     const I8_MR: usize = 6;
     unsafe fn gemm_i8(
-        rows: usize,
-        cols: usize,
+        tile: crate::operands::Tile,
         k4: usize,
-        xq: *const i8,
-        ldx: usize,
-        xsum: *const i32,
-        sx: *const f32,
-        panel: *const u8,
-        sw: *const f32,
-        bias: *const f32,
-        out: *mut f32,
-        ldo: usize,
+        x: crate::operands::QuantRows,
+        b: crate::operands::I8Panel,
+        out: crate::operands::Out,
     ) {
         macro_rules! call {
             ($($r:literal)*) => {
-                match rows {
-                    $($r => gemm_i8::<$r>(cols, k4, xq, ldx, xsum, sx, panel, sw, bias, out, ldo),)*
-                    _ => unreachable!("int8 GEMM rows {rows}"),
+                match tile.rows {
+                    $($r => gemm_i8::<$r>(tile.cols, k4, x, b, out),)*
+                    _ => unreachable!("int8 GEMM rows {}", tile.rows),
                 }
             };
         }
@@ -203,16 +196,14 @@ unsafe fn hsum_i32(v: __m256i) -> i32 {
 unsafe fn gemm_i8<const R: usize>(
     cols: usize,
     k4: usize,
-    xq: *const i8,
-    ldx: usize,
-    xsum: *const i32,
-    sx: *const f32,
-    panel: *const u8,
-    sw: *const f32,
-    bias: *const f32,
-    out: *mut f32,
-    ldo: usize,
+    x: crate::operands::QuantRows,
+    b: crate::operands::I8Panel,
+    out: crate::operands::Out,
 ) {
+    let (xq, ldx, sx) = (x.codes, x.row_stride, x.scales);
+    let xsum = x.sums;
+    let (panel, sw, bias) = (b.codes, b.scales, b.bias);
+    let (out, ldo) = (out.ptr, out.row_stride);
     let mut acc = [[_mm256_setzero_si256(); 2]; R];
     let mut b = panel;
     let mut x = xq;

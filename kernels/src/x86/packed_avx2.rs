@@ -1,4 +1,4 @@
-//! AVX2 decoders and dot tiles for packed weights (see `packed.rs`).
+//! AVX2 decoders and dot tiles for packed weights (see `packed/`).
 //!
 //! A 32-element block is decoded as four vectors of 8:
 //! - 4-bit: `vpmovzxbd` of bytes 0..8 and 8..16; masking the low nibble gives
@@ -127,24 +127,17 @@ impl PackedSimd for Avx2 {
     const I8_NR: usize = I8_NR;
     const I8_MR: usize = 4;
     unsafe fn gemm_i8(
-        rows: usize,
-        cols: usize,
+        tile: crate::operands::Tile,
         k4: usize,
-        xq: *const i8,
-        ldx: usize,
-        _xsum: *const i32,
-        sx: *const f32,
-        panel: *const u8,
-        sw: *const f32,
-        bias: *const f32,
-        out: *mut f32,
-        ldo: usize,
+        x: crate::operands::QuantRows,
+        b: crate::operands::I8Panel,
+        out: crate::operands::Out,
     ) {
         macro_rules! call {
             ($($r:literal)*) => {
-                match rows {
-                    $($r => gemm_i8::<$r>(cols, k4, xq, ldx, sx, panel, sw, bias, out, ldo),)*
-                    _ => unreachable!("int8 GEMM rows {rows}"),
+                match tile.rows {
+                    $($r => gemm_i8::<$r>(tile.cols, k4, x, b, out),)*
+                    _ => unreachable!("int8 GEMM rows {}", tile.rows),
                 }
             };
         }
@@ -477,15 +470,13 @@ unsafe fn dot_i8_rows<const R: usize>(
 unsafe fn gemm_i8<const R: usize>(
     cols: usize,
     k4: usize,
-    xq: *const i8,
-    ldx: usize,
-    sx: *const f32,
-    panel: *const u8,
-    sw: *const f32,
-    bias: *const f32,
-    out: *mut f32,
-    ldo: usize,
+    x: crate::operands::QuantRows,
+    b: crate::operands::I8Panel,
+    out: crate::operands::Out,
 ) {
+    let (xq, ldx, sx) = (x.codes, x.row_stride, x.scales);
+    let (panel, sw, bias) = (b.codes, b.scales, b.bias);
+    let (out, ldo) = (out.ptr, out.row_stride);
     let flip = _mm256_set1_epi8(-128);
     let ones = _mm256_set1_epi16(1);
     let mut acc = [[_mm256_setzero_si256(); 2]; R];

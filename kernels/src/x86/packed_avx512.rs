@@ -1,4 +1,4 @@
-//! AVX-512 decoders and dot tiles for packed weights (see `packed.rs`).
+//! AVX-512 decoders and dot tiles for packed weights (see `packed/`).
 //!
 //! Decoding a 32-element block, per group a 16-entry f32 table `T` in one
 //! register holds the dequantized value of every code (`s·(c − z)` or
@@ -116,18 +116,14 @@ impl PackedSimd for Avx512 {
     const LB_MR: usize = <super::avx2::Avx2 as PackedSimd>::LB_MR;
     unsafe fn gemm_lowbit(
         nf4: bool,
-        rows: usize,
-        cols: usize,
+        tile: crate::operands::Tile,
         kp: usize,
         group: usize,
         t: crate::packed::LowbitTile,
         panel: *const u8,
-        out: *mut f32,
-        ldo: usize,
+        out: crate::operands::Out,
     ) {
-        <super::avx2::Avx2 as PackedSimd>::gemm_lowbit(
-            nf4, rows, cols, kp, group, t, panel, out, ldo,
-        )
+        <super::avx2::Avx2 as PackedSimd>::gemm_lowbit(nf4, tile, kp, group, t, panel, out)
     }
     unsafe fn dot_i8(
         rows: usize,
@@ -146,22 +142,13 @@ impl PackedSimd for Avx512 {
     const I8_NR: usize = <super::avx2::Avx2 as PackedSimd>::I8_NR;
     const I8_MR: usize = <super::avx2::Avx2 as PackedSimd>::I8_MR;
     unsafe fn gemm_i8(
-        rows: usize,
-        cols: usize,
+        tile: crate::operands::Tile,
         k4: usize,
-        xq: *const i8,
-        ldx: usize,
-        xsum: *const i32,
-        sx: *const f32,
-        panel: *const u8,
-        sw: *const f32,
-        bias: *const f32,
-        out: *mut f32,
-        ldo: usize,
+        x: crate::operands::QuantRows,
+        b: crate::operands::I8Panel,
+        out: crate::operands::Out,
     ) {
-        <super::avx2::Avx2 as PackedSimd>::gemm_i8(
-            rows, cols, k4, xq, ldx, xsum, sx, panel, sw, bias, out, ldo,
-        )
+        <super::avx2::Avx2 as PackedSimd>::gemm_i8(tile, k4, x, b, out)
     }
 }
 
@@ -204,24 +191,17 @@ impl PackedSimd for Avx512Vnni {
     const I8_NR: usize = 64;
     const I8_MR: usize = 6;
     unsafe fn gemm_i8(
-        rows: usize,
-        cols: usize,
+        tile: crate::operands::Tile,
         k4: usize,
-        xq: *const i8,
-        ldx: usize,
-        xsum: *const i32,
-        sx: *const f32,
-        panel: *const u8,
-        sw: *const f32,
-        bias: *const f32,
-        out: *mut f32,
-        ldo: usize,
+        x: crate::operands::QuantRows,
+        b: crate::operands::I8Panel,
+        out: crate::operands::Out,
     ) {
         macro_rules! call {
             ($($r:literal)*) => {
-                match rows {
-                    $($r => gemm_i8_vnni::<$r>(cols, k4, xq, ldx, xsum, sx, panel, sw, bias, out, ldo),)*
-                    _ => unreachable!("int8 GEMM rows {rows}"),
+                match tile.rows {
+                    $($r => gemm_i8_vnni::<$r>(tile.cols, k4, x, b, out),)*
+                    _ => unreachable!("int8 GEMM rows {}", tile.rows),
                 }
             };
         }
@@ -520,16 +500,14 @@ unsafe fn dot_i8_vnni<const R: usize>(
 unsafe fn gemm_i8_vnni<const R: usize>(
     cols: usize,
     k4: usize,
-    xq: *const i8,
-    ldx: usize,
-    xsum: *const i32,
-    sx: *const f32,
-    panel: *const u8,
-    sw: *const f32,
-    bias: *const f32,
-    out: *mut f32,
-    ldo: usize,
+    x: crate::operands::QuantRows,
+    b: crate::operands::I8Panel,
+    out: crate::operands::Out,
 ) {
+    let (xq, ldx, sx) = (x.codes, x.row_stride, x.scales);
+    let xsum = x.sums;
+    let (panel, sw, bias) = (b.codes, b.scales, b.bias);
+    let (out, ldo) = (out.ptr, out.row_stride);
     let mut acc = [[_mm512_setzero_si512(); 4]; R];
     let mut b = panel;
     let mut x = xq;
