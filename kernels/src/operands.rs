@@ -1,4 +1,4 @@
-//! The operands of the GEMM micro-kernels, grouped by what they are, so that
+//! The operands of the micro-kernels and dot tiles, grouped by what they are, so that
 //! a call names every pointer and stride by role: swapping two strides or two
 //! pointers of different operands does not compile (each lives in its own
 //! struct, set by field name), where the kernels used to take 8–12 raw
@@ -40,6 +40,40 @@ pub(crate) struct Panel {
 pub(crate) struct Out {
     pub ptr: *mut f32,
     pub row_stride: usize,
+}
+
+/// f32 x rows read by a dot tile: row `r` at `ptr + r·row_stride`.
+#[derive(Clone, Copy)]
+pub(crate) struct XRows {
+    pub ptr: *const f32,
+    pub row_stride: usize,
+}
+
+/// The four weight rows a float dot tile reads in place (f16 bits if `f16`,
+/// else f32); all four readable (a valid row repeated past the tile's
+/// columns).
+#[derive(Clone, Copy)]
+pub(crate) struct WeightRows {
+    pub rows: [*const u8; 4],
+    pub f16: bool,
+}
+
+/// The four packed weight rows a weight-only dot tile decodes: each row's
+/// codes in plane 0 and its per-group `(scales, zero-points)` as f32; all
+/// four readable (a valid row repeated past the tile's columns).
+#[derive(Clone, Copy)]
+pub(crate) struct PackedRows {
+    pub codes: [*const u8; 4],
+    pub params: [(*const f32, *const f32); 4],
+}
+
+/// Int8-quantized x rows for an int8 dot tile: row `r`'s codes at
+/// `codes + r·row_stride`, its code sum at `sums + r`.
+#[derive(Clone, Copy)]
+pub(crate) struct I8Rows {
+    pub codes: *const i8,
+    pub row_stride: usize,
+    pub sums: *const i32,
 }
 
 /// Int8-quantized x rows for the int8 × int8 GEMM: row `r`'s codes at

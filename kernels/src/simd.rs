@@ -6,7 +6,7 @@
 //! with its features (guaranteed by `dispatch::table`), and they take raw
 //! pointers whose extents are stated per function.
 
-use crate::operands::{Lhs, Out, Panel, Tile};
+use crate::operands::{Lhs, Out, Panel, Tile, WeightRows, XRows};
 
 /// How the micro-kernel's accumulators start.
 #[derive(Clone, Copy)]
@@ -37,24 +37,12 @@ pub(crate) trait Simd: Send + Sync + 'static {
     /// floats at every step; only the valid columns of C are written.
     unsafe fn kernel(tile: Tile, k: usize, a: Lhs, b: Panel, c: Out, init: Init);
 
-    /// Dot-product tile for small m: for `r < rows ≤ 4`, `c < cols ≤ 4`,
-    /// `out[r·ldo + c] = bias[c] + Σ_{p<k} x[r·ldx + p] · w[c][p]` in the
-    /// canonical order (16 lanes of FMAs, `scalar::reduce`, then the bias), where the
-    /// four weight rows (f16 bits if `f16`) must all be readable for `k`
-    /// elements (repeat a valid row for `c ≥ cols`); `bias` may be null.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn dot_tile(
-        rows: usize,
-        cols: usize,
-        k: usize,
-        x: *const f32,
-        ldx: usize,
-        w: [*const u8; 4],
-        f16: bool,
-        bias: *const f32,
-        out: *mut f32,
-        ldo: usize,
-    );
+    /// Dot-product tile for small m: for `r < tile.rows ≤ 4`,
+    /// `c < tile.cols ≤ 4`, output `(r, c) = bias[c] + Σ_{p<k} x(r, p) ·
+    /// w.rows[c][p]` in the canonical order (16 lanes of FMAs,
+    /// `scalar::reduce`, then the bias), where the four weight rows must all
+    /// be readable for `k` elements; `bias` may be null.
+    unsafe fn dot_tile(tile: Tile, k: usize, x: XRows, w: WeightRows, bias: *const f32, out: Out);
 
     /// `out[j] = Σ_{p<d} q[p] · k[j·ldk + p]` for `j < n` (k: f16 bits if
     /// `f16`, else f32), in the canonical order of `scalar::dot16`: sixteen

@@ -110,17 +110,17 @@ impl Simd for Neon {
         call!(1 2 3 4 5 6)
     }
     unsafe fn dot_tile(
-        rows: usize,
-        cols: usize,
+        tile: crate::operands::Tile,
         k: usize,
-        x: *const f32,
-        ldx: usize,
-        w: [*const u8; 4],
-        f16: bool,
+        x: crate::operands::XRows,
+        w: crate::operands::WeightRows,
         bias: *const f32,
-        out: *mut f32,
-        ldo: usize,
+        out: crate::operands::Out,
     ) {
+        let (rows, cols) = (tile.rows, tile.cols);
+        let (x, ldx) = (x.ptr, x.row_stride);
+        let (w, f16) = (w.rows, w.f16);
+        let (out, ldo) = (out.ptr, out.row_stride);
         // One x row at a time: the canonical 16 lanes take four registers
         // per (row, column), so 4 columns fill 16 accumulators.
         for r in 0..rows {

@@ -15,7 +15,7 @@
 
 use super::driver::{gemm, split, Plan};
 use crate::canonical::CHAIN_MIN_M;
-use crate::operands::{Lhs, Out, Panel, Tile};
+use crate::operands::{Lhs, Out, Panel, Tile, WeightRows, XRows};
 use crate::simd::{Init, Simd};
 use crate::sync_ptr::{SharedConst, SharedMut};
 use crate::{scratch, tuning, Pool, Weights};
@@ -110,16 +110,21 @@ fn linear_dot<I: Simd>(
                 // and output columns j..j+cols (owned by this task) are in bounds.
                 unsafe {
                     I::dot_tile(
-                        (m - r0).min(4),
-                        cols,
+                        Tile {
+                            rows: (m - r0).min(4),
+                            cols,
+                        },
                         k,
-                        x.as_ptr().add(r0 * k),
-                        k,
-                        rows,
-                        w.f16,
+                        XRows {
+                            ptr: x.as_ptr().add(r0 * k),
+                            row_stride: k,
+                        },
+                        WeightRows { rows, f16: w.f16 },
                         b,
-                        out.get().add(r0 * n + j),
-                        n,
+                        Out {
+                            ptr: out.get().add(r0 * n + j),
+                            row_stride: n,
+                        },
                     )
                 }
             }

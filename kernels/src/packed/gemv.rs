@@ -9,6 +9,7 @@
 use super::{row_params, Kind, PackedSimd};
 use crate::canonical::PACKED_DOT_PAD;
 use crate::gemm::split;
+use crate::operands::{Out, PackedRows, Tile, XRows};
 use crate::schemes::PackedWeights;
 use crate::sync_ptr::{SharedConst, SharedMut};
 use crate::{scratch, tuning, Pool};
@@ -74,17 +75,22 @@ pub(crate) fn linear<I: PackedSimd>(
                     unsafe {
                         I::dot_tile(
                             kind,
-                            (m - r0).min(I::DOT_ROWS),
-                            cols,
+                            Tile {
+                                rows: (m - r0).min(I::DOT_ROWS),
+                                cols,
+                            },
                             k,
                             group,
-                            xp.get().add(r0 * kp),
-                            kp,
-                            wc,
-                            params,
+                            XRows {
+                                ptr: xp.get().add(r0 * kp),
+                                row_stride: kp,
+                            },
+                            PackedRows { codes: wc, params },
                             b,
-                            out.get().add(r0 * n + j),
-                            n,
+                            Out {
+                                ptr: out.get().add(r0 * n + j),
+                                row_stride: n,
+                            },
                         )
                     }
                 }

@@ -9,6 +9,7 @@
 use super::quant::{quantize, Sums};
 use super::{int8_scale, PackedSimd};
 use crate::gemm::split;
+use crate::operands::I8Rows;
 use crate::schemes::{ActQuant, PackedWeights};
 use crate::sync_ptr::{SharedConst, SharedMut};
 use crate::tuning::{dot_tasks, I8_BLOCK_BYTES, I8_ROWS, INT8_GEMM_MIN_M};
@@ -63,9 +64,11 @@ pub(crate) fn linear<I: PackedSimd>(
                         I::dot_i8(
                             rows,
                             k,
-                            codes.as_ptr().add(i * kq),
-                            kq,
-                            xsum.as_ptr().add(i),
+                            I8Rows {
+                                codes: codes.as_ptr().add(i * kq),
+                                row_stride: kq,
+                                sums: xsum.as_ptr().add(i),
+                            },
                             wr,
                             &mut dots,
                         )

@@ -14,6 +14,7 @@
 use super::quant::{quantize, Sums};
 use super::{le_f32, Kind, LowbitTile, PackedSimd};
 use crate::gemm::split;
+use crate::operands::{Out, Tile};
 use crate::schemes::{ActQuant, PackedWeights, Scheme};
 use crate::sync_ptr::{SharedConst, SharedMut};
 use crate::tuning::{dot_tasks, I8_BLOCK_BYTES, I8_ROWS, INT8_GEMM_MIN_M};
@@ -105,13 +106,14 @@ pub(crate) fn linear<I: PackedSimd>(
                         unsafe {
                             I::dot_lowbit(
                                 kind,
-                                rows,
-                                cols,
+                                Tile { rows, cols },
                                 k,
                                 group,
                                 tile,
-                                out.get().add(i * n + j),
-                                n,
+                                Out {
+                                    ptr: out.get().add(i * n + j),
+                                    row_stride: n,
+                                },
                             )
                         }
                     }

@@ -27,7 +27,7 @@ pub(crate) mod lowbit;
 pub(crate) mod quant;
 
 use crate::canonical::CHAIN_MIN_M;
-use crate::operands::{I8Panel, Out, QuantRows, Tile};
+use crate::operands::{I8Panel, I8Rows, Out, PackedRows, QuantRows, Tile, XRows};
 use crate::schemes::{quantize_activations, ActQuant, PackedWeights, Scheme};
 use crate::simd::Simd;
 use crate::Pool;
@@ -85,42 +85,28 @@ pub(crate) trait PackedSimd: Send + Sync + 'static {
         k: usize,
         dst: *mut f32,
     );
-    /// Weight-only dot tile: for `r < rows ≤ DOT_ROWS`, `c < cols ≤ 4`,
-    /// `out[r·ldo + c] = bias[c] + Σ_{p<kp} x[r·ldx + p] · w_c[p]` in the
-    /// canonical order (`scalar::linear_packed`: 16 lanes of FMAs over kp,
-    /// reduced; int8 sums the codes and scales the sum), `w_c` the
-    /// decoded row `c` (as `decode_row`; all four must be readable: repeat a
-    /// row for `c ≥ cols`). x rows are zero beyond `k` up to `kp`; `bias` may
-    /// be null.
+    /// Weight-only dot tile: for `r < tile.rows ≤ DOT_ROWS`,
+    /// `c < tile.cols ≤ 4`, output `(r, c) = bias[c] + Σ_{p<kp} x(r, p) ·
+    /// w_c[p]` in the canonical order (`scalar::linear_packed`: 16 lanes of
+    /// FMAs over kp, reduced; int8 sums the codes and scales the sum), `w_c`
+    /// row `c` of `w` decoded (as `decode_row`). x rows are zero beyond `k`
+    /// up to `kp`; `bias` may be null.
     #[allow(clippy::too_many_arguments)]
     unsafe fn dot_tile(
         kind: Kind,
-        rows: usize,
-        cols: usize,
+        tile: Tile,
         k: usize,
         group: usize,
-        x: *const f32,
-        ldx: usize,
-        codes: [*const u8; 4],
-        params: [(*const f32, *const f32); 4],
+        x: XRows,
+        w: PackedRows,
         bias: *const f32,
-        out: *mut f32,
-        ldo: usize,
+        out: Out,
     );
     /// Exact i32 dots of int8 codes: for `r < rows ≤ 4`, `c < 4`,
-    /// `out[r][c] = Σ_{p<k} xq[r·ldx + p] · w_c[p]`. x codes lie in
-    /// `−127..=127` and are zero from `k` to `k` rounded up to 64; `xsum[r]`
-    /// is the sum of row r's codes; weight rows have `k` readable bytes.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn dot_i8(
-        rows: usize,
-        k: usize,
-        xq: *const i8,
-        ldx: usize,
-        xsum: *const i32,
-        w: [*const u8; 4],
-        out: &mut [[i32; 4]; 4],
-    );
+    /// `out[r][c] = Σ_{p<k} x(r, p) · w_c[p]`. x codes lie in `−127..=127`
+    /// and are zero from `k` to `k` rounded up to 64; `x.sums[r]` is the sum
+    /// of row r's codes; weight rows have `k` readable bytes.
+    unsafe fn dot_i8(rows: usize, k: usize, x: I8Rows, w: [*const u8; 4], out: &mut [[i32; 4]; 4]);
 
     /// Columns (weight rows) per int8 GEMM panel; 0: no int8 GEMM kernel, the
     /// dot tiles serve every m.
@@ -147,7 +133,7 @@ pub(crate) trait PackedSimd: Send + Sync + 'static {
         (4, false)
     }
     /// Low-bit × int8 tile (4- / 3-bit `kind`, int8 activations): for
-    /// `r < rows ≤ 4`, `c < cols ≤ NC`, `out[r·ldo + c]` as the reference's
+    /// `r < tile.rows ≤ 4`, `c < tile.cols ≤ NC`, output `(r, c)` as the reference's
     /// low-bit expression (`schemes::linear_reference`): per group `g`, exact
     /// `d = Σ xq·u` (`u` the integer code: nibble / 3-bit code, or `NF4_I8`),
     /// then `acc = acc + ps[c·ng+g] · (d as f32 − pz[c·ng+g] · xsg[r·ng + g]
@@ -157,16 +143,9 @@ pub(crate) trait PackedSimd: Send + Sync + 'static {
     /// per row); `ps` / `pz` the rows' group parameters (`cols·ng`), `bias`
     /// NC floats; weight rows `codes + c·rb` for `c < cols` are readable.
     #[allow(clippy::too_many_arguments)]
-    unsafe fn dot_lowbit(
-        kind: Kind,
-        rows: usize,
-        cols: usize,
-        k: usize,
-        group: usize,
-        t: LowbitTile,
-        out: *mut f32,
-        ldo: usize,
-    ) {
+    unsafe fn dot_lowbit(kind: Kind, tile: Tile, k: usize, group: usize, t: LowbitTile, out: Out) {
+        let (rows, cols) = (tile.rows, tile.cols);
+        let (out, ldo) = (out.ptr, out.row_stride);
         lowbit::lowbit_scalar(kind, rows, cols, k, group, t, out, ldo)
     }
 

@@ -46,14 +46,14 @@ fn code(kind: Kind) -> u8 {
 impl PackedSimd for Avx2 {
     unsafe fn dot_lowbit(
         kind: Kind,
-        rows: usize,
-        cols: usize,
+        tile: crate::operands::Tile,
         k: usize,
         group: usize,
         t: crate::packed::LowbitTile,
-        out: *mut f32,
-        ldo: usize,
+        out: crate::operands::Out,
     ) {
+        let (rows, cols) = (tile.rows, tile.cols);
+        let (out, ldo) = (out.ptr, out.row_stride);
         super::lowbit::dot_lowbit::<false>(kind, rows, cols, k, group, t, out, ldo)
     }
     // Per x row 2 i16 + 2 i32 accumulators; with 2 panel vectors and a
@@ -88,18 +88,18 @@ impl PackedSimd for Avx2 {
     }
     unsafe fn dot_tile(
         kind: Kind,
-        rows: usize,
-        cols: usize,
+        tile: crate::operands::Tile,
         k: usize,
         group: usize,
-        x: *const f32,
-        ldx: usize,
-        codes: [*const u8; 4],
-        params: [(*const f32, *const f32); 4],
+        x: crate::operands::XRows,
+        w: crate::operands::PackedRows,
         bias: *const f32,
-        out: *mut f32,
-        ldo: usize,
+        out: crate::operands::Out,
     ) {
+        let (rows, cols) = (tile.rows, tile.cols);
+        let (x, ldx) = (x.ptr, x.row_stride);
+        let (codes, params) = (w.codes, w.params);
+        let (out, ldo) = (out.ptr, out.row_stride);
         macro_rules! call {
             ($($r:literal)*) => {
                 match (code(kind), rows) {
@@ -116,12 +116,12 @@ impl PackedSimd for Avx2 {
     unsafe fn dot_i8(
         rows: usize,
         k: usize,
-        xq: *const i8,
-        ldx: usize,
-        _xsum: *const i32,
+        x: crate::operands::I8Rows,
         w: [*const u8; 4],
         out: &mut [[i32; 4]; 4],
     ) {
+        let (xq, ldx) = (x.codes, x.row_stride);
+        let _xsum = x.sums;
         dot_i8(rows, k, xq, ldx, w, out)
     }
     const I8_NR: usize = I8_NR;

@@ -75,18 +75,18 @@ macro_rules! common_impl {
         }
         unsafe fn dot_tile(
             kind: Kind,
-            rows: usize,
-            cols: usize,
+            tile: crate::operands::Tile,
             k: usize,
             group: usize,
-            x: *const f32,
-            ldx: usize,
-            codes: [*const u8; 4],
-            params: [(*const f32, *const f32); 4],
+            x: crate::operands::XRows,
+            w: crate::operands::PackedRows,
             bias: *const f32,
-            out: *mut f32,
-            ldo: usize,
+            out: crate::operands::Out,
         ) {
+            let (rows, cols) = (tile.rows, tile.cols);
+            let (x, ldx) = (x.ptr, x.row_stride);
+            let (codes, params) = (w.codes, w.params);
+            let (out, ldo) = (out.ptr, out.row_stride);
             dot_tile_any(
                 kind, rows, cols, k, group, x, ldx, codes, params, bias, out, ldo,
             )
@@ -101,14 +101,14 @@ impl PackedSimd for Avx512 {
     common_impl!();
     unsafe fn dot_lowbit(
         kind: Kind,
-        rows: usize,
-        cols: usize,
+        tile: crate::operands::Tile,
         k: usize,
         group: usize,
         t: crate::packed::LowbitTile,
-        out: *mut f32,
-        ldo: usize,
+        out: crate::operands::Out,
     ) {
+        let (rows, cols) = (tile.rows, tile.cols);
+        let (out, ldo) = (out.ptr, out.row_stride);
         super::lowbit::dot_lowbit::<false>(kind, rows, cols, k, group, t, out, ldo)
     }
     // Without VNNI, AVX2's low-bit GEMM (as for int8 below).
@@ -128,12 +128,12 @@ impl PackedSimd for Avx512 {
     unsafe fn dot_i8(
         rows: usize,
         k: usize,
-        xq: *const i8,
-        ldx: usize,
-        xsum: *const i32,
+        x: crate::operands::I8Rows,
         w: [*const u8; 4],
         out: &mut [[i32; 4]; 4],
     ) {
+        let (xq, ldx) = (x.codes, x.row_stride);
+        let xsum = x.sums;
         super::packed_avx2::dot_i8(rows, k, xq, ldx, w, out);
         let _ = xsum;
     }
@@ -156,14 +156,14 @@ impl PackedSimd for Avx512Vnni {
     common_impl!();
     unsafe fn dot_lowbit(
         kind: Kind,
-        rows: usize,
-        cols: usize,
+        tile: crate::operands::Tile,
         k: usize,
         group: usize,
         t: crate::packed::LowbitTile,
-        out: *mut f32,
-        ldo: usize,
+        out: crate::operands::Out,
     ) {
+        let (rows, cols) = (tile.rows, tile.cols);
+        let (out, ldo) = (out.ptr, out.row_stride);
         super::lowbit::dot_lowbit::<true>(kind, rows, cols, k, group, t, out, ldo)
     }
     fn lowbit_shape(kind: Kind, group: usize) -> (usize, bool) {
@@ -174,12 +174,12 @@ impl PackedSimd for Avx512Vnni {
     unsafe fn dot_i8(
         rows: usize,
         k: usize,
-        xq: *const i8,
-        ldx: usize,
-        xsum: *const i32,
+        x: crate::operands::I8Rows,
         w: [*const u8; 4],
         out: &mut [[i32; 4]; 4],
     ) {
+        let (xq, ldx) = (x.codes, x.row_stride);
+        let xsum = x.sums;
         match rows {
             1 => dot_i8_vnni::<1>(k, xq, ldx, xsum, w, out),
             2 => dot_i8_vnni::<2>(k, xq, ldx, xsum, w, out),
