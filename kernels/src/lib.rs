@@ -7,7 +7,7 @@
 //! Layout of the crate:
 //! - [`scalar`]: the reference — simple, obviously correct, and the fallback on
 //!   CPUs without a SIMD path.
-//! - [`canonical`]: the constants that fix the f32 operation order every
+//! - `canonical.rs`: the constants that fix the f32 operation order every
 //!   kernel set follows bit for bit; `tuning.rs`: the drivers' speed
 //!   thresholds, kept apart so that tuning can never change a result.
 //! - `gemm/`: the one GEMM loop nest (`gemm/driver.rs`) and a packer +
@@ -32,7 +32,7 @@ mod aarch64;
     allow(dead_code)
 )]
 mod attention;
-pub mod canonical;
+mod canonical;
 mod dispatch;
 #[cfg_attr(
     not(any(target_arch = "x86_64", target_arch = "aarch64")),

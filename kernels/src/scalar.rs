@@ -14,13 +14,14 @@
 //!   `p % 16`, the row zero-padded to a multiple of 16, then [`reduce`]'s fixed
 //!   pairwise tree. AVX-512 holds the lanes in one zmm, AVX2 in two ymm,
 //!   NEON in four q registers;
-//! - `linear`, m ≥ [`CHAIN_MIN_M`]: each output starts at its bias
+//! - `linear`, m ≥ `CHAIN_MIN_M`: each output starts at its bias
 //!   (or 0) and accumulates `x·w` over k in order with FMA (the micro-kernels'
 //!   register tiles span all of k);
 //! - `linear`, m < `CHAIN_MIN_M`: lanes of FMAs, reduced, plus the bias (or 0);
 //! - `gelu`: [`gelu_canonical`]'s f32 sequence (the erfc fit and exp below).
 //!
-//! The constants of this order live in [`crate::canonical`].
+//! The constants of this order live in `canonical.rs`, apart from the
+//! drivers' speed thresholds (`tuning.rs`).
 
 pub use crate::canonical::LANES;
 use crate::canonical::{ATTENTION_DOT_MAX_Q, CHAIN_MIN_M, PACKED_DOT_PAD};
