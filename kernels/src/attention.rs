@@ -1,6 +1,6 @@
 //! The attention driver shared by every SIMD instruction set.
 //!
-//! * **Blocked** (n_q ≥ [`DOT_MAX_Q`], the encoder): one pool task per
+//! * **Blocked** (n_q ≥ [`ATTENTION_DOT_MAX_Q`], the encoder): one pool task per
 //!   (head, block of `QB` query rows). A task computes the transposed scores
 //!   `Sᵀ[j][c] = k_j · q_c` for its block with the GEMM micro-kernel (K rows
 //!   as A, the query block packed as B), a column-wise softmax
@@ -28,12 +28,11 @@
 //! irrelevant); the output is multiplied by `1 / sum`. Block sizes only
 //! change how many exact zeros are added, never the value.
 
-use crate::scalar::SharedOut;
+use crate::canonical::ATTENTION_DOT_MAX_Q;
+use crate::operands::{Lhs, Out, Panel, Tile};
 use crate::simd::{Init, Simd};
+use crate::sync_ptr::{SharedConst, SharedMut};
 use crate::{scratch, AttentionShape, Pool};
-
-/// Below this many query rows a query block would be mostly padding.
-pub(crate) const DOT_MAX_Q: usize = 8;
 
 /// K / V rows copied per pool task before the blocked path.
 const PACK_ROWS: usize = 256;
@@ -48,40 +47,28 @@ pub(crate) enum Kv<'a> {
 impl Kv<'_> {
     fn raw(self) -> Raw {
         match self {
-            Kv::F32(x) => Raw(x.as_ptr().cast(), false),
-            Kv::F16(x) => Raw(x.as_ptr().cast(), true),
+            Kv::F32(x) => Raw(SharedConst::new(x.as_ptr().cast()), false),
+            Kv::F16(x) => Raw(SharedConst::new(x.as_ptr().cast()), true),
         }
     }
 }
 
 /// A read-only K or V view: base pointer, f16 flag.
 #[derive(Clone, Copy)]
-struct Raw(*const u8, bool);
-// Safety: read-only views of slices that outlive every task.
-unsafe impl Send for Raw {}
-unsafe impl Sync for Raw {}
+struct Raw(SharedConst<u8>, bool);
 
 impl Raw {
     /// Element `i` (f32 or f16 units) as a byte pointer.
     fn at(self, i: usize) -> *const u8 {
-        self.0.wrapping_add(i * if self.1 { 2 } else { 4 })
+        self.0.get().wrapping_add(i * if self.1 { 2 } else { 4 })
     }
     fn f16(self) -> bool {
         self.1
     }
 }
 
-#[derive(Clone, Copy)]
-struct In(*const f32);
-// Safety: read-only views of slices that outlive every task.
-unsafe impl Send for In {}
-unsafe impl Sync for In {}
-
-impl In {
-    fn ptr(self) -> *const f32 {
-        self.0
-    }
-}
+type In = SharedConst<f32>;
+type SharedOut = SharedMut<f32>;
 
 pub(crate) fn attention<I: Simd>(
     pool: &Pool,
@@ -92,9 +79,9 @@ pub(crate) fn attention<I: Simd>(
     out: &mut [f32],
 ) {
     let scale = 1.0 / (s.head_dim as f32).sqrt();
-    let (q, k, v) = (In(q.as_ptr()), k.raw(), v.raw());
-    let out = SharedOut(out.as_mut_ptr());
-    if s.n_q < DOT_MAX_Q {
+    let (q, k, v) = (In::new(q.as_ptr()), k.raw(), v.raw());
+    let out = SharedOut::new(out);
+    if s.n_q < ATTENTION_DOT_MAX_Q {
         attention_dot::<I>(pool, q, k, v, s, scale, out)
     } else {
         attention_blocked::<I>(pool, q, k, v, s, scale, out)
@@ -119,9 +106,9 @@ fn attention_dot<I: Simd>(
             // of n_head·head_dim floats at their strides; (h, i) owns its
             // d floats of out.
             unsafe {
-                let o = out.ptr().add(i * s.out_stride + h * d);
+                let o = out.get().add(i * s.out_stride + h * d);
                 I::dots(
-                    q.ptr().add(i * s.q_stride + h * d),
+                    q.get().add(i * s.q_stride + h * d),
                     k.at(h * d),
                     k.f16(),
                     s.kv_stride,
@@ -157,7 +144,7 @@ fn attention_blocked<I: Simd>(
     // task evict each other.
     let head_len = s.n_kv * d;
     scratch::with(2 * s.n_head * head_len, |kvp| {
-        let dst = SharedOut(kvp.as_mut_ptr());
+        let dst = SharedOut::new(kvp);
         let chunks = s.n_kv.div_ceil(PACK_ROWS);
         pool.run(2 * s.n_head * chunks, &|t| {
             let (x, h, c) = (t / (s.n_head * chunks), t / chunks % s.n_head, t % chunks);
@@ -166,7 +153,7 @@ fn attention_blocked<I: Simd>(
             // n_head·head_dim elements at kv_stride; task t owns rows
             // c·PACK_ROWS.. of head h of its matrix in the buffer.
             unsafe {
-                let base = dst.ptr().add((x * s.n_head + h) * head_len);
+                let base = dst.get().add((x * s.n_head + h) * head_len);
                 for j in c * PACK_ROWS..((c + 1) * PACK_ROWS).min(s.n_kv) {
                     let from = src.at(j * s.kv_stride + h * d);
                     if src.f16() {
@@ -177,7 +164,7 @@ fn attention_blocked<I: Simd>(
                 }
             }
         });
-        let kvp = In(kvp.as_ptr());
+        let kvp = In::new(kvp.as_ptr());
         pool.run(s.n_head * blocks, &|t| {
             let (h, b) = (t / blocks, t % blocks);
             let i0 = b * qb;
@@ -205,13 +192,13 @@ fn attention_blocked<I: Simd>(
                 // its rows × d floats of out.
                 unsafe {
                     // This head's K / V rows, `d` apart.
-                    let kh = kvp.ptr().add(h * head_len);
-                    let vh = kvp.ptr().add((s.n_head + h) * head_len);
+                    let kh = kvp.get().add(h * head_len);
+                    let vh = kvp.get().add((s.n_head + h) * head_len);
                     let kv_ld = d;
                     for pq in 0..q_panels {
                         let row = i0 + pq * nr;
                         I::pack_b(
-                            q.ptr().add(row * s.q_stride + h * d).cast(),
+                            q.get().add(row * s.q_stride + h * d).cast(),
                             false,
                             s.q_stride,
                             (nq - pq * nr).min(nr),
@@ -223,16 +210,24 @@ fn attention_blocked<I: Simd>(
                     for j in (0..kv).step_by(mr) {
                         for pq in 0..q_panels {
                             I::kernel(
-                                (kv - j).min(mr),
-                                nr,
+                                Tile {
+                                    rows: (kv - j).min(mr),
+                                    cols: nr,
+                                },
                                 d,
-                                kh.add(j * kv_ld),
-                                kv_ld,
-                                1,
-                                qp.as_ptr().add(pq * nr * d),
-                                nr,
-                                st.as_mut_ptr().add(j * qb + pq * nr),
-                                qb,
+                                Lhs {
+                                    ptr: kh.add(j * kv_ld),
+                                    row_stride: kv_ld,
+                                    k_stride: 1,
+                                },
+                                Panel {
+                                    ptr: qp.as_ptr().add(pq * nr * d),
+                                    k_stride: nr,
+                                },
+                                Out {
+                                    ptr: st.as_mut_ptr().add(j * qb + pq * nr),
+                                    row_stride: qb,
+                                },
                                 Init::Zero,
                             );
                         }
@@ -262,22 +257,31 @@ fn attention_blocked<I: Simd>(
                         };
                         for r in (0..nq).step_by(mr) {
                             I::kernel(
-                                (nq - r).min(mr),
-                                cols,
+                                Tile {
+                                    rows: (nq - r).min(mr),
+                                    cols,
+                                },
                                 kv,
-                                st.as_ptr().add(r),
-                                1,
-                                qb,
-                                b,
-                                ldb,
-                                out.ptr().add((i0 + r) * s.out_stride + h * d + c0),
-                                s.out_stride,
+                                // Sᵀ read transposed: a query row is a column.
+                                Lhs {
+                                    ptr: st.as_ptr().add(r),
+                                    row_stride: 1,
+                                    k_stride: qb,
+                                },
+                                Panel {
+                                    ptr: b,
+                                    k_stride: ldb,
+                                },
+                                Out {
+                                    ptr: out.get().add((i0 + r) * s.out_stride + h * d + c0),
+                                    row_stride: s.out_stride,
+                                },
                                 Init::Zero,
                             );
                         }
                     }
                     for (r, &sum) in sums[..nq].iter().enumerate() {
-                        I::scale(out.ptr().add((i0 + r) * s.out_stride + h * d), d, 1.0 / sum);
+                        I::scale(out.get().add((i0 + r) * s.out_stride + h * d), d, 1.0 / sum);
                     }
                 }
             })

@@ -7,8 +7,17 @@
 //! Layout of the crate:
 //! - [`scalar`]: the reference — simple, obviously correct, and the fallback on
 //!   CPUs without a SIMD path.
-//! - `gemm.rs` / `attention.rs`: the ISA-independent drivers (threading, cache
-//!   blocking, packing order) written once against the `Simd` trait.
+//! - `canonical.rs`: the constants that fix the f32 operation order every
+//!   kernel set follows bit for bit; `tuning.rs`: the drivers' speed
+//!   thresholds, kept apart so that tuning can never change a result.
+//! - `gemm/`: the one GEMM loop nest (`gemm/driver.rs`) and a packer +
+//!   micro-kernel plan per weight family (f16, weight-only packed, int8 ×
+//!   int8, low-bit × int8); `packed/`: the packed-weight routing, small-m
+//!   tiles and activation quantization; `attention.rs`: attention. All are
+//!   ISA-independent drivers written once against the `Simd` / `PackedSimd`
+//!   traits; micro-kernel operands are the typed views of `operands.rs`.
+//! - `sync_ptr.rs`: the raw-pointer wrappers that cross into pool tasks (the
+//!   crate's only `unsafe impl Send/Sync` besides the pool's job slot).
 //! - `x86/avx2.rs`, `x86/avx512.rs`, `aarch64/neon.rs`: one file per
 //!   instruction set with the micro-kernels, packing routines and element-wise
 //!   kernels; `packed_*.rs` / `x86/avxvnni.rs` / `aarch64/dotprod.rs` /
@@ -23,12 +32,18 @@ mod aarch64;
     allow(dead_code)
 )]
 mod attention;
+mod canonical;
 mod dispatch;
 #[cfg_attr(
     not(any(target_arch = "x86_64", target_arch = "aarch64")),
     allow(dead_code)
 )]
 mod gemm;
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code)
+)]
+mod operands;
 #[cfg_attr(
     not(any(target_arch = "x86_64", target_arch = "aarch64")),
     allow(dead_code)
@@ -47,6 +62,8 @@ mod scratch;
     allow(dead_code)
 )]
 mod simd;
+mod sync_ptr;
+mod tuning;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -278,18 +295,18 @@ impl Kernels {
     /// the results equal the serial call's bit for bit (the encoder's FFN
     /// activations are millions of elements: serially they idled the pool).
     pub fn gelu_pooled(&self, pool: &Pool, x: &mut [f32]) {
-        const CHUNK: usize = 16 * 1024;
+        const CHUNK: usize = tuning::GELU_CHUNK;
         let n = x.len();
         let tasks = n.div_ceil(CHUNK);
         if tasks <= 1 || pool.threads() == 1 {
             return self.gelu(x);
         }
-        let p = scalar::SharedOut(x.as_mut_ptr());
+        let p = sync_ptr::SharedMut::new(x);
         let gelu = self.table.gelu;
         pool.run(tasks, &|t| {
             let (a, b) = (t * CHUNK, ((t + 1) * CHUNK).min(n));
             // Safety: chunks are disjoint and inside x, which outlives the job.
-            gelu(unsafe { std::slice::from_raw_parts_mut(p.ptr().add(a), b - a) })
+            gelu(unsafe { std::slice::from_raw_parts_mut(p.get().add(a), b - a) })
         });
     }
     /// [`Kernels::layer_norm`] with the rows split across the pool (rows are
@@ -304,7 +321,7 @@ impl Kernels {
         beta: &[f32],
         out: &mut [f32],
     ) {
-        const ROWS: usize = 64;
+        const ROWS: usize = tuning::LAYER_NORM_ROWS;
         let rows = x.len().checked_div(d).unwrap_or(0);
         let tasks = rows.div_ceil(ROWS);
         if tasks <= 1 || pool.threads() == 1 {
@@ -312,12 +329,12 @@ impl Kernels {
         }
         // The serial call's checks, once, on the whole arguments.
         check_layer_norm(x, d, gamma, beta, out);
-        let p = scalar::SharedOut(out.as_mut_ptr());
+        let p = sync_ptr::SharedMut::new(out);
         let norm = self.table.layer_norm;
         pool.run(tasks, &|t| {
             let (a, b) = (t * ROWS * d, ((t + 1) * ROWS).min(rows) * d);
             // Safety: disjoint row ranges of out, which outlives the job.
-            let o = unsafe { std::slice::from_raw_parts_mut(p.ptr().add(a), b - a) };
+            let o = unsafe { std::slice::from_raw_parts_mut(p.get().add(a), b - a) };
             norm(&x[a..b], d, &gamma[..d], &beta[..d], o)
         });
     }

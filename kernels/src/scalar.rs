@@ -14,12 +14,18 @@
 //!   `p % 16`, the row zero-padded to a multiple of 16, then [`reduce`]'s fixed
 //!   pairwise tree. AVX-512 holds the lanes in one zmm, AVX2 in two ymm,
 //!   NEON in four q registers;
-//! - `linear`, m ≥ [`crate::gemm::DOT_MAX_M`]: each output starts at its bias
+//! - `linear`, m ≥ `CHAIN_MIN_M`: each output starts at its bias
 //!   (or 0) and accumulates `x·w` over k in order with FMA (the micro-kernels'
 //!   register tiles span all of k);
-//! - `linear`, m < `DOT_MAX_M`: lanes of FMAs, reduced, plus the bias (or 0);
+//! - `linear`, m < `CHAIN_MIN_M`: lanes of FMAs, reduced, plus the bias (or 0);
 //! - `gelu`: [`gelu_canonical`]'s f32 sequence (the erfc fit and exp below).
+//!
+//! The constants of this order live in `canonical.rs`, apart from the
+//! drivers' speed thresholds (`tuning.rs`).
 
+pub use crate::canonical::LANES;
+use crate::canonical::{ATTENTION_DOT_MAX_Q, CHAIN_MIN_M, PACKED_DOT_PAD};
+use crate::sync_ptr::SharedMut;
 use crate::{AttentionShape, Pool, Weights};
 
 /// One IEEE half (raw bits) to f32, exactly. NaNs stay NaN with their payload
@@ -61,9 +67,6 @@ fn weight_row(w: Weights, j: usize, k: usize, buf: &mut Vec<f32>) {
 
 /// Columns handled by one pool task.
 const COLUMNS_PER_TASK: usize = 64;
-
-/// Partial sums per row reduction (see "Canonical order").
-pub const LANES: usize = 16;
 
 /// The canonical reduction of 16 partial sums: lane `i` with `i + 8`, then
 /// `i + 4`, `i + 2`, `i + 1`.
@@ -132,7 +135,7 @@ fn chain_body(a: &[f32], b: &[f32], init: f32) -> f32 {
 with_fma!(chain(a: &[f32], b: &[f32], init: f32) -> f32 = chain_body(a, b, init));
 
 /// `out[i][j] = bias[j] + Σ_p x[i][p] · w[j][p]` in the canonical order: for
-/// m ≥ `DOT_MAX_M` an FMA chain over p starting at the bias, else
+/// m ≥ `CHAIN_MIN_M` an FMA chain over p starting at the bias, else
 /// [`LANES`] partial sums reduced, then the bias added.
 #[allow(clippy::too_many_arguments)]
 pub fn linear(
@@ -145,8 +148,8 @@ pub fn linear(
     bias: Option<&[f32]>,
     out: &mut [f32],
 ) {
-    let out = SharedOut(out.as_mut_ptr());
-    let by_chain = m >= crate::gemm::DOT_MAX_M;
+    let out = SharedMut::new(out);
+    let by_chain = m >= CHAIN_MIN_M;
     pool.run(n.div_ceil(COLUMNS_PER_TASK), &|task| {
         let mut row = Vec::with_capacity(k);
         for j in task * COLUMNS_PER_TASK..((task + 1) * COLUMNS_PER_TASK).min(n) {
@@ -160,7 +163,7 @@ pub fn linear(
                     dot_lanes(xi, &row) + b
                 };
                 // Safety: column j belongs to this task only; i·n + j < m·n.
-                unsafe { *out.ptr().add(i * n + j) = value };
+                unsafe { *out.get().add(i * n + j) = value };
             }
         }
     });
@@ -168,8 +171,8 @@ pub fn linear(
 
 /// `linear` for packed weights. Int8 activations: the reference (exact
 /// integer dots, so any order gives the same bits). Weight-only, in the order
-/// of the SIMD drivers in `packed.rs`: m ≥ `DOT_MAX_M` as `linear` above on
-/// the decoded rows; m < `DOT_MAX_M` lanes over k rounded up to 32 (x zero,
+/// of the SIMD drivers in `packed/`: m ≥ `CHAIN_MIN_M` as `linear` above on
+/// the decoded rows; m < `CHAIN_MIN_M` lanes over k rounded up to `PACKED_DOT_PAD` (x zero,
 /// the weights' padding decoded as stored), reduced, then (int8: times the row
 /// scale, the codes summed unscaled) plus the bias.
 #[allow(clippy::too_many_arguments)]
@@ -186,20 +189,20 @@ pub fn linear_packed(
     use crate::schemes::{dequantize_row_padded, ActQuant};
     // int8 activations (every scheme: int8 × int8 or low-bit × int8) take
     // the integer reference; only weight-only layers go on below.
-    if w.act != ActQuant::Float || m >= crate::gemm::DOT_MAX_M {
+    if w.act != ActQuant::Float || m >= CHAIN_MIN_M {
         return match w.act {
             ActQuant::Float => linear(pool, x, m, k, Weights::Packed(w), n, bias, out),
             _ => crate::schemes::linear_reference_pooled(pool, x, m, k, w, n, bias, out),
         };
     }
     assert!(x.len() >= m * k && out.len() >= m * n && w.n == n && w.k == k);
-    let kp = k.next_multiple_of(32);
+    let kp = k.next_multiple_of(PACKED_DOT_PAD);
     let mut xp = vec![0.0f32; m * kp];
     for (dst, src) in xp.chunks_exact_mut(kp).zip(x.chunks_exact(k)) {
         dst[..k].copy_from_slice(src);
     }
     let int8 = w.scheme.is_int8();
-    let out = SharedOut(out.as_mut_ptr());
+    let out = SharedMut::new(out);
     pool.run(n.div_ceil(COLUMNS_PER_TASK), &|task| {
         let mut row = vec![0.0f32; kp];
         for j in task * COLUMNS_PER_TASK..((task + 1) * COLUMNS_PER_TASK).min(n) {
@@ -227,7 +230,7 @@ pub fn linear_packed(
                     v *= scale;
                 }
                 // Safety: column j belongs to this task only; i·n + j < m·n.
-                unsafe { *out.ptr().add(i * n + j) = v + b };
+                unsafe { *out.get().add(i * n + j) = v + b };
             }
         }
     });
@@ -429,15 +432,15 @@ pub fn sum16(x: &[f32]) -> f32 {
 /// the maximum subtracted, weighted sum of the values, times 1/sum.
 ///
 /// This is also the canonical operation order every SIMD kernel follows
-/// bit for bit (see `attention.rs`): with fewer than `DOT_MAX_Q` queries
+/// bit for bit (see `attention.rs`): with fewer than `ATTENTION_DOT_MAX_Q` queries
 /// (the dot path) scores and the sum use [`dot16`] / [`sum16`]; otherwise
 /// scores are one FMA chain over the head dimension and the sum is taken in
 /// key order. `P·V` is one FMA chain per output in key order.
 pub fn attention(pool: &Pool, q: &[f32], k: &[f32], v: &[f32], s: AttentionShape, out: &mut [f32]) {
     let d = s.head_dim;
     let scale = 1.0 / (d as f32).sqrt();
-    let dot_path = s.n_q < crate::attention::DOT_MAX_Q;
-    let out = SharedOut(out.as_mut_ptr());
+    let dot_path = s.n_q < ATTENTION_DOT_MAX_Q;
+    let out = SharedMut::new(out);
     pool.run(s.n_head * s.n_q, &|task| {
         let (h, i) = (task / s.n_q, task % s.n_q);
         let qi = &q[i * s.q_stride + h * d..][..d];
@@ -472,7 +475,7 @@ pub fn attention(pool: &Pool, q: &[f32], k: &[f32], v: &[f32], s: AttentionShape
         let inv = 1.0 / sum;
         for (c, a) in acc.iter().enumerate() {
             // Safety: (query i, head h) owns these d floats of out.
-            unsafe { *out.ptr().add(i * s.out_stride + h * d + c) = a * inv };
+            unsafe { *out.get().add(i * s.out_stride + h * d + c) = a * inv };
         }
     });
 }
@@ -488,18 +491,4 @@ pub fn attention_f16(
 ) {
     let widen = |x: &[u16]| x.iter().map(|&h| f16_bits_to_f32(h)).collect::<Vec<_>>();
     attention(pool, q, &widen(k), &widen(v), s, out)
-}
-
-/// A raw output pointer shared by tasks that write disjoint parts of it.
-#[derive(Clone, Copy)]
-pub(crate) struct SharedOut(pub *mut f32);
-// Safety: every user writes disjoint elements from different tasks.
-unsafe impl Send for SharedOut {}
-unsafe impl Sync for SharedOut {}
-
-impl SharedOut {
-    /// The pointer (a method, so closures capture the whole `Sync` wrapper).
-    pub(crate) fn ptr(self) -> *mut f32 {
-        self.0
-    }
 }

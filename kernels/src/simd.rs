@@ -1,10 +1,12 @@
-//! What a SIMD instruction set provides to the shared drivers in `gemm.rs` and
+//! What a SIMD instruction set provides to the shared drivers in `gemm/` and
 //! `attention.rs`: a register-tiled micro-kernel, the packing routine that
 //! feeds it, a small-m dot-product tile, and a few vector loops.
 //!
 //! All functions are `unsafe`: an implementation may only be called on a CPU
 //! with its features (guaranteed by `dispatch::table`), and they take raw
 //! pointers whose extents are stated per function.
+
+use crate::operands::{Lhs, Out, Panel, Tile, WeightRows, XRows};
 
 /// How the micro-kernel's accumulators start.
 #[derive(Clone, Copy)]
@@ -28,44 +30,19 @@ pub(crate) trait Simd: Send + Sync + 'static {
     /// `dst` holds `k·NR` floats.
     unsafe fn pack_b(src: *const u8, f16: bool, ld: usize, rows: usize, k: usize, dst: *mut f32);
 
-    /// The micro-kernel: for `r < rows ≤ MR`, `c < cols ≤ NR`,
-    /// `C[r·ldc + c] = init[c] + Σ_{p<k} A[p·a_ps + r·a_rs] · B[p·ldb + c]`,
-    /// one FMA per p in order (the canonical order: never split k).
-    /// B must have `NR` readable floats at every `p·ldb`; only the valid
-    /// columns of C are written.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn kernel(
-        rows: usize,
-        cols: usize,
-        k: usize,
-        a: *const f32,
-        a_rs: usize,
-        a_ps: usize,
-        b: *const f32,
-        ldb: usize,
-        c: *mut f32,
-        ldc: usize,
-        init: Init,
-    );
+    /// The micro-kernel: for `r < tile.rows ≤ MR`, `c < tile.cols ≤ NR`,
+    /// `C(r, c) = init[c] + Σ_{p<k} A(r, p) · B(p, c)` (see [`Lhs`],
+    /// [`Panel`], [`Out`] for where each element lies), one FMA per p in
+    /// order (the canonical order: never split k). B must have `NR` readable
+    /// floats at every step; only the valid columns of C are written.
+    unsafe fn kernel(tile: Tile, k: usize, a: Lhs, b: Panel, c: Out, init: Init);
 
-    /// Dot-product tile for small m: for `r < rows ≤ 4`, `c < cols ≤ 4`,
-    /// `out[r·ldo + c] = bias[c] + Σ_{p<k} x[r·ldx + p] · w[c][p]` in the
-    /// canonical order (16 lanes of FMAs, `scalar::reduce`, then the bias), where the
-    /// four weight rows (f16 bits if `f16`) must all be readable for `k`
-    /// elements (repeat a valid row for `c ≥ cols`); `bias` may be null.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn dot_tile(
-        rows: usize,
-        cols: usize,
-        k: usize,
-        x: *const f32,
-        ldx: usize,
-        w: [*const u8; 4],
-        f16: bool,
-        bias: *const f32,
-        out: *mut f32,
-        ldo: usize,
-    );
+    /// Dot-product tile for small m: for `r < tile.rows ≤ 4`,
+    /// `c < tile.cols ≤ 4`, output `(r, c) = bias[c] + Σ_{p<k} x(r, p) ·
+    /// w.rows[c][p]` in the canonical order (16 lanes of FMAs,
+    /// `scalar::reduce`, then the bias), where the four weight rows must all
+    /// be readable for `k` elements; `bias` may be null.
+    unsafe fn dot_tile(tile: Tile, k: usize, x: XRows, w: WeightRows, bias: *const f32, out: Out);
 
     /// `out[j] = Σ_{p<d} q[p] · k[j·ldk + p]` for `j < n` (k: f16 bits if
     /// `f16`, else f32), in the canonical order of `scalar::dot16`: sixteen

@@ -36,14 +36,14 @@ impl PackedSimd for NeonI8mm {
 
     unsafe fn dot_lowbit(
         kind: crate::packed::Kind,
-        rows: usize,
-        cols: usize,
+        tile: crate::operands::Tile,
         k: usize,
         group: usize,
         t: crate::packed::LowbitTile,
-        out: *mut f32,
-        ldo: usize,
+        out: crate::operands::Out,
     ) {
+        let (rows, cols) = (tile.rows, tile.cols);
+        let (out, ldo) = (out.ptr, out.row_stride);
         super::lowbit::dot_lowbit::<true>(kind, rows, cols, k, group, t, out, ldo)
     }
     const LB_NR: usize = super::lowbit::LB_NR;
@@ -52,12 +52,12 @@ impl PackedSimd for NeonI8mm {
     unsafe fn dot_i8(
         rows: usize,
         k: usize,
-        xq: *const i8,
-        ldx: usize,
-        _xsum: *const i32,
+        x: crate::operands::I8Rows,
         w: [*const u8; 4],
         out: &mut [[i32; 4]; 4],
     ) {
+        let (xq, ldx) = (x.codes, x.row_stride);
+        let _xsum = x.sums;
         let pairs = rows / 2;
         match pairs {
             0 => {}

@@ -275,9 +275,9 @@ pub(crate) unsafe fn gemm_dot<const R: usize>(
     group: usize,
     t: LowbitTile,
     panel: *const u8,
-    out: *mut f32,
-    ldo: usize,
+    out: crate::operands::Out,
 ) {
+    let (out, ldo) = (out.ptr, out.row_stride);
     let ng = kp.div_ceil(group);
     let steps = kp / 4;
     let gs = group / 4;
@@ -317,9 +317,9 @@ pub(crate) unsafe fn gemm_neon<const R: usize>(
     group: usize,
     t: LowbitTile,
     panel: *const u8,
-    out: *mut f32,
-    ldo: usize,
+    out: crate::operands::Out,
 ) {
+    let (out, ldo) = (out.ptr, out.row_stride);
     let ng = kp.div_ceil(group);
     let steps = kp / 4;
     let gs = group / 4;

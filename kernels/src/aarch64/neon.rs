@@ -16,6 +16,7 @@ use std::arch::asm;
 
 use crate::attention::{self, Kv};
 use crate::dispatch::{Isa, Table};
+use crate::operands::{Lhs, Out, Panel, Tile};
 use crate::simd::{Init, Simd};
 use crate::simd::{ERFC_POLY, EXP_MAX, EXP_MIN, EXP_POLY, LN2_HI, LN2_LO};
 use crate::{gemm, AttentionShape, Pool, Weights};
@@ -97,41 +98,29 @@ impl Simd for Neon {
             pack_b::<false>(src, ld, rows, k, dst)
         }
     }
-    unsafe fn kernel(
-        rows: usize,
-        cols: usize,
-        k: usize,
-        a: *const f32,
-        a_rs: usize,
-        a_ps: usize,
-        b: *const f32,
-        ldb: usize,
-        c: *mut f32,
-        ldc: usize,
-        init: Init,
-    ) {
+    unsafe fn kernel(tile: Tile, k: usize, a: Lhs, b: Panel, c: Out, init: Init) {
         macro_rules! call {
             ($($r:literal)*) => {
-                match rows {
-                    $($r => kernel::<$r>(cols, k, a, a_rs, a_ps, b, ldb, c, ldc, init),)*
-                    _ => unreachable!("micro-kernel rows {rows}"),
+                match tile.rows {
+                    $($r => kernel::<$r>(tile.cols, k, a, b, c, init),)*
+                    _ => unreachable!("micro-kernel rows {}", tile.rows),
                 }
             };
         }
         call!(1 2 3 4 5 6)
     }
     unsafe fn dot_tile(
-        rows: usize,
-        cols: usize,
+        tile: crate::operands::Tile,
         k: usize,
-        x: *const f32,
-        ldx: usize,
-        w: [*const u8; 4],
-        f16: bool,
+        x: crate::operands::XRows,
+        w: crate::operands::WeightRows,
         bias: *const f32,
-        out: *mut f32,
-        ldo: usize,
+        out: crate::operands::Out,
     ) {
+        let (rows, cols) = (tile.rows, tile.cols);
+        let (x, ldx) = (x.ptr, x.row_stride);
+        let (w, f16) = (w.rows, w.f16);
+        let (out, ldo) = (out.ptr, out.row_stride);
         // One x row at a time: the canonical 16 lanes take four registers
         // per (row, column), so 4 columns fill 16 accumulators.
         for r in 0..rows {
@@ -269,18 +258,10 @@ unsafe fn load_w<const F16: bool>(p: *const u8, n: usize) -> float32x4_t {
 
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "neon")]
-unsafe fn kernel<const R: usize>(
-    cols: usize,
-    k: usize,
-    a: *const f32,
-    a_rs: usize,
-    a_ps: usize,
-    b: *const f32,
-    ldb: usize,
-    c: *mut f32,
-    ldc: usize,
-    init: Init,
-) {
+unsafe fn kernel<const R: usize>(cols: usize, k: usize, a: Lhs, b: Panel, c: Out, init: Init) {
+    let (a, a_rs, a_ps) = (a.ptr, a.row_stride, a.k_stride);
+    let (b, ldb) = (b.ptr, b.k_stride);
+    let (c, ldc) = (c.ptr, c.row_stride);
     // Accumulators for MR rows; only the first R are used.
     let mut acc = [[vdupq_n_f32(0.0); 4]; MR];
     if let Init::Bias(bias) = init {

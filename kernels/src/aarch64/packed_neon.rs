@@ -1,4 +1,4 @@
-//! NEON decoders and dot tiles for packed weights (see `packed.rs`), and the
+//! NEON decoders and dot tiles for packed weights (see `packed/`), and the
 //! plain-NEON int8 × int8 tile.
 //!
 //! Weight-only decoding goes through a per-group table `T[c]` of the
@@ -69,18 +69,18 @@ macro_rules! weight_only_impl {
         }
         unsafe fn dot_tile(
             kind: $crate::packed::Kind,
-            rows: usize,
-            cols: usize,
+            tile: $crate::operands::Tile,
             k: usize,
             group: usize,
-            x: *const f32,
-            ldx: usize,
-            codes: [*const u8; 4],
-            params: [(*const f32, *const f32); 4],
+            x: $crate::operands::XRows,
+            w: $crate::operands::PackedRows,
             bias: *const f32,
-            out: *mut f32,
-            ldo: usize,
+            out: $crate::operands::Out,
         ) {
+            let (rows, cols) = (tile.rows, tile.cols);
+            let (x, ldx) = (x.ptr, x.row_stride);
+            let (codes, params) = (w.codes, w.params);
+            let (out, ldo) = (out.ptr, out.row_stride);
             $crate::aarch64::packed_neon::dot_tile(
                 kind, rows, cols, k, group, x, ldx, codes, params, bias, out, ldo,
             )
@@ -94,14 +94,14 @@ impl PackedSimd for Neon {
 
     unsafe fn dot_lowbit(
         kind: crate::packed::Kind,
-        rows: usize,
-        cols: usize,
+        tile: crate::operands::Tile,
         k: usize,
         group: usize,
         t: crate::packed::LowbitTile,
-        out: *mut f32,
-        ldo: usize,
+        out: crate::operands::Out,
     ) {
+        let (rows, cols) = (tile.rows, tile.cols);
+        let (out, ldo) = (out.ptr, out.row_stride);
         super::lowbit::dot_lowbit::<false>(kind, rows, cols, k, group, t, out, ldo)
     }
     const LB_NR: usize = super::lowbit::LB_NR;
@@ -110,12 +110,12 @@ impl PackedSimd for Neon {
     unsafe fn dot_i8(
         rows: usize,
         k: usize,
-        xq: *const i8,
-        ldx: usize,
-        _xsum: *const i32,
+        x: crate::operands::I8Rows,
         w: [*const u8; 4],
         out: &mut [[i32; 4]; 4],
     ) {
+        let (xq, ldx) = (x.codes, x.row_stride);
+        let _xsum = x.sums;
         match rows {
             1 => dot_i8::<1>(k, xq, ldx, w, out),
             2 => dot_i8::<2>(k, xq, ldx, w, out),

@@ -26,16 +26,7 @@ const COLUMNS_PER_TASK: usize = 32;
 /// x rows per task when quantizing activations.
 const ROWS_PER_TASK: usize = 16;
 
-/// A pointer shared by tasks that write disjoint elements.
-struct SyncPtr<T>(*mut T);
-// Safety: every user writes disjoint elements from different tasks, and the
-// pointee outlives the pool job.
-unsafe impl<T> Sync for SyncPtr<T> {}
-impl<T> SyncPtr<T> {
-    fn get(&self) -> *mut T {
-        self.0
-    }
-}
+use crate::sync_ptr::SharedMut;
 
 /// Quantizes `x[m × k]` row by row to int8 for `act` (`Dynamic` or `Static`):
 /// - Dynamic: `a = max|x[i]|`; `a = 0` gives codes 0 and `s_x = 0`; otherwise
@@ -171,7 +162,7 @@ fn columns(
     w: &PackedWeights,
     cols: std::ops::Range<usize>,
     bias: Option<&[f32]>,
-    out: &SyncPtr<f32>,
+    out: &SharedMut<f32>,
 ) {
     let (n, k) = (w.n, w.k);
     let mut row = vec![0.0f32; k];
@@ -215,7 +206,10 @@ fn with_acts(pool: Option<&Pool>, x: &[f32], m: usize, w: &PackedWeights, body: 
     match pool {
         None => quantize_activations(&x[..m * k], k, act, &mut codes, &mut scales),
         Some(pool) => {
-            let (cp, sp) = (SyncPtr(codes.as_mut_ptr()), SyncPtr(scales.as_mut_ptr()));
+            let (cp, sp) = (
+                SharedMut::new(&mut codes[..]),
+                SharedMut::new(&mut scales[..]),
+            );
             pool.run(m.div_ceil(ROWS_PER_TASK), &|t| {
                 let (r0, r1) = (t * ROWS_PER_TASK, ((t + 1) * ROWS_PER_TASK).min(m));
                 // Safety: rows r0..r1 belong to this task only and lie inside
@@ -274,7 +268,7 @@ pub fn linear_reference(
     out: &mut [f32],
 ) {
     check(x, m, k, w, bias, out);
-    let o = SyncPtr(out.as_mut_ptr());
+    let o = SharedMut::new(out);
     with_acts(None, x, m, w, &|acts| columns(acts, m, w, 0..w.n, bias, &o));
 }
 
@@ -298,7 +292,7 @@ pub fn linear_reference_pooled(
         w.n
     );
     check(x, m, k, &w, bias, out);
-    let o = SyncPtr(out.as_mut_ptr());
+    let o = SharedMut::new(out);
     with_acts(Some(pool), x, m, &w, &|acts| {
         pool.run(n.div_ceil(COLUMNS_PER_TASK), &|t| {
             let cols = t * COLUMNS_PER_TASK..((t + 1) * COLUMNS_PER_TASK).min(n);

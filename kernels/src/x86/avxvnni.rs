@@ -23,15 +23,13 @@ impl PackedSimd for Avx2Vnni {
     // Low-bit × int8, m < 16: AVX2's tiles.
     unsafe fn dot_lowbit(
         kind: Kind,
-        rows: usize,
-        cols: usize,
+        tile: crate::operands::Tile,
         k: usize,
         group: usize,
         t: crate::packed::LowbitTile,
-        out: *mut f32,
-        ldo: usize,
+        out: crate::operands::Out,
     ) {
-        <Avx2 as PackedSimd>::dot_lowbit(kind, rows, cols, k, group, t, out, ldo)
+        <Avx2 as PackedSimd>::dot_lowbit(kind, tile, k, group, t, out)
     }
     const LB_NR: usize = super::lowbit::LB_NR_256;
     crate::packed::gemm_lowbit_impl!(super::lowbit::gemm_avxvnni; 1, 2, 3, 4, 5, 6);
@@ -55,21 +53,15 @@ impl PackedSimd for Avx2Vnni {
     }
     unsafe fn dot_tile(
         kind: Kind,
-        rows: usize,
-        cols: usize,
+        tile: crate::operands::Tile,
         k: usize,
         group: usize,
-        x: *const f32,
-        ldx: usize,
-        codes: [*const u8; 4],
-        params: [(*const f32, *const f32); 4],
+        x: crate::operands::XRows,
+        w: crate::operands::PackedRows,
         bias: *const f32,
-        out: *mut f32,
-        ldo: usize,
+        out: crate::operands::Out,
     ) {
-        <Avx2 as PackedSimd>::dot_tile(
-            kind, rows, cols, k, group, x, ldx, codes, params, bias, out, ldo,
-        )
+        <Avx2 as PackedSimd>::dot_tile(kind, tile, k, group, x, w, bias, out)
     }
     unsafe fn quantize_row(x: *const f32, k: usize, act: ActQuant, dst: *mut i8) -> (f32, i32) {
         <Avx2 as PackedSimd>::quantize_row(x, k, act, dst)
@@ -78,12 +70,12 @@ impl PackedSimd for Avx2Vnni {
     unsafe fn dot_i8(
         rows: usize,
         k: usize,
-        xq: *const i8,
-        ldx: usize,
-        xsum: *const i32,
+        x: crate::operands::I8Rows,
         w: [*const u8; 4],
         out: &mut [[i32; 4]; 4],
     ) {
+        let (xq, ldx) = (x.codes, x.row_stride);
+        let xsum = x.sums;
         // Two x rows at a time: 8 accumulators + 4 weight vectors; a single
         // row takes two accumulator sets along k to cover vpdpbusd's latency.
         let mut r0 = 0;
@@ -103,24 +95,17 @@ impl PackedSimd for Avx2Vnni {
     const I8_NR: usize = I8_NR;
     const I8_MR: usize = 6;
     unsafe fn gemm_i8(
-        rows: usize,
-        cols: usize,
+        tile: crate::operands::Tile,
         k4: usize,
-        xq: *const i8,
-        ldx: usize,
-        xsum: *const i32,
-        sx: *const f32,
-        panel: *const u8,
-        sw: *const f32,
-        bias: *const f32,
-        out: *mut f32,
-        ldo: usize,
+        x: crate::operands::QuantRows,
+        b: crate::operands::I8Panel,
+        out: crate::operands::Out,
     ) {
         macro_rules! call {
             ($($r:literal)*) => {
-                match rows {
-                    $($r => gemm_i8::<$r>(cols, k4, xq, ldx, xsum, sx, panel, sw, bias, out, ldo),)*
-                    _ => unreachable!("int8 GEMM rows {rows}"),
+                match tile.rows {
+                    $($r => gemm_i8::<$r>(tile.cols, k4, x, b, out),)*
+                    _ => unreachable!("int8 GEMM rows {}", tile.rows),
                 }
             };
         }
@@ -203,16 +188,14 @@ unsafe fn hsum_i32(v: __m256i) -> i32 {
 unsafe fn gemm_i8<const R: usize>(
     cols: usize,
     k4: usize,
-    xq: *const i8,
-    ldx: usize,
-    xsum: *const i32,
-    sx: *const f32,
-    panel: *const u8,
-    sw: *const f32,
-    bias: *const f32,
-    out: *mut f32,
-    ldo: usize,
+    x: crate::operands::QuantRows,
+    b: crate::operands::I8Panel,
+    out: crate::operands::Out,
 ) {
+    let (xq, ldx, sx) = (x.codes, x.row_stride, x.scales);
+    let xsum = x.sums;
+    let (panel, sw, bias) = (b.codes, b.scales, b.bias);
+    let (out, ldo) = (out.ptr, out.row_stride);
     let mut acc = [[_mm256_setzero_si256(); 2]; R];
     let mut b = panel;
     let mut x = xq;

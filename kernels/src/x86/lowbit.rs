@@ -480,9 +480,9 @@ pub(crate) unsafe fn gemm_vnni<const R: usize>(
     group: usize,
     t: LowbitTile,
     panel: *const u8,
-    out: *mut f32,
-    ldo: usize,
+    out: crate::operands::Out,
 ) {
+    let (out, ldo) = (out.ptr, out.row_stride);
     let ng = kp.div_ceil(group);
     let steps = kp / 4;
     let gs = group / 4;
@@ -606,9 +606,9 @@ pub(crate) unsafe fn gemm_avxvnni<const R: usize>(
     group: usize,
     t: LowbitTile,
     panel: *const u8,
-    out: *mut f32,
-    ldo: usize,
+    out: crate::operands::Out,
 ) {
+    let (out, ldo) = (out.ptr, out.row_stride);
     let ng = kp.div_ceil(group);
     let steps = kp / 4;
     let gs = group / 4;
@@ -667,9 +667,9 @@ pub(crate) unsafe fn gemm_avx2<const R: usize>(
     group: usize,
     t: LowbitTile,
     panel: *const u8,
-    out: *mut f32,
-    ldo: usize,
+    out: crate::operands::Out,
 ) {
+    let (out, ldo) = (out.ptr, out.row_stride);
     let ng = kp.div_ceil(group);
     let blocks = kp / 32;
     let gb = group / 32;

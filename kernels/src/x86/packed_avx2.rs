@@ -1,4 +1,4 @@
-//! AVX2 decoders and dot tiles for packed weights (see `packed.rs`).
+//! AVX2 decoders and dot tiles for packed weights (see `packed/`).
 //!
 //! A 32-element block is decoded as four vectors of 8:
 //! - 4-bit: `vpmovzxbd` of bytes 0..8 and 8..16; masking the low nibble gives
@@ -46,14 +46,14 @@ fn code(kind: Kind) -> u8 {
 impl PackedSimd for Avx2 {
     unsafe fn dot_lowbit(
         kind: Kind,
-        rows: usize,
-        cols: usize,
+        tile: crate::operands::Tile,
         k: usize,
         group: usize,
         t: crate::packed::LowbitTile,
-        out: *mut f32,
-        ldo: usize,
+        out: crate::operands::Out,
     ) {
+        let (rows, cols) = (tile.rows, tile.cols);
+        let (out, ldo) = (out.ptr, out.row_stride);
         super::lowbit::dot_lowbit::<false>(kind, rows, cols, k, group, t, out, ldo)
     }
     // Per x row 2 i16 + 2 i32 accumulators; with 2 panel vectors and a
@@ -88,18 +88,18 @@ impl PackedSimd for Avx2 {
     }
     unsafe fn dot_tile(
         kind: Kind,
-        rows: usize,
-        cols: usize,
+        tile: crate::operands::Tile,
         k: usize,
         group: usize,
-        x: *const f32,
-        ldx: usize,
-        codes: [*const u8; 4],
-        params: [(*const f32, *const f32); 4],
+        x: crate::operands::XRows,
+        w: crate::operands::PackedRows,
         bias: *const f32,
-        out: *mut f32,
-        ldo: usize,
+        out: crate::operands::Out,
     ) {
+        let (rows, cols) = (tile.rows, tile.cols);
+        let (x, ldx) = (x.ptr, x.row_stride);
+        let (codes, params) = (w.codes, w.params);
+        let (out, ldo) = (out.ptr, out.row_stride);
         macro_rules! call {
             ($($r:literal)*) => {
                 match (code(kind), rows) {
@@ -116,35 +116,28 @@ impl PackedSimd for Avx2 {
     unsafe fn dot_i8(
         rows: usize,
         k: usize,
-        xq: *const i8,
-        ldx: usize,
-        _xsum: *const i32,
+        x: crate::operands::I8Rows,
         w: [*const u8; 4],
         out: &mut [[i32; 4]; 4],
     ) {
+        let (xq, ldx) = (x.codes, x.row_stride);
+        let _xsum = x.sums;
         dot_i8(rows, k, xq, ldx, w, out)
     }
     const I8_NR: usize = I8_NR;
     const I8_MR: usize = 4;
     unsafe fn gemm_i8(
-        rows: usize,
-        cols: usize,
+        tile: crate::operands::Tile,
         k4: usize,
-        xq: *const i8,
-        ldx: usize,
-        _xsum: *const i32,
-        sx: *const f32,
-        panel: *const u8,
-        sw: *const f32,
-        bias: *const f32,
-        out: *mut f32,
-        ldo: usize,
+        x: crate::operands::QuantRows,
+        b: crate::operands::I8Panel,
+        out: crate::operands::Out,
     ) {
         macro_rules! call {
             ($($r:literal)*) => {
-                match rows {
-                    $($r => gemm_i8::<$r>(cols, k4, xq, ldx, sx, panel, sw, bias, out, ldo),)*
-                    _ => unreachable!("int8 GEMM rows {rows}"),
+                match tile.rows {
+                    $($r => gemm_i8::<$r>(tile.cols, k4, x, b, out),)*
+                    _ => unreachable!("int8 GEMM rows {}", tile.rows),
                 }
             };
         }
@@ -477,15 +470,13 @@ unsafe fn dot_i8_rows<const R: usize>(
 unsafe fn gemm_i8<const R: usize>(
     cols: usize,
     k4: usize,
-    xq: *const i8,
-    ldx: usize,
-    sx: *const f32,
-    panel: *const u8,
-    sw: *const f32,
-    bias: *const f32,
-    out: *mut f32,
-    ldo: usize,
+    x: crate::operands::QuantRows,
+    b: crate::operands::I8Panel,
+    out: crate::operands::Out,
 ) {
+    let (xq, ldx, sx) = (x.codes, x.row_stride, x.scales);
+    let (panel, sw, bias) = (b.codes, b.scales, b.bias);
+    let (out, ldo) = (out.ptr, out.row_stride);
     let flip = _mm256_set1_epi8(-128);
     let ones = _mm256_set1_epi16(1);
     let mut acc = [[_mm256_setzero_si256(); 2]; R];

@@ -1,4 +1,4 @@
-//! AVX-512 decoders and dot tiles for packed weights (see `packed.rs`).
+//! AVX-512 decoders and dot tiles for packed weights (see `packed/`).
 //!
 //! Decoding a 32-element block, per group a 16-entry f32 table `T` in one
 //! register holds the dequantized value of every code (`s·(c − z)` or
@@ -75,18 +75,18 @@ macro_rules! common_impl {
         }
         unsafe fn dot_tile(
             kind: Kind,
-            rows: usize,
-            cols: usize,
+            tile: crate::operands::Tile,
             k: usize,
             group: usize,
-            x: *const f32,
-            ldx: usize,
-            codes: [*const u8; 4],
-            params: [(*const f32, *const f32); 4],
+            x: crate::operands::XRows,
+            w: crate::operands::PackedRows,
             bias: *const f32,
-            out: *mut f32,
-            ldo: usize,
+            out: crate::operands::Out,
         ) {
+            let (rows, cols) = (tile.rows, tile.cols);
+            let (x, ldx) = (x.ptr, x.row_stride);
+            let (codes, params) = (w.codes, w.params);
+            let (out, ldo) = (out.ptr, out.row_stride);
             dot_tile_any(
                 kind, rows, cols, k, group, x, ldx, codes, params, bias, out, ldo,
             )
@@ -101,14 +101,14 @@ impl PackedSimd for Avx512 {
     common_impl!();
     unsafe fn dot_lowbit(
         kind: Kind,
-        rows: usize,
-        cols: usize,
+        tile: crate::operands::Tile,
         k: usize,
         group: usize,
         t: crate::packed::LowbitTile,
-        out: *mut f32,
-        ldo: usize,
+        out: crate::operands::Out,
     ) {
+        let (rows, cols) = (tile.rows, tile.cols);
+        let (out, ldo) = (out.ptr, out.row_stride);
         super::lowbit::dot_lowbit::<false>(kind, rows, cols, k, group, t, out, ldo)
     }
     // Without VNNI, AVX2's low-bit GEMM (as for int8 below).
@@ -116,28 +116,24 @@ impl PackedSimd for Avx512 {
     const LB_MR: usize = <super::avx2::Avx2 as PackedSimd>::LB_MR;
     unsafe fn gemm_lowbit(
         nf4: bool,
-        rows: usize,
-        cols: usize,
+        tile: crate::operands::Tile,
         kp: usize,
         group: usize,
         t: crate::packed::LowbitTile,
         panel: *const u8,
-        out: *mut f32,
-        ldo: usize,
+        out: crate::operands::Out,
     ) {
-        <super::avx2::Avx2 as PackedSimd>::gemm_lowbit(
-            nf4, rows, cols, kp, group, t, panel, out, ldo,
-        )
+        <super::avx2::Avx2 as PackedSimd>::gemm_lowbit(nf4, tile, kp, group, t, panel, out)
     }
     unsafe fn dot_i8(
         rows: usize,
         k: usize,
-        xq: *const i8,
-        ldx: usize,
-        xsum: *const i32,
+        x: crate::operands::I8Rows,
         w: [*const u8; 4],
         out: &mut [[i32; 4]; 4],
     ) {
+        let (xq, ldx) = (x.codes, x.row_stride);
+        let xsum = x.sums;
         super::packed_avx2::dot_i8(rows, k, xq, ldx, w, out);
         let _ = xsum;
     }
@@ -146,22 +142,13 @@ impl PackedSimd for Avx512 {
     const I8_NR: usize = <super::avx2::Avx2 as PackedSimd>::I8_NR;
     const I8_MR: usize = <super::avx2::Avx2 as PackedSimd>::I8_MR;
     unsafe fn gemm_i8(
-        rows: usize,
-        cols: usize,
+        tile: crate::operands::Tile,
         k4: usize,
-        xq: *const i8,
-        ldx: usize,
-        xsum: *const i32,
-        sx: *const f32,
-        panel: *const u8,
-        sw: *const f32,
-        bias: *const f32,
-        out: *mut f32,
-        ldo: usize,
+        x: crate::operands::QuantRows,
+        b: crate::operands::I8Panel,
+        out: crate::operands::Out,
     ) {
-        <super::avx2::Avx2 as PackedSimd>::gemm_i8(
-            rows, cols, k4, xq, ldx, xsum, sx, panel, sw, bias, out, ldo,
-        )
+        <super::avx2::Avx2 as PackedSimd>::gemm_i8(tile, k4, x, b, out)
     }
 }
 
@@ -169,14 +156,14 @@ impl PackedSimd for Avx512Vnni {
     common_impl!();
     unsafe fn dot_lowbit(
         kind: Kind,
-        rows: usize,
-        cols: usize,
+        tile: crate::operands::Tile,
         k: usize,
         group: usize,
         t: crate::packed::LowbitTile,
-        out: *mut f32,
-        ldo: usize,
+        out: crate::operands::Out,
     ) {
+        let (rows, cols) = (tile.rows, tile.cols);
+        let (out, ldo) = (out.ptr, out.row_stride);
         super::lowbit::dot_lowbit::<true>(kind, rows, cols, k, group, t, out, ldo)
     }
     fn lowbit_shape(kind: Kind, group: usize) -> (usize, bool) {
@@ -187,12 +174,12 @@ impl PackedSimd for Avx512Vnni {
     unsafe fn dot_i8(
         rows: usize,
         k: usize,
-        xq: *const i8,
-        ldx: usize,
-        xsum: *const i32,
+        x: crate::operands::I8Rows,
         w: [*const u8; 4],
         out: &mut [[i32; 4]; 4],
     ) {
+        let (xq, ldx) = (x.codes, x.row_stride);
+        let xsum = x.sums;
         match rows {
             1 => dot_i8_vnni::<1>(k, xq, ldx, xsum, w, out),
             2 => dot_i8_vnni::<2>(k, xq, ldx, xsum, w, out),
@@ -204,24 +191,17 @@ impl PackedSimd for Avx512Vnni {
     const I8_NR: usize = 64;
     const I8_MR: usize = 6;
     unsafe fn gemm_i8(
-        rows: usize,
-        cols: usize,
+        tile: crate::operands::Tile,
         k4: usize,
-        xq: *const i8,
-        ldx: usize,
-        xsum: *const i32,
-        sx: *const f32,
-        panel: *const u8,
-        sw: *const f32,
-        bias: *const f32,
-        out: *mut f32,
-        ldo: usize,
+        x: crate::operands::QuantRows,
+        b: crate::operands::I8Panel,
+        out: crate::operands::Out,
     ) {
         macro_rules! call {
             ($($r:literal)*) => {
-                match rows {
-                    $($r => gemm_i8_vnni::<$r>(cols, k4, xq, ldx, xsum, sx, panel, sw, bias, out, ldo),)*
-                    _ => unreachable!("int8 GEMM rows {rows}"),
+                match tile.rows {
+                    $($r => gemm_i8_vnni::<$r>(tile.cols, k4, x, b, out),)*
+                    _ => unreachable!("int8 GEMM rows {}", tile.rows),
                 }
             };
         }
@@ -520,16 +500,14 @@ unsafe fn dot_i8_vnni<const R: usize>(
 unsafe fn gemm_i8_vnni<const R: usize>(
     cols: usize,
     k4: usize,
-    xq: *const i8,
-    ldx: usize,
-    xsum: *const i32,
-    sx: *const f32,
-    panel: *const u8,
-    sw: *const f32,
-    bias: *const f32,
-    out: *mut f32,
-    ldo: usize,
+    x: crate::operands::QuantRows,
+    b: crate::operands::I8Panel,
+    out: crate::operands::Out,
 ) {
+    let (xq, ldx, sx) = (x.codes, x.row_stride, x.scales);
+    let xsum = x.sums;
+    let (panel, sw, bias) = (b.codes, b.scales, b.bias);
+    let (out, ldo) = (out.ptr, out.row_stride);
     let mut acc = [[_mm512_setzero_si512(); 4]; R];
     let mut b = panel;
     let mut x = xq;

@@ -1,0 +1,89 @@
+//! Int8 × int8 layers (`ActQuant::Dynamic` / `Static` with int8 weights): x
+//! quantized (`quant.rs`), then tiles of `I8_ROWS` x rows × 4 weight rows
+//! accumulate exact i32 dot products (VNNI `vpdpbusd`, AVX2 `vpmaddubsw` +
+//! `vpmaddwd`, NEON `smull`/`sdot`/`smmla`) and rescale them with the
+//! reference's formula, so outputs match it bit for bit. Where the kernel
+//! set has an int8 GEMM micro-kernel (`I8_NR > 0`) and m ≥
+//! `INT8_GEMM_MIN_M`, the GEMM (`gemm/int8.rs`) takes over.
+
+use super::quant::{quantize, Sums};
+use super::{int8_scale, PackedSimd};
+use crate::gemm::split;
+use crate::operands::I8Rows;
+use crate::schemes::{ActQuant, PackedWeights};
+use crate::sync_ptr::{SharedConst, SharedMut};
+use crate::tuning::{dot_tasks, I8_BLOCK_BYTES, I8_ROWS, INT8_GEMM_MIN_M};
+use crate::Pool;
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn linear<I: PackedSimd>(
+    pool: &Pool,
+    x: &[f32],
+    m: usize,
+    k: usize,
+    w: &PackedWeights,
+    act: ActQuant,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let n = w.n;
+    let xq = quantize::<I>(pool, x, m, k, act, Sums::Row);
+    if I::I8_NR > 0 && m >= INT8_GEMM_MIN_M {
+        return crate::gemm::int8::linear::<I>(pool, &xq, m, w, bias, out);
+    }
+    let kq = xq.kq;
+    let groups = n.div_ceil(4);
+    // Weight rows per block: enough to fill I8_BLOCK_BYTES, whole groups of 4.
+    let block = (I8_BLOCK_BYTES / k / 4).max(1);
+    let tasks = if m < INT8_GEMM_MIN_M {
+        dot_tasks(pool.threads(), groups)
+    } else {
+        groups.div_ceil(block).min(pool.threads() * 4).max(1)
+    };
+    let out = SharedMut::new(out);
+    let wp = SharedConst::new(w.planes[0].as_ptr());
+    let (codes, xsum, sx) = (&xq.codes, &xq.sums, &xq.scales);
+    pool.run(tasks, &|t| {
+        let (g0, g1) = split(groups, tasks, t);
+        let mut gb = g0;
+        while gb < g1 {
+            let ge = (gb + block).min(g1);
+            for i in (0..m).step_by(I8_ROWS) {
+                let rows = (m - i).min(I8_ROWS);
+                for g in gb..ge {
+                    let j = 4 * g;
+                    let cols = (n - j).min(4);
+                    let wr: [*const u8; 4] = std::array::from_fn(|c| {
+                        wp.get()
+                            .wrapping_add((j + if c < cols { c } else { 0 }) * k)
+                    });
+                    let mut dots = [[0i32; 4]; 4];
+                    // Safety: x rows i..i+rows (kq bytes each, zero-padded),
+                    // their sums, and weight rows j..j+cols (k bytes each).
+                    unsafe {
+                        I::dot_i8(
+                            rows,
+                            k,
+                            I8Rows {
+                                codes: codes.as_ptr().add(i * kq),
+                                row_stride: kq,
+                                sums: xsum.as_ptr().add(i),
+                            },
+                            wr,
+                            &mut dots,
+                        )
+                    };
+                    for r in 0..rows {
+                        for c in 0..cols {
+                            let b = bias.map_or(0.0, |b| b[j + c]);
+                            let v = (sx[i + r] * int8_scale(w, j + c)) * dots[r][c] as f32 + b;
+                            // Safety: output (i + r, j + c) belongs to this task.
+                            unsafe { *out.get().add((i + r) * n + j + c) = v };
+                        }
+                    }
+                }
+            }
+            gb = ge;
+        }
+    });
+}
