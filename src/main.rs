@@ -189,6 +189,9 @@ pub(crate) fn load_options() -> Result<LoadOptions> {
     let mut o = LoadOptions::default();
     if let Ok(name) = std::env::var("SOTTO_KERNELS") {
         if !name.trim().is_empty() {
+            // Checked here so that the message names the variable.
+            sotto_kernels::Kernels::from_name(name.trim())
+                .map_err(|e| Error::Invalid(format!("SOTTO_KERNELS: {e}")))?;
             o = o.kernels(name.trim());
         }
     }

@@ -1,5 +1,6 @@
 //! sotto's CPU kernels. The ISA is chosen once ([`Kernels::detect`] or
-//! `SOTTO_KERNELS`); callers pass the resulting table down.
+//! [`Kernels::from_name`]); callers pass the resulting table down. The crate reads no
+//! environment variable.
 //!
 //! Conventions: matrices are row-major; a linear layer's weight `w` is `[n × k]`
 //! (one row per output, the input dimension contiguous), as stored in `.sotto` files.
@@ -170,25 +171,18 @@ impl Kernels {
             .pop()
             .expect("the scalar kernels are always available")
     }
-    /// `SOTTO_KERNELS=scalar|avx2|avx2vnni|avx512|avx512vnni|neon|neon-dotprod|neon-i8mm` if set (error if this CPU lacks it), else [`Kernels::detect`].
-    pub fn from_env() -> Result<Kernels, String> {
-        match std::env::var("SOTTO_KERNELS") {
-            Ok(name) if !name.trim().is_empty() => Kernels::from_name(name.trim()),
-            _ => Ok(Kernels::detect()),
-        }
-    }
     /// The kernels for `name` (a short name such as `avx2` or `neon-dotprod`, or a full [`Kernels::name`]),
     /// with an error saying why when the name is unknown or this CPU lacks it.
     pub fn from_name(name: &str) -> Result<Kernels, String> {
         let isa = Isa::parse(name).ok_or_else(|| {
             format!(
-                "SOTTO_KERNELS={name:?} is not a kernel set; known: {}",
+                "{name:?} is not a kernel set; known: {}",
                 Isa::ALL.map(|i| i.short_name()).join(", ")
             )
         })?;
         Kernels::for_isa(isa).ok_or_else(|| {
             format!(
-                "SOTTO_KERNELS={name:?}: this CPU lacks {} (available: {})",
+                "kernel set {name:?}: this CPU lacks {} (available: {})",
                 isa.requirements(),
                 Kernels::available()
                     .iter()

@@ -1,15 +1,14 @@
-//! `SOTTO_KERNELS` really selects the named kernels. One test per binary:
-//! it changes the process environment.
+//! Kernel set names (what `SOTTO_KERNELS` gives the CLI, and `LoadOptions::kernels`)
+//! really select the named kernels, and `SOTTO_KERNELS_ENSURE` makes CI fail when a
+//! set the CPU reports is not the one selected.
 
 use sotto_kernels::Kernels;
 
 #[test]
-fn sotto_kernels_env() {
-    std::env::set_var("SOTTO_KERNELS", "scalar");
-    assert_eq!(Kernels::from_env().unwrap().name(), "scalar");
+fn kernel_names_select_the_named_kernels() {
+    assert_eq!(Kernels::from_name("scalar").unwrap().name(), "scalar");
 
-    std::env::set_var("SOTTO_KERNELS", "bogus");
-    let err = Kernels::from_env().unwrap_err();
+    let err = Kernels::from_name("bogus").unwrap_err();
     assert!(err.contains("bogus") && err.contains("avx2"), "{err}");
 
     for (short, full) in [
@@ -21,18 +20,15 @@ fn sotto_kernels_env() {
         ("neon-dotprod", "aarch64-neon-dotprod"),
         ("neon-i8mm", "aarch64-neon-i8mm"),
     ] {
-        std::env::set_var("SOTTO_KERNELS", short);
         match Kernels::with_isa(short) {
-            Some(_) => assert_eq!(Kernels::from_env().unwrap().name(), full),
+            Some(_) => assert_eq!(Kernels::from_name(short).unwrap().name(), full),
             None => {
-                let err = Kernels::from_env().unwrap_err();
+                let err = Kernels::from_name(short).unwrap_err();
                 assert!(err.contains("lacks"), "{err}");
             }
         }
     }
 
-    std::env::remove_var("SOTTO_KERNELS");
-    assert_eq!(Kernels::from_env().unwrap(), Kernels::detect());
     assert_eq!(Kernels::detect(), *Kernels::available().last().unwrap());
 
     // SOTTO_KERNELS_ENSURE names kernel sets, comma-separated, that must be present:
@@ -53,11 +49,9 @@ fn sotto_kernels_env() {
                 k.name(),
                 available.iter().map(|k| k.name()).collect::<Vec<_>>()
             );
-            std::env::set_var("SOTTO_KERNELS", want);
-            assert_eq!(Kernels::from_env().unwrap(), k, "SOTTO_KERNELS={want}");
+            assert_eq!(Kernels::from_name(want).unwrap(), k, "kernel set {want}");
             eprintln!("ensured: {want} = {}", k.name());
         }
-        std::env::remove_var("SOTTO_KERNELS");
     }
 }
 
