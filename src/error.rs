@@ -18,6 +18,8 @@ pub enum Error {
     Convert(String),
     /// A caller passed an option or argument that cannot work.
     Invalid(String),
+    /// The GPU failed: no usable adapter, out of device memory, a lost device.
+    Device(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -53,6 +55,7 @@ impl fmt::Display for Error {
             Error::Audio { path, message } => write!(f, "cannot read audio {path}: {message}"),
             Error::Convert(m) => write!(f, "model conversion failed: {m}"),
             Error::Invalid(m) => write!(f, "{m}"),
+            Error::Device(m) => write!(f, "GPU: {m}"),
         }
     }
 }

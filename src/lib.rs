@@ -144,6 +144,9 @@ pub struct Model {
     kernels: sotto_kernels::Kernels,
     #[cfg(feature = "gpu")]
     gpu: Option<gpu::GpuModel>,
+    /// How [`Model::with_device`] opens a GPU.
+    #[cfg(feature = "gpu")]
+    gpu_options: gpu::GpuOptions,
     /// Why `Device::Auto` stayed on the CPU, if it did.
     device_note: Option<String>,
 }
@@ -162,6 +165,8 @@ impl Model {
             kernels,
             #[cfg(feature = "gpu")]
             gpu: None,
+            #[cfg(feature = "gpu")]
+            gpu_options: gpu::GpuOptions::default(),
             device_note: None,
         })
     }
@@ -185,8 +190,7 @@ impl Model {
                 Device::Auto => gpu::AdapterPolicy::HardwareOnly,
                 Device::Gpu => gpu::AdapterPolicy::AllowSoftware,
             };
-            let loaded = gpu::Gpu::new(policy)
-                .map_err(|m| Error::Invalid(format!("GPU: {m}")))
+            let loaded = gpu::Gpu::new(policy, &self.gpu_options)
                 .and_then(|g| gpu::GpuModel::new(g, &self.net.file));
             match (loaded, device) {
                 (Ok(m), _) => self.gpu = Some(m),
@@ -209,6 +213,14 @@ impl Model {
         }
     }
 
+    /// Opens GPUs with `options` in later [`Model::with_device`] calls (default:
+    /// every optional feature the adapter offers, its own binding limit).
+    #[cfg(feature = "gpu")]
+    pub fn with_gpu_options(mut self, options: gpu::GpuOptions) -> Model {
+        self.gpu_options = options;
+        self
+    }
+
     /// Moves the network to an adapter already opened (e.g. with
     /// [`gpu::Gpu::set_max_binding`] lowered, to exercise split weights).
     #[cfg(feature = "gpu")]
@@ -229,7 +241,7 @@ impl Model {
     pub fn device_name(&self) -> String {
         #[cfg(feature = "gpu")]
         if let Some(g) = &self.gpu {
-            let f = g.gpu.features.and(g.gpu.enabled);
+            let f = g.gpu.features.and(g.gpu.enabled());
             let used: Vec<&str> = [
                 (f.f16, "f16"),
                 (f.subgroups, "subgroups"),

@@ -2,8 +2,9 @@
 //! and [`GpuBackend`], the [`Backend`] the decoding loop drives. The layer order and
 //! arithmetic follow `model::Network` (encode / cross_kv / decode) step for step.
 use super::context::{BindCache, Gpu, Phase};
-use super::ops::{summary_floats, summary_from, Epilogue, GpuWeight, Kv, Recorder, Rows};
-use super::shaders::ATTENTION_MAX_KV;
+use super::ops::{
+    check_model, summary_floats, summary_from, Epilogue, GpuWeight, Kv, Recorder, Rows,
+};
 use crate::decoding::filters::{Greedy, LogitFilters};
 use crate::format::{ModelConfig, ModelFile, TensorInfo};
 use crate::model::{Backend, Linear, Norm, Table};
@@ -143,11 +144,7 @@ impl GpuModel {
             text_layers: c.n_text_layer as usize,
         };
         let (nm, d) = (dims.n_mels, dims.d);
-        if dims.audio_ctx > ATTENTION_MAX_KV || dims.text_ctx > ATTENTION_MAX_KV {
-            return Err(Error::Invalid(format!(
-                "the GPU attention kernel holds at most {ATTENTION_MAX_KV} positions"
-            )));
-        }
+        check_model(&gpu, c).map_err(|m| Error::Invalid(format!("GPU: {m}")))?;
         let mut l = Loader {
             gpu: &gpu,
             file,
@@ -392,7 +389,7 @@ impl Drop for GpuBackend<'_> {
 
 /// A failure of the device (out of memory, lost) as sotto's error.
 fn device_error(message: String) -> Error {
-    Error::Invalid(format!("GPU: {message}"))
+    Error::Device(message)
 }
 
 /// Rows from the start of `b`.
