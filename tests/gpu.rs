@@ -1703,3 +1703,96 @@ fn device_errors_are_returned_not_panics() {
     assert_eq!(g.take_error(), None, "taken by the read-back");
     assert_eq!(g.try_read_f32(&xb, 0, 3), Ok(vec![1.0, 2.0, 3.0]));
 }
+
+/// Operations the kernels cannot take are errors, never panics: attention beyond the
+/// per-query kernel's bounds, an f16 store on a device opened without shader-f16,
+/// an offset past u32. Each recording is dropped (nothing runs: y keeps its values)
+/// and its error comes back from the next check; the device works on. Models with
+/// such shapes are refused at load (`check_model`), and an empty weight at upload.
+#[test]
+fn unsupported_operations_are_errors_not_panics() {
+    if gpu().is_none() {
+        return;
+    }
+    let g = open(GpuOptions::default().with_features(GpuFeatures::NONE)).unwrap();
+    assert!(!g.enabled().f16);
+    let buf = g.upload_f32("x", &[1.0; 64]);
+    let y = g.upload_f32("y", &[7.0; 64]);
+    let kv = Kv {
+        buf: &buf,
+        k_off: 0,
+        v_off: 0,
+        stride: 300,
+        half: false,
+    };
+    type Attempt<'a> = (&'a str, Box<dyn Fn(&mut Recorder) + 'a>);
+    let attempts: [Attempt; 3] = [
+        (
+            "attention",
+            Box::new(|rec: &mut Recorder| {
+                let (q, out) = (Rows::new(&buf, 0, 300), Rows::new(&y, 0, 300));
+                rec.attention(q, kv, 1, 4, 1, 300, None, out);
+            }),
+        ),
+        (
+            "f16",
+            Box::new(|rec: &mut Recorder| {
+                rec.store_rows(Rows::new(&buf, 0, 8), 1, 8, Rows::new(&y, 0, 8), true);
+            }),
+        ),
+        (
+            "u32",
+            Box::new(|rec: &mut Recorder| {
+                let x = Rows::new(&buf, 1 << 40, 8);
+                rec.copy_rows(x, 1, 8, Rows::new(&y, 0, 8));
+            }),
+        ),
+    ];
+    for (what, record) in &attempts {
+        let mut rec = Recorder::new(&g);
+        // A valid operation first: it must not run either.
+        rec.copy_rows(Rows::new(&buf, 0, 8), 1, 8, Rows::new(&y, 0, 8));
+        record(&mut rec);
+        rec.submit();
+        let e = g.try_read_f32(&y, 0, 8).unwrap_err();
+        eprintln!("{what}: {e}");
+        assert!(e.contains(what), "{what}: {e}");
+        assert_eq!(g.try_read_f32(&y, 0, 8), Ok(vec![7.0; 8]), "{what}");
+    }
+    let e = GpuWeight::upload(&g, "empty", ElementType::F32, 0, 4, 0, &[]).err();
+    assert!(e.is_some_and(|e| e.contains("no elements")));
+
+    let base = sotto::format::ModelConfig {
+        n_mels: 80,
+        n_audio_ctx: 1500,
+        n_audio_state: 384,
+        n_audio_head: 6,
+        n_audio_layer: 4,
+        n_text_ctx: 448,
+        n_text_state: 384,
+        n_text_head: 6,
+        n_text_layer: 4,
+        n_vocab: 51864,
+        ..Default::default()
+    };
+    assert_eq!(sotto::gpu::check_model(&g, &base), Ok(()));
+    let refused = [
+        sotto::format::ModelConfig {
+            n_audio_ctx: 4000,
+            ..base.clone()
+        },
+        sotto::format::ModelConfig {
+            n_audio_head: 1,
+            ..base.clone()
+        },
+        sotto::format::ModelConfig {
+            n_text_layer: 1 << 20,
+            ..base.clone()
+        },
+    ];
+    for c in &refused {
+        let e = sotto::gpu::check_model(&g, c);
+        eprintln!("refused: {e:?}");
+        assert!(e.is_err());
+    }
+}
