@@ -17,7 +17,7 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let g = match Gpu::new(AdapterPolicy::AllowSoftware) {
+    let g = match Gpu::new(AdapterPolicy::AllowSoftware, &Default::default()) {
         Ok(g) => g,
         Err(e) => {
             println!("no GPU adapter ({e}): nothing measured");

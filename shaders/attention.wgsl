@@ -36,12 +36,14 @@ struct AttentionParams {
 @group(0) @binding(3) var<storage, read_write> O: array<f32>;
 
 const WG: u32 = 64u;
-// Longest key sequence and head the workgroup arrays hold (checked on the Rust side).
-const MAX_KV: u32 = 3072u;
-const MAX_HEAD_DIM: u32 = 256u;
+// Longest key sequence and head the workgroup arrays hold (src/gpu/shaders.rs
+// ATTENTION_MAX_KV, ATTENTION_MAX_HEAD_DIM: the Rust side uses `flash` or refuses the
+// model beyond them).
+override MAX_KV: u32;
+override MAX_HEAD_DIM: u32;
 
-var<workgroup> qs: array<f32, 256>;
-var<workgroup> scores: array<f32, 3072>;
+var<workgroup> qs: array<f32, MAX_HEAD_DIM>;
+var<workgroup> scores: array<f32, MAX_KV>;
 var<workgroup> red: array<f32, 64>;
 
 @compute @workgroup_size(64)
@@ -106,20 +108,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 }
 
 
-// Key/value-tiled attention for many queries (encoder, prompts) with head_dim 64
-// (every Whisper model): a workgroup takes 64 queries of one head, one per
-// invocation, holding its query and output row in registers; keys and values
-// stream through workgroup memory TK at a time, shared by all 64 queries, with an
-// online softmax (running maximum and sum, the output rescaled once per tile).
-const HD: u32 = 64u;
-const HD4: u32 = 16u;
+// Key/value-tiled attention for many queries (encoder, prompts) with head_dim HD = 64
+// (every Whisper model; a generated const: src/gpu/shaders.rs FLASH_HEAD_DIM): a
+// workgroup takes QB queries of one head (FLASH_QUERIES), one per invocation, holding
+// its query and output row in registers; keys and values stream through workgroup
+// memory TK at a time, shared by all QB queries, with an online softmax (running
+// maximum and sum, the output rescaled once per tile).
+const HD4: u32 = HD / 4u;
 const TK: u32 = 32u;
-const QB: u32 = 64u;
+override QB: u32;
 
-var<workgroup> ks: array<vec4<f32>, 512>; // [TK][HD4]
-var<workgroup> vs: array<vec4<f32>, 512>;
+var<workgroup> ks: array<vec4<f32>, TK * HD4>; // [TK][HD4]
+var<workgroup> vs: array<vec4<f32>, TK * HD4>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(QB)
 fn flash(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
     let h = wid.y;
     let i = wid.x * QB + t;
@@ -133,8 +135,8 @@ fn flash(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index)
         let last_q = min(wid.x * QB + QB, P.n_q) - 1u;
         wg_visible = min(last_q + P.causal_offset + 1u, P.n_kv);
     }
-    var q: array<vec4<f32>, 16>;
-    var acc: array<vec4<f32>, 16>;
+    var q: array<vec4<f32>, HD4>;
+    var acc: array<vec4<f32>, HD4>;
     let q0 = P.q_off + qi * P.q_stride + h * HD;
     for (var c = 0u; c < HD4; c++) {
         let o = q0 + 4u * c;
@@ -143,9 +145,9 @@ fn flash(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index)
     }
     var m = -3.4e38;
     var l = 0.0;
-    var s: array<f32, 32>;
+    var s: array<f32, TK>;
     for (var j0 = 0u; j0 < wg_visible; j0 += TK) {
-        // Stage TK keys and values: 2 · TK · HD4 vec4, 16 per invocation.
+        // Stage TK keys and values: 2 · TK · HD4 vec4, 2 · TK · HD4 / QB per invocation.
         for (var e = t; e < TK * HD4; e += QB) {
             let j = j0 + e / HD4;
             var kv4 = vec4<f32>(0.0);

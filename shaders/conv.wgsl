@@ -22,11 +22,14 @@ struct ConvParams {
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;
 
-@compute @workgroup_size(256)
+// Elements per workgroup (src/gpu/shaders.rs ELEMENTWISE_GROUP).
+override WG: u32;
+
+@compute @workgroup_size(WG)
 fn im2col(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) l: u32) {
     let width = P.channels * 3u;
-    let e = flat_group(wid, nwg) * 256u + l;
+    let e = flat_group(wid, nwg) * WG + l;
     if e >= P.t_out * width {
         return;
     }

@@ -10,11 +10,14 @@
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;
 
+// Elements per workgroup (src/gpu/shaders.rs ELEMENTWISE_GROUP).
+override WG: u32;
+
 fn index(wid: vec3<u32>, nwg: vec3<u32>, l: u32) -> u32 {
-    return flat_group(wid, nwg) * 256u + l;
+    return flat_group(wid, nwg) * WG + l;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn copy_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) l: u32) {
     let e = index(wid, nwg, l);
@@ -26,7 +29,7 @@ fn copy_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     Y[P.y_off + i * P.y_stride + c] = X[P.x_off + i * P.x_stride + c];
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn gelu_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) l: u32) {
     let e = index(wid, nwg, l);

@@ -26,11 +26,14 @@ struct EmbedParams {
 @group(0) @binding(2) var<storage, read> IDS: array<u32>;
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
 
-@compute @workgroup_size(64)
+// Groups of 4 elements per workgroup (src/gpu/shaders.rs EMBED_GROUP).
+override WG: u32;
+
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) l: u32) {
     let quads = (P.w.k + 3u) / 4u;
-    let e = flat_group(wid, nwg) * 64u + l;
+    let e = flat_group(wid, nwg) * WG + l;
     if e >= P.rows * quads {
         return;
     }

@@ -12,14 +12,17 @@
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 @group(0) @binding(2) var<storage, read_write> Y: array<f16>;
 
+// Elements per workgroup (src/gpu/shaders.rs ELEMENTWISE_GROUP).
+override WG: u32;
+
 // Largest finite f16. A runtime f32 → f16 conversion out of range is undefined in
 // WGSL; clamping keeps huge activations finite instead of device-dependent.
 const F16_MAX: f32 = 65504.0;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn store_half(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) l: u32) {
-    let e = flat_group(wid, nwg) * 256u + l;
+    let e = flat_group(wid, nwg) * WG + l;
     if e >= P.rows * P.width {
         return;
     }

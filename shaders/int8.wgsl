@@ -11,7 +11,9 @@
 // The codes and scales come from quant.wgsl.
 
 // 1: dot4I8Packed (WGSL packed_4x8_integer_dot_product); 0: unpacked i32 dot.
-override DOT4: u32 = 1u;
+override DOT4: u32;
+// Weight rows per workgroup, one per invocation (src/gpu/shaders.rs INT8_COLS).
+override WG: u32;
 
 struct Int8Params {
     w: WeightLayout,
@@ -44,17 +46,17 @@ fn dot4(a: u32, b: u32) -> i32 {
     return dot(sext4(a), sext4(b));
 }
 
-// A workgroup: 64 weight rows (one per invocation) × up to RQ x rows. x codes are read
-// at the same address by every invocation; each weight word is read once per tile.
-const RQ: u32 = 16u;
+// A workgroup: WG weight rows (one per invocation) × up to RQ x rows (RQ: a generated
+// const, src/gpu/shaders.rs INT8_ROWS). x codes are read at the same address by every
+// invocation; each weight word is read once per tile.
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
-    let col = wid.x * 64u + t;
+    let col = wid.x * WG + t;
     let c = min(col, P.n - 1u);
     let row0 = wid.y * RQ;
     let rows = min(RQ, P.m - row0);
-    var acc: array<i32, 16>;
+    var acc: array<i32, RQ>;
     let wrow = c * P.w.k;
     for (var q = 0u; q < P.kw; q++) {
         let wq = word_at(wrow + 4u * q);
@@ -84,19 +86,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
 }
 
-// Low-bit weights × int8 x codes: the tile of `main` (64 weight rows × up to RQ x rows),
+// Low-bit weights × int8 x codes: the tile of `main` (WG weight rows × up to RQ x rows),
 // codes unpacked four at a time (weights.wgsl codes4), the float part per group.
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn lowbit(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
-    let col = wid.x * 64u + t;
+    let col = wid.x * WG + t;
     let c = min(col, P.n - 1u);
     let row0 = wid.y * RQ;
     let rows = min(RQ, P.m - row0);
-    var acc: array<f32, 16>;
+    var acc: array<f32, RQ>;
     let gw = P.w.group / 4u;
     for (var g = 0u; g < P.w.ng; g++) {
-        var d: array<i32, 16>;
-        var sx: array<i32, 16>;
+        var d: array<i32, RQ>;
+        var sx: array<i32, RQ>;
         let q1 = min((g + 1u) * gw, P.kw);
         for (var q = g * gw; q < q1; q++) {
             let u = codes4(c, 4u * q);

@@ -24,24 +24,23 @@ struct LinearParams {
 @group(0) @binding(3) var<storage, read> B: array<f32>;
 @group(0) @binding(4) var<storage, read_write> Y: array<f32>;
 
-// A workgroup computes RT = 32 rows × 128 columns. The x tile (RT rows × KT2 = 32 k)
-// is staged in workgroup memory and read by every invocation at the same address
-// (a broadcast); invocation t owns weight rows col0 + t + 32j (j < 4), unpacks each
-// packed weight once per tile straight into registers, and keeps its 32 × 4 block
-// of sums in registers: each x read feeds 16 multiply-adds.
-const RT: u32 = 32u;
+// A workgroup of WGM invocations computes RT rows × 4·WGM columns (src/gpu/shaders.rs
+// MATMUL_THREADS, MATMUL_ROWS: 32 × 128; RT is a generated const). The x tile (RT rows
+// × KT2 = 32 k) is staged in workgroup memory and read by every invocation at the
+// same address (a broadcast); invocation t owns weight rows col0 + t + WGM·j (j < 4),
+// unpacks each packed weight once per tile straight into registers, and keeps its
+// RT × 4 block of sums in registers: each x read feeds 16 multiply-adds.
 const KT2: u32 = 32u;
-const CT: u32 = 128u;
-const WGM: u32 = 32u;
-var<workgroup> XT: array<vec4<f32>, 256>; // [KT2 / 4][RT]: x[row0 + r][k0 + 4q ..]
+override WGM: u32;
+var<workgroup> XT: array<vec4<f32>, KT2 / 4u * RT>; // [KT2 / 4][RT]: x[row0 + r][k0 + 4q ..]
 
-@compute @workgroup_size(32)
+@compute @workgroup_size(WGM)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
-    let col0 = wid.x * CT;
+    let col0 = wid.x * 4u * WGM;
     let row0 = wid.y * RT;
     // Columns past n compute column n − 1 and do not store: barriers stay uniform.
-    let w = min(vec4<u32>(col0 + t) + vec4<u32>(0u, 32u, 64u, 96u), vec4<u32>(P.n - 1u));
-    var acc: array<vec4<f32>, 32>; // [row][column j]
+    let w = min(vec4<u32>(col0 + t) + vec4<u32>(0u, 1u, 2u, 3u) * WGM, vec4<u32>(P.n - 1u));
+    var acc: array<vec4<f32>, RT>; // [row][column j]
     for (var k0 = 0u; k0 < P.w.k; k0 += KT2) {
         for (var e = t; e < RT * KT2 / 4u; e += WGM) {
             let r = e % RT;
@@ -74,7 +73,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             break;
         }
         for (var j = 0u; j < 4u; j++) {
-            let col = col0 + t + 32u * j;
+            let col = col0 + t + WGM * j;
             if col < P.n {
                 var y = acc[r][j];
                 if (P.flags & 1u) != 0u {

@@ -28,14 +28,13 @@ struct LinearParams {
 @group(0) @binding(3) var<storage, read> B: array<f32>;
 @group(0) @binding(4) var<storage, read_write> Y: array<f32>;
 
-const WG: u32 = 64u;
-// Threads per weight row and weight rows per workgroup (WG = LANES · ROWS).
+// Threads per weight row, and weight rows per workgroup (src/gpu/shaders.rs
+// MATVEC_ROWS); the workgroup has LANES · ROWS invocations. MAXM, the most x rows per
+// call (the Rust side uses matmul above it: MATVEC_MAX_M), is a generated const.
 const LANES: u32 = 4u;
-const ROWS: u32 = 16u;
-// Most x rows per call (the Rust side uses matmul above this).
-const MAXM: u32 = 8u;
+override ROWS: u32;
 
-var<workgroup> partial: array<f32, 512>; // MAXM × WG
+var<workgroup> partial: array<f32, MAXM * LANES * ROWS>; // [x row][invocation]
 
 fn epilogue(i: u32, col: u32, v: f32) {
     var y = v;
@@ -52,14 +51,14 @@ fn epilogue(i: u32, col: u32, v: f32) {
     Y[o] = y;
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(LANES * ROWS)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) t: u32) {
     let lane = t % LANES;
     let r = flat_group(wid, nwg) * ROWS + t / LANES;
     // Rows past n compute row n − 1 and do not store: the barrier stays uniform.
     let rw = min(r, P.n - 1u);
-    var acc: array<f32, 8>;
+    var acc: array<f32, MAXM>;
     for (var c = lane * 4u; c < P.w.k; c += LANES * 4u) {
         let w = weight4(rw, c);
         let inside = (vec4<u32>(c) + vec4<u32>(0u, 1u, 2u, 3u)) < vec4<u32>(P.w.k);
@@ -70,12 +69,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         }
     }
     for (var i = 0u; i < P.m; i++) {
-        partial[i * WG + t] = acc[i];
+        partial[i * LANES * ROWS + t] = acc[i];
     }
     workgroupBarrier();
     if lane == 0u && r < P.n {
         for (var i = 0u; i < P.m; i++) {
-            let p = i * WG + t;
+            let p = i * LANES * ROWS + t;
             epilogue(i, r, (partial[p] + partial[p + 1u]) + (partial[p + 2u] + partial[p + 3u]));
         }
     }

@@ -4,7 +4,7 @@
 // workgroup memory and a barrier. Threads are numbered subgroup by subgroup so the
 // LANES threads of a row share a subgroup (subgroup sizes are powers of two ≥ 4).
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(LANES * ROWS)
 fn main_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(subgroup_id) sg: u32, @builtin(subgroup_size) sg_size: u32,
            @builtin(subgroup_invocation_id) sg_lane: u32) {
@@ -13,7 +13,7 @@ fn main_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     let r = flat_group(wid, nwg) * ROWS + t / LANES;
     // Rows past n compute row n − 1 and do not store: every lane takes the shuffles.
     let rw = min(r, P.n - 1u);
-    var acc: array<f32, 8>;
+    var acc: array<f32, MAXM>;
     for (var c = lane * 4u; c < P.w.k; c += LANES * 4u) {
         let w = weight4(rw, c);
         let inside = (vec4<u32>(c) + vec4<u32>(0u, 1u, 2u, 3u)) < vec4<u32>(P.w.k);

@@ -2,9 +2,10 @@
 // layouts of kernels/src/schemes (docs/FORMAT.md), unpacked in registers.
 //
 // The including shader declares `W: array<u32>` (one tensor's bytes, all planes) and a
-// uniform `P` with a member `w: WeightLayout`. `SCHEME` is the file's element-type code.
+// uniform `P` with a member `w: WeightLayout`. `SCHEME` is the file's element-type code
+// (a pipeline constant of every pipeline: src/gpu/ops.rs).
 
-override SCHEME: u32 = 1u;
+override SCHEME: u32;
 
 const S_F32: u32 = 0u;
 const S_F16: u32 = 1u;

@@ -139,7 +139,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         load_ms.push(ms_since(t));
     }
     let t = Instant::now();
-    let model = model.expect("runs ≥ 1").with_device(a.device.into())?;
+    let model = crate::to_device(model.expect("runs ≥ 1"), a.device.into())?;
     let upload_ms = ms_since(t);
     #[cfg(feature = "gpu")]
     if let Some(g) = model.gpu() {

@@ -21,6 +21,8 @@ pub enum Error {
     Invalid(String),
     /// The transcription was stopped through its [`crate::Abort`] handle.
     Aborted,
+    /// The GPU failed: no usable adapter, out of device memory, a lost device.
+    Device(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -57,6 +59,7 @@ impl fmt::Display for Error {
             Error::Convert(m) => write!(f, "model conversion failed: {m}"),
             Error::Invalid(m) => write!(f, "{m}"),
             Error::Aborted => write!(f, "transcription aborted"),
+            Error::Device(m) => write!(f, "GPU: {m}"),
         }
     }
 }

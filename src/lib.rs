@@ -212,6 +212,10 @@ pub struct LoadOptions {
     pub kernels: Option<String>,
     /// Where the network runs; the default is the CPU.
     pub device: Device,
+    /// How a GPU is opened: the optional adapter features the shaders may use
+    /// and the per-buffer size above which weights are split.
+    #[cfg(feature = "gpu")]
+    pub gpu: gpu::GpuOptions,
 }
 
 impl Default for LoadOptions {
@@ -219,6 +223,8 @@ impl Default for LoadOptions {
         LoadOptions {
             kernels: None,
             device: Device::Cpu,
+            #[cfg(feature = "gpu")]
+            gpu: gpu::GpuOptions::default(),
         }
     }
 }
@@ -253,6 +259,9 @@ pub struct Model {
     observer: Option<model::LinearObserver>,
     #[cfg(feature = "gpu")]
     gpu: Option<gpu::GpuModel>,
+    /// How [`Model::set_device`] opens a GPU.
+    #[cfg(feature = "gpu")]
+    gpu_options: gpu::GpuOptions,
     /// Why `Device::Auto` stayed on the CPU, if it did.
     device_note: Option<String>,
 }
@@ -291,6 +300,8 @@ impl Model {
             observer: None,
             #[cfg(feature = "gpu")]
             gpu: None,
+            #[cfg(feature = "gpu")]
+            gpu_options: options.gpu,
             device_note: None,
         };
         model.set_device(options.device)?;
@@ -319,8 +330,7 @@ impl Model {
                 Device::Auto => gpu::AdapterPolicy::HardwareOnly,
                 Device::Gpu => gpu::AdapterPolicy::AllowSoftware,
             };
-            let loaded = gpu::Gpu::new(policy)
-                .map_err(|m| Error::Invalid(format!("GPU: {m}")))
+            let loaded = gpu::Gpu::new(policy, &self.gpu_options)
                 .and_then(|g| gpu::GpuModel::new(g, &self.file, &self.plan));
             match (loaded, device) {
                 (Ok(m), _) => {
@@ -357,6 +367,14 @@ impl Model {
         Ok(self)
     }
 
+    /// Opens GPUs with `options` in later [`Model::set_device`] calls (default:
+    /// every optional feature the adapter offers, its own binding limit).
+    #[cfg(feature = "gpu")]
+    pub fn with_gpu_options(mut self, options: gpu::GpuOptions) -> Model {
+        self.gpu_options = options;
+        self
+    }
+
     /// Moves the network to an adapter already opened (e.g. with
     /// [`gpu::Gpu::set_max_binding`] lowered, to exercise split weights).
     #[cfg(feature = "gpu")]
@@ -377,7 +395,7 @@ impl Model {
     pub fn device_name(&self) -> String {
         #[cfg(feature = "gpu")]
         if let Some(g) = &self.gpu {
-            let f = g.gpu.features.and(g.gpu.enabled);
+            let f = g.gpu.features.and(g.gpu.enabled());
             let used: Vec<&str> = [
                 (f.f16, "f16"),
                 (f.subgroups, "subgroups"),

@@ -208,6 +208,51 @@ fn open_model(name: &str) -> Result<Model> {
     Model::load_with(&path, &load_options()?)
 }
 
+/// Moves `model` to `device`, a GPU opened as the environment asks (the one place
+/// `SOTTO_GPU_*` is read: the library takes them as [`sotto::gpu::GpuOptions`]).
+fn to_device(model: Model, device: sotto::Device) -> Result<Model> {
+    #[cfg(feature = "gpu")]
+    let model = if device == sotto::Device::Cpu {
+        model
+    } else {
+        model.with_gpu_options(gpu_options_from_env()?)
+    };
+    model.with_device(device)
+}
+
+/// `SOTTO_GPU_FEATURES` = none | f16 | subgroups | all (default all): the optional
+/// GPU features to use; `SOTTO_GPU_MAX_BINDING` = bytes (≥ 1024): split weights to
+/// fit that much per binding.
+#[cfg(feature = "gpu")]
+fn gpu_options_from_env() -> Result<sotto::gpu::GpuOptions> {
+    let invalid = |m: String| Error::Invalid(format!("GPU: {m}"));
+    let features = match std::env::var("SOTTO_GPU_FEATURES") {
+        Ok(v) => sotto::gpu::GpuFeatures::parse(&v).ok_or_else(|| {
+            invalid(format!(
+                "SOTTO_GPU_FEATURES={v}: expected none, f16, subgroups or all"
+            ))
+        })?,
+        Err(_) => sotto::gpu::GpuFeatures::ALL,
+    };
+    let max_binding = match std::env::var("SOTTO_GPU_MAX_BINDING") {
+        Err(_) => None,
+        Ok(v) => Some(
+            v.trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|&b| b >= 1024)
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "SOTTO_GPU_MAX_BINDING={v:?} is not a byte count ≥ 1024"
+                    ))
+                })?,
+        ),
+    };
+    Ok(sotto::gpu::GpuOptions::default()
+        .with_features(features)
+        .with_max_binding(max_binding))
+}
+
 fn write_out(output: Option<&Path>, text: &str) -> Result<()> {
     match output {
         Some(p) => std::fs::write(p, text).map_err(|e| Error::io(p.display().to_string(), e)),
@@ -308,7 +353,7 @@ fn transcribe(
         ));
     }
     let t0 = std::time::Instant::now();
-    let model = open_model(model)?.with_device(device.into())?;
+    let model = to_device(open_model(model)?, device.into())?;
     if let Some(note) = model.device_note() {
         if verbose {
             eprintln!("{note}");

@@ -161,8 +161,8 @@ fn bench_reports_gpu_device_time() {
 
     #[cfg(feature = "gpu")]
     {
-        use sotto::gpu::{AdapterPolicy, Gpu};
-        let timestamps = match Gpu::new(AdapterPolicy::AllowSoftware) {
+        use sotto::gpu::{AdapterPolicy, Gpu, GpuOptions};
+        let timestamps = match Gpu::new(AdapterPolicy::AllowSoftware, &GpuOptions::default()) {
             Ok(g) => g.has_timestamps(),
             Err(e) => {
                 skip_or_fail(&format!("GPU part: no GPU adapter ({e})"));

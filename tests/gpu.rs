@@ -8,16 +8,23 @@ mod common;
 
 use sotto::format::ElementType;
 use sotto::gpu::shaders::Shader;
-use sotto::gpu::{AdapterPolicy, Epilogue, Gpu, GpuFeatures, GpuWeight, Kv, Phase, Recorder, Rows};
+use sotto::gpu::{
+    AdapterPolicy, Epilogue, Gpu, GpuFeatures, GpuOptions, GpuWeight, Kv, Phase, Recorder, Rows,
+};
 use sotto_kernels::schemes::{self, ActQuant, Quantized};
 use sotto_kernels::{scalar, AttentionShape, Pool, Weights};
 use std::sync::OnceLock;
+
+/// A device of its own (software adapters allowed).
+fn open(options: GpuOptions) -> sotto::Result<Gpu> {
+    Gpu::new(AdapterPolicy::AllowSoftware, &options)
+}
 
 /// One device for the whole test binary (software adapters allowed); `None` when
 /// there is no adapter, after `common::skip_or_fail` (which fails under CI).
 fn gpu() -> Option<&'static Gpu> {
     static GPU: OnceLock<Result<Gpu, String>> = OnceLock::new();
-    match GPU.get_or_init(|| Gpu::new(AdapterPolicy::AllowSoftware)) {
+    match GPU.get_or_init(|| open(GpuOptions::default()).map_err(|e| e.to_string())) {
         Ok(g) => Some(g),
         Err(e) => {
             common::skip_or_fail(&format!("GPU tests: {e}"));
@@ -47,9 +54,12 @@ fn variant_gpus() -> &'static [Gpu] {
     GPUS.get_or_init(|| {
         let mut out = Vec::new();
         for f in FEATURE_SETS {
-            match Gpu::with_features(AdapterPolicy::AllowSoftware, f) {
-                Ok(g) if g.enabled == f => out.push(g),
-                Ok(g) => eprintln!("SKIPPED variant {f:?}: the adapter offers {:?}", g.enabled),
+            match open(GpuOptions::default().with_features(f)) {
+                Ok(g) if g.enabled() == f => out.push(g),
+                Ok(g) => eprintln!(
+                    "SKIPPED variant {f:?}: the adapter offers {:?}",
+                    g.enabled()
+                ),
                 Err(e) => eprintln!("SKIPPED variant {f:?}: {e}"),
             }
         }
@@ -122,6 +132,214 @@ fn every_shader_validates_with_naga() {
                 "{}.wgsl has no entry point {entry}",
                 s.name()
             );
+        }
+    }
+}
+
+/// The WGSL ↔ Rust contract, checked without a device on every module (each family
+/// in each feature variant), parsed and validated by naga:
+/// - its resource bindings are exactly the family's table (`Shader::bindings`):
+///   group 0, binding i, name, address space and access, element type or parameter
+///   struct;
+/// - each parameter struct (nested ones too) has the `#[repr(C)]` Rust struct's
+///   name, members (name, type, offset, size) and size;
+/// - its named `override`s are exactly the family's pipeline constants and per-call
+///   overrides, none with a WGSL default, and the generated `const`s carry the
+///   Rust values;
+/// - each entry point's overrides resolve with the constants the Rust side passes
+///   (naga's `process_overrides`, as pipeline creation runs it).
+#[test]
+fn shader_contract_matches_rust() {
+    use sotto::gpu::shaders::{Elem, Pass, Slot, Ty};
+    use wgpu::naga;
+    let mut checked = Vec::new();
+    for s in Shader::ALL {
+        for (fi, f) in FEATURE_SETS.iter().enumerate() {
+            let v = s.variant(*f);
+            if fi > 0 && FEATURE_SETS[..fi].iter().any(|g| s.variant(*g) == v) {
+                continue;
+            }
+            let src = s.source_for(*f);
+            let name = format!("{}.wgsl {v:?}", s.name());
+            let module = naga::front::wgsl::parse_str(&src)
+                .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&src)));
+            let info = naga::valid::Validator::new(
+                naga::valid::ValidationFlags::all(),
+                naga::valid::Capabilities::default()
+                    | naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32
+                    | naga::valid::Capabilities::SHADER_FLOAT16
+                    | naga::valid::Capabilities::SUBGROUP,
+            )
+            .validate(&module)
+            .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+            let mut layouter = naga::proc::Layouter::default();
+            layouter.update(module.to_ctx()).unwrap();
+
+            // Bindings.
+            let bound: Vec<(&naga::ResourceBinding, &naga::GlobalVariable)> = module
+                .global_variables
+                .iter()
+                .filter_map(|(_, g)| g.binding.as_ref().map(|b| (b, g)))
+                .collect();
+            assert_eq!(
+                bound.len(),
+                s.bindings().len(),
+                "{name}: {} bindings in WGSL, {} in src/gpu/shaders.rs",
+                bound.len(),
+                s.bindings().len()
+            );
+            for (i, b) in s.bindings().iter().enumerate() {
+                let what = format!("{name} binding {i} ({})", b.name);
+                let Some(&(_, g)) = bound
+                    .iter()
+                    .find(|(rb, _)| rb.group == 0 && rb.binding == i as u32)
+                else {
+                    panic!("{what}: not declared as @group(0) @binding({i})");
+                };
+                assert_eq!(g.name.as_deref(), Some(b.name), "{what}: name");
+                let space = match b.slot {
+                    Slot::Uniform => naga::AddressSpace::Uniform,
+                    Slot::Read => naga::AddressSpace::Storage {
+                        access: naga::StorageAccess::LOAD,
+                    },
+                    Slot::ReadWrite => naga::AddressSpace::Storage {
+                        access: naga::StorageAccess::LOAD | naga::StorageAccess::STORE,
+                    },
+                };
+                assert_eq!(g.space, space, "{what}: address space");
+                match b.ty {
+                    Ty::Struct(l) => check_struct(&module, &layouter, g.ty, l, &what),
+                    Ty::Array(e) => {
+                        let naga::TypeInner::Array {
+                            base,
+                            size: naga::ArraySize::Dynamic,
+                            ..
+                        } = module.types[g.ty].inner
+                        else {
+                            panic!("{what}: not a runtime-sized array");
+                        };
+                        let scalar = match e {
+                            Elem::F32 => naga::Scalar::F32,
+                            Elem::F16 => naga::Scalar::F16,
+                            Elem::U32 => naga::Scalar::U32,
+                        };
+                        assert_eq!(
+                            module.types[base].inner,
+                            naga::TypeInner::Scalar(scalar),
+                            "{what}: element type"
+                        );
+                    }
+                }
+            }
+            assert_eq!(
+                s.params().map(|l| l.name),
+                match s.bindings()[0].ty {
+                    Ty::Struct(l) => Some(l.name),
+                    Ty::Array(_) => None,
+                },
+                "{name}: binding 0 holds the parameters"
+            );
+
+            // Overrides and generated constants.
+            let mut overrides: Vec<&str> = Vec::new();
+            for (_, o) in module.overrides.iter() {
+                // Unnamed overrides are naga's for override-sized arrays.
+                let Some(n) = o.name.as_deref() else { continue };
+                assert!(
+                    o.init.is_none(),
+                    "{name}: override {n} has a WGSL default; src/gpu/shaders.rs defines it"
+                );
+                overrides.push(n);
+            }
+            overrides.sort_unstable();
+            let mut want: Vec<&str> = s
+                .constants()
+                .iter()
+                .filter(|c| c.pass == Pass::Override)
+                .map(|c| c.name)
+                .chain(s.call_overrides().iter().copied())
+                .collect();
+            want.sort_unstable();
+            assert_eq!(overrides, want, "{name}: overrides");
+            for c in s.constants().iter().filter(|c| c.pass == Pass::Const) {
+                let found = module
+                    .constants
+                    .iter()
+                    .find(|(_, k)| k.name.as_deref() == Some(c.name))
+                    .map(|(_, k)| &module.global_expressions[k.init]);
+                assert_eq!(
+                    found,
+                    Some(&naga::Expression::Literal(naga::Literal::U32(c.value))),
+                    "{name}: const {}",
+                    c.name
+                );
+            }
+            let mut constants = naga::back::PipelineConstants::default();
+            for c in s.constants().iter().filter(|c| c.pass == Pass::Override) {
+                constants.insert(c.name.to_string(), c.value as f64);
+            }
+            for n in s.call_overrides() {
+                // SCHEME: f16 weights; DOT4: packed dots.
+                constants.insert(n.to_string(), 1.0);
+            }
+            for entry in s.entry_points() {
+                let e = match s.subgroup_entry(entry) {
+                    Some(e) if v.subgroups => e,
+                    _ => entry,
+                };
+                naga::back::pipeline_constants::process_overrides(
+                    &module,
+                    &info,
+                    Some((naga::ShaderStage::Compute, e)),
+                    &constants,
+                )
+                .unwrap_or_else(|err| panic!("{name} {e}: {err}"));
+            }
+            checked.push(name);
+        }
+    }
+    eprintln!("contract checked: {}", checked.join(", "));
+}
+
+/// The WGSL struct `ty` against the Rust struct `l`, nested structs included.
+fn check_struct(
+    module: &wgpu::naga::Module,
+    layouter: &wgpu::naga::proc::Layouter,
+    ty: wgpu::naga::Handle<wgpu::naga::Type>,
+    l: &sotto::gpu::shaders::StructLayout,
+    what: &str,
+) {
+    use sotto::gpu::shaders::FieldType;
+    use wgpu::naga;
+    let t = &module.types[ty];
+    let what = format!("{what}: struct {}", l.name);
+    assert_eq!(t.name.as_deref(), Some(l.name), "{what}: WGSL name");
+    let naga::TypeInner::Struct { members, span } = &t.inner else {
+        panic!("{what}: not a struct in WGSL");
+    };
+    assert_eq!(*span as usize, l.size, "{what}: size (WGSL, Rust)");
+    let wgsl: Vec<_> = members.iter().map(|m| m.name.as_deref()).collect();
+    let rust: Vec<_> = l.fields.iter().map(|f| Some(f.name)).collect();
+    assert_eq!(wgsl, rust, "{what}: members (WGSL, Rust)");
+    for (m, f) in members.iter().zip(l.fields) {
+        let what = format!("{what}.{}", f.name);
+        assert_eq!(m.offset as usize, f.offset, "{what}: offset (WGSL, Rust)");
+        assert_eq!(
+            layouter[m.ty].size as usize, f.size,
+            "{what}: size (WGSL, Rust)"
+        );
+        match f.ty {
+            FieldType::U32 => assert_eq!(
+                module.types[m.ty].inner,
+                naga::TypeInner::Scalar(naga::Scalar::U32),
+                "{what}: type"
+            ),
+            FieldType::F32 => assert_eq!(
+                module.types[m.ty].inner,
+                naga::TypeInner::Scalar(naga::Scalar::F32),
+                "{what}: type"
+            ),
+            FieldType::Struct(n) => check_struct(module, layouter, m.ty, n, &what),
         }
     }
 }
@@ -329,7 +547,7 @@ fn split_weights_match_reference() {
     if gpu().is_none() {
         return;
     }
-    let mut g = Gpu::new(AdapterPolicy::AllowSoftware).unwrap();
+    let mut g = open(GpuOptions::default()).unwrap();
     let mut rng = Rng(0x5b1);
     // (m, n, k): matvec, matmul; nf4-dq ng = 3 (k = 130) and 2 (k = 100).
     let shapes = [(3, 333, 130), (70, 300, 100), (1, 200, 33)];
@@ -688,7 +906,7 @@ fn attention_matches_scalar() {
         for half in [false, true] {
             let mut want = vec![0f32; n_q * w];
             let kvh = if half {
-                if !g.enabled.f16 {
+                if !g.enabled().f16 {
                     eprintln!("SKIPPED f16 keys/values: the adapter has no shader-f16");
                     continue;
                 }
@@ -745,7 +963,7 @@ fn attention_matches_scalar() {
 #[test]
 fn f16_store_rounds_like_the_cpu() {
     let Some(g) = gpu() else { return };
-    if !g.enabled.f16 {
+    if !g.enabled().f16 {
         eprintln!("SKIPPED: the adapter has no shader-f16");
         return;
     }
@@ -885,7 +1103,8 @@ fn logit_summary_matches_cpu() {
 /// Transcribes jfk.wav with `path` on the CPU and on the GPU adapter; the texts
 /// and every segment's tokens must be equal. `greedy_only`: no temperature fallback
 /// (a low-bit model may fall back through every temperature, minutes on lavapipe).
-fn gpu_matches_cpu(path: &std::path::Path, greedy_only: bool) {
+/// The GPU is opened with `options`.
+fn gpu_matches_cpu(path: &std::path::Path, greedy_only: bool, options: GpuOptions) {
     let samples = sotto::audio::load_audio(&common::jfk()).expect("audio");
     let mut opts = {
         let mut o = sotto::Options::default();
@@ -901,12 +1120,18 @@ fn gpu_matches_cpu(path: &std::path::Path, greedy_only: bool) {
         .unwrap();
     let model = sotto::Model::load(path)
         .unwrap()
+        .with_gpu_options(options)
         .with_device(sotto::Device::Gpu)
         .unwrap();
     assert!(
         model.device_name().starts_with("gpu"),
         "{}",
         model.device_name()
+    );
+    let enabled = model.gpu().map(|g| g.enabled());
+    assert!(
+        enabled.is_some_and(|e| options.features.covers(e)),
+        "{enabled:?}"
     );
     let t0 = std::time::Instant::now();
     let got = model.transcribe(&samples, &opts).unwrap();
@@ -935,7 +1160,7 @@ fn schemes_match_cpu(model: &str, schemes: &[(schemes::Scheme, Activations)], wi
     let t0 = std::time::Instant::now();
     let path = common::model_path(model);
     if with_f16 {
-        gpu_matches_cpu(&path, false);
+        gpu_matches_cpu(&path, false, GpuOptions::default());
     }
     let input = sotto::format::ModelFile::open(&path).unwrap();
     let dir = std::env::temp_dir().join(format!("sotto-gpu-{model}-{}", std::process::id()));
@@ -949,7 +1174,7 @@ fn schemes_match_cpu(model: &str, schemes: &[(schemes::Scheme, Activations)], wi
             ..Default::default()
         };
         quantize_model(&input, &out, &opts, &|_, _| {}).unwrap();
-        gpu_matches_cpu(&out, true);
+        gpu_matches_cpu(&out, true, GpuOptions::default());
         let _ = std::fs::remove_file(&out);
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -1036,9 +1261,12 @@ fn tiny_en_split_weights_on_gpu_match_cpu() {
             .unwrap()
             .transcribe(&samples, &opts)
             .unwrap();
-        let mut g = Gpu::new(AdapterPolicy::AllowSoftware).unwrap();
-        g.set_max_binding(limit);
-        let model = sotto::Model::load(path).unwrap().with_gpu(g).unwrap();
+        // The limit as an option of opening the GPU, as `SOTTO_GPU_MAX_BINDING` maps.
+        let model = sotto::Model::load(path)
+            .unwrap()
+            .with_gpu_options(GpuOptions::default().with_max_binding(Some(limit)))
+            .with_device(sotto::Device::Gpu)
+            .unwrap();
         let t1 = std::time::Instant::now();
         let got = model.transcribe(&samples, &opts).unwrap();
         eprintln!(
@@ -1172,7 +1400,7 @@ fn feature_variants_match_reference() {
     }
     let pool = Pool::new(1);
     for g in variant_gpus() {
-        let f = g.enabled;
+        let f = g.enabled();
         let mut rng = Rng(0xfea7);
         for etype in [ElementType::F16, ElementType::F32, ElementType::Int4Asym] {
             for &(m, n, k) in &[
@@ -1282,12 +1510,13 @@ fn tiny_en_every_feature_variant_matches_cpu() {
     }
     let path = common::model_path("tiny.en");
     for g in variant_gpus() {
-        sotto::gpu::force_features(Some(g.enabled));
-        assert_eq!(sotto::gpu::wanted_features(), Ok(g.enabled));
-        eprintln!("variant {:?}", g.enabled);
-        gpu_matches_cpu(&path, true);
+        eprintln!("variant {:?}", g.enabled());
+        gpu_matches_cpu(
+            &path,
+            true,
+            GpuOptions::default().with_features(g.enabled()),
+        );
     }
-    sotto::gpu::force_features(None);
 }
 
 /// Pass timestamps: off by default; with timing on, a submission's device time is
@@ -1302,7 +1531,7 @@ fn timestamp_queries_time_submissions() {
         return;
     }
     // A device of its own: the shared one's submissions from other tests would count.
-    let g = &Gpu::new(AdapterPolicy::AllowSoftware).unwrap();
+    let g = &open(GpuOptions::default()).unwrap();
     assert_eq!(g.take_times(), None, "timing is off by default");
     assert!(g.enable_timing(true));
     let mut rng = Rng(11);
@@ -1377,7 +1606,7 @@ fn bind_groups_are_reused_and_released() {
     if gpu().is_none() {
         return;
     }
-    let g = Gpu::new(AdapterPolicy::AllowSoftware).unwrap();
+    let g = open(GpuOptions::default()).unwrap();
     let x: Vec<f32> = (0..64).map(|i| i as f32).collect();
     let xb = g.upload_f32("x", &x);
     let yb = g.floats("y", 64);
@@ -1426,7 +1655,7 @@ fn bind_groups_are_reused_and_released() {
     let input = sotto::format::ModelFile::open(&f16).unwrap();
     quantize_model(&input, &int8, &q, &|_, _| {}).unwrap();
     for path in [&f16, &int8] {
-        let g = Gpu::new(AdapterPolicy::AllowSoftware).unwrap();
+        let g = open(GpuOptions::default()).unwrap();
         let model = sotto::Model::load(path).unwrap().with_gpu(g).unwrap();
         let first = model.transcribe(&samples, &opts).unwrap();
         let after_first = model.gpu().unwrap().cached_bind_groups();
@@ -1456,7 +1685,7 @@ fn device_errors_are_returned_not_panics() {
     if gpu().is_none() {
         return;
     }
-    let g = Gpu::new(AdapterPolicy::AllowSoftware).unwrap();
+    let g = open(GpuOptions::default()).unwrap();
     assert_eq!(g.check(), Ok(()));
     let xb = g.upload_f32("x", &[1.0, 2.0, 3.0]);
     let _bad = g.device.create_buffer(&wgpu::BufferDescriptor {
@@ -1470,4 +1699,97 @@ fn device_errors_are_returned_not_panics() {
     eprintln!("kept: {e}");
     assert_eq!(g.take_error(), None, "taken by the read-back");
     assert_eq!(g.try_read_f32(&xb, 0, 3), Ok(vec![1.0, 2.0, 3.0]));
+}
+
+/// Operations the kernels cannot take are errors, never panics: attention beyond the
+/// per-query kernel's bounds, an f16 store on a device opened without shader-f16,
+/// an offset past u32. Each recording is dropped (nothing runs: y keeps its values)
+/// and its error comes back from the next check; the device works on. Models with
+/// such shapes are refused at load (`check_model`), and an empty weight at upload.
+#[test]
+fn unsupported_operations_are_errors_not_panics() {
+    if gpu().is_none() {
+        return;
+    }
+    let g = open(GpuOptions::default().with_features(GpuFeatures::NONE)).unwrap();
+    assert!(!g.enabled().f16);
+    let buf = g.upload_f32("x", &[1.0; 64]);
+    let y = g.upload_f32("y", &[7.0; 64]);
+    let kv = Kv {
+        buf: &buf,
+        k_off: 0,
+        v_off: 0,
+        stride: 300,
+        half: false,
+    };
+    type Attempt<'a> = (&'a str, Box<dyn Fn(&mut Recorder) + 'a>);
+    let attempts: [Attempt; 3] = [
+        (
+            "attention",
+            Box::new(|rec: &mut Recorder| {
+                let (q, out) = (Rows::new(&buf, 0, 300), Rows::new(&y, 0, 300));
+                rec.attention(q, kv, 1, 4, 1, 300, None, out);
+            }),
+        ),
+        (
+            "f16",
+            Box::new(|rec: &mut Recorder| {
+                rec.store_rows(Rows::new(&buf, 0, 8), 1, 8, Rows::new(&y, 0, 8), true);
+            }),
+        ),
+        (
+            "u32",
+            Box::new(|rec: &mut Recorder| {
+                let x = Rows::new(&buf, 1 << 40, 8);
+                rec.copy_rows(x, 1, 8, Rows::new(&y, 0, 8));
+            }),
+        ),
+    ];
+    for (what, record) in &attempts {
+        let mut rec = Recorder::new(&g);
+        // A valid operation first: it must not run either.
+        rec.copy_rows(Rows::new(&buf, 0, 8), 1, 8, Rows::new(&y, 0, 8));
+        record(&mut rec);
+        rec.submit();
+        let e = g.try_read_f32(&y, 0, 8).unwrap_err();
+        eprintln!("{what}: {e}");
+        assert!(e.contains(what), "{what}: {e}");
+        assert_eq!(g.try_read_f32(&y, 0, 8), Ok(vec![7.0; 8]), "{what}");
+    }
+    let e = GpuWeight::upload(&g, "empty", ElementType::F32, 0, 4, 0, &[]).err();
+    assert!(e.is_some_and(|e| e.contains("no elements")));
+
+    let base = sotto::format::ModelConfig {
+        n_mels: 80,
+        n_audio_ctx: 1500,
+        n_audio_state: 384,
+        n_audio_head: 6,
+        n_audio_layer: 4,
+        n_text_ctx: 448,
+        n_text_state: 384,
+        n_text_head: 6,
+        n_text_layer: 4,
+        n_vocab: 51864,
+        ..Default::default()
+    };
+    assert_eq!(sotto::gpu::check_model(&g, &base), Ok(()));
+    let refused = [
+        sotto::format::ModelConfig {
+            n_audio_ctx: 4000,
+            ..base.clone()
+        },
+        sotto::format::ModelConfig {
+            n_audio_head: 1,
+            ..base.clone()
+        },
+        sotto::format::ModelConfig {
+            n_text_layer: 1 << 20,
+            ..base.clone()
+        },
+    ];
+    for c in &refused {
+        let e = sotto::gpu::check_model(&g, c);
+        eprintln!("refused: {e:?}");
+        assert!(e.is_err());
+    }
 }

@@ -1,28 +1,44 @@
 //! The device: adapter choice, limits, buffers, and the pipeline cache keyed by
-//! (shader, entry point, constants).
-use super::shaders::{GpuFeatures, Shader, Slot};
+//! (shader, entry point, constants). Nothing here reads the environment: what the
+//! CLI takes from `SOTTO_GPU_*` comes in as [`GpuOptions`].
+use super::shaders::{self, GpuFeatures, Pass, Shader, Slot};
+use crate::Error;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// Set by [`force_features`]; overrides `SOTTO_GPU_FEATURES` for devices opened later.
-static FORCED: Mutex<Option<GpuFeatures>> = Mutex::new(None);
-
-/// Makes every later [`Gpu::new`] use at most `features` (`None`: back to
-/// `SOTTO_GPU_FEATURES`, default all): how tests run the whole model per variant.
-pub fn force_features(features: Option<GpuFeatures>) {
-    *FORCED.lock().unwrap_or_else(|e| e.into_inner()) = features;
+/// How [`Gpu::new`] opens the device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GpuOptions {
+    /// The optional features the kernels may use, of those the adapter offers
+    /// (default: all).
+    pub features: GpuFeatures,
+    /// Split weight tensors by rows to fit this many bytes per binding when it is
+    /// below the adapter's limit (default: the adapter's limit); lets tests split on
+    /// any adapter. [`Gpu::set_max_binding`] changes it later.
+    pub max_binding: Option<u64>,
 }
 
-/// The optional features [`Gpu::new`] may use: [`force_features`], else
-/// `SOTTO_GPU_FEATURES` = none | f16 | subgroups | all (default all).
-pub fn wanted_features() -> Result<GpuFeatures, String> {
-    if let Some(f) = *FORCED.lock().unwrap_or_else(|e| e.into_inner()) {
-        return Ok(f);
+impl Default for GpuOptions {
+    fn default() -> GpuOptions {
+        GpuOptions {
+            features: GpuFeatures::ALL,
+            max_binding: None,
+        }
     }
-    match std::env::var("SOTTO_GPU_FEATURES") {
-        Ok(v) => GpuFeatures::parse(&v)
-            .ok_or_else(|| format!("SOTTO_GPU_FEATURES={v}: expected none, f16, subgroups or all")),
-        Err(_) => Ok(GpuFeatures::ALL),
+}
+
+impl GpuOptions {
+    /// These options with at most `features`.
+    pub fn with_features(mut self, features: GpuFeatures) -> GpuOptions {
+        self.features = features;
+        self
+    }
+
+    /// These options with weights split to `bytes` per binding.
+    pub fn with_max_binding(mut self, bytes: Option<u64>) -> GpuOptions {
+        self.max_binding = bytes;
+        self
     }
 }
 
@@ -39,6 +55,8 @@ pub enum AdapterPolicy {
 pub struct Kernel {
     pub pipeline: wgpu::ComputePipeline,
     pub layout: wgpu::BindGroupLayout,
+    /// The family (its binding table: [`Shader::bindings`]).
+    pub shader: Shader,
 }
 
 type KernelKey = (Shader, GpuFeatures, &'static str, Vec<(&'static str, u32)>);
@@ -52,15 +70,15 @@ pub struct Gpu {
     /// WGSL `dot4I8Packed` is available (int8.wgsl `DOT4`; else an unpacked i32 dot).
     pub dot4: bool,
     /// Optional features the kernels use: those wanted that the device was opened
-    /// with. Clearing one (tests) takes effect at the next [`Gpu::kernel`].
+    /// with. Clearing one (tests) takes effect at the next [`Gpu::kernel`]; setting
+    /// one the device lacks has no effect (kernels use `features ∩ enabled`).
     pub features: GpuFeatures,
-    /// Those the device was opened with.
-    pub enabled: GpuFeatures,
+    /// Those the device was opened with ([`Gpu::enabled`]).
+    enabled: GpuFeatures,
     /// Bound where a kernel's optional input is absent.
     pub dummy: wgpu::Buffer,
     /// Weight tensors are split to fit this many bytes per buffer when it is below the
-    /// adapter's binding limit (`SOTTO_GPU_MAX_BINDING`, [`Gpu::set_max_binding`]): lets
-    /// tests split on any adapter.
+    /// adapter's binding limit ([`GpuOptions::max_binding`], [`Gpu::set_max_binding`]).
     binding_cap: u64,
     modules: Mutex<HashMap<(Shader, GpuFeatures), wgpu::ShaderModule>>,
     layouts: Mutex<HashMap<Shader, wgpu::BindGroupLayout>>,
@@ -83,9 +101,9 @@ pub struct Gpu {
     timing: Mutex<Option<Timing>>,
 }
 
-/// Bytes of one kernel's parameters in the uniform buffer (the largest struct is
-/// 16 words); each dispatch binds this much at its own dynamic offset.
-pub(crate) const PARAM_BYTES: u64 = 64;
+/// Bytes of one kernel's parameters in the uniform buffer (the largest parameter
+/// struct); each dispatch binds this much at its own dynamic offset.
+pub(crate) const PARAM_BYTES: u64 = shaders::PARAM_BYTES as u64;
 
 type BindKey = (
     wgpu::BindGroupLayout,
@@ -221,30 +239,17 @@ fn is_software(info: &wgpu::AdapterInfo) -> bool {
     info.device_type == wgpu::DeviceType::Cpu
 }
 
-/// `SOTTO_GPU_MAX_BINDING` (bytes), unset: no cap below the adapter's.
-fn binding_cap_from_env() -> Result<u64, String> {
-    match std::env::var("SOTTO_GPU_MAX_BINDING") {
-        Err(_) => Ok(u64::MAX),
-        Ok(v) => v
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|&b| b >= 1024)
-            .ok_or_else(|| format!("SOTTO_GPU_MAX_BINDING={v:?} is not a byte count ≥ 1024")),
-    }
-}
-
 impl Gpu {
-    /// Opens the best adapter `policy` allows with the features of [`wanted_features`];
-    /// the error says why none could be used.
-    pub fn new(policy: AdapterPolicy) -> Result<Gpu, String> {
-        Gpu::with_features(policy, wanted_features()?)
+    /// Opens the best adapter `policy` allows, using at most `options.features`;
+    /// [`Error::Device`] says why none could be used.
+    pub fn new(policy: AdapterPolicy, options: &GpuOptions) -> crate::Result<Gpu> {
+        Gpu::open(policy, options).map_err(Error::Device)
     }
 
-    /// As [`Gpu::new`], using at most `want` of the optional features.
-    pub fn with_features(policy: AdapterPolicy, want: GpuFeatures) -> Result<Gpu, String> {
-        let instance =
-            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    fn open(policy: AdapterPolicy, options: &GpuOptions) -> Result<Gpu, String> {
+        let want = options.features;
+        // Not `…_from_env`: the library reads no environment variable (WGPU_*).
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
         let mut adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
         if adapters.is_empty() {
             return Err("no GPU adapter found (no Vulkan/Metal/DX12 driver)".into());
@@ -341,7 +346,7 @@ impl Gpu {
             enabled,
             dummy,
             errors,
-            binding_cap: binding_cap_from_env()?,
+            binding_cap: options.max_binding.unwrap_or(u64::MAX),
             modules: Mutex::default(),
             layouts: Mutex::default(),
             kernels: Mutex::default(),
@@ -365,6 +370,12 @@ impl Gpu {
         is_software(&self.info)
     }
 
+    /// The optional features the device was opened with (those asked for that the
+    /// adapter offers).
+    pub fn enabled(&self) -> GpuFeatures {
+        self.enabled
+    }
+
     /// Buffers for `code_bytes` of int8 x codes and `scales` x scales (at least).
     pub(crate) fn act_buffers(
         &self,
@@ -372,21 +383,20 @@ impl Gpu {
         scales: usize,
     ) -> (wgpu::Buffer, wgpu::Buffer) {
         let mut held = self.act_scratch.lock().unwrap_or_else(|e| e.into_inner());
-        let fits = held
-            .as_ref()
-            .is_some_and(|(c, s)| c.size() >= code_bytes && s.size() >= scales as u64 * 4);
-        if !fits {
-            let (c0, s0) = held
-                .as_ref()
-                .map_or((0, 0), |(c, s)| (c.size(), s.size() / 4));
-            if let Some((c, s)) = held.take() {
-                self.binds.forget(&[&c, &s]);
+        let (c0, s0) = match &*held {
+            Some((c, s)) if c.size() >= code_bytes && s.size() >= scales as u64 * 4 => {
+                return (c.clone(), s.clone());
             }
-            let c = self.buffer("x codes", code_bytes.max(c0).next_power_of_two());
-            let s = self.floats("x scales", scales.max(s0 as usize).next_power_of_two());
-            *held = Some((c, s));
-        }
-        held.clone().expect("made above")
+            Some((c, s)) => {
+                self.binds.forget(&[c, s]);
+                (c.size(), s.size() / 4)
+            }
+            None => (0, 0),
+        };
+        let c = self.buffer("x codes", code_bytes.max(c0).next_power_of_two());
+        let s = self.floats("x scales", scales.max(s0 as usize).next_power_of_two());
+        *held = Some((c.clone(), s.clone()));
+        (c, s)
     }
 
     /// Bind groups cached for reuse (each holds its buffers until they are dropped
@@ -442,7 +452,8 @@ impl Gpu {
     }
 
     /// Copies `n` floats from `src` at float offset `off` back to the host (waits);
-    /// panics if the device failed (tests; the network uses [`Gpu::try_read_f32`]).
+    /// panics if the device failed. For tests only: the network uses
+    /// [`Gpu::try_read_f32`], and nothing in the library calls this.
     pub fn read_f32(&self, src: &wgpu::Buffer, off: usize, n: usize) -> Vec<f32> {
         self.try_read_f32(src, off, n)
             .unwrap_or_else(|e| panic!("GPU read-back failed: {e}"))
@@ -487,6 +498,13 @@ impl Gpu {
         drop(view);
         staging.unmap();
         Ok(out)
+    }
+
+    /// Keeps `message` as the device's error unless one is kept already: the next
+    /// [`Gpu::check`] (upload check, encode, read-back) returns it.
+    pub(crate) fn fail(&self, message: String) {
+        let mut first = self.errors.lock().unwrap_or_else(|e| e.into_inner());
+        first.get_or_insert(message);
     }
 
     /// Takes the first device error since the last call, if any.
@@ -608,7 +626,7 @@ impl Gpu {
                 .flatten()
                 .map(|view| {
                     view.chunks_exact(8)
-                        .map(|b| u64::from_ne_bytes(b.try_into().expect("8 bytes")))
+                        .map(bytemuck::pod_read_unaligned::<u64>)
                         .collect()
                 });
         if mapped {
@@ -660,8 +678,9 @@ impl Gpu {
             .entry(shader)
             .or_insert_with(|| {
                 let entries: Vec<wgpu::BindGroupLayoutEntry> = shader
-                    .slots()
+                    .bindings()
                     .iter()
+                    .map(|b| &b.slot)
                     .enumerate()
                     .map(|(i, slot)| wgpu::BindGroupLayoutEntry {
                         binding: i as u32,
@@ -692,20 +711,23 @@ impl Gpu {
 
     /// The pipeline for (`shader`, `entry`, `constants`) in the variant of
     /// [`Gpu::features`] (a subgroup entry point in place of `entry` where the family
-    /// has one), compiled on first use.
+    /// has one), compiled on first use. `constants` are the per-call overrides
+    /// ([`Shader::call_overrides`]); the family's own ([`Shader::constants`]) are
+    /// added here. An error if the family needs a feature the device lacks.
     pub fn kernel(
         &self,
         shader: Shader,
         entry: &'static str,
         constants: &[(&'static str, u32)],
-    ) -> Arc<Kernel> {
-        assert!(
-            self.enabled.covers(shader.requires()),
-            "{}.wgsl needs {:?}, the device has {:?}",
-            shader.name(),
-            shader.requires(),
-            self.enabled
-        );
+    ) -> Result<Arc<Kernel>, String> {
+        if !self.enabled.covers(shader.requires()) {
+            return Err(format!(
+                "{}.wgsl needs {:?}, the device has {:?}",
+                shader.name(),
+                shader.requires(),
+                self.enabled
+            ));
+        }
         let variant = shader.variant(self.features.and(self.enabled));
         let entry = match shader.subgroup_entry(entry) {
             Some(e) if variant.subgroups => e,
@@ -718,7 +740,7 @@ impl Gpu {
             .unwrap_or_else(|e| e.into_inner())
             .get(&key)
         {
-            return k.clone();
+            return Ok(k.clone());
         }
         let module = self.module(shader, variant);
         let layout = self.bind_layout(shader);
@@ -729,7 +751,14 @@ impl Gpu {
                 bind_group_layouts: &[Some(&layout)],
                 immediate_size: 0,
             });
-        let constants: Vec<(&str, f64)> = constants.iter().map(|&(n, v)| (n, v as f64)).collect();
+        let family = shader
+            .constants()
+            .iter()
+            .filter(|c| c.pass == Pass::Override);
+        let constants: Vec<(&str, f64)> = family
+            .map(|c| (c.name, c.value as f64))
+            .chain(constants.iter().map(|&(n, v)| (n, v as f64)))
+            .collect();
         let pipeline = self
             .device
             .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
@@ -744,11 +773,15 @@ impl Gpu {
                 },
                 cache: None,
             });
-        let k = Arc::new(Kernel { pipeline, layout });
+        let k = Arc::new(Kernel {
+            pipeline,
+            layout,
+            shader,
+        });
         self.kernels
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(key, k.clone());
-        k
+        Ok(k)
     }
 }

@@ -3,9 +3,10 @@
 //! shaders (`shaders/*.wgsl`).
 //!
 //! - `context`: adapter choice (a software adapter only when asked), limits,
-//!   buffers, optional features (subgroups, shader-f16: `SOTTO_GPU_FEATURES`), the
+//!   buffers, optional features (subgroups, shader-f16: [`GpuOptions`]), the
 //!   pipeline cache keyed by (shader, variant, entry point, constants);
-//! - `shaders`: the WGSL sources and the binding table of each kernel family;
+//! - `shaders`: the WGSL sources and the contract with them: each family's bindings,
+//!   parameter structs and shared constants;
 //! - `ops`: weights on the device and the operations, recorded per submission;
 //! - `network`: the encoder and decoder passes, [`GpuBackend`] for the decoding loop.
 //!
@@ -19,7 +20,7 @@ mod network;
 mod ops;
 pub mod shaders;
 
-pub use context::{force_features, wanted_features, AdapterPolicy, Gpu, GpuTimes, Kernel, Phase};
+pub use context::{AdapterPolicy, Gpu, GpuOptions, GpuTimes, Kernel, Phase};
 pub use network::{GpuCache, GpuCross, GpuModel};
-pub use ops::{summary_floats, summary_from, Epilogue, GpuWeight, Kv, Recorder, Rows};
+pub use ops::{check_model, summary_floats, summary_from, Epilogue, GpuWeight, Kv, Recorder, Rows};
 pub use shaders::GpuFeatures;

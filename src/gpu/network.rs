@@ -93,13 +93,8 @@ impl GpuModel {
     /// Uploads every weight the description `plan` of `file` names; refuses what
     /// the device cannot run (so that `Device::Auto` falls back to the CPU).
     pub(crate) fn new(gpu: Gpu, file: &ModelFile, plan: &Layers<Desc>) -> Result<GpuModel> {
-        let dims = plan.dims;
-        let max_kv = super::shaders::ATTENTION_MAX_KV;
-        if dims.audio_ctx > max_kv || dims.text_ctx > max_kv {
-            return Err(device_error(format!(
-                "the GPU attention kernel holds at most {max_kv} positions"
-            )));
-        }
+        // Shapes the kernels cannot hold are refused here, not at dispatch.
+        super::ops::check_model(&gpu, file.config()).map_err(device_error)?;
         let mut up = Uploader {
             gpu: &gpu,
             file,
@@ -232,7 +227,7 @@ impl Drop for GpuBackend<'_> {
 
 /// A failure of the device (out of memory, lost) as sotto's error.
 pub(crate) fn device_error(message: String) -> Error {
-    Error::Invalid(format!("GPU: {message}"))
+    Error::Device(message)
 }
 
 impl<'m> Backend for GpuBackend<'m> {

@@ -1,13 +1,21 @@
 //! Weights on the device and the operations the network is made of, recorded into
 //! one command buffer per call (`Recorder`) with their parameters in one uniform
 //! buffer, each dispatch's slice 256-aligned.
+//!
+//! Nothing a model file or audio can reach panics here: shapes the kernels cannot
+//! take are refused at load ([`check_model`], [`GpuWeight::upload`]); a recording
+//! that still cannot be made (an API caller's out-of-range arguments) is not
+//! submitted, and its error comes back from the next [`Gpu::check`] (encode,
+//! read-back) like a device error.
 use super::context::{Gpu, Kernel, Phase, PARAM_BYTES};
 use super::shaders::{
-    Shader, ATTENTION_MAX_HEAD_DIM, ATTENTION_MAX_KV, FLASH_HEAD_DIM, FLASH_MIN_Q, INT8_ROWS,
-    MATMUL_COLS, MATMUL_ROWS, MATVEC_MAX_M, MATVEC_ROWS, SUMMARY_CHUNK,
+    AttentionParams, ConvParams, EmbedParams, Int8Params, LinearParams, NormParams, Params,
+    QuantParams, RowsParams, Shader, SummaryParams, WeightLayout, ATTENTION_MAX_HEAD_DIM,
+    ATTENTION_MAX_KV, ELEMENTWISE_GROUP, EMBED_GROUP, FLASH_HEAD_DIM, FLASH_MIN_Q, FLASH_QUERIES,
+    INT8_COLS, INT8_ROWS, MATMUL_COLS, MATMUL_ROWS, MATVEC_MAX_M, MATVEC_ROWS, SUMMARY_CHUNK,
 };
 use crate::decoding::filters::{LogitSummary, PartSummary};
-use crate::format::ElementType;
+use crate::format::{ElementType, ModelConfig};
 use sotto_kernels::schemes::{self, ActQuant};
 use std::sync::Arc;
 
@@ -35,8 +43,7 @@ struct Chunk {
     buf: wgpu::Buffer,
     row0: usize,
     n: usize,
-    /// weights.wgsl `WeightLayout`: k, group, ng, row_bytes, p1, p2, 0, 0.
-    layout: [u32; 8],
+    layout: WeightLayout,
 }
 
 /// Byte ranges of the three planes of an `n × k` tensor (`group`: 0 for unpacked
@@ -99,6 +106,16 @@ impl GpuWeight {
         group: usize,
         bytes: &[u8],
     ) -> Result<GpuWeight, String> {
+        if n == 0 || k == 0 {
+            return Err(format!("{name}: {etype:?} {n}×{k} has no elements"));
+        }
+        // The kernels take a chunk's rows as workgroups of one dispatch dimension.
+        let most_rows = MAX_GROUPS as usize * MATMUL_COLS.min(INT8_COLS);
+        if n > most_rows {
+            return Err(format!(
+                "{name}: {n} rows, the GPU kernels take at most {most_rows}"
+            ));
+        }
         let group = if etype.scheme().is_some() { group } else { 0 };
         let ng = match etype.scheme() {
             Some(s) if s.is_grouped() => k.div_ceil(group.max(1)),
@@ -184,18 +201,30 @@ impl GpuWeight {
                     write_padded(gpu, &buf, doff, src);
                 }
             }
-            let u = |v: usize| v as u32;
             // Unpacked types have one plane (p1 = p2 = 0 as before the split).
             let (p1, p2) = if etype.scheme().is_some() {
                 (dst[1].0, dst[2].0)
             } else {
                 (0, 0)
             };
+            let u = |v: usize| {
+                u32::try_from(v).map_err(|_| format!("{name}: {v} does not fit the GPU's u32"))
+            };
+            let layout = WeightLayout {
+                k: u(k)?,
+                group: u(group)?,
+                ng: u(ng)?,
+                row_bytes: u(dst[0].1 / cn)?,
+                p1: u(p1)?,
+                p2: u(p2)?,
+                pad0: 0,
+                pad1: 0,
+            };
             chunks.push(Chunk {
                 buf,
                 row0,
                 n: cn,
-                layout: [u(k), u(group), u(ng), u(dst[0].1 / cn), u(p1), u(p2), 0, 0],
+                layout,
             });
         }
         Ok(GpuWeight {
@@ -302,21 +331,43 @@ pub struct Recorder<'g> {
     params: Vec<u8>,
     cmds: Vec<Dispatch>,
     phase: Phase,
+    /// The first operation that could not be recorded: then nothing is submitted,
+    /// and this is the error of the next [`Gpu::check`].
+    error: Option<String>,
 }
 
-fn u(v: usize) -> u32 {
-    u32::try_from(v).expect("GPU sizes fit in u32 (checked at upload)")
+/// What recording one operation gives.
+type Recorded = Result<(), String>;
+
+/// `v` as the u32 the shaders compute in.
+fn u(v: usize) -> Result<u32, String> {
+    u32::try_from(v).map_err(|_| format!("GPU operand {v} does not fit in u32"))
 }
 
 /// Folds `count` workgroups into (x, y) under the per-dimension limit; the shaders
 /// rebuild the flat index (common.wgsl `flat_group`) and skip the overhang.
-fn fold(count: usize) -> [u32; 3] {
-    let count = u(count.max(1));
-    if count <= MAX_GROUPS {
-        [count, 1, 1]
+fn fold(count: usize) -> Result<[u32; 3], String> {
+    let count = count.max(1);
+    if count <= MAX_GROUPS as usize {
+        grid(count, 1)
     } else {
-        [MAX_GROUPS, count.div_ceil(MAX_GROUPS), 1]
+        grid(MAX_GROUPS as usize, count.div_ceil(MAX_GROUPS as usize))
     }
+}
+
+/// `x × y` workgroups, each within the per-dimension limit.
+fn grid(x: usize, y: usize) -> Result<[u32; 3], String> {
+    if x > MAX_GROUPS as usize || y > MAX_GROUPS as usize {
+        return Err(format!(
+            "{x} × {y} workgroups: more than {MAX_GROUPS} along one dimension"
+        ));
+    }
+    Ok([u(x)?, u(y)?, 1])
+}
+
+/// The linear kernels' epilogue bits: 0 bias, 1 GELU, 2 accumulate.
+fn flags(bias: bool, epi: Epilogue) -> u32 {
+    u32::from(bias) | (u32::from(epi.gelu) << 1) | (u32::from(epi.accumulate) << 2)
 }
 
 impl<'g> Recorder<'g> {
@@ -326,6 +377,7 @@ impl<'g> Recorder<'g> {
             params: Vec::new(),
             cmds: Vec::new(),
             phase: Phase::Other,
+            error: None,
         }
     }
 
@@ -335,48 +387,65 @@ impl<'g> Recorder<'g> {
         self.phase = phase;
     }
 
-    fn dispatch(
-        &mut self,
-        kernel: Arc<Kernel>,
-        params: &[u32],
-        bufs: &[&wgpu::Buffer],
-        groups: [u32; 3],
-    ) {
-        let bufs: Vec<(&wgpu::Buffer, u64)> = bufs.iter().map(|&b| (b, 0)).collect();
-        self.dispatch_at(kernel, params, &bufs, groups);
+    /// Keeps the first error of the recording.
+    fn note(&mut self, r: Recorded) {
+        if let Err(e) = r {
+            self.error.get_or_insert(e);
+        }
     }
 
-    /// [`Recorder::dispatch`] with each buffer bound from a byte offset (a multiple
-    /// of the storage offset alignment).
-    fn dispatch_at(
+    /// Records `kernel` with `params` and the storage buffers of bindings 1.. (each
+    /// bound from a byte offset, a multiple of the storage offset alignment). The
+    /// parameter type and the buffer count must be the family's ([`Shader::bindings`]).
+    fn dispatch<P: Params>(
         &mut self,
-        kernel: Arc<Kernel>,
-        params: &[u32],
+        kernel: &Arc<Kernel>,
+        params: &P,
         bufs: &[(&wgpu::Buffer, u64)],
         groups: [u32; 3],
-    ) {
-        assert!(
-            params.len() * 4 <= PARAM_BYTES as usize,
-            "kernel parameters over 64 bytes"
-        );
+    ) -> Recorded {
+        const { assert!(std::mem::size_of::<P>() <= PARAM_BYTES as usize) };
+        let shader = kernel.shader;
+        if shader.params().map(|l| l.name) != Some(P::LAYOUT.name) {
+            return Err(format!(
+                "{} given to {}.wgsl",
+                P::LAYOUT.name,
+                shader.name()
+            ));
+        }
+        if bufs.len() + 1 != shader.bindings().len() {
+            return Err(format!(
+                "{} buffers given to {}.wgsl, which binds {}",
+                bufs.len(),
+                shader.name(),
+                shader.bindings().len() - 1
+            ));
+        }
         let align = self.gpu.limits.min_uniform_buffer_offset_alignment as usize;
         let start = self.params.len().next_multiple_of(align);
+        let offset = u32::try_from(start)
+            .map_err(|_| "more parameters than one submission holds".to_string())?;
         self.params.resize(start, 0);
-        self.params
-            .extend_from_slice(bytemuck::cast_slice::<u32, u8>(params));
+        self.params.extend_from_slice(bytemuck::bytes_of(params));
         // Every binding covers PARAM_BYTES, so the last one needs them all.
         self.params.resize(start + PARAM_BYTES as usize, 0);
         self.cmds.push(Dispatch {
-            kernel,
+            kernel: kernel.clone(),
             bufs: bufs.iter().map(|&(b, off)| (b.clone(), off)).collect(),
-            params: u32::try_from(start).expect("parameters of one submission fit in u32"),
+            params: offset,
             groups,
         });
+        Ok(())
     }
 
     /// Encodes everything recorded into one compute pass and submits it (returns at
-    /// once).
+    /// once). If an operation could not be recorded, nothing is submitted and its
+    /// error is kept for the next [`Gpu::check`].
     pub fn submit(self) {
+        if let Some(e) = self.error {
+            self.gpu.fail(e);
+            return;
+        }
         if self.cmds.is_empty() {
             return;
         }
@@ -386,25 +455,29 @@ impl<'g> Recorder<'g> {
         // that no other thread's parameters overwrite these first.
         let mut held = gpu.params.lock().unwrap_or_else(|e| e.into_inner());
         let need = self.params.len() as u64;
-        if held.as_ref().is_none_or(|b| b.size() < need) {
-            if let Some(old) = held.take() {
-                gpu.binds.forget(&[&old]);
+        let uniforms = match &*held {
+            Some(b) if b.size() >= need => b.clone(),
+            old => {
+                if let Some(old) = old {
+                    gpu.binds.forget(&[old]);
+                }
+                let b = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("params"),
+                    size: need.next_power_of_two().max(64 << 10),
+                    usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                *held = Some(b.clone());
+                b
             }
-            *held = Some(gpu.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("params"),
-                size: need.next_power_of_two().max(64 << 10),
-                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            }));
-        }
-        let uniforms = held.as_ref().expect("made above");
-        gpu.queue.write_buffer(uniforms, 0, &self.params);
+        };
+        gpu.queue.write_buffer(&uniforms, 0, &self.params);
         let groups: Vec<wgpu::BindGroup> = self
             .cmds
             .iter()
             .map(|d| {
                 gpu.binds
-                    .get(&gpu.device, &d.kernel.layout, uniforms, &d.bufs)
+                    .get(&gpu.device, &d.kernel.layout, &uniforms, &d.bufs)
             })
             .collect();
         gpu.submit_pass(self.phase, |pass| {
@@ -428,48 +501,54 @@ impl<'g> Recorder<'g> {
         y: Rows,
         epi: Epilogue,
     ) {
+        let r = self.try_linear(w, bias, x, m, y, epi);
+        self.note(r);
+    }
+
+    fn try_linear(
+        &mut self,
+        w: &GpuWeight,
+        bias: Option<&wgpu::Buffer>,
+        x: Rows,
+        m: usize,
+        y: Rows,
+        epi: Epilogue,
+    ) -> Recorded {
         if m == 0 {
-            return;
+            return Ok(());
         }
         if w.act != ActQuant::Float {
-            self.linear_int8(w, bias, x, m, y, epi, self.gpu.dot4);
-            return;
+            return self.try_linear_int8(w, bias, x, m, y, epi, self.gpu.dot4);
         }
-        let flags = u32::from(bias.is_some())
-            | (u32::from(epi.gelu) << 1)
-            | (u32::from(epi.accumulate) << 2);
         let shader = if m <= MATVEC_MAX_M {
             Shader::Matvec
         } else {
             Shader::Matmul
         };
-        let k = self.gpu.kernel(shader, "main", &w.constants());
+        let k = self.gpu.kernel(shader, "main", &w.constants())?;
         // One dispatch per chunk: its output columns and its slice of the bias.
         for c in &w.chunks {
-            let mut p = c.layout.to_vec();
-            p.extend([
-                u(m),
-                u(c.n),
-                u(x.off),
-                u(x.stride),
-                u(y.off + c.row0),
-                u(y.stride),
-                flags,
-                0,
-            ]);
+            let p = LinearParams {
+                w: c.layout,
+                m: u(m)?,
+                n: u(c.n)?,
+                x_off: u(x.off)?,
+                x_stride: u(x.stride)?,
+                y_off: u(y.off + c.row0)?,
+                y_stride: u(y.stride)?,
+                flags: flags(bias.is_some(), epi),
+                pad: 0,
+            };
             let b = bias.map_or((&self.gpu.dummy, 0), |b| (b, c.row0 as u64 * 4));
             let groups = if shader == Shader::Matvec {
-                fold(c.n.div_ceil(MATVEC_ROWS))
+                fold(c.n.div_ceil(MATVEC_ROWS))?
             } else {
-                [u(c.n.div_ceil(MATMUL_COLS)), u(m.div_ceil(MATMUL_ROWS)), 1]
+                grid(c.n.div_ceil(MATMUL_COLS), m.div_ceil(MATMUL_ROWS))?
             };
-            self.dispatch_at(
-                k.clone(),
-                &p,
-                &[(&c.buf, 0), (x.buf, 0), b, (y.buf, 0)],
-                groups,
-            );
+            let bufs = [(&c.buf, 0), (x.buf, 0), b, (y.buf, 0)];
+            self.dispatch(&k, &p, &bufs, groups)?;
         }
+        Ok(())
     }
 
     /// [`Recorder::linear`] for a weight with int8 activations (`w.act`): x quantized
@@ -486,8 +565,23 @@ impl<'g> Recorder<'g> {
         epi: Epilogue,
         dot4: bool,
     ) {
+        let r = self.try_linear_int8(w, bias, x, m, y, epi, dot4);
+        self.note(r);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn try_linear_int8(
+        &mut self,
+        w: &GpuWeight,
+        bias: Option<&wgpu::Buffer>,
+        x: Rows,
+        m: usize,
+        y: Rows,
+        epi: Epilogue,
+        dot4: bool,
+    ) -> Recorded {
         if m == 0 {
-            return;
+            return Ok(());
         }
         let (mode, scale) = match w.act {
             ActQuant::Static(s) => (1, s),
@@ -495,46 +589,41 @@ impl<'g> Recorder<'g> {
         };
         let kw = w.k.div_ceil(4);
         let (codes, scales) = self.gpu.act_buffers((m * kw) as u64 * 4, m);
-        let p = [
-            u(w.k),
-            u(kw),
-            u(m),
-            u(x.off),
-            u(x.stride),
+        let p = QuantParams {
+            k: u(w.k)?,
+            kw: u(kw)?,
+            rows: u(m)?,
+            x_off: u(x.off)?,
+            x_stride: u(x.stride)?,
             mode,
-            f32::to_bits(scale),
-            0,
-        ];
-        let k = self.gpu.kernel(Shader::Quant, "quantize", &[]);
-        self.dispatch(k, &p, &[x.buf, &codes, &scales], fold(m));
-        let flags = u32::from(bias.is_some())
-            | (u32::from(epi.gelu) << 1)
-            | (u32::from(epi.accumulate) << 2);
+            scale,
+            pad0: 0,
+        };
+        let k = self.gpu.kernel(Shader::Quant, "quantize", &[])?;
+        let bufs = [(x.buf, 0), (&codes, 0), (&scales, 0)];
+        self.dispatch(&k, &p, &bufs, fold(m)?)?;
         let constants = [("SCHEME", w.etype as u32), ("DOT4", u32::from(dot4))];
         let int8 = w.etype.scheme().is_some_and(|s| s.is_int8());
         let entry = if int8 { "main" } else { "lowbit" };
-        let k = self.gpu.kernel(Shader::Int8, entry, &constants);
+        let k = self.gpu.kernel(Shader::Int8, entry, &constants)?;
         for c in &w.chunks {
-            let mut p = c.layout.to_vec();
-            p.extend([
-                u(m),
-                u(c.n),
-                u(kw),
-                u(y.off + c.row0),
-                u(y.stride),
-                flags,
-                0,
-                0,
-            ]);
+            let p = Int8Params {
+                w: c.layout,
+                m: u(m)?,
+                n: u(c.n)?,
+                kw: u(kw)?,
+                y_off: u(y.off + c.row0)?,
+                y_stride: u(y.stride)?,
+                flags: flags(bias.is_some(), epi),
+                pad0: 0,
+                pad1: 0,
+            };
             let b = bias.map_or((&self.gpu.dummy, 0), |b| (b, c.row0 as u64 * 4));
-            let groups = [u(c.n.div_ceil(64)), u(m.div_ceil(INT8_ROWS)), 1];
-            self.dispatch_at(
-                k.clone(),
-                &p,
-                &[(&c.buf, 0), (&codes, 0), (&scales, 0), b, (y.buf, 0)],
-                groups,
-            );
+            let groups = grid(c.n.div_ceil(INT8_COLS), m.div_ceil(INT8_ROWS))?;
+            let bufs = [(&c.buf, 0), (&codes, 0), (&scales, 0), b, (y.buf, 0)];
+            self.dispatch(&k, &p, &bufs, groups)?;
         }
+        Ok(())
     }
 
     /// Layer norm (eps 1e-5) of `rows` rows of `d` floats.
@@ -547,18 +636,22 @@ impl<'g> Recorder<'g> {
         rows: usize,
         y: Rows,
     ) {
-        let p = [
-            u(d),
-            u(rows),
-            u(x.off),
-            u(x.stride),
-            u(y.off),
-            u(y.stride),
-            0,
-            0,
-        ];
-        let k = self.gpu.kernel(Shader::Norm, "main", &[]);
-        self.dispatch(k, &p, &[x.buf, gamma, beta, y.buf], fold(rows));
+        let r = (|| {
+            let p = NormParams {
+                d: u(d)?,
+                rows: u(rows)?,
+                x_off: u(x.off)?,
+                x_stride: u(x.stride)?,
+                y_off: u(y.off)?,
+                y_stride: u(y.stride)?,
+                pad0: 0,
+                pad1: 0,
+            };
+            let k = self.gpu.kernel(Shader::Norm, "main", &[])?;
+            let bufs = [(x.buf, 0), (gamma, 0), (beta, 0), (y.buf, 0)];
+            self.dispatch(&k, &p, &bufs, fold(rows)?)
+        })();
+        self.note(r);
     }
 
     /// Attention of `n_q` query rows over `n_kv` keys/values of `kv`, every head.
@@ -574,44 +667,64 @@ impl<'g> Recorder<'g> {
         causal_offset: Option<usize>,
         out: Rows,
     ) {
+        let r = self.try_attention(q, kv, n_q, n_kv, n_head, head_dim, causal_offset, out);
+        self.note(r);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn try_attention(
+        &mut self,
+        q: Rows,
+        kv: Kv,
+        n_q: usize,
+        n_kv: usize,
+        n_head: usize,
+        head_dim: usize,
+        causal_offset: Option<usize>,
+        out: Rows,
+    ) -> Recorded {
         if n_q == 0 {
-            return;
+            return Ok(());
         }
         let flash = head_dim == FLASH_HEAD_DIM && (n_q >= FLASH_MIN_Q || n_kv > ATTENTION_MAX_KV);
-        assert!(
-            flash || (n_kv <= ATTENTION_MAX_KV && head_dim <= ATTENTION_MAX_HEAD_DIM),
-            "GPU attention holds at most {ATTENTION_MAX_KV} keys of {ATTENTION_MAX_HEAD_DIM} floats"
-        );
-        let p = [
-            u(n_q),
-            u(n_kv),
-            u(n_head),
-            u(head_dim),
-            u(q.off),
-            u(q.stride),
-            u(kv.k_off),
-            u(kv.v_off),
-            u(kv.stride),
-            u(out.off),
-            u(out.stride),
-            u32::from(causal_offset.is_some()),
-            u(causal_offset.unwrap_or(0)),
-            (1.0 / (head_dim as f32).sqrt()).to_bits(),
-            0,
-            0,
-        ];
+        // Models beyond these are refused at load (check_model).
+        if !flash && (n_kv > ATTENTION_MAX_KV || head_dim > ATTENTION_MAX_HEAD_DIM) {
+            return Err(format!(
+                "GPU attention holds at most {ATTENTION_MAX_KV} keys of \
+                 {ATTENTION_MAX_HEAD_DIM} floats ({n_kv} of {head_dim} asked)"
+            ));
+        }
+        let p = AttentionParams {
+            n_q: u(n_q)?,
+            n_kv: u(n_kv)?,
+            n_head: u(n_head)?,
+            head_dim: u(head_dim)?,
+            q_off: u(q.off)?,
+            q_stride: u(q.stride)?,
+            k_off: u(kv.k_off)?,
+            v_off: u(kv.v_off)?,
+            kv_stride: u(kv.stride)?,
+            o_off: u(out.off)?,
+            o_stride: u(out.stride)?,
+            causal: u32::from(causal_offset.is_some()),
+            causal_offset: u(causal_offset.unwrap_or(0))?,
+            scale: 1.0 / (head_dim as f32).sqrt(),
+            pad0: 0,
+            pad1: 0,
+        };
         let shader = if kv.half {
             Shader::AttentionF16
         } else {
             Shader::Attention
         };
-        let bufs = [q.buf, kv.buf, out.buf];
+        let bufs = [(q.buf, 0), (kv.buf, 0), (out.buf, 0)];
         if flash {
-            let k = self.gpu.kernel(shader, "flash", &[]);
-            self.dispatch(k, &p, &bufs, [u(n_q.div_ceil(64)), u(n_head), 1]);
+            let k = self.gpu.kernel(shader, "flash", &[])?;
+            let groups = grid(n_q.div_ceil(FLASH_QUERIES), n_head)?;
+            self.dispatch(&k, &p, &bufs, groups)
         } else {
-            let k = self.gpu.kernel(shader, "main", &[]);
-            self.dispatch(k, &p, &bufs, [u(n_q), u(n_head), 1]);
+            let k = self.gpu.kernel(shader, "main", &[])?;
+            self.dispatch(&k, &p, &bufs, grid(n_q, n_head)?)
         }
     }
 
@@ -628,19 +741,23 @@ impl<'g> Recorder<'g> {
         t_out: usize,
         y: &wgpu::Buffer,
     ) {
-        let p = [
-            u(channels),
-            u(t_in),
-            u(t_out),
-            u(stride),
-            0,
-            u(ch_stride),
-            u(t_stride),
-            0,
-        ];
-        let k = self.gpu.kernel(Shader::Conv, "im2col", &[]);
-        let n = t_out * channels * 3;
-        self.dispatch(k, &p, &[x, y], fold(n.div_ceil(256)));
+        let r = (|| {
+            let p = ConvParams {
+                channels: u(channels)?,
+                t_in: u(t_in)?,
+                t_out: u(t_out)?,
+                stride: u(stride)?,
+                x_off: 0,
+                ch_stride: u(ch_stride)?,
+                t_stride: u(t_stride)?,
+                pad0: 0,
+            };
+            let k = self.gpu.kernel(Shader::Conv, "im2col", &[])?;
+            let n = u(t_out * channels * 3)? as usize;
+            let groups = fold(n.div_ceil(ELEMENTWISE_GROUP))?;
+            self.dispatch(&k, &p, &[(x, 0), (y, 0)], groups)
+        })();
+        self.note(r);
     }
 
     /// Copies `rows × width` floats between strided rows.
@@ -651,30 +768,49 @@ impl<'g> Recorder<'g> {
     /// [`Recorder::copy_rows`] into f32 rows, or into f16 rows when `half` (rounded
     /// to nearest even, clamped to ±65504; the device must have shader-f16).
     pub fn store_rows(&mut self, x: Rows, rows: usize, width: usize, y: Rows, half: bool) {
-        let p = [
-            u(rows),
-            u(width),
-            u(x.off),
-            u(x.stride),
-            u(y.off),
-            u(y.stride),
-            0,
-            0,
-        ];
-        let k = if half {
-            self.gpu.kernel(Shader::Half, "store_half", &[])
-        } else {
-            self.gpu.kernel(Shader::Elementwise, "copy_rows", &[])
-        };
-        self.dispatch(k, &p, &[x.buf, y.buf], fold((rows * width).div_ceil(256)));
+        let r = (|| {
+            let p = RowsParams {
+                rows: u(rows)?,
+                width: u(width)?,
+                x_off: u(x.off)?,
+                x_stride: u(x.stride)?,
+                y_off: u(y.off)?,
+                y_stride: u(y.stride)?,
+                pad0: 0,
+                pad1: 0,
+            };
+            let k = if half {
+                self.gpu.kernel(Shader::Half, "store_half", &[])?
+            } else {
+                self.gpu.kernel(Shader::Elementwise, "copy_rows", &[])?
+            };
+            let n = u(rows * width)? as usize;
+            let groups = fold(n.div_ceil(ELEMENTWISE_GROUP))?;
+            self.dispatch(&k, &p, &[(x.buf, 0), (y.buf, 0)], groups)
+        })();
+        self.note(r);
     }
 
     /// GELU in place on `rows × width` floats.
     pub fn gelu(&mut self, y: Rows, rows: usize, width: usize) {
-        let p = [u(rows), u(width), 0, 0, u(y.off), u(y.stride), 0, 0];
-        let k = self.gpu.kernel(Shader::Elementwise, "gelu_rows", &[]);
-        let dummy = self.gpu.dummy.clone();
-        self.dispatch(k, &p, &[&dummy, y.buf], fold((rows * width).div_ceil(256)));
+        let r = (|| {
+            let p = RowsParams {
+                rows: u(rows)?,
+                width: u(width)?,
+                x_off: 0,
+                x_stride: 0,
+                y_off: u(y.off)?,
+                y_stride: u(y.stride)?,
+                pad0: 0,
+                pad1: 0,
+            };
+            let k = self.gpu.kernel(Shader::Elementwise, "gelu_rows", &[])?;
+            let dummy = self.gpu.dummy.clone();
+            let n = u(rows * width)? as usize;
+            let groups = fold(n.div_ceil(ELEMENTWISE_GROUP))?;
+            self.dispatch(&k, &p, &[(&dummy, 0), (y.buf, 0)], groups)
+        })();
+        self.note(r);
     }
 
     /// `y[i] (+)= table[row_i]` for `rows` rows: `row_i = ids[i]` when `ids` is given,
@@ -688,27 +824,32 @@ impl<'g> Recorder<'g> {
         accumulate: bool,
         y: Rows,
     ) {
-        let k = self
-            .gpu
-            .kernel(Shader::Embedding, "main", &table.constants());
-        let use_ids = u32::from(ids.is_some());
-        let ids = ids.unwrap_or(&self.gpu.dummy);
-        let n = rows * table.k.div_ceil(4);
-        // Each chunk writes the rows it holds.
-        for c in &table.chunks {
-            let mut p = c.layout.to_vec();
-            p.extend([
-                u(rows),
-                u(first),
-                use_ids,
-                u32::from(accumulate),
-                u(y.off),
-                u(y.stride),
-                u(c.row0),
-                u(c.n),
-            ]);
-            self.dispatch(k.clone(), &p, &[&c.buf, ids, y.buf], fold(n.div_ceil(64)));
-        }
+        let r = (|| {
+            let k = self
+                .gpu
+                .kernel(Shader::Embedding, "main", &table.constants())?;
+            let use_ids = u32::from(ids.is_some());
+            let ids = ids.unwrap_or(&self.gpu.dummy);
+            let n = u(rows * table.k.div_ceil(4))? as usize;
+            // Each chunk writes the rows it holds.
+            for c in &table.chunks {
+                let p = EmbedParams {
+                    w: c.layout,
+                    rows: u(rows)?,
+                    first: u(first)?,
+                    use_ids,
+                    accumulate: u32::from(accumulate),
+                    y_off: u(y.off)?,
+                    y_stride: u(y.stride)?,
+                    row0: u(c.row0)?,
+                    n_rows: u(c.n)?,
+                };
+                let groups = fold(n.div_ceil(EMBED_GROUP))?;
+                self.dispatch(&k, &p, &[(&c.buf, 0), (ids, 0), (y.buf, 0)], groups)?;
+            }
+            Ok(())
+        })();
+        self.note(r);
     }
 
     /// Reduces the `n` logits at `row` for greedy decoding (logits.wgsl): tokens
@@ -726,21 +867,78 @@ impl<'g> Recorder<'g> {
         out: &wgpu::Buffer,
         out_off: usize,
     ) {
-        let groups = n.div_ceil(SUMMARY_CHUNK).max(1);
-        let p = [
-            u(n),
-            u(split.min(n)),
-            u(row.off),
-            u(SUMMARY_CHUNK),
-            u(out_off),
-            u32::from(mask.is_some()),
-            u(probe.min(u32::MAX as usize)),
-            u(groups),
-        ];
-        let k = self.gpu.kernel(Shader::Logits, "summary", &[]);
-        let mask = mask.unwrap_or(&self.gpu.dummy);
-        self.dispatch(k, &p, &[row.buf, mask, out], [u(groups), 1, 1]);
+        let r = (|| {
+            let groups = n.div_ceil(SUMMARY_CHUNK).max(1);
+            let p = SummaryParams {
+                n: u(n)?,
+                split: u(split.min(n))?,
+                l_off: u(row.off)?,
+                chunk: u(SUMMARY_CHUNK)?,
+                o_off: u(out_off)?,
+                use_mask: u32::from(mask.is_some()),
+                probe: u(probe.min(u32::MAX as usize))?,
+                groups: u(groups)?,
+            };
+            let k = self.gpu.kernel(Shader::Logits, "summary", &[])?;
+            let mask = mask.unwrap_or(&self.gpu.dummy);
+            let bufs = [(row.buf, 0), (mask, 0), (out, 0)];
+            self.dispatch(&k, &p, &bufs, grid(groups, 1)?)
+        })();
+        self.note(r);
     }
+}
+
+/// Whether the kernels take a model of config `c` on `gpu`: checked at load
+/// (`GpuModel::new`), so that no dispatch meets a shape its kernel cannot take and
+/// `auto` can fall back to the CPU. The attention kernels' bounds, and the largest
+/// activation buffer the network keeps (encoder activations, cross-attention K/V
+/// and KV cache of every layer, the logits of a whole context) within one binding
+/// and u32 element offsets.
+pub fn check_model(gpu: &Gpu, c: &ModelConfig) -> Result<(), String> {
+    let d = c.n_audio_state as u128;
+    for (part, ctx) in [("audio", c.n_audio_ctx), ("text", c.n_text_ctx)] {
+        if ctx as usize > ATTENTION_MAX_KV {
+            return Err(format!(
+                "the GPU attention kernel holds at most {ATTENTION_MAX_KV} positions \
+                 (n_{part}_ctx is {ctx})"
+            ));
+        }
+    }
+    for (part, heads) in [("audio", c.n_audio_head), ("text", c.n_text_head)] {
+        let head_dim = d / heads.max(1) as u128;
+        if head_dim > ATTENTION_MAX_HEAD_DIM as u128 {
+            return Err(format!(
+                "the GPU attention kernel takes heads of at most {ATTENTION_MAX_HEAD_DIM} \
+                 (the {part} heads have {head_dim})"
+            ));
+        }
+    }
+    let (nm, ac, tc) = (
+        c.n_mels as u128,
+        c.n_audio_ctx as u128,
+        c.n_text_ctx as u128,
+    );
+    let (layers, vocab) = (c.n_text_layer as u128, c.n_vocab as u128);
+    let largest = [
+        2 * ac * nm * 3,
+        ac * 4 * d,
+        layers * ac.max(tc) * 2 * d,
+        tc * 4 * d,
+        tc * vocab,
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(0);
+    let binding = gpu
+        .limits
+        .max_storage_buffer_binding_size
+        .min(gpu.limits.max_buffer_size) as u128;
+    if largest > u32::MAX as u128 || largest * 4 > binding {
+        return Err(format!(
+            "the model needs {largest} floats in one buffer, this GPU binds {binding} bytes"
+        ));
+    }
+    Ok(())
 }
 
 /// Floats [`Recorder::summary`] writes for a row of `n` logits.
@@ -750,13 +948,15 @@ pub fn summary_floats(n: usize) -> usize {
 
 /// Combines the workgroups of [`Recorder::summary`] (in f64, like
 /// `decoding::filters::log_sum_exp`): the row's two parts and the probed value.
+/// `out` holds [`summary_floats`]`(n)` floats; a group missing from a shorter `out`
+/// counts as empty, a missing probe as NaN.
 pub fn summary_from(out: &[f32], n: usize) -> (LogitSummary, f32) {
     let groups = n.div_ceil(SUMMARY_CHUNK).max(1);
     let mut parts = [PartSummary::EMPTY; 2];
     for (p, part) in parts.iter_mut().enumerate() {
-        let found = |g: usize| {
-            let w = &out[8 * g + 3 * p..8 * g + 3 * p + 3];
-            (w[1].to_bits() != u32::MAX).then_some((w[0], w[1].to_bits(), w[2]))
+        let found = |g: usize| match out.get(8 * g + 3 * p..8 * g + 3 * p + 3) {
+            Some(&[m, a, s]) if a.to_bits() != u32::MAX => Some((m, a.to_bits(), s)),
+            _ => None,
         };
         // Groups cover increasing indices: the first group holding the maximum has its
         // first index.
@@ -780,5 +980,6 @@ pub fn summary_from(out: &[f32], n: usize) -> (LogitSummary, f32) {
             .sum();
         part.lse = m + s.ln() as f32;
     }
-    (LogitSummary { n_vocab: n, parts }, out[8 * groups])
+    let probe = out.get(8 * groups).copied().unwrap_or(f32::NAN);
+    (LogitSummary { n_vocab: n, parts }, probe)
 }
