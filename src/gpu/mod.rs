@@ -8,7 +8,9 @@
 //! - `shaders`: the WGSL sources and the contract with them: each family's bindings,
 //!   parameter structs and shared constants;
 //! - `ops`: weights on the device and the operations, recorded per submission;
-//! - `network`: the encoder and decoder passes, [`GpuBackend`] for the decoding loop.
+//! - `network`: the GPU backend of `model::network` (the network itself is written
+//!   once, for both backends): weights uploaded through the description, passes
+//!   recorded against device buffers.
 //!
 //! Activations, the cross-attention K/V and the KV cache stay on the device; a greedy
 //! decode step reads back only a summary of the logits (best text token, best
@@ -18,9 +20,17 @@
 mod context;
 mod network;
 mod ops;
+#[doc(hidden)]
 pub mod shaders;
 
-pub use context::{AdapterPolicy, Gpu, GpuOptions, GpuTimes, Kernel, Phase};
+pub use context::{AdapterPolicy, Gpu, GpuOptions, GpuTimes};
 pub use network::{GpuCache, GpuCross, GpuModel};
-pub use ops::{check_model, summary_floats, summary_from, Epilogue, GpuWeight, Kv, Recorder, Rows};
 pub use shaders::GpuFeatures;
+
+// The shaders one by one, for the kernel tests against the scalar reference
+// (tests/gpu.rs) and the kernel benches (benches/gpu.rs) — as sotto-kernels
+// exposes its CPU kernels. Not the API a transcribing program uses.
+#[doc(hidden)]
+pub use context::{Kernel, Phase};
+#[doc(hidden)]
+pub use ops::{check_model, summary_floats, summary_from, Epilogue, GpuWeight, Kv, Recorder, Rows};
