@@ -281,19 +281,21 @@ impl<'a> Pass<Cpu<'a>> for CpuPass<'_, 'a> {
         let mut c = self.take(col);
         let s = &self.bufs[src.index()];
         let width = channels * 3;
-        for t in 0..t_out {
-            let row = &mut c[t * width..(t + 1) * width];
+        // Strided iterators, not indexing: a bounds check per element made this
+        // single-threaded copy ~2 % of base's encoder.
+        debug_assert!(c.len() >= t_out * width);
+        debug_assert!(
+            channels == 0 || s.len() > (channels - 1) * ch_stride + (t_in - 1) * t_stride
+        );
+        for (t, row) in c.chunks_exact_mut(width).take(t_out).enumerate() {
             for j in 0..3 {
+                let dst = row[j..].iter_mut().step_by(3);
                 let at = stride * t + j;
                 if (1..=t_in).contains(&at) {
-                    let tt = at - 1;
-                    for ch in 0..channels {
-                        row[ch * 3 + j] = s[ch * ch_stride + tt * t_stride];
-                    }
+                    let from = s[(at - 1) * t_stride..].iter().step_by(ch_stride);
+                    dst.zip(from).for_each(|(d, &v)| *d = v);
                 } else {
-                    for ch in 0..channels {
-                        row[ch * 3 + j] = 0.0;
-                    }
+                    dst.for_each(|d| *d = 0.0);
                 }
             }
         }
