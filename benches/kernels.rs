@@ -179,7 +179,7 @@ fn threads() -> usize {
 
 /// Whether (`isa`, `format`) runs code already measured under another ISA.
 fn measured_elsewhere(isa: Isa, format: Format) -> bool {
-    matches!(isa, Isa::Avx2Vnni | Isa::Avx512Vnni) && !format.int8_activations()
+    matches!(isa, Isa::Avx2Vnni | Isa::Avx512Vnni | Isa::Avx512Amx) && !format.int8_activations()
 }
 
 /// Linear-layer shapes (n outputs, k inputs): FFN up and FFN down of tiny and base.
@@ -274,7 +274,7 @@ fn bench_attention(c: &mut Criterion) {
         };
         g.throughput(Throughput::Elements((4 * n_q * n_kv * d) as u64));
         for kern in Kernels::available() {
-            if matches!(kern.isa(), Isa::Avx2Vnni | Isa::Avx512Vnni)
+            if matches!(kern.isa(), Isa::Avx2Vnni | Isa::Avx512Vnni | Isa::Avx512Amx)
                 || (kern.isa() == Isa::Scalar && n_q > 1)
             {
                 continue; // AVX2's / AVX-512's code again; the scalar encoder case takes seconds
@@ -314,7 +314,7 @@ fn bench_elementwise(c: &mut Criterion) {
     let mut out = vec![0f32; rows * d];
     let act = rng.floats(rows * 4 * d, -3.0, 3.0);
     for kern in Kernels::available() {
-        if matches!(kern.isa(), Isa::Avx2Vnni | Isa::Avx512Vnni) {
+        if matches!(kern.isa(), Isa::Avx2Vnni | Isa::Avx512Vnni | Isa::Avx512Amx) {
             continue; // AVX2's / AVX-512's code
         }
         g.throughput(Throughput::Elements((rows * d) as u64));
