@@ -187,6 +187,25 @@ impl TileConfig {
     }
 }
 
+/// Makes `cfg` the tile configuration unless it already is: `ldtilecfg`
+/// costs about a tenth of a 32 × 32 × 384 micro-tile, `sttilecfg` little, and
+/// between two calls on a thread the configuration stays (it is per-thread
+/// state, saved and restored by the OS). Reading it back rather than
+/// trusting a flag keeps this right if other code on the thread configures
+/// tiles in between. The tiles are left in use, not released: their 8 KB
+/// join the thread's saved state until it ends.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+unsafe fn configure(cfg: &TileConfig) {
+    let mut current = TileConfig([0; 64]);
+    // SAFETY: the tile state is enabled (`usable()`); sttilecfg writes the
+    // 64 bytes of `current` (all zero if tiles are unconfigured), ldtilecfg
+    // reads the 64 of `cfg`, a valid palette-1 configuration.
+    asm!("sttilecfg [{}]", in(reg) current.0.as_mut_ptr(), options(nostack));
+    if current.0 != cfg.0 {
+        asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
+    }
+}
+
 /// The C tiles, stored for the rescale: 32 rows of 32 i32 (128-byte rows).
 #[repr(C, align(64))]
 struct Dots([[i32; NR]; MR]);
@@ -200,27 +219,25 @@ unsafe fn gemm_i8_amx(tile: Tile, k4: usize, x: QuantRows, b: I8Panel, out: Out)
     let (rows, cols) = (tile.rows, tile.cols);
     debug_assert!((1..=MR).contains(&rows) && (1..=NR).contains(&cols));
     debug_assert!(k4.is_multiple_of(64));
-    let cfg = TileConfig::for_rows(rows);
+    configure(&TileConfig::for_rows(rows));
     let mut dots = Dots([[0; NR]; MR]);
     let ldx = x.row_stride;
     let x0 = x.codes;
     let panel = b.codes;
     // SAFETY (every asm block): `usable()` held before this set was handed
-    // out, so the tile state is enabled; the tiles used are the ones `cfg`
-    // configures for `rows`. A loads read x rows 0..rows (16 per tile), bytes
+    // out, so the tile state is enabled; the tiles used are the ones
+    // configured above for `rows`. A loads read x rows 0..rows (16 per tile), bytes
     // 64s..64s + 64 < k4 of each (rows hold kq ≥ k4 codes); B loads read 16
     // panel rows of 128 bytes at 2048·s, inside the `k4/4 × 128`-byte panel;
     // stores write `dots`, 32 × 128 bytes.
     if rows > 16 {
         let x1 = x0.add(16 * ldx);
         asm!(
-            "ldtilecfg [{cfg}]",
             "tilezero tmm0",
             "tilezero tmm1",
             "tilezero tmm2",
             "tilezero tmm3",
-            cfg = in(reg) cfg.0.as_ptr(),
-            options(nostack, readonly),
+            options(nostack, nomem),
         );
         for s in 0..k4 / 64 {
             asm!(
@@ -246,20 +263,13 @@ unsafe fn gemm_i8_amx(tile: Tile, k4: usize, x: QuantRows, b: I8Panel, out: Out)
             "tilestored [{c0} + {ldc}*1 + 64], tmm1",
             "tilestored [{c1} + {ldc}*1], tmm2",
             "tilestored [{c1} + {ldc}*1 + 64], tmm3",
-            "tilerelease",
             c0 = in(reg) c,
             c1 = in(reg) c.add(16 * PANEL_ROW),
             ldc = in(reg) PANEL_ROW,
             options(nostack),
         );
     } else {
-        asm!(
-            "ldtilecfg [{cfg}]",
-            "tilezero tmm0",
-            "tilezero tmm1",
-            cfg = in(reg) cfg.0.as_ptr(),
-            options(nostack, readonly),
-        );
+        asm!("tilezero tmm0", "tilezero tmm1", options(nostack, nomem),);
         for s in 0..k4 / 64 {
             asm!(
                 "tileloadd tmm4, [{a0} + {lda}*1]",
@@ -278,7 +288,6 @@ unsafe fn gemm_i8_amx(tile: Tile, k4: usize, x: QuantRows, b: I8Panel, out: Out)
         asm!(
             "tilestored [{c0} + {ldc}*1], tmm0",
             "tilestored [{c0} + {ldc}*1 + 64], tmm1",
-            "tilerelease",
             c0 = in(reg) c,
             ldc = in(reg) PANEL_ROW,
             options(nostack),
