@@ -177,9 +177,18 @@ fn threads() -> usize {
         })
 }
 
-/// Whether (`isa`, `format`) runs code already measured under another ISA.
+/// Whether (`isa`, `format`) runs code already measured under another ISA
+/// (the amx set differs from avx512vnni only in the int8 × int8 GEMM).
 fn measured_elsewhere(isa: Isa, format: Format) -> bool {
-    matches!(isa, Isa::Avx2Vnni | Isa::Avx512Vnni | Isa::Avx512Amx) && !format.int8_activations()
+    let int8_x_int8 = matches!(
+        format,
+        Format::Packed(Scheme::Int8Row | Scheme::Int8Tensor, ActQuant::Dynamic)
+    );
+    match isa {
+        Isa::Avx2Vnni | Isa::Avx512Vnni => !format.int8_activations(),
+        Isa::Avx512Amx => !int8_x_int8,
+        _ => false,
+    }
 }
 
 /// Linear-layer shapes (n outputs, k inputs): FFN up and FFN down of tiny and base.
