@@ -177,9 +177,18 @@ fn threads() -> usize {
         })
 }
 
-/// Whether (`isa`, `format`) runs code already measured under another ISA.
+/// Whether (`isa`, `format`) runs code already measured under another ISA
+/// (the amx set differs from avx512vnni only in the int8 × int8 GEMM).
 fn measured_elsewhere(isa: Isa, format: Format) -> bool {
-    matches!(isa, Isa::Avx2Vnni | Isa::Avx512Vnni) && !format.int8_activations()
+    let int8_x_int8 = matches!(
+        format,
+        Format::Packed(Scheme::Int8Row | Scheme::Int8Tensor, ActQuant::Dynamic)
+    );
+    match isa {
+        Isa::Avx2Vnni | Isa::Avx512Vnni => !format.int8_activations(),
+        Isa::Avx512Amx => !int8_x_int8,
+        _ => false,
+    }
 }
 
 /// Linear-layer shapes (n outputs, k inputs): FFN up and FFN down of tiny and base.
@@ -274,7 +283,7 @@ fn bench_attention(c: &mut Criterion) {
         };
         g.throughput(Throughput::Elements((4 * n_q * n_kv * d) as u64));
         for kern in Kernels::available() {
-            if matches!(kern.isa(), Isa::Avx2Vnni | Isa::Avx512Vnni)
+            if matches!(kern.isa(), Isa::Avx2Vnni | Isa::Avx512Vnni | Isa::Avx512Amx)
                 || (kern.isa() == Isa::Scalar && n_q > 1)
             {
                 continue; // AVX2's / AVX-512's code again; the scalar encoder case takes seconds
@@ -314,7 +323,7 @@ fn bench_elementwise(c: &mut Criterion) {
     let mut out = vec![0f32; rows * d];
     let act = rng.floats(rows * 4 * d, -3.0, 3.0);
     for kern in Kernels::available() {
-        if matches!(kern.isa(), Isa::Avx2Vnni | Isa::Avx512Vnni) {
+        if matches!(kern.isa(), Isa::Avx2Vnni | Isa::Avx512Vnni | Isa::Avx512Amx) {
             continue; // AVX2's / AVX-512's code
         }
         g.throughput(Throughput::Elements((rows * d) as u64));

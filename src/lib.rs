@@ -207,7 +207,7 @@ pub enum Device {
 #[non_exhaustive]
 pub struct LoadOptions {
     /// The CPU kernel set by name (`scalar`, `avx2`, `avx2vnni`, `avx512`,
-    /// `avx512vnni`, `neon`, `neon-dotprod`, `neon-i8mm`); `None` takes the best
+    /// `avx512vnni`, `amx`, `neon`, `neon-dotprod`, `neon-i8mm`); `None` takes the best
     /// this CPU supports. A set this CPU lacks is an error.
     pub kernels: Option<String>,
     /// Where the network runs; the default is the CPU.

@@ -2,7 +2,7 @@
 //! per scheme × kernel set, for Whisper's shapes (f16 alongside as the baseline).
 //!
 //! cargo run --release -p sotto-kernels --example bench_packed --
-//!     [--threads 1] [--isa avx2,avx2vnni,avx512,avx512vnni] [--ms 300] [--group 64] [--m 1] [--min]
+//!     [--threads 1] [--isa avx2,avx2vnni,avx512,avx512vnni,amx] [--ms 300] [--group 64] [--m 1] [--min]
 //!     [--only Int4Sym+dyn-act,Nf4+dyn-act] (variants by name; f16 always runs)
 
 use sotto_kernels::schemes::{pack, view, ActQuant, Quantized, Scheme};
@@ -49,9 +49,15 @@ fn main() {
             .collect(),
     };
     let budget = Duration::from_millis(arg("--ms").map_or(300, |m| m.parse().unwrap()));
+    // (m, k, n): the encoder's projections and FFN up / down for tiny and base
+    // at a window's 1500 rows; the decoder's at m = 1.
     let shapes = [
+        (1500, 384, 384),
         (1500, 384, 1536),
+        (1500, 1536, 384),
+        (1500, 512, 512),
         (1500, 512, 2048),
+        (1500, 2048, 512),
         (1, 384, 1536),
         (1, 384, 51864),
         (1, 512, 2048),

@@ -20,6 +20,9 @@ pub enum Isa {
     Avx512,
     /// AVX-512 plus VNNI (`vpdpbusd`) for int8 × int8 layers.
     Avx512Vnni,
+    /// AVX-512 VNNI plus AMX tiles (`tdpbsud`) for the int8 × int8 GEMM:
+    /// Intel from Sapphire Rapids, where Linux grants the tile state.
+    Avx512Amx,
     /// AArch64 Advanced SIMD (NEON).
     Neon,
     /// NEON plus the dot-product extension (`sdot`) for int8 × int8 layers.
@@ -30,12 +33,13 @@ pub enum Isa {
 
 impl Isa {
     /// Every ISA, worst first.
-    pub const ALL: [Isa; 8] = [
+    pub const ALL: [Isa; 9] = [
         Isa::Scalar,
         Isa::Avx2,
         Isa::Avx2Vnni,
         Isa::Avx512,
         Isa::Avx512Vnni,
+        Isa::Avx512Amx,
         Isa::Neon,
         Isa::NeonDotprod,
         Isa::NeonI8mm,
@@ -49,6 +53,7 @@ impl Isa {
             Isa::Avx2Vnni => "x86-avx2-vnni",
             Isa::Avx512 => "x86-avx512",
             Isa::Avx512Vnni => "x86-avx512-vnni",
+            Isa::Avx512Amx => "x86-avx512-amx",
             Isa::Neon => "aarch64-neon",
             Isa::NeonDotprod => "aarch64-neon-dotprod",
             Isa::NeonI8mm => "aarch64-neon-i8mm",
@@ -62,6 +67,7 @@ impl Isa {
             Isa::Avx2Vnni => "avx2vnni",
             Isa::Avx512 => "avx512",
             Isa::Avx512Vnni => "avx512vnni",
+            Isa::Avx512Amx => "amx",
             Isa::Neon => "neon",
             Isa::NeonDotprod => "neon-dotprod",
             Isa::NeonI8mm => "neon-i8mm",
@@ -75,6 +81,10 @@ impl Isa {
             Isa::Avx2Vnni => "x86-64 avx2+fma+f16c+avxvnni",
             Isa::Avx512 => "x86-64 avx512f+avx512bw+avx512vl+fma+f16c",
             Isa::Avx512Vnni => "x86-64 avx512f+avx512bw+avx512vl+avx512vnni+fma+f16c",
+            Isa::Avx512Amx => {
+                "x86-64 avx512f+avx512bw+avx512vl+avx512vnni+fma+f16c+amx-tile+amx-int8 \
+                 and Linux's permission for the tile state"
+            }
             Isa::Neon => "aarch64 neon",
             Isa::NeonDotprod => "aarch64 neon+dotprod",
             Isa::NeonI8mm => "aarch64 neon+dotprod+i8mm",
@@ -108,6 +118,8 @@ impl Isa {
             }
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512Vnni => Isa::Avx512.supported() && is_x86_feature_detected!("avx512vnni"),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Amx => Isa::Avx512Vnni.supported() && crate::x86::amx::usable(),
             #[cfg(target_arch = "aarch64")]
             Isa::Neon => std::arch::is_aarch64_feature_detected!("neon"),
             #[cfg(target_arch = "aarch64")]
@@ -180,6 +192,8 @@ pub(crate) fn table(isa: Isa) -> Option<&'static Table> {
         Isa::Avx512 => Some(&crate::x86::avx512::TABLE),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512Vnni => Some(&crate::x86::avx512::VNNI_TABLE),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512Amx => Some(&crate::x86::avx512::AMX_TABLE),
         #[cfg(target_arch = "aarch64")]
         Isa::Neon => Some(&crate::aarch64::neon::TABLE),
         #[cfg(target_arch = "aarch64")]

@@ -16,6 +16,7 @@ fn kernel_names_select_the_named_kernels() {
         ("avx2vnni", "x86-avx2-vnni"),
         ("avx512", "x86-avx512"),
         ("avx512vnni", "x86-avx512-vnni"),
+        ("amx", "x86-avx512-amx"),
         ("neon", "aarch64-neon"),
         ("neon-dotprod", "aarch64-neon-dotprod"),
         ("neon-i8mm", "aarch64-neon-i8mm"),
@@ -33,7 +34,7 @@ fn kernel_names_select_the_named_kernels() {
 
     // SOTTO_KERNELS_ENSURE names kernel sets, comma-separated, that must be present:
     // `.ci/run` lists every set the CPU's flags in /proc/cpuinfo call for (e.g.
-    // avx2,avx2vnni,avx512,avx512vnni), tools/test-neon.sh one of neon, neon-dotprod,
+    // avx2,avx2vnni,avx512,avx512vnni,amx), tools/test-neon.sh one of neon, neon-dotprod,
     // neon-i8mm per emulated CPU. Each must be detected, among `Kernels::available()`
     // (the sets the exactness and consistency tests run) and selected by
     // SOTTO_KERNELS, so a set the runner has can never go untested silently.
@@ -71,6 +72,13 @@ fn detection_agrees_with_cpu() {
         Kernels::with_isa("avx2vnni").is_some(),
         avx2 && is_x86_feature_detected!("avxvnni")
     );
+    let avx512vnni = avx512 && is_x86_feature_detected!("avx512vnni");
+    assert_eq!(Kernels::with_isa("avx512vnni").is_some(), avx512vnni);
+    // AMX also needs Linux's grant of the tile state, so only one way here;
+    // SOTTO_KERNELS_ENSURE (above) requires it where the flags are.
+    if Kernels::with_isa("amx").is_some() {
+        assert!(avx512vnni, "amx without avx512vnni");
+    }
     assert_eq!(
         Kernels::with_isa("X86-AVX2-FMA").is_some(),
         avx2,

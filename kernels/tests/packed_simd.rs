@@ -396,6 +396,18 @@ fn int8_kernels_are_offered_where_the_cpu_has_them() {
         assert_eq!(Kernels::with_isa("avx512vnni").is_some(), has);
         let has = Kernels::with_isa("avx2").is_some() && is_x86_feature_detected!("avxvnni");
         assert_eq!(Kernels::with_isa("avx2vnni").is_some(), has);
+        // AMX needs the CPU's flags; whether Linux grants the tile state too
+        // (not before 5.16, which may list the flags) is `.ci/run`'s check:
+        // its SOTTO_KERNELS_ENSURE lists `amx` wherever the flags are.
+        if Kernels::with_isa("amx").is_some() {
+            assert!(Kernels::with_isa("avx512vnni").is_some());
+            let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+            let flag = |f: &str| cpuinfo.split_whitespace().any(|w| w == f);
+            assert!(
+                flag("amx_tile") && flag("amx_int8"),
+                "amx offered without the CPU flags"
+            );
+        }
     }
     #[cfg(target_arch = "aarch64")]
     {
@@ -513,6 +525,60 @@ fn int8_gemm_overflow_bait() {
         for act in [ActQuant::Dynamic, ActQuant::Static(0.01)] {
             let w = view(scheme, n, k, 0, &bytes, act).unwrap();
             check("gemm overflow bait", &w, &x, m, None, &kernels, &pool);
+        }
+    }
+}
+
+/// The AMX int8 GEMM (32 × 32 micro-tiles made of 16-row, 16-column tiles,
+/// k in steps of 64 codes) at every row count around its tile halves (and
+/// below the GEMM's m, where the dot tiles serve), k around its 64-code step
+/// up to a long 4096, and columns around its B tiles, with ±127 activation
+/// codes and 127 / −127 / −128 weight codes mixed in: bit-identical to the
+/// reference. Skipped, saying why, where AMX is not usable (unless
+/// `SOTTO_KERNELS_ENSURE` lists `amx`: then that fails).
+#[test]
+fn amx_int8_gemm_tile_edges() {
+    let Some(amx) = common::kernels_or_skip("amx") else {
+        return;
+    };
+    let pool = Pool::new(2);
+    let mut rng = Rng::new(31);
+    let ms = [1, 15, 16, 17, 31, 32, 33, 47, 48, 63, 64, 65, 100];
+    let ks = [1, 4, 63, 64, 65, 127, 128, 200, 384, 4096];
+    let ns = [1, 15, 16, 17, 31, 32, 33, 65];
+    for (case, (&m, &k)) in ms
+        .iter()
+        .flat_map(|m| ks.iter().map(move |k| (m, k)))
+        .enumerate()
+    {
+        let n = ns[case % ns.len()];
+        let (m, n) = if k == 4096 {
+            (m.min(40), n.min(33))
+        } else {
+            (m, n)
+        };
+        let q = quantized(Scheme::Int8Row, n, k, 0, Fill::Random, 0.02, &mut rng);
+        let mut bytes = pack(&q).unwrap();
+        for c in bytes[..n * k].iter_mut() {
+            match rng.below(4) {
+                0 => *c = 127,
+                1 => *c = (-127i8) as u8,
+                2 => *c = 0x80,
+                _ => {}
+            }
+        }
+        // Every third element ±7 (code ±127 under Dynamic and Static(0.05)).
+        let x: Vec<f32> = (0..m * k)
+            .map(|i| match i % 3 {
+                0 => [7.0, -7.0][(i / 3) % 2],
+                _ => rng.unit() * 4.0,
+            })
+            .collect();
+        let bias = rng.vec(n, 1.0);
+        for act in [ActQuant::Dynamic, ActQuant::Static(0.05)] {
+            let w = view(Scheme::Int8Row, n, k, 0, &bytes, act).unwrap();
+            let b = case.is_multiple_of(2).then_some(&bias[..]);
+            check("amx tile edges", &w, &x, m, b, &[amx], &pool);
         }
     }
 }

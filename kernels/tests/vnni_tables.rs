@@ -1,4 +1,4 @@
-//! The VNNI kernel tables (`avx2vnni`, `avx512vnni`) against the scalar
+//! The VNNI kernel tables (`avx2vnni`, `avx512vnni`, `amx`) against the scalar
 //! reference, entry by entry: float and f16 `linear`, weight-only and int8-
 //! activation packed layers of every scheme, layer norm, GELU, attention and
 //! f16 conversion must all give the reference's bits.
@@ -30,7 +30,7 @@ fn same_bits(what: &str, a: &[f32], b: &[f32]) {
 /// (the scalar reference, a VNNI set) for every VNNI set this CPU has.
 fn pairs() -> Vec<(Kernels, Kernels)> {
     let scalar = Kernels::with_isa("scalar").unwrap();
-    ["avx2vnni", "avx512vnni"]
+    ["avx2vnni", "avx512vnni", "amx"]
         .into_iter()
         .filter_map(|b| Some((scalar, Kernels::with_isa(b)?)))
         .collect()

@@ -22,9 +22,14 @@ pub(crate) fn linear<I: PackedSimd>(
     bias: Option<&[f32]>,
     out: &mut [f32],
 ) {
+    let k4 = w.k.next_multiple_of(I::I8_K_STEP);
+    assert!(
+        x.kq >= k4,
+        "int8 GEMM: x rows shorter than the kernel's k step"
+    );
     let plan = Int8Gemm::<I> {
         x,
-        k4: w.k.next_multiple_of(4),
+        k4,
         w: *w,
         bias,
         out: SharedMut::new(out),
@@ -35,7 +40,7 @@ pub(crate) fn linear<I: PackedSimd>(
 
 struct Int8Gemm<'a, I> {
     x: &'a QuantX,
-    /// k rounded up to the micro-kernel's step of 4 codes.
+    /// k rounded up to the micro-kernel's step (`I8_K_STEP`, 4 or 64 codes).
     k4: usize,
     w: PackedWeights<'a>,
     bias: Option<&'a [f32]>,
@@ -77,6 +82,7 @@ impl<I: PackedSimd> Plan for Int8Gemm<'_, I> {
             &self.w.planes[0][j * k..(j + cols) * k],
             cols,
             k,
+            self.k4,
             nr,
             &mut s.packed[slot * len..(slot + 1) * len],
         );
@@ -125,10 +131,10 @@ impl<I: PackedSimd> Plan for Int8Gemm<'_, I> {
 
 /// Repacks weight rows `j..j + rows` (`rows ≤ nr`, `k` bytes each, `w` at row
 /// `j`) into an int8 GEMM panel: `dst[(p·nr + r)·4 + b] = w[r][4p + b] ^ 0x80`
-/// for `p < k4/4` (`k4` = k rounded up to 4); bytes past `k` and rows past
-/// `rows` are code 0 (0x80).
-fn pack_i8_panel(w: &[u8], rows: usize, k: usize, nr: usize, dst: &mut [u8]) {
-    let k4 = k.next_multiple_of(4);
+/// for `p < k4/4` (`k4`: k rounded up to a multiple of 4); bytes past `k`
+/// and rows past `rows` are code 0 (0x80).
+fn pack_i8_panel(w: &[u8], rows: usize, k: usize, k4: usize, nr: usize, dst: &mut [u8]) {
+    assert!(k4 >= k && k4.is_multiple_of(4));
     let dst = &mut dst[..k4 * nr];
     let full = k / 4;
     for r in 0..nr {
@@ -149,6 +155,10 @@ fn pack_i8_panel(w: &[u8], rows: usize, k: usize, nr: usize, dst: &mut [u8]) {
                 t[b] = c ^ 0x80;
             }
             dst[(full * nr + r) * 4..][..4].copy_from_slice(&t);
+        }
+        // Whole steps of padding (a kernel with a k step above 4).
+        for p in k.div_ceil(4)..k4 / 4 {
+            dst[(p * nr + r) * 4..][..4].fill(0x80);
         }
     }
 }

@@ -113,11 +113,16 @@ pub(crate) trait PackedSimd: Send + Sync + 'static {
     const I8_NR: usize = 0;
     /// x rows per int8 GEMM micro-tile.
     const I8_MR: usize = 0;
+    /// Codes per int8 GEMM k step: the panel's k is padded to a multiple of
+    /// it (`k4` below). A multiple of 4 dividing 64, so x rows (padded to 64)
+    /// cover it.
+    const I8_K_STEP: usize = 4;
     /// Int8 GEMM micro-kernel (only called when `I8_NR > 0`): for
     /// `r < tile.rows ≤ I8_MR`, `c < tile.cols ≤ I8_NR`, output `(r, c)` =
     /// `(x.scales[r] · b.scales[c]) · dot(r, c) as f32 + b.bias[c]` (product
     /// rounded, then the sum: the reference's expression), where `dot(r, c) =
-    /// Σ_{p<k4} x.codes[r·row_stride + p] · w_c[p]` exactly (wrapping i32).
+    /// Σ_{p<k4} x.codes[r·row_stride + p] · w_c[p]` exactly (wrapping i32),
+    /// `k4` = k rounded up to `I8_K_STEP`.
     /// `b.codes` is `[k4/4][I8_NR][4]` bytes of weight codes with the sign
     /// bit flipped (`w + 128` as u8, see `gemm/int8.rs`); x rows hold `k4`
     /// readable codes (zero past k); `x.sums[r]` is row r's code sum;

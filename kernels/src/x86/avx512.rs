@@ -37,6 +37,19 @@ pub(crate) static VNNI_TABLE: Table = Table {
     f16_to_f32,
 };
 
+/// AVX-512 VNNI with AMX: the same kernels, but the int8 × int8 GEMM uses
+/// tile `tdpbsud` (`x86/amx.rs`).
+pub(crate) static AMX_TABLE: Table = Table {
+    isa: Isa::Avx512Amx,
+    linear,
+    linear_packed: crate::packed::linear::<super::amx::Avx512Amx>,
+    layer_norm,
+    gelu,
+    attention,
+    attention_f16,
+    f16_to_f32,
+};
+
 // The table's entries: safe because `dispatch::table` hands TABLE out only
 // on a CPU with avx512f/bw/vl, fma and f16c.
 

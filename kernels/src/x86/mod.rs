@@ -5,6 +5,7 @@
 //! indices read like the maths.
 #![allow(clippy::needless_range_loop)]
 
+pub(crate) mod amx;
 pub(crate) mod avx2;
 pub(crate) mod avx512;
 pub(crate) mod avxvnni;

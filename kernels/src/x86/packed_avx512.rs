@@ -240,7 +240,7 @@ unsafe fn dot_tile_any(
 
 /// Mask of the first `n` (≤ 16) lanes.
 #[inline]
-fn lanes(n: usize) -> __mmask16 {
+pub(crate) fn lanes(n: usize) -> __mmask16 {
     if n >= 16 {
         0xffff
     } else {

@@ -68,3 +68,19 @@ pub fn f32_to_f16_bits(v: f32) -> u16 {
     let (e, m) = if m == 2048 { (e + 1, 1024) } else { (e, m) };
     sign | (((e + 15) as u16) << 10) | (m as u16 & 0x3ff)
 }
+
+/// The kernel set `name` if this CPU (and OS) can run it. Otherwise: a
+/// failure if `SOTTO_KERNELS_ENSURE` lists it (CI says the runner has it),
+/// else `None` after printing why the caller's test is skipped.
+pub fn kernels_or_skip(name: &str) -> Option<Kernels> {
+    match Kernels::from_name(name) {
+        Ok(k) => Some(k),
+        Err(reason) => {
+            let ensured = std::env::var("SOTTO_KERNELS_ENSURE")
+                .is_ok_and(|l| l.split(',').any(|w| w.trim() == name));
+            assert!(!ensured, "SOTTO_KERNELS_ENSURE lists {name}, but {reason}");
+            eprintln!("SKIPPED: the {name} kernel set is not usable here: {reason}");
+            None
+        }
+    }
+}
