@@ -23,6 +23,7 @@ pub(crate) static TABLE: Table = Table {
     attention,
     attention_f16,
     f16_to_f32,
+    probes: &super::probe::AVX512,
 };
 
 /// AVX-512 with VNNI: the same kernels, but int8 × int8 layers use `vpdpbusd`.
@@ -35,6 +36,7 @@ pub(crate) static VNNI_TABLE: Table = Table {
     attention,
     attention_f16,
     f16_to_f32,
+    probes: &super::probe::AVX512_VNNI,
 };
 
 // The table's entries: safe because `dispatch::table` hands TABLE out only
