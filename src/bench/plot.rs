@@ -90,8 +90,7 @@ where
     let y_min = points
         .map(|r| r.achieved_gops())
         .fold(f64::INFINITY, f64::min)
-        .min(1.0)
-        .max(1e-3);
+        .clamp(1e-3, 1.0);
     let (x_min, x_max, y_min, y_max) = (x_min / 2.0, x_max * 2.0, y_min / 2.0, peak * 3.0);
     let title = format!(
         "roofline: {}, {} thread{}",
