@@ -799,6 +799,9 @@ pub fn model_report(
 // ------------------------------------------------------------------ report
 
 pub struct Report {
+    /// The 1-minute load average when the run began (Linux): other work on
+    /// the cores lowers every figure, ceilings included.
+    pub load_avg: Option<f64>,
     pub ceilings: Ceilings,
     pub kernels: Vec<Row>,
     pub model: Option<ModelReport>,
@@ -843,6 +846,7 @@ impl Report {
         serde_json::json!({
             "kernels": c.kernels,
             "threads": c.threads,
+            "load_avg_1m": self.load_avg,
             "caches": { "l1d": c.caches.l1, "l2": c.caches.l2, "l3": c.caches.l3 },
             "compute": c.compute.iter().map(|p| serde_json::json!({
                 "name": p.name,
@@ -877,6 +881,12 @@ impl Report {
             size(c.caches.l2),
             size(c.caches.l3)
         );
+        if let Some(l) = self.load_avg {
+            let _ = writeln!(
+                s,
+                "  load average at start {l:.2} (other work on the cores lowers every figure)"
+            );
+        }
         let _ = writeln!(
             s,
             "  {:<28} {:>12} {:>12}",
@@ -980,6 +990,9 @@ pub fn run(
     threads: usize,
     e: &Effort,
 ) -> Result<Report> {
+    let load_avg = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok());
     let model = match model {
         Some(name) => {
             let path = convert::resolve_model(home, name, &|m| eprintln!("{m}"))?;
@@ -1009,6 +1022,7 @@ pub fn run(
         None => None,
     };
     Ok(Report {
+        load_avg,
         ceilings,
         kernels: kernel_rows,
         model,
@@ -1058,6 +1072,7 @@ mod tests {
         assert_eq!(rows.len(), e.widths.len() * (6 * 2 * 3 + 3));
         check_rows(&rows);
         let report = Report {
+            load_avg: None,
             ceilings: c,
             kernels: rows,
             model: None,
