@@ -62,7 +62,7 @@ pub(crate) mod model;
 pub mod quantize;
 
 pub use error::{Error, Result};
-pub use model::LinearObserver;
+pub use model::{LinearObserver, Op, OpProfiler, OpTiming};
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -257,6 +257,7 @@ pub struct Model {
     kernels: sotto_kernels::Kernels,
     pools: Mutex<Vec<Arc<sotto_kernels::Pool>>>,
     observer: Option<model::LinearObserver>,
+    profiler: Option<model::OpProfiler>,
     #[cfg(feature = "gpu")]
     gpu: Option<gpu::GpuModel>,
     /// How [`Model::set_device`] opens a GPU.
@@ -298,6 +299,7 @@ impl Model {
             kernels,
             pools: Mutex::new(Vec::new()),
             observer: None,
+            profiler: None,
             #[cfg(feature = "gpu")]
             gpu: None,
             #[cfg(feature = "gpu")]
@@ -443,6 +445,12 @@ impl Model {
         self.observer = observer;
     }
 
+    /// Installs (or with `None` removes) a receiver of every CPU operation's wall
+    /// time (`sotto bench --roofline`); without one no clock is read.
+    pub fn set_profiler(&mut self, profiler: Option<model::OpProfiler>) {
+        self.profiler = profiler;
+    }
+
     /// The model's worker pool of `threads` threads, started on first use and shared
     /// by every call that asks for as many.
     fn pool(&self, threads: usize) -> Arc<sotto_kernels::Pool> {
@@ -473,6 +481,7 @@ impl Model {
             kernels: &self.kernels,
             pool,
             observer: self.observer.as_ref(),
+            profiler: self.profiler.as_ref(),
         }
     }
 

@@ -529,7 +529,10 @@ fn run(cli: Cli) -> Result<()> {
             std::env::var_os("SOTTO_FONT").map(PathBuf::from),
         ),
         Command::Quantize(args) => quantize(&args),
-        Command::Bench(args) => bench::run(&args),
+        Command::Bench(args) => bench::run(
+            &args,
+            std::env::var_os("SOTTO_FONT").map(PathBuf::from).as_deref(),
+        ),
         Command::Fetch { model } => {
             let path = convert::fetch(&home(), &model, &log)?;
             println!("{}", path.display());

@@ -183,3 +183,90 @@ fn bench_reports_gpu_device_time() {
         }
     }
 }
+
+/// `bench --roofline` on tiny.en in its quick mode: every kernel row and model
+/// stage has a positive roof and the floors sit beside the measured figures.
+/// No timing is asserted beyond "positive and finite".
+#[test]
+fn bench_roofline_reports_roofs_stages_and_floors() {
+    let model = model_path("tiny.en");
+    let m = model.to_str().unwrap();
+    let out = ok(&sotto(&[
+        "bench",
+        "--roofline",
+        "--quick",
+        "--json",
+        "-m",
+        m,
+        "-t",
+        "2",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&out).expect("roofline JSON");
+    let positive = |x: &serde_json::Value| x.as_f64().is_some_and(|x| x > 0.0 && x.is_finite());
+    assert!(v["compute"].as_array().is_some_and(|c| c.len() >= 2), "{v}");
+    assert!(v["compute"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| positive(&c["gops_n"])));
+    assert!(v["bandwidth"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|l| positive(&l["gbs_1"])));
+    let rows = v["kernel_rows"].as_array().expect("kernel rows");
+    assert!(!rows.is_empty());
+    for r in rows {
+        assert!(positive(&r["roof_gops"]) && positive(&r["floor_ms"]), "{r}");
+    }
+    let enc = &v["model"]["encoder"];
+    let dec = &v["model"]["decoder"];
+    for x in [
+        &enc["ms_per_window"],
+        &enc["floor_ms_per_window"],
+        &dec["ms_per_token"],
+        &dec["floor_ms_per_token"],
+    ] {
+        assert!(positive(x), "{v}");
+    }
+    let names = |s: &serde_json::Value| -> Vec<String> {
+        s["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (e, d) = (names(enc), names(dec));
+    for want in [
+        "encoder conv stem",
+        "encoder FFN",
+        "encoder attention",
+        "cross K/V projection",
+    ] {
+        assert!(e.iter().any(|n| n == want), "{want} missing from {e:?}");
+    }
+    for want in [
+        "decoder GEMV (projections, FFN)",
+        "decoder attention",
+        "vocab projection",
+    ] {
+        assert!(d.iter().any(|n| n == want), "{want} missing from {d:?}");
+    }
+    // The floor of a whole step is the sum of its stages' floors.
+    let sum: f64 = dec["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["floor_ms"].as_f64().unwrap())
+        .sum();
+    let floor = dec["floor_ms_per_token"].as_f64().unwrap();
+    assert!(
+        (sum - floor).abs() <= 1e-9 * floor.max(1.0),
+        "{sum} vs {floor}"
+    );
+
+    // --plot without --roofline is refused by the argument parser.
+    let refused = sotto(&["bench", "--plot", "/tmp/x"]);
+    assert!(!refused.status.success());
+}

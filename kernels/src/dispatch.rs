@@ -164,6 +164,8 @@ pub(crate) struct Table {
     pub attention: AttentionFn,
     pub attention_f16: AttentionF16Fn,
     pub f16_to_f32: fn(&[u16], &mut [f32]),
+    /// The ceilings' probes, written with this set's instructions.
+    pub probes: &'static crate::probe::Probes,
 }
 
 static SCALAR: Table = Table {
@@ -175,6 +177,7 @@ static SCALAR: Table = Table {
     attention: scalar::attention,
     attention_f16: scalar::attention_f16,
     f16_to_f32: scalar::f16_to_f32,
+    probes: &crate::probe::SCALAR,
 };
 
 /// The table for `isa`, if this CPU supports it.

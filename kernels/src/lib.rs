@@ -51,6 +51,7 @@ mod operands;
 )]
 mod packed;
 pub mod pool;
+pub mod probe;
 pub mod scalar;
 pub mod schemes;
 #[cfg_attr(
@@ -361,6 +362,32 @@ impl Kernels {
         if check_attention(q, k.len(), v.len(), shape, out) {
             (self.table.attention_f16)(pool, q, k, v, shape, out)
         }
+    }
+    /// The f32 multiply-add probe written with this set's instructions
+    /// (the roof of f16 / f32 GEMMs, weight-only packed layers and attention).
+    pub fn fma_probe(&self) -> probe::ComputeProbe {
+        self.table.probes.fma
+    }
+    /// A probe per int8 dot instruction this set's int8 × int8 and low-bit ×
+    /// int8 kernels use, the main one first.
+    pub fn int8_probes(&self) -> &'static [probe::ComputeProbe] {
+        self.table.probes.int8
+    }
+    /// Read bandwidth (bytes/s) with every thread of `pool` reading its own
+    /// `bytes_per_thread`, repeated until each repetition has read at least
+    /// `min_bytes`; the median of `reps` (see [`probe`]).
+    pub fn read_rate(
+        &self,
+        pool: &Pool,
+        bytes_per_thread: usize,
+        min_bytes: usize,
+        reps: usize,
+    ) -> f64 {
+        probe::read_rate(self.table.probes, pool, bytes_per_thread, min_bytes, reps)
+    }
+    #[cfg(test)]
+    pub(crate) fn probes(&self) -> &'static probe::Probes {
+        self.table.probes
     }
     /// Half bits to f32.
     pub fn f16_to_f32(&self, src: &[u16], dst: &mut [f32]) {

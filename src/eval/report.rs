@@ -259,11 +259,12 @@ const FONT_FILES: &[&str] = &[
     "C:\\Windows\\Fonts\\arial.ttf",
 ];
 
-const FONT: &str = "sans-serif";
+/// The family name plots use once [`register_font`] succeeded.
+pub const FONT: &str = "sans-serif";
 
 /// Registers a TrueType font with plotters once (it renders text itself, with
 /// ab_glyph, so it needs a font file); `Err` says which files were tried.
-fn register_font(font: Option<&Path>) -> std::result::Result<(), String> {
+pub fn register_font(font: Option<&Path>) -> std::result::Result<(), String> {
     static DONE: std::sync::OnceLock<std::result::Result<(), String>> = std::sync::OnceLock::new();
     DONE.get_or_init(|| {
         let first = font.map(|p| p.display().to_string());

@@ -12,10 +12,57 @@ use half::slice::HalfFloatSliceExt;
 use sotto_kernels::schemes::{self, ActQuant};
 use sotto_kernels::{AttentionShape, Kernels, Pool, Weights};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Sees the input rows of every linear layer: `(weight tensor name, rows × k floats)`.
 /// Used to calibrate static activation scales (`sotto quantize --activations static`).
 pub type LinearObserver = Box<dyn Fn(&str, &[f32]) + Send + Sync>;
+
+/// Receives every CPU operation's wall time, as it ends (`sotto bench --roofline`
+/// turns them into per-stage rates). Without one the backend reads no clock.
+pub type OpProfiler = Box<dyn Fn(&OpTiming) + Send + Sync>;
+
+/// What one timed CPU operation did.
+#[derive(Clone, Copy, Debug)]
+pub enum Op<'a> {
+    /// `out[m × n] = x[m × k] · wᵀ (+ b)`, its epilogue (GELU, residual add)
+    /// included; a convolution is its im2col plus this linear.
+    Linear {
+        m: usize,
+        n: usize,
+        k: usize,
+        w: Weights<'a>,
+        conv: bool,
+    },
+    Attention {
+        shape: AttentionShape,
+        /// K and V are f16 (the decoder's caches), else f32.
+        kv_f16: bool,
+    },
+    LayerNorm {
+        rows: usize,
+        d: usize,
+    },
+    /// Token and position embedding rows added into the residual.
+    Embed {
+        rows: usize,
+        d: usize,
+    },
+    /// Rows of K/V rounded to f16 into the self-attention cache or cross K/V.
+    StoreKv {
+        floats: usize,
+    },
+}
+
+/// One operation's time (`name`: its weight tensor, `""` for attention and stores).
+#[derive(Clone, Copy, Debug)]
+pub struct OpTiming<'a> {
+    pub op: Op<'a>,
+    pub name: &'a str,
+    /// Part of an encoder pass (else a decoder pass).
+    pub encoder: bool,
+    pub seconds: f64,
+}
 
 /// A linear layer as the kernels take it.
 pub(crate) struct CpuLinear {
@@ -145,6 +192,7 @@ pub(crate) struct Cpu<'a> {
     pub kernels: &'a Kernels,
     pub pool: &'a Pool,
     pub observer: Option<&'a LinearObserver>,
+    pub profiler: Option<&'a OpProfiler>,
 }
 
 /// Cross-attention keys and values of one encoded window, per decoder layer:
@@ -239,9 +287,60 @@ impl CpuPass<'_, '_> {
         self.bufs[buf.index()] = v;
     }
 
+    /// A start time when a profiler listens.
+    fn clock(&self) -> Option<Instant> {
+        self.cpu.profiler.map(|_| Instant::now())
+    }
+
+    fn record(&self, start: Option<Instant>, op: Op, name: &str) {
+        if let (Some(p), Some(t)) = (self.cpu.profiler, start) {
+            p(&OpTiming {
+                op,
+                name,
+                encoder: self.kind == PassKind::Encoder,
+                seconds: t.elapsed().as_secs_f64(),
+            });
+        }
+    }
+
+    fn linear_op(l: &CpuLinear, m: usize, conv: bool) -> Op<'static> {
+        Op::Linear {
+            m,
+            n: l.n,
+            k: l.k,
+            w: l.w,
+            conv,
+        }
+    }
+
     fn observe(&self, name: &str, x: &[f32]) {
         if let Some(observe) = self.cpu.observer {
             observe(name, x);
+        }
+    }
+
+    /// [`Pass::linear`] without its timing (the convolution times its own).
+    fn linear_untimed(&mut self, l: &CpuLinear, x: Rows, m: usize, y: Rows, epi: Epilogue) {
+        match epi {
+            Epilogue::Add { spare } => {
+                let mut t = self.take(spare);
+                self.matmul(l, x, m, &mut t);
+                let mut out = self.take(y.buf);
+                let dst = &mut out[y.off..y.off + m * l.n];
+                dst.iter_mut().zip(&t[..m * l.n]).for_each(|(a, b)| *a += b);
+                self.put(y.buf, out);
+                self.put(spare, t);
+            }
+            _ => {
+                let mut out = self.take(y.buf);
+                self.matmul(l, x, m, &mut out[y.off..]);
+                if epi == Epilogue::Gelu {
+                    let c = self.cpu;
+                    c.kernels
+                        .gelu_pooled(c.pool, &mut out[y.off..y.off + m * l.n]);
+                }
+                self.put(y.buf, out);
+            }
         }
     }
 
@@ -277,6 +376,7 @@ impl<'a> Pass<Cpu<'a>> for CpuPass<'_, 'a> {
         out: Rows,
         epi: Epilogue,
     ) {
+        let start = self.clock();
         // im2col: column ch·3 + j of row t holds src(ch, stride·t + j − 1), 0 outside.
         let mut c = self.take(col);
         let s = &self.bufs[src.index()];
@@ -300,34 +400,18 @@ impl<'a> Pass<Cpu<'a>> for CpuPass<'_, 'a> {
             }
         }
         self.put(col, c);
-        self.linear(w, Rows::of(col, width), t_out, out, epi);
+        self.linear_untimed(w, Rows::of(col, width), t_out, out, epi);
+        self.record(start, Self::linear_op(w, t_out, true), &w.name);
     }
 
     fn linear(&mut self, l: &CpuLinear, x: Rows, m: usize, y: Rows, epi: Epilogue) {
-        match epi {
-            Epilogue::Add { spare } => {
-                let mut t = self.take(spare);
-                self.matmul(l, x, m, &mut t);
-                let mut out = self.take(y.buf);
-                let dst = &mut out[y.off..y.off + m * l.n];
-                dst.iter_mut().zip(&t[..m * l.n]).for_each(|(a, b)| *a += b);
-                self.put(y.buf, out);
-                self.put(spare, t);
-            }
-            _ => {
-                let mut out = self.take(y.buf);
-                self.matmul(l, x, m, &mut out[y.off..]);
-                if epi == Epilogue::Gelu {
-                    let c = self.cpu;
-                    c.kernels
-                        .gelu_pooled(c.pool, &mut out[y.off..y.off + m * l.n]);
-                }
-                self.put(y.buf, out);
-            }
-        }
+        let start = self.clock();
+        self.linear_untimed(l, x, m, y, epi);
+        self.record(start, Self::linear_op(l, m, false), &l.name);
     }
 
     fn project(&mut self, t: &CpuTable, x: Rows, m: usize, y: Rows) {
+        let start = self.clock();
         let mut out = self.take(y.buf);
         let xs = self.rows(x, m, t.cols);
         self.observe(&t.name, xs);
@@ -336,9 +420,18 @@ impl<'a> Pass<Cpu<'a>> for CpuPass<'_, 'a> {
         c.kernels
             .linear(c.pool, xs, m, t.cols, t.w, t.rows, None, dst);
         self.put(y.buf, out);
+        let op = Op::Linear {
+            m,
+            n: t.rows,
+            k: t.cols,
+            w: t.w,
+            conv: false,
+        };
+        self.record(start, op, &t.name);
     }
 
     fn layer_norm(&mut self, n: &CpuNorm, x: Rows, rows: usize, y: Rows) {
+        let start = self.clock();
         let d = n.gamma.len();
         let mut out = self.take(y.buf);
         let xs = self.rows(x, rows, d);
@@ -347,9 +440,11 @@ impl<'a> Pass<Cpu<'a>> for CpuPass<'_, 'a> {
         c.kernels
             .layer_norm_pooled(c.pool, xs, d, n.gamma, n.beta, dst);
         self.put(y.buf, out);
+        self.record(start, Op::LayerNorm { rows, d }, "");
     }
 
     fn embed(&mut self, t: &CpuTable, rows: Lookup, n: usize, y: Rows, accumulate: bool) {
+        let start = self.clock();
         let c = t.cols;
         let out = &mut self.bufs[y.buf.index()];
         let mut packed_row = Vec::new();
@@ -378,9 +473,11 @@ impl<'a> Pass<Cpu<'a>> for CpuPass<'_, 'a> {
                 }
             }
         }
+        self.record(start, Op::Embed { rows: n, d: c }, &t.name);
     }
 
     fn attention(&mut self, q: Rows, kv: Keys<Cpu<'a>>, a: Attention, out: Rows) {
+        let start = self.clock();
         let d = self.cpu.dims().d;
         let mut o = self.take(out.buf);
         let qs = &self.bufs[q.buf.index()][q.off..];
@@ -396,28 +493,33 @@ impl<'a> Pass<Cpu<'a>> for CpuPass<'_, 'a> {
             causal_offset: a.causal_offset,
         };
         let c = self.cpu;
-        match kv {
+        let (shape, kv_f16) = match kv {
             Keys::Rows { kv, v_off } => {
                 let ks = &self.bufs[kv.buf.index()][kv.off..];
-                c.kernels
-                    .attention(c.pool, qs, ks, &ks[v_off..], shape(kv.stride), dst);
+                let s = shape(kv.stride);
+                c.kernels.attention(c.pool, qs, ks, &ks[v_off..], s, dst);
+                (s, false)
             }
             Keys::Cache(cache, li) => {
                 let n = a.n_kv * d;
                 let ks = cache.k[li][..n].reinterpret_cast();
                 let vs = cache.v[li][..n].reinterpret_cast();
                 c.kernels.attention_f16(c.pool, qs, ks, vs, shape(d), dst);
+                (shape(d), true)
             }
             Keys::Cross(cross, li) => {
                 let kv: &[u16] = cross.kv[li].reinterpret_cast();
-                c.kernels
-                    .attention_f16(c.pool, qs, kv, &kv[d..], shape(2 * d), dst);
+                let s = shape(2 * d);
+                c.kernels.attention_f16(c.pool, qs, kv, &kv[d..], s, dst);
+                (s, true)
             }
-        }
+        };
         self.put(out.buf, o);
+        self.record(start, Op::Attention { shape, kv_f16 }, "");
     }
 
     fn store_cache(&mut self, cache: &mut KvCache, layer: usize, pos: usize, kv: Rows, n: usize) {
+        let start = self.clock();
         let d = self.cpu.dims().d;
         let src = &self.bufs[kv.buf.index()];
         let (kc, vc) = (&mut cache.k[layer], &mut cache.v[layer]);
@@ -426,12 +528,16 @@ impl<'a> Pass<Cpu<'a>> for CpuPass<'_, 'a> {
             kc[(pos + i) * d..(pos + i + 1) * d].convert_from_f32_slice(&row[..d]);
             vc[(pos + i) * d..(pos + i + 1) * d].convert_from_f32_slice(&row[d..]);
         }
+        self.record(start, Op::StoreKv { floats: 2 * n * d }, "");
     }
 
     fn store_cross(&mut self, cross: &mut CrossKv, layer: usize, kv: Rows) {
+        let start = self.clock();
         let dst = &mut cross.kv[layer];
         let src = &self.bufs[kv.buf.index()][kv.off..kv.off + dst.len()];
         dst.convert_from_f32_slice(src);
+        let floats = dst.len();
+        self.record(start, Op::StoreKv { floats }, "");
     }
 
     fn finish(self) -> Result<()> {

@@ -9,7 +9,7 @@ pub(crate) mod network;
 pub(crate) mod plan;
 
 pub(crate) use backend::Backend;
-pub use cpu::LinearObserver;
 pub(crate) use cpu::{Cpu, CpuModel};
+pub use cpu::{LinearObserver, Op, OpProfiler, OpTiming};
 pub(crate) use network::Network;
 pub(crate) use plan::{Desc, Layers};

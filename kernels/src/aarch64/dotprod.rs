@@ -24,6 +24,7 @@ pub(crate) static TABLE: Table = Table {
     attention: neon::attention,
     attention_f16: neon::attention_f16,
     f16_to_f32: neon::f16_to_f32,
+    probes: &super::probe::DOTPROD,
 };
 
 pub(crate) struct NeonDotprod;

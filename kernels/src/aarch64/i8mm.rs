@@ -27,6 +27,7 @@ pub(crate) static TABLE: Table = Table {
     attention: neon::attention,
     attention_f16: neon::attention_f16,
     f16_to_f32: neon::f16_to_f32,
+    probes: &super::probe::I8MM,
 };
 
 pub(crate) struct NeonI8mm;
@@ -77,7 +78,7 @@ impl PackedSimd for NeonI8mm {
 /// `acc += a (2 × 8) · bᵀ (b: 2 × 8)`, signed bytes, i32 2 × 2 row-major.
 #[target_feature(enable = "neon,i8mm")]
 #[inline]
-unsafe fn smmla(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
+pub(crate) unsafe fn smmla(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
     let mut acc = acc;
     asm!(
         "smmla {acc:v}.4s, {a:v}.16b, {b:v}.16b",

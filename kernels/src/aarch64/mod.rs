@@ -24,3 +24,4 @@ pub(crate) mod i8mm;
 pub(crate) mod lowbit;
 pub(crate) mod neon;
 pub(crate) mod packed_neon;
+pub(crate) mod probe;

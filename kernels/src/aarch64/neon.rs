@@ -30,6 +30,7 @@ pub(crate) static TABLE: Table = Table {
     attention,
     attention_f16,
     f16_to_f32,
+    probes: &super::probe::NEON,
 };
 
 // The table's entries (shared by the dotprod and i8mm tables): safe because

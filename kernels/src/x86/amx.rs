@@ -314,3 +314,55 @@ unsafe fn gemm_i8_amx(tile: Tile, k4: usize, x: QuantRows, b: I8Panel, out: Out)
         }
     }
 }
+
+/// The `amx` set's int8 ceiling probe: `iters` rounds of four independent
+/// 16 × 16 × 64 `tdpbsud` (C tiles 0–3 from A tiles 4/5 and B tiles 6/7,
+/// the micro-kernel's shape), 131 072 int8 ops per round; returns a word of
+/// the result so the work cannot be dropped.
+pub(crate) fn probe_tdpbsud(iters: u64) -> u64 {
+    // SAFETY: reachable only through AMX_TABLE, handed out once `usable()`
+    // held on a CPU with the features `tdpbsud_rounds` enables.
+    unsafe { tdpbsud_rounds(iters) }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+unsafe fn tdpbsud_rounds(iters: u64) -> u64 {
+    configure(&TileConfig::for_rows(MR));
+    let operands = Dots([[0x0101_0101; NR]; MR]);
+    let src = std::hint::black_box(operands.0.as_ptr().cast::<u8>());
+    let mut dots = Dots([[0; NR]; MR]);
+    // SAFETY: the tiles are configured above for 32 rows; every load reads
+    // 16 rows of 64 bytes at a 128-byte stride inside `operands` (4 KiB),
+    // the store writes 16 rows of 64 bytes inside `dots`.
+    asm!(
+        "tileloadd tmm4, [{a} + {ld}*1]",
+        "tileloadd tmm5, [{a} + {ld}*1 + 64]",
+        "tileloadd tmm6, [{b} + {ld}*1]",
+        "tileloadd tmm7, [{b} + {ld}*1 + 64]",
+        "tilezero tmm0",
+        "tilezero tmm1",
+        "tilezero tmm2",
+        "tilezero tmm3",
+        a = in(reg) src,
+        b = in(reg) src.add(16 * PANEL_ROW),
+        ld = in(reg) PANEL_ROW,
+        options(nostack, readonly),
+    );
+    for _ in 0..iters {
+        asm!(
+            "tdpbsud tmm0, tmm4, tmm6",
+            "tdpbsud tmm1, tmm4, tmm7",
+            "tdpbsud tmm2, tmm5, tmm6",
+            "tdpbsud tmm3, tmm5, tmm7",
+            options(nostack, nomem),
+        );
+    }
+    let c = dots.0.as_mut_ptr().cast::<u8>();
+    asm!(
+        "tilestored [{c} + {ld}*1], tmm0",
+        c = in(reg) c,
+        ld = in(reg) PANEL_ROW,
+        options(nostack),
+    );
+    dots.0[0][0] as u32 as u64
+}

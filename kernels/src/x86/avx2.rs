@@ -23,6 +23,7 @@ pub(crate) static TABLE: Table = Table {
     attention,
     attention_f16,
     f16_to_f32,
+    probes: &super::probe::AVX2,
 };
 
 /// AVX2 with AVX-VNNI: the same kernels, but int8 × int8 layers use the
@@ -36,6 +37,7 @@ pub(crate) static VNNI_TABLE: Table = Table {
     attention,
     attention_f16,
     f16_to_f32,
+    probes: &super::probe::AVX2_VNNI,
 };
 
 // The table's entries: safe because `dispatch::table` hands TABLE out only

@@ -23,6 +23,7 @@ pub(crate) static TABLE: Table = Table {
     attention,
     attention_f16,
     f16_to_f32,
+    probes: &super::probe::AVX512,
 };
 
 /// AVX-512 with VNNI: the same kernels, but int8 × int8 layers use `vpdpbusd`.
@@ -35,6 +36,7 @@ pub(crate) static VNNI_TABLE: Table = Table {
     attention,
     attention_f16,
     f16_to_f32,
+    probes: &super::probe::AVX512_VNNI,
 };
 
 /// AVX-512 VNNI with AMX: the same kernels, but the int8 × int8 GEMM uses
@@ -48,6 +50,7 @@ pub(crate) static AMX_TABLE: Table = Table {
     attention,
     attention_f16,
     f16_to_f32,
+    probes: &super::probe::AVX512_AMX,
 };
 
 // The table's entries: safe because `dispatch::table` hands TABLE out only

@@ -11,6 +11,7 @@ pub(crate) mod avx512;
 pub(crate) mod avxvnni;
 pub(crate) mod packed_avx2;
 pub(crate) mod packed_avx512;
+pub(crate) mod probe;
 
 // The polynomial constants are shared with the NEON kernels.
 pub(crate) use crate::simd::{ERFC_POLY, EXP_MAX, EXP_MIN, EXP_POLY, LN2_HI, LN2_LO};

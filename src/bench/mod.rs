@@ -6,9 +6,16 @@
 //! process's `VmHWM` at the end, so it covers loading and every run. On a GPU
 //! with timestamp queries the device time of the encoder and decoder passes is
 //! reported beside the wall-clock figures.
+//!
+//! `--roofline` instead measures the machine's ceilings and sets every kernel
+//! family and model stage against them (`roofline.rs`, plot in `plot.rs`).
 use sotto::{convert, Error, Model, Options, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+#[cfg(feature = "eval")]
+mod plot;
+mod roofline;
 
 /// Audio used when `--audio` is not given, relative to the current directory
 /// (the repository root in this project's layout).
@@ -34,6 +41,63 @@ pub struct BenchArgs {
     /// Where the network runs (gpu: weights are uploaded once, timed as "upload")
     #[arg(long, value_enum, default_value = "cpu")]
     device: crate::DeviceArg,
+    /// Measure this machine's ceilings (FMA, int8 dot, L1/L2/L3/DRAM read bandwidth)
+    /// with sotto's probes and set every kernel family and the model's stages against them
+    #[arg(long)]
+    roofline: bool,
+    /// With --roofline: write roofline.svg and roofline.png into DIR
+    #[arg(long, value_name = "DIR", requires = "roofline")]
+    plot: Option<PathBuf>,
+    /// With --roofline: only the ceilings and kernel families, no model
+    #[arg(long, requires = "roofline")]
+    no_model: bool,
+    /// With --roofline: tiny sizes and one repetition (tests; figures mean little)
+    #[arg(long, hide = true, requires = "roofline")]
+    quick: bool,
+}
+
+/// `sotto bench --roofline`. `font`: a TrueType file for the plot's text.
+fn run_roofline(a: &BenchArgs, font: Option<&Path>) -> Result<()> {
+    if a.threads == Some(0) {
+        return Err(Error::Invalid("--threads must be at least 1".into()));
+    }
+    #[cfg(not(feature = "eval"))]
+    if a.plot.is_some() {
+        return Err(Error::Invalid(
+            "--plot needs a build with the `eval` feature (plotters)".into(),
+        ));
+    }
+    let threads = a.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let effort = if a.quick {
+        roofline::Effort::QUICK
+    } else {
+        roofline::Effort::FULL
+    };
+    let model = (!a.no_model).then_some(a.model.as_str());
+    let report = roofline::run(
+        model,
+        &crate::home(),
+        &crate::load_options()?,
+        threads,
+        &effort,
+    )?;
+    #[cfg(feature = "eval")]
+    if let Some(dir) = &a.plot {
+        for p in plot::plot(&report, dir, font)? {
+            eprintln!("wrote {}", p.display());
+        }
+    }
+    let _ = font;
+    if a.json {
+        println!("{}", report.json());
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(())
 }
 
 /// One timed transcription.
@@ -118,7 +182,10 @@ fn ms_since(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
 }
 
-pub fn run(a: &BenchArgs) -> Result<()> {
+pub fn run(a: &BenchArgs, font: Option<&Path>) -> Result<()> {
+    if a.roofline {
+        return run_roofline(a, font);
+    }
     if a.runs == 0 {
         return Err(Error::Invalid("--runs must be at least 1".into()));
     }
