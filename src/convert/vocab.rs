@@ -140,7 +140,7 @@ impl Vocabulary {
             "<|transcribe|>",
             "<|startoflm|>",
             "<|startofprev|>",
-            no_speech,
+            "<|nospeech|>",
             "<|notimestamps|>",
         ] {
             push(&mut tokens, t.into());
