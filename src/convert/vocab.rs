@@ -129,12 +129,6 @@ impl Vocabulary {
         for code in &LANGUAGE_CODES[..languages as usize] {
             push(&mut tokens, format!("<|{code}|>"));
         }
-        // large-v3 (100 languages) renamed <|nocaptions|>.
-        let no_speech = if languages >= 100 {
-            "<|nospeech|>"
-        } else {
-            "<|nocaptions|>"
-        };
         for t in [
             "<|translate|>",
             "<|transcribe|>",
