@@ -87,6 +87,11 @@ fn tiny_en_from_every_source_format() {
     let ct2 = ct2_dir("tiny.en");
     let dir = |n: &str| scratch(&format!("tiny.en-{n}"));
     let (hf1, hf3, hf32, ct2i8) = (dir("hf1"), dir("hf3"), dir("hf32"), dir("ct2-int8"));
+    let (hfbf, ct2i8h, ct2list) = (
+        dir("hf-bf16"),
+        dir("ct2-int8-f16scales"),
+        dir("ct2-vocabulary-txt"),
+    );
     let c = |p: &PathBuf| p.to_str().unwrap().to_string();
     python(&["tools/ct2_to_hf.py", "tiny.en", &c(&hf1)]);
     python(&[
@@ -99,6 +104,26 @@ fn tiny_en_from_every_source_format() {
     ]);
     python(&["tools/ct2_to_hf.py", "tiny.en", &c(&hf32), "--dtype", "f32"]);
     python(&["tools/ct2_int8.py", "tiny.en", &c(&ct2i8)]);
+    python(&[
+        "tools/ct2_to_hf.py",
+        "tiny.en",
+        &c(&hfbf),
+        "--dtype",
+        "bf16",
+    ]);
+    python(&[
+        "tools/ct2_int8.py",
+        "tiny.en",
+        &c(&ct2i8h),
+        "--scale-dtype",
+        "f16",
+    ]);
+    // A CTranslate2 directory with only vocabulary.txt (no tokenizer.json).
+    std::fs::create_dir_all(&ct2list).unwrap();
+    for f in ["model.bin", "config.json", "vocabulary.txt"] {
+        std::fs::copy(ct2.join(f), ct2list.join(f)).unwrap();
+    }
+    let _ = std::fs::remove_file(ct2list.join("tokenizer.json"));
     let ggml: Vec<(String, PathBuf)> = ["f16", "q8_0", "q4_0"]
         .iter()
         .map(|t| {
@@ -116,6 +141,13 @@ fn tiny_en_from_every_source_format() {
         std::fs::read(&fetched).unwrap(),
         "a CTranslate2 directory converts to the bytes `fetch` writes"
     );
+    let list_out = dir("ct2-vocabulary-txt.sotto");
+    convert(&ct2list, &list_out);
+    assert_eq!(
+        std::fs::read(&list_out).unwrap(),
+        std::fs::read(&fetched).unwrap(),
+        "vocabulary.txt gives the vocabulary tokenizer.json gives"
+    );
     for src in [&hf1, &hf3, &hf32, &ggml[0].1] {
         let out = PathBuf::from(format!("{}.sotto", src.display()));
         let r = convert(src, &out);
@@ -124,15 +156,18 @@ fn tiny_en_from_every_source_format() {
         assert_eq!(fingerprint(&out), want, "{}", src.display());
     }
     // Quantized sources: int8 codes / q4_0 blocks packed as stored, q8_0 re-packed.
+    // bf16 weights rounded to f16 and int8 sources: the same words.
     for (src, scheme) in [
-        (&ct2i8, "int8"),
-        (&ggml[1].1, "int8"),
+        (&hfbf, None),
+        (&ct2i8, Some("int8")),
+        (&ct2i8h, Some("int8")),
+        (&ggml[1].1, Some("int8")),
         // q4_0 blocks are int4-sym with group 32: the same values, kept.
-        (&ggml[2].1, "int4-sym"),
+        (&ggml[2].1, Some("int4-sym")),
     ] {
         let out = PathBuf::from(format!("{}.sotto", src.display()));
         let r = convert(src, &out);
-        assert_eq!(r.scheme, Some(scheme), "{}", src.display());
+        assert_eq!(r.scheme, scheme, "{}", src.display());
         let (_, text) = fingerprint(&out);
         assert_eq!(words(&text), words(&want.1), "{}: {text}", src.display());
     }

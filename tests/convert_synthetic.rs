@@ -8,6 +8,7 @@ mod common;
 
 use sotto::convert::{convert_model, ConvertOptions};
 use sotto::format::ModelFile;
+use sotto::quantize::{Activations, QuantizeOptions, Scheme};
 use sotto::{LoadOptions, Model};
 use sotto_kernels::Kernels;
 use std::collections::BTreeMap;
@@ -102,6 +103,8 @@ impl Rng {
 }
 
 type Tensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+/// Adds a random tensor: (tensors, name, shape, scale, base).
+type AddFn<'a> = dyn FnMut(&mut Tensors, String, Vec<usize>, f32, f32) + 'a;
 
 /// Random weights under CTranslate2's names, f16-representable, key biases zero.
 fn weights(a: &Arch) -> Tensors {
@@ -115,11 +118,7 @@ fn weights(a: &Arch) -> Tensors {
             .collect();
         t.insert(name, (shape, v));
     };
-    let lin = |t: &mut Tensors,
-               add: &mut dyn FnMut(&mut Tensors, String, Vec<usize>, f32, f32),
-               p: &str,
-               n: usize,
-               k: usize| {
+    let lin = |t: &mut Tensors, add: &mut AddFn<'_>, p: &str, n: usize, k: usize| {
         add(
             t,
             format!("{p}/weight"),
@@ -129,9 +128,7 @@ fn weights(a: &Arch) -> Tensors {
         );
         add(t, format!("{p}/bias"), vec![n], 0.05, 0.0);
     };
-    let norm = |t: &mut Tensors,
-                add: &mut dyn FnMut(&mut Tensors, String, Vec<usize>, f32, f32),
-                p: &str| {
+    let norm = |t: &mut Tensors, add: &mut AddFn<'_>, p: &str| {
         add(t, format!("{p}/gamma"), vec![d], 0.1, 1.0);
         add(t, format!("{p}/beta"), vec![d], 0.05, 0.0);
     };
@@ -786,6 +783,32 @@ fn every_family_converts_from_every_format_and_agrees_across_kernel_sets() {
                 a.name,
                 k.name()
             );
+        }
+        // Quantized in the same step (int8 and int4 weights × int8 activations): the
+        // same across kernel sets too.
+        for (scheme, group) in [(Scheme::Int8Row, 0), (Scheme::Int4Asym, 64)] {
+            let q = scratch(&format!("{}-{scheme:?}.sotto", a.name));
+            let opts = ConvertOptions {
+                quantize: Some(QuantizeOptions {
+                    scheme,
+                    group,
+                    activations: Activations::Dynamic,
+                    threads: 2,
+                    ..QuantizeOptions::default()
+                }),
+            };
+            convert_model(&hf, &q, &opts, &|_| {}, &|_, _| {}).unwrap();
+            let reference = run(&q, Kernels::from_name("scalar").unwrap());
+            for k in Kernels::available() {
+                assert_eq!(
+                    run(&q, k),
+                    reference,
+                    "{} {scheme:?}: {} differs from scalar",
+                    a.name,
+                    k.name()
+                );
+            }
+            let _ = std::fs::remove_file(q);
         }
         for p in outs {
             let _ = std::fs::remove_file(p);

@@ -271,11 +271,9 @@ fn dequantized(v: &Ct2Variable, scale: Option<&Ct2Variable>, ctx: &str) -> Resul
             )))
         }
     };
-    let k = if rows == 0 {
-        0
-    } else {
-        v.data.len() / v.dtype.size() / rows
-    };
+    let k = (v.data.len() / v.dtype.size())
+        .checked_div(rows)
+        .unwrap_or(0);
     let codes: Vec<f32> = match v.dtype {
         Ct2Type::I8 => v.data.iter().map(|&b| b as i8 as f32).collect(),
         Ct2Type::I16 => v
