@@ -2,7 +2,8 @@
 //! at reduced width (head size 8) and a short audio context, but the real layer and
 //! head counts, mel bins and vocabularies: written as a CTranslate2 directory, a
 //! Hugging Face directory and a whisper.cpp ggml file, converted, checked to give the
-//! same tensors, the architecture and special tokens, and run on every kernel set.
+//! same tensors, the architecture and special tokens, and run on every kernel set
+//! and on the GPU (lavapipe in CI).
 //! Hostile edits of the sources give clear errors and no output.
 mod common;
 
@@ -909,4 +910,62 @@ fn hostile_sources_give_clear_errors() {
     let mb = std::fs::read(ct2.join("model.bin")).unwrap();
     std::fs::write(ct2.join("model.bin"), &mb[..mb.len() / 2]).unwrap();
     expect_error(&ct2, &["model.bin", "truncated"]);
+}
+
+/// Decoder logits on the GPU (lavapipe in CI) next to the CPU's, for the families'
+/// converted files: the same network within f32 rounding (WGSL may contract to FMA).
+#[cfg(feature = "gpu")]
+#[test]
+fn converted_families_run_on_the_gpu() {
+    for a in &ARCHS {
+        let w = weights(a);
+        let hf = scratch(&format!("{}-gpu-hf", a.name));
+        write_hf(a, &w, &hf);
+        let out = scratch(&format!("{}-gpu.sotto", a.name));
+        convert(&hf, &out).unwrap();
+        let gpu = match Model::load_with(&out, &LoadOptions::default().device(sotto::Device::Gpu)) {
+            Ok(m) => m,
+            Err(e) => {
+                common::skip_or_fail(&format!("GPU: {e}"));
+                return;
+            }
+        };
+        assert!(
+            gpu.device_name().starts_with("gpu"),
+            "{}",
+            gpu.device_name()
+        );
+        let cpu = Model::load_with(&out, &LoadOptions::default().kernels("scalar")).unwrap();
+        let c = ModelFile::open(&out).unwrap().config().clone();
+        let mut rng = Rng(11);
+        let mel: Vec<f32> = (0..c.n_mels as usize * 2 * AUDIO_CTX)
+            .map(|_| rng.next())
+            .collect();
+        let t = &c.tokens;
+        let prompt = [t.sot, c.languages[0].1, t.transcribe, t.no_timestamps];
+        let logits = |m: &Model| {
+            let window = m.encode_window(&mel, 2).unwrap();
+            let mut state = m.decoder_state();
+            m.decode_tokens(&window, &mut state, &prompt, &[0, 1, 2, 3], 2)
+                .unwrap()
+        };
+        let (g, want) = (logits(&gpu), logits(&cpu));
+        for (gr, wr) in g.iter().zip(&want) {
+            let scale = wr.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let diff = gr
+                .iter()
+                .zip(wr)
+                .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+            eprintln!(
+                "{}: GPU logits differ by {diff:e} (max |logit| {scale})",
+                a.name
+            );
+            assert!(
+                diff <= 1e-3 * scale.max(1.0),
+                "{}: GPU differs by {diff} of {scale}",
+                a.name
+            );
+        }
+        let _ = std::fs::remove_file(out);
+    }
 }

@@ -672,9 +672,11 @@ pub fn f32_model_bytes(file: &ModelFile) -> u64 {
 }
 
 /// Packing for a converter that already holds codes and scales (CTranslate2 int8).
+#[cfg(feature = "convert")]
 pub(crate) use store::pack as store_pack;
 
 /// The activation mode of tensors packed without calibration (`Static` is refused).
+#[cfg(feature = "convert")]
 pub(crate) fn store_set_activations(
     writer: &mut FileWriter,
     mode: Activations,
