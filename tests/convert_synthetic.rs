@@ -854,6 +854,15 @@ fn hostile_sources_give_clear_errors() {
     write_hf(&a, &w, &dir);
     let st = dir.join("model.safetensors");
     let good = std::fs::read(&st).unwrap();
+    // A vocabulary size far beyond the embedding: refused before any allocation.
+    let cfg0 = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    std::fs::write(
+        dir.join("config.json"),
+        cfg0.replace("\"vocab_size\":51865", "\"vocab_size\":4000000000"),
+    )
+    .unwrap();
+    expect_error(&dir, &["model.safetensors", "vocab_size 4000000000"]);
+    std::fs::write(dir.join("config.json"), &cfg0).unwrap();
     // A config that disagrees with the tensors (128 mel bins, conv1 holds 80).
     let cfg = std::fs::read_to_string(dir.join("config.json")).unwrap();
     assert!(cfg.contains("\"num_mel_bins\":80"));
@@ -905,6 +914,20 @@ fn hostile_sources_give_clear_errors() {
     let g = std::fs::read(&gg).unwrap();
     std::fs::write(&gg, &g[..g.len() - 10]).unwrap();
     expect_error(&gg, &["hostile.bin", "truncated"]);
+    // Cut anywhere in the header, vocabulary or tensors: an error, never a panic.
+    let cuts = (0..64).chain((64..g.len()).step_by(g.len() / 97));
+    for cut in cuts {
+        std::fs::write(&gg, &g[..cut]).unwrap();
+        expect_error(&gg, &["hostile.bin"]);
+    }
+    // A hostile vocabulary count allocates nothing.
+    let mut big = g.clone();
+    let words_at = 12 * 4 + 8 + 80 * 201 * 4;
+    assert_eq!(&big[words_at..words_at + 4], &50257i32.to_le_bytes());
+    big[4..8].copy_from_slice(&i32::MAX.to_le_bytes());
+    big[words_at..words_at + 4].copy_from_slice(&(i32::MAX - 1).to_le_bytes());
+    std::fs::write(&gg, &big).unwrap();
+    expect_error(&gg, &["hostile.bin"]);
     let ct2 = scratch("hostile-ct2");
     write_ct2(&a, &w, &ct2);
     let mb = std::fs::read(ct2.join("model.bin")).unwrap();

@@ -271,7 +271,8 @@ pub(crate) fn read(
             h[0]
         )));
     }
-    let mut words = Vec::with_capacity(n_words);
+    // Each token takes at least its 4-byte length: a hostile count allocates nothing.
+    let mut words = Vec::with_capacity(n_words.min(r.b.len().saturating_sub(r.pos) / 4));
     for i in 0..n_words {
         let len = r.count("token length")?;
         words.push(r.take(len, &format!("token {i}"))?.to_vec());

@@ -155,6 +155,27 @@ pub(crate) fn read(dir: &Path, wide: bool) -> Result<Sink> {
         }
     };
     let n_vocab = num("vocab_size")?;
+    // The weights first: vocab_size must match the embedding before anything is
+    // allocated for that many tokens.
+    let mut shards = open_shards(dir)?;
+    match shards.index.get(sink::HF_NAMES.embed) {
+        Some((_, e)) if e.shape == [n_vocab as usize, d as usize] => {}
+        Some((_, e)) => {
+            return Err(Error::Convert(format!(
+                "{}: {} has shape {:?}, config.json says vocab_size {n_vocab} × d_model {d}",
+                shards.file(),
+                sink::HF_NAMES.embed,
+                e.shape
+            )))
+        }
+        None => {
+            return Err(Error::Convert(format!(
+                "{}: tensor {} is missing",
+                shards.file(),
+                sink::HF_NAMES.embed
+            )))
+        }
+    }
     let tpath = dir.join("tokenizer.json");
     if !tpath.is_file() {
         return Err(Error::Convert(format!(
@@ -192,7 +213,6 @@ pub(crate) fn read(dir: &Path, wide: bool) -> Result<Sink> {
     };
     crate::format::validate_config(&config, &cctx)?;
     let mel = crate::audio::mel_filter_bank(config.n_mels as usize);
-    let mut shards = open_shards(dir)?;
     let mut sink = Sink::new(config.clone(), vocab.tokens, mel, wide);
     sink::assemble(&mut shards, &sink::HF_NAMES, &config, &mut sink)?;
     // The output projection must be the embedding (Whisper ties them).
