@@ -206,7 +206,10 @@ fn base_from_hugging_face_and_ggml() {
 #[test]
 fn cli_converts_with_a_scheme_and_lists_models() {
     let ct2 = ct2_dir("tiny.en");
-    let out = scratch("tiny.en-cli-int4.sotto");
+    // A directory of its own: the other tests' conversions leave intermediates in scratch().
+    let outdir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("convert-cli");
+    std::fs::create_dir_all(&outdir).unwrap();
+    let out = outdir.join("tiny.en-cli-int4.sotto");
     let _ = std::fs::remove_file(&out);
     let bin = env!("CARGO_BIN_EXE_sotto");
     let run = |args: &[&str]| {

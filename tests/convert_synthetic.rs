@@ -818,7 +818,10 @@ fn every_family_converts_from_every_format_and_agrees_across_kernel_sets() {
 }
 
 fn expect_error(src: &Path, needles: &[&str]) {
-    let out = scratch("hostile.sotto");
+    // A directory of its own: other tests' conversions leave intermediates elsewhere.
+    let outdir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("convert-hostile-out");
+    std::fs::create_dir_all(&outdir).unwrap();
+    let out = outdir.join("hostile.sotto");
     let e = convert(src, &out)
         .expect_err("a hostile source must not convert")
         .to_string();
