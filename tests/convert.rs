@@ -92,7 +92,22 @@ fn tiny_en_from_every_source_format() {
         dir("ct2-int8-f16scales"),
         dir("ct2-vocabulary-txt"),
     );
+    let (ct2f32, ct2bf) = (dir("ct2-f32"), dir("ct2-bf16"));
     let c = |p: &PathBuf| p.to_str().unwrap().to_string();
+    python(&[
+        "tools/ct2_recode.py",
+        "tiny.en",
+        &c(&ct2f32),
+        "--weights",
+        "f32",
+    ]);
+    python(&[
+        "tools/ct2_recode.py",
+        "tiny.en",
+        &c(&ct2bf),
+        "--weights",
+        "bf16",
+    ]);
     python(&["tools/ct2_to_hf.py", "tiny.en", &c(&hf1)]);
     python(&[
         "tools/ct2_to_hf.py",
@@ -103,7 +118,7 @@ fn tiny_en_from_every_source_format() {
         "--proj-out",
     ]);
     python(&["tools/ct2_to_hf.py", "tiny.en", &c(&hf32), "--dtype", "f32"]);
-    python(&["tools/ct2_int8.py", "tiny.en", &c(&ct2i8)]);
+    python(&["tools/ct2_recode.py", "tiny.en", &c(&ct2i8)]);
     python(&[
         "tools/ct2_to_hf.py",
         "tiny.en",
@@ -112,7 +127,7 @@ fn tiny_en_from_every_source_format() {
         "bf16",
     ]);
     python(&[
-        "tools/ct2_int8.py",
+        "tools/ct2_recode.py",
         "tiny.en",
         &c(&ct2i8h),
         "--scale-dtype",
@@ -148,6 +163,14 @@ fn tiny_en_from_every_source_format() {
         std::fs::read(&fetched).unwrap(),
         "vocabulary.txt gives the vocabulary tokenizer.json gives"
     );
+    // f32 weights that were f16: the same file again.
+    let f32_out = dir("ct2-f32.sotto");
+    convert(&ct2f32, &f32_out);
+    assert_eq!(
+        std::fs::read(&f32_out).unwrap(),
+        std::fs::read(&fetched).unwrap(),
+        "CTranslate2 float32"
+    );
     for src in [&hf1, &hf3, &hf32, &ggml[0].1] {
         let out = PathBuf::from(format!("{}.sotto", src.display()));
         let r = convert(src, &out);
@@ -159,6 +182,7 @@ fn tiny_en_from_every_source_format() {
     // bf16 weights rounded to f16 and int8 sources: the same words.
     for (src, scheme) in [
         (&hfbf, None),
+        (&ct2bf, None),
         (&ct2i8, Some("int8")),
         (&ct2i8h, Some("int8")),
         (&ggml[1].1, Some("int8")),

@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
-"""Write an int8 copy of a CTranslate2 Whisper model directory, as CTranslate2's converter
-does with `--quantization int8` (or int8_float16 with --scale-dtype f16).
+"""Write a copy of a CTranslate2 Whisper model directory with its weights stored another way:
+int8 as CTranslate2's converter writes with `--quantization int8` (int8_float16 with
+--scale-dtype f16), or every float variable as float32 / bfloat16.
 
-    python3 tools/ct2_int8.py tiny.en OUT_DIR
+    python3 tools/ct2_recode.py tiny.en OUT_DIR                  # int8
+    python3 tools/ct2_recode.py tiny.en OUT_DIR --weights bf16
 
-Every linear weight (`.../linear_N/weight`) and the token embedding become int8 with one
+int8: every linear weight (`.../linear_N/weight`) and the token embedding become int8 with one
 scale per row stored as `<name>_scale`: scale = 127 / max|row|, code = round(w · scale)
 (CTranslate2's `model_spec.py` quantization; the reader divides by the scale). Other
-variables, the aliases and config/tokenizer files are copied unchanged. Used by sotto's
-tests of `sotto convert` on int8 CTranslate2 models (none can be downloaded here).
+variables, the aliases and config/tokenizer files are copied unchanged. f32 / bf16: float
+variables re-encoded (bf16 rounded to nearest even). Used by sotto's tests of `sotto convert`
+on CTranslate2 models stored in those types (none can be downloaded here).
 """
 
 import argparse
@@ -61,12 +64,23 @@ def write_var(f, name, shape, code, data):
     f.write(struct.pack("<BI", code, len(data)) + data)
 
 
-def convert(src, out, scale_dtype="f32"):
+def to_bf16(x):
+    u = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    return ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype("<u2").tobytes()
+
+
+def convert(src, out, scale_dtype="f32", weights="int8"):
     version, spec, revision, variables, tail = read_raw(os.path.join(src, "model.bin"))
     os.makedirs(out, exist_ok=True)
     out_vars = []
     for name, shape, code, data in variables:
-        if quantizable(name, shape) and code in (0, 4):
+        if weights != "int8" and code in (0, 4):
+            x = np.frombuffer(data, dtype=DT[code]).astype(np.float32)
+            if weights == "f32":
+                out_vars.append((name, shape, 0, x.astype("<f4").tobytes()))
+            else:
+                out_vars.append((name, shape, 5, to_bf16(x)))
+        elif weights == "int8" and quantizable(name, shape) and code in (0, 4):
             w = np.frombuffer(data, dtype=DT[code]).astype(np.float32).reshape(shape)
             amax = np.abs(w).max(axis=1)
             scale = np.where(amax > 0, np.float32(127) / np.maximum(amax, 1e-30), 1).astype(np.float32)
@@ -91,6 +105,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model", help="a model name sotto fetches (tiny.en, base) or a CTranslate2 directory")
     ap.add_argument("out")
+    ap.add_argument("--weights", default="int8", choices=["int8", "f32", "bf16"])
     ap.add_argument("--scale-dtype", default="f32", choices=["f32", "f16"])
     a = ap.parse_args()
     src = a.model
@@ -98,7 +113,7 @@ def main():
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         from ct2_model import ct2_dir
         src = ct2_dir(src)
-    convert(src, a.out, a.scale_dtype)
+    convert(src, a.out, a.scale_dtype, a.weights)
     print(a.out)
 
 
