@@ -139,7 +139,7 @@ fn tiny_en_from_every_source_format() {
         std::fs::copy(ct2.join(f), ct2list.join(f)).unwrap();
     }
     let _ = std::fs::remove_file(ct2list.join("tokenizer.json"));
-    let ggml: Vec<(String, PathBuf)> = ["f16", "q8_0", "q4_0"]
+    let ggml: Vec<(String, PathBuf)> = ["f16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1"]
         .iter()
         .map(|t| {
             let p = dir(&format!("ggml-{t}.bin"));
@@ -188,6 +188,10 @@ fn tiny_en_from_every_source_format() {
         (&ggml[1].1, Some("int8")),
         // q4_0 blocks are int4-sym with group 32: the same values, kept.
         (&ggml[2].1, Some("int4-sym")),
+        // The other block types dequantized, packed as int8 (q4_1: int4).
+        (&ggml[3].1, Some("int4")),
+        (&ggml[4].1, Some("int8")),
+        (&ggml[5].1, Some("int8")),
     ] {
         let out = PathBuf::from(format!("{}.sotto", src.display()));
         let r = convert(src, &out);
