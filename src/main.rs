@@ -545,7 +545,7 @@ fn convert_cmd(a: &ConvertArgs) -> Result<()> {
     eprintln!(
         "{}: {} in {:.1} s, {} bytes: width {}, {} encoder / {} decoder layers, {} mels, vocabulary {}",
         a.output.display(),
-        report.scheme.unwrap_or("f16"),
+        report.scheme.unwrap_or("float weights"),
         t0.elapsed().as_secs_f64(),
         file.file_len(),
         c.n_audio_state,

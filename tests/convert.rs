@@ -92,7 +92,7 @@ fn tiny_en_from_every_source_format() {
         dir("ct2-int8-f16scales"),
         dir("ct2-vocabulary-txt"),
     );
-    let (ct2f32, ct2bf) = (dir("ct2-f32"), dir("ct2-bf16"));
+    let (ct2f32, ct2bf, ct2i16) = (dir("ct2-f32"), dir("ct2-bf16"), dir("ct2-int16"));
     let c = |p: &PathBuf| p.to_str().unwrap().to_string();
     python(&[
         "tools/ct2_recode.py",
@@ -107,6 +107,13 @@ fn tiny_en_from_every_source_format() {
         &c(&ct2bf),
         "--weights",
         "bf16",
+    ]);
+    python(&[
+        "tools/ct2_recode.py",
+        "tiny.en",
+        &c(&ct2i16),
+        "--weights",
+        "int16",
     ]);
     python(&["tools/ct2_to_hf.py", "tiny.en", &c(&hf1)]);
     python(&[
@@ -183,6 +190,7 @@ fn tiny_en_from_every_source_format() {
     for (src, scheme) in [
         (&hfbf, None),
         (&ct2bf, None),
+        (&ct2i16, None),
         (&ct2i8, Some("int8")),
         (&ct2i8h, Some("int8")),
         (&ggml[1].1, Some("int8")),

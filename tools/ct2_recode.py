@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write a copy of a CTranslate2 Whisper model directory with its weights stored another way:
 int8 as CTranslate2's converter writes with `--quantization int8` (int8_float16 with
---scale-dtype f16), or every float variable as float32 / bfloat16.
+--scale-dtype f16), int16 (one scale per tensor), or every float variable as float32 / bfloat16.
 
     python3 tools/ct2_recode.py tiny.en OUT_DIR                  # int8
     python3 tools/ct2_recode.py tiny.en OUT_DIR --weights bf16
@@ -74,12 +74,19 @@ def convert(src, out, scale_dtype="f32", weights="int8"):
     os.makedirs(out, exist_ok=True)
     out_vars = []
     for name, shape, code, data in variables:
-        if weights != "int8" and code in (0, 4):
+        if weights in ("f32", "bf16") and code in (0, 4):
             x = np.frombuffer(data, dtype=DT[code]).astype(np.float32)
             if weights == "f32":
                 out_vars.append((name, shape, 0, x.astype("<f4").tobytes()))
             else:
                 out_vars.append((name, shape, 5, to_bf16(x)))
+        elif weights == "int16" and quantizable(name, shape) and code in (0, 4):
+            # One scale for the tensor: 2^10 / max|w| (CTranslate2's int16 quantization).
+            w = np.frombuffer(data, dtype=DT[code]).astype(np.float32)
+            scale = np.float32(2**10 / max(float(np.abs(w).max()), 1e-30))
+            q = np.clip(np.rint(w * scale), -32768, 32767).astype("<i2")
+            out_vars.append((name, shape, 2, q.tobytes()))
+            out_vars.append((name + "_scale", [], 0, np.float32(scale).tobytes()))
         elif weights == "int8" and quantizable(name, shape) and code in (0, 4):
             w = np.frombuffer(data, dtype=DT[code]).astype(np.float32).reshape(shape)
             amax = np.abs(w).max(axis=1)
@@ -105,7 +112,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model", help="a model name sotto fetches (tiny.en, base) or a CTranslate2 directory")
     ap.add_argument("out")
-    ap.add_argument("--weights", default="int8", choices=["int8", "f32", "bf16"])
+    ap.add_argument("--weights", default="int8", choices=["int8", "int16", "f32", "bf16"])
     ap.add_argument("--scale-dtype", default="f32", choices=["f32", "f16"])
     a = ap.parse_args()
     src = a.model
