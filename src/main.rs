@@ -91,6 +91,10 @@ enum Command {
     Eval(sotto::eval::cli::EvalArgs),
     /// Quantize a model's weights into a packed .sotto file (int8, int4, nf4, int3).
     Quantize(QuantizeArgs),
+    /// Convert a CTranslate2 / Hugging Face directory or a whisper.cpp ggml file to .sotto.
+    Convert(ConvertArgs),
+    /// List the models `fetch` offers and the .sotto files in the cache.
+    Models,
     /// Time loading, the encoder, the decoder and whole transcriptions (medians of runs).
     Bench(bench::BenchArgs),
 }
@@ -148,8 +152,30 @@ struct QuantizeArgs {
     input: String,
     /// Output .sotto path
     output: PathBuf,
+    #[command(flatten)]
+    scheme: SchemeOpts,
+    /// Print the per-tensor error table
+    #[arg(long)]
+    report: bool,
+}
+
+#[derive(clap::Args)]
+struct ConvertArgs {
+    /// A CTranslate2 (faster-whisper) directory, a Hugging Face directory or a
+    /// whisper.cpp ggml .bin file
+    source: PathBuf,
+    /// Output .sotto path
+    output: PathBuf,
+    #[command(flatten)]
+    scheme: SchemeOpts,
+}
+
+/// How `quantize` and `convert` pack weights.
+#[derive(clap::Args)]
+struct SchemeOpts {
+    /// Packed scheme (required by quantize; convert keeps f16 without it)
     #[arg(long, value_enum)]
-    scheme: SchemeArg,
+    scheme: Option<SchemeArg>,
     /// Elements per group along the input dimension (int4, nf4, int3; default 64)
     #[arg(long)]
     group: Option<usize>,
@@ -171,12 +197,71 @@ struct QuantizeArgs {
     /// Leave tensors whose name contains PATTERN (or matches it, with * and ?) in f16
     #[arg(long, value_name = "PATTERN")]
     keep: Vec<String>,
-    /// Print the per-tensor error table
-    #[arg(long)]
-    report: bool,
     /// Worker threads (default: all cores)
     #[arg(short, long)]
     threads: Option<usize>,
+}
+
+impl SchemeOpts {
+    /// The quantizer's options, `None` without --scheme (then no other option may be given).
+    fn options(&self) -> Result<Option<sotto::quantize::QuantizeOptions>> {
+        use sotto::quantize::{Activations, Method, QuantizeOptions, Scheme};
+        let Some(arg) = self.scheme else {
+            let others = self.group.is_some()
+                || self.symmetric
+                || !matches!(self.method, MethodArg::Rtn)
+                || !matches!(self.activations, ActivationsArg::None)
+                || self.calibrate.is_some()
+                || self.double_quant
+                || !self.keep.is_empty();
+            if others {
+                return Err(Error::Invalid("quantizer options need --scheme".into()));
+            }
+            return Ok(None);
+        };
+        let scheme = match (arg, self.symmetric) {
+            (SchemeArg::Int4, true) => Scheme::Int4Sym,
+            (_, true) => {
+                return Err(Error::Invalid(
+                    "--symmetric applies to --scheme int4 only".into(),
+                ))
+            }
+            (SchemeArg::Int8, _) => Scheme::Int8Row,
+            (SchemeArg::Int8Tensor, _) => Scheme::Int8Tensor,
+            (SchemeArg::Int4, _) => Scheme::Int4Asym,
+            (SchemeArg::Nf4, _) => Scheme::Nf4,
+            (SchemeArg::Int3, _) => Scheme::Int3,
+        };
+        if self.group == Some(0) {
+            return Err(Error::Invalid("--group must be positive".into()));
+        }
+        let mut opts = QuantizeOptions {
+            scheme,
+            group: self.group.unwrap_or(0),
+            method: match self.method {
+                MethodArg::Rtn => Method::Rtn,
+                MethodArg::Hqq => Method::Hqq,
+            },
+            activations: match self.activations {
+                ActivationsArg::None => Activations::None,
+                ActivationsArg::Dynamic => Activations::Dynamic,
+                ActivationsArg::Static => Activations::Static,
+            },
+            calibrate: self.calibrate.clone(),
+            double_quant: self.double_quant,
+            keep: self.keep.clone(),
+            ..QuantizeOptions::default()
+        };
+        if let Some(t) = self.threads {
+            if t == 0 {
+                return Err(Error::Invalid("--threads must be at least 1".into()));
+            }
+            opts.threads = t;
+        }
+        // Refuse impossible combinations before touching (or fetching) the model.
+        sotto::quantize::check_options(&opts)?;
+        Ok(Some(opts))
+    }
 }
 
 fn log(msg: &str) {
@@ -447,49 +532,73 @@ fn transcribe(
     write_out(output, &text)
 }
 
+fn convert_cmd(a: &ConvertArgs) -> Result<()> {
+    let opts = convert::ConvertOptions {
+        quantize: a.scheme.options()?,
+    };
+    let kind = convert::detect(&a.source)?;
+    eprintln!("{}: {} checkpoint", a.source.display(), kind.name());
+    let t0 = std::time::Instant::now();
+    let report = convert::convert_model(&a.source, &a.output, &opts, &log, &|_, _| {})?;
+    let file = sotto::format::ModelFile::open(&a.output)?;
+    let c = file.config();
+    eprintln!(
+        "{}: {} in {:.1} s, {} bytes: width {}, {} encoder / {} decoder layers, {} mels, vocabulary {}",
+        a.output.display(),
+        report.scheme.unwrap_or("float weights"),
+        t0.elapsed().as_secs_f64(),
+        file.file_len(),
+        c.n_audio_state,
+        c.n_audio_layer,
+        c.n_text_layer,
+        c.n_mels,
+        c.n_vocab
+    );
+    Ok(())
+}
+
+fn models() -> Result<()> {
+    let home = home();
+    println!("fetch offers (sotto fetch NAME):");
+    for k in convert::KNOWN_MODELS {
+        let cached = convert::cached_path(&home, k.name)?;
+        let state = if cached.is_file() {
+            "cached"
+        } else {
+            "not fetched"
+        };
+        println!("  {:<10} {state}", k.name);
+    }
+    println!("in {}:", home.display());
+    let mut files: Vec<(String, u64)> = match std::fs::read_dir(&home) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "sotto"))
+            .filter_map(|e| {
+                Some((
+                    e.file_name().to_string_lossy().into_owned(),
+                    e.metadata().ok()?.len(),
+                ))
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    files.sort();
+    if files.is_empty() {
+        println!("  (no .sotto files)");
+    }
+    for (name, len) in files {
+        println!("  {name:<40} {:>8.1} MB", len as f64 / 1e6);
+    }
+    Ok(())
+}
+
 fn quantize(a: &QuantizeArgs) -> Result<()> {
-    use sotto::quantize::{self as q, Activations, Method, QuantizeOptions, Scheme};
-    let scheme = match (a.scheme, a.symmetric) {
-        (SchemeArg::Int4, true) => Scheme::Int4Sym,
-        (_, true) => {
-            return Err(Error::Invalid(
-                "--symmetric applies to --scheme int4 only".into(),
-            ))
-        }
-        (SchemeArg::Int8, _) => Scheme::Int8Row,
-        (SchemeArg::Int8Tensor, _) => Scheme::Int8Tensor,
-        (SchemeArg::Int4, _) => Scheme::Int4Asym,
-        (SchemeArg::Nf4, _) => Scheme::Nf4,
-        (SchemeArg::Int3, _) => Scheme::Int3,
-    };
-    if a.group == Some(0) {
-        return Err(Error::Invalid("--group must be positive".into()));
-    }
-    let mut opts = QuantizeOptions {
-        scheme,
-        group: a.group.unwrap_or(0),
-        method: match a.method {
-            MethodArg::Rtn => Method::Rtn,
-            MethodArg::Hqq => Method::Hqq,
-        },
-        activations: match a.activations {
-            ActivationsArg::None => Activations::None,
-            ActivationsArg::Dynamic => Activations::Dynamic,
-            ActivationsArg::Static => Activations::Static,
-        },
-        calibrate: a.calibrate.clone(),
-        double_quant: a.double_quant,
-        keep: a.keep.clone(),
-        ..QuantizeOptions::default()
-    };
-    if let Some(t) = a.threads {
-        if t == 0 {
-            return Err(Error::Invalid("--threads must be at least 1".into()));
-        }
-        opts.threads = t;
-    }
-    // Refuse impossible combinations before touching (or fetching) the model.
-    q::check_options(&opts)?;
+    use sotto::quantize as q;
+    let opts = a
+        .scheme
+        .options()?
+        .ok_or_else(|| Error::Invalid("quantize needs --scheme".into()))?;
     let path = convert::resolve_model(&home(), &a.input, &log)?;
     let file = sotto::format::ModelFile::open(&path)?;
     let bar = indicatif::ProgressBar::new(file.tensors().len() as u64);
@@ -529,6 +638,8 @@ fn run(cli: Cli) -> Result<()> {
             std::env::var_os("SOTTO_FONT").map(PathBuf::from),
         ),
         Command::Quantize(args) => quantize(&args),
+        Command::Convert(args) => convert_cmd(&args),
+        Command::Models => models(),
         Command::Bench(args) => bench::run(
             &args,
             std::env::var_os("SOTTO_FONT").map(PathBuf::from).as_deref(),

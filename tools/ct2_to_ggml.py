@@ -24,7 +24,7 @@ The file is whisper.cpp's legacy "ggml" container, read by whisper_model_load
 Types (what whisper.cpp's converter and its `quantize` tool write):
   f16  (ftype 1): 2-D and 3-D weights f16; 1-D tensors, the conv biases (stored
        [n, 1]) and both positional embeddings f32.
-  q8_0 (ftype 7), q4_0 (ftype 2): the f16 file's 2-D tensors (every linear weight and
+  q8_0 (ftype 7), q4_0 (ftype 2), q4_1 (3), q5_0 (8), q5_1 (9): the f16 file's 2-D tensors (every linear weight and
        the token embedding) in ggml blocks of 32 with an f16 scale, except the conv
        biases and positional embeddings; conv weights stay f16. The header's ftype is
        then 1000 × GGML_QNT_VERSION (2) + ftype, as `quantize` writes it.
@@ -46,8 +46,9 @@ import numpy as np
 MAGIC = 0x67676D6C
 QNT_VERSION = 2  # GGML_QNT_VERSION; quantized files store 1000 * this + ftype
 # name -> (file ftype, ggml tensor type of the 2-D weights)
-TYPES = {"f16": (1, 1), "q8_0": (7, 8), "q4_0": (2, 2)}
-GGML_F32, GGML_F16, GGML_Q4_0, GGML_Q8_0 = 0, 1, 2, 8
+TYPES = {"f16": (1, 1), "q8_0": (7, 8), "q4_0": (2, 2), "q4_1": (3, 3), "q5_0": (8, 6),
+         "q5_1": (9, 7)}
+GGML_F32, GGML_F16, GGML_Q4_0, GGML_Q4_1, GGML_Q5_0, GGML_Q5_1, GGML_Q8_0 = 0, 1, 2, 3, 6, 7, 8
 QK = 32  # elements per ggml block (both q8_0 and q4_0)
 
 # CTranslate2 data type codes (its DataType enum order) -> numpy dtype
@@ -156,6 +157,67 @@ def quantize_q4_0(x):
     return out.tobytes()
 
 
+def _min_max_blocks(x):
+    blocks = x.reshape(-1, QK).astype(np.float32)
+    lo, hi = blocks.min(axis=1), blocks.max(axis=1)
+    return blocks, lo, hi
+
+
+def _pack_low_high(q):
+    """Codes (blocks × 32) -> 16 bytes per block: element j low nibble, j + 16 high nibble."""
+    return (q[:, :16] & 0x0F) | ((q[:, 16:] & 0x0F) << 4)
+
+
+def _fifth_bits(q):
+    """Bit 4 of element j -> bit j of a little-endian u32 (j + 16 for the second half)."""
+    bits = ((q >> 4) & 1).astype(np.uint32)
+    return (bits << np.arange(32, dtype=np.uint32)).sum(axis=1, dtype=np.uint64).astype("<u4")
+
+
+def quantize_q4_1(x):
+    """ggml's quantize_row_q4_1_ref: d = (max - min) / 15, m = min (both f16),
+    codes min(15, trunc((x - min) / d + 0.5))."""
+    blocks, lo, hi = _min_max_blocks(x)
+    d = (hi - lo) / np.float32(15)
+    inv = np.divide(np.float32(1), d, out=np.zeros_like(d), where=d != 0)
+    q = np.minimum(15, np.trunc((blocks - lo[:, None]) * inv[:, None] + np.float32(0.5))).astype(np.uint8)
+    out = np.empty((blocks.shape[0], 20), dtype=np.uint8)
+    out[:, :2] = d.astype("<f2").view(np.uint8).reshape(-1, 2)
+    out[:, 2:4] = lo.astype("<f2").view(np.uint8).reshape(-1, 2)
+    out[:, 4:] = _pack_low_high(q)
+    return out.tobytes()
+
+
+def quantize_q5_0(x):
+    """ggml's quantize_row_q5_0_ref: d = m / -16 (m the value of largest magnitude),
+    codes min(31, trunc(x / d + 16.5)); low 4 bits as q4, fifth bits in a u32."""
+    blocks = x.reshape(-1, QK).astype(np.float32)
+    m = blocks[np.arange(blocks.shape[0]), np.abs(blocks).argmax(axis=1)]
+    d = m / np.float32(-16)
+    inv = np.divide(np.float32(1), d, out=np.zeros_like(d), where=d != 0)
+    q = np.minimum(31, np.trunc(blocks * inv[:, None] + np.float32(16.5))).astype(np.uint8)
+    out = np.empty((blocks.shape[0], 22), dtype=np.uint8)
+    out[:, :2] = d.astype("<f2").view(np.uint8).reshape(-1, 2)
+    out[:, 2:6] = _fifth_bits(q).view(np.uint8).reshape(-1, 4)
+    out[:, 6:] = _pack_low_high(q)
+    return out.tobytes()
+
+
+def quantize_q5_1(x):
+    """ggml's quantize_row_q5_1_ref: d = (max - min) / 31, m = min, codes
+    trunc((x - min) / d + 0.5); low 4 bits as q4, fifth bits in a u32."""
+    blocks, lo, hi = _min_max_blocks(x)
+    d = (hi - lo) / np.float32(31)
+    inv = np.divide(np.float32(1), d, out=np.zeros_like(d), where=d != 0)
+    q = np.minimum(31, np.trunc((blocks - lo[:, None]) * inv[:, None] + np.float32(0.5))).astype(np.uint8)
+    out = np.empty((blocks.shape[0], 24), dtype=np.uint8)
+    out[:, :2] = d.astype("<f2").view(np.uint8).reshape(-1, 2)
+    out[:, 2:4] = lo.astype("<f2").view(np.uint8).reshape(-1, 2)
+    out[:, 4:8] = _fifth_bits(q).view(np.uint8).reshape(-1, 4)
+    out[:, 8:] = _pack_low_high(q)
+    return out.tobytes()
+
+
 def openai_tensors(w):
     """CTranslate2 variables -> [(OpenAI tensor name, float array)], fused projections split."""
     t = []
@@ -222,6 +284,9 @@ def openai_tensors(w):
     return t
 
 
+QUANTIZERS = {GGML_Q8_0: quantize_q8_0, GGML_Q4_0: quantize_q4_0, GGML_Q4_1: quantize_q4_1,
+              GGML_Q5_0: quantize_q5_0, GGML_Q5_1: quantize_q5_1}
+
 # 2-D tensors whisper.cpp keeps in float even in a quantized file
 KEEP_FLOAT = {"encoder.conv1.bias", "encoder.conv2.bias", "encoder.positional_embedding",
               "decoder.positional_embedding"}
@@ -276,13 +341,11 @@ def convert(model_dir, out_path, type_name="f16"):
                                      "model) are not supported; use a float16 model")
                 if arr.ndim == 1 or name in KEEP_FLOAT:
                     ttype, data = GGML_F32, arr.astype("<f4").tobytes()
-                elif arr.ndim == 2 and wtype == GGML_Q8_0:
-                    ttype, data = GGML_Q8_0, quantize_q8_0(arr)
-                elif arr.ndim == 2 and wtype == GGML_Q4_0:
-                    ttype, data = GGML_Q4_0, quantize_q4_0(arr)
+                elif arr.ndim == 2 and wtype in QUANTIZERS:
+                    ttype, data = wtype, QUANTIZERS[wtype](arr)
                 else:
                     ttype, data = GGML_F16, arr.astype("<f2").tobytes()
-                if ttype in (GGML_Q8_0, GGML_Q4_0) and arr.shape[-1] % QK:
+                if ttype in QUANTIZERS and arr.shape[-1] % QK:
                     raise ValueError(f"{name}: rows of {arr.shape[-1]} are not whole blocks of {QK}")
                 key = name.encode()
                 f.write(struct.pack("<3i", arr.ndim, len(key), ttype))
@@ -299,7 +362,7 @@ def convert(model_dir, out_path, type_name="f16"):
 
 
 def check_against_ggml():
-    """Compares quantize_q8_0 / quantize_q4_0 byte for byte with ggml_quantize_chunk from the
+    """Compares quantize_q8_0 / q4_0 / q4_1 / q5_0 / q5_1 byte for byte with ggml_quantize_chunk from the
     ggml library pywhispercpp ships, on random and adversarial rows; returns the mismatches."""
     import ctypes
     import glob
@@ -340,7 +403,10 @@ def check_against_ggml():
     bad = []
     for name, x in cases.items():
         for label, ttype, size, ours in (("q8_0", GGML_Q8_0, 34, quantize_q8_0),
-                                         ("q4_0", GGML_Q4_0, 18, quantize_q4_0)):
+                                         ("q4_0", GGML_Q4_0, 18, quantize_q4_0),
+                                         ("q4_1", GGML_Q4_1, 20, quantize_q4_1),
+                                         ("q5_0", GGML_Q5_0, 22, quantize_q5_0),
+                                         ("q5_1", GGML_Q5_1, 24, quantize_q5_1)):
             x32 = np.asarray(x, dtype=np.float32)
             same = ours(x32) == ggml(ttype, x32, size)
             print(f"{label} {name}: {'same bytes' if same else 'DIFFERENT'}", file=sys.stderr)

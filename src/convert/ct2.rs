@@ -4,8 +4,9 @@
 //! u32 revision; u32 variable count; per variable: u16 length + name
 //! (NUL-terminated), u8 rank, rank × u32 dims, u8 dtype, u32 byte count, data;
 //! then u32 alias count and per alias two length-prefixed names (alias, target).
+use super::sink::{json_heads, json_ids, Sink};
 use super::vocab::Vocabulary;
-use crate::format::{ElementType, FileWriter, ModelConfig};
+use crate::format::{FileWriter, ModelConfig};
 use crate::{Error, Result};
 use std::collections::{BTreeSet, HashMap};
 
@@ -88,18 +89,6 @@ impl Ct2Variable<'_> {
                 .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
                 .collect(),
             _ => Vec::new(),
-        }
-    }
-
-    /// The elements as little-endian f16 bytes.
-    fn to_f16_bytes(&self) -> Vec<u8> {
-        match self.dtype {
-            Ct2Type::F16 => self.data.to_vec(),
-            _ => self
-                .to_f32()
-                .into_iter()
-                .flat_map(|v| half::f16::from_f32(v).to_le_bytes())
-                .collect(),
         }
     }
 }
@@ -214,6 +203,22 @@ fn conv_err(m: impl Into<String>) -> Error {
     Error::Convert(m.into())
 }
 
+/// How CTranslate2 int8 weights become `.sotto` tensors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Int8Policy {
+    /// Codes kept, scales inverted: sotto's `int8` element type.
+    Direct,
+    /// Dequantized to f32 (a conversion that quantizes again).
+    Dequantize,
+}
+
+/// Where the vocabulary of a CTranslate2 model comes from.
+pub(crate) enum Ct2Vocab<'a> {
+    TokenizerJson(&'a str),
+    /// `vocabulary.json` or `vocabulary.txt`, parsed into texts by id.
+    List(Vec<String>, &'a str),
+}
+
 /// Converts a CTranslate2 Whisper model into a `.sotto` writer: tensors of rank
 /// ≥ 2 stay f16 (names unchanged), 1-D tensors become f32, scalars go into the
 /// config; the aliased output projection is not stored (it is the embedding).
@@ -222,10 +227,91 @@ pub fn convert_ct2(
     config_json: &str,
     tokenizer_json: &str,
 ) -> Result<FileWriter> {
-    let model = parse_model_bin(model_bin)?;
+    let sink = read(
+        model_bin,
+        config_json,
+        Ct2Vocab::TokenizerJson(tokenizer_json),
+        "model.bin",
+        false,
+        Int8Policy::Direct,
+    )?;
+    if !sink.packed_as_stored.is_empty() {
+        return Err(conv_err(
+            "model.bin: int8 weights; `sotto fetch` expects a float model (use `sotto convert`)",
+        ));
+    }
+    Ok(sink.writer)
+}
+
+/// A variable's values as f32: float types as stored; int8/int16 divided by the
+/// `{name}_scale` variable (CTranslate2 stores `scale` with `code = round(w · scale)`,
+/// one per row or one for the tensor).
+fn dequantized(v: &Ct2Variable, scale: Option<&Ct2Variable>, ctx: &str) -> Result<Vec<f32>> {
+    if v.dtype.is_float() {
+        return Ok(v.to_f32());
+    }
+    let scale = scale.ok_or_else(|| {
+        conv_err(format!(
+            "{ctx}: {}: {:?} weights without a {}_scale",
+            v.name, v.dtype, v.name
+        ))
+    })?;
+    if !scale.dtype.is_float() {
+        return Err(conv_err(format!("{ctx}: {}_scale is not float", v.name)));
+    }
+    let s = scale.to_f32();
+    let rows = v.shape.first().copied().unwrap_or(1);
+    let per_row = match s.len() {
+        1 => false,
+        n if n == rows => true,
+        n => {
+            return Err(conv_err(format!(
+                "{ctx}: {}_scale has {n} values for {rows} rows",
+                v.name
+            )))
+        }
+    };
+    let k = (v.data.len() / v.dtype.size())
+        .checked_div(rows)
+        .unwrap_or(0);
+    let codes: Vec<f32> = match v.dtype {
+        Ct2Type::I8 => v.data.iter().map(|&b| b as i8 as f32).collect(),
+        Ct2Type::I16 => v
+            .data
+            .chunks_exact(2)
+            .map(|c| i16::from_le_bytes([c[0], c[1]]) as f32)
+            .collect(),
+        t => {
+            return Err(conv_err(format!(
+                "{ctx}: {}: {t:?} weights are not supported",
+                v.name
+            )))
+        }
+    };
+    Ok(codes
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| c / s[if per_row && k > 0 { i / k } else { 0 }])
+        .collect())
+}
+
+/// Reads a CTranslate2 Whisper model into a sink. `wide` keeps rank ≥ 2 floats in
+/// f32 (the output is quantized next).
+pub(crate) fn read(
+    model_bin: &[u8],
+    config_json: &str,
+    vocab: Ct2Vocab,
+    ctx: &str,
+    wide: bool,
+    int8: Int8Policy,
+) -> Result<Sink> {
+    let model = parse_model_bin(model_bin).map_err(|e| match e {
+        Error::Convert(m) => Error::Convert(m.replacen("model.bin", ctx, 1)),
+        e => e,
+    })?;
     if model.spec != "WhisperSpec" {
         return Err(conv_err(format!(
-            "model.bin holds a {}, not a WhisperSpec",
+            "{ctx} holds a {}, not a WhisperSpec",
             model.spec
         )));
     }
@@ -237,10 +323,10 @@ pub fn convert_ct2(
     let shape = |name: &str, rank: usize| -> Result<&[usize]> {
         let v = vars
             .get(name)
-            .ok_or_else(|| conv_err(format!("model.bin has no variable {name}")))?;
+            .ok_or_else(|| conv_err(format!("{ctx} has no variable {name}")))?;
         if v.shape.len() != rank {
             return Err(conv_err(format!(
-                "{name}: shape {:?}, expected rank {rank}",
+                "{ctx}: {name}: shape {:?}, expected rank {rank}",
                 v.shape
             )));
         }
@@ -250,7 +336,7 @@ pub fn convert_ct2(
         vars.get(name)
             .and_then(|v| v.scalar())
             .and_then(|s| u32::try_from(s).ok())
-            .ok_or_else(|| conv_err(format!("model.bin has no integer scalar {name}")))
+            .ok_or_else(|| conv_err(format!("{ctx} has no integer scalar {name}")))
     };
     let layers = |prefix: &str| -> Result<u32> {
         let found: BTreeSet<u32> = model
@@ -262,7 +348,7 @@ pub fn convert_ct2(
         let n = found.len() as u32;
         if n == 0 || found.iter().next_back() != Some(&(n - 1)) {
             return Err(conv_err(format!(
-                "{prefix}N layers are not numbered 0..{n}"
+                "{ctx}: {prefix}N layers are not numbered 0..{n}"
             )));
         }
         Ok(n)
@@ -271,42 +357,17 @@ pub fn convert_ct2(
     let enc_pos = shape("encoder/position_encodings/encodings", 2)?;
     let dec_pos = shape("decoder/position_encodings/encodings", 2)?;
     let emb = shape("decoder/embeddings/weight", 2)?;
-    let dim = |v: usize| u32::try_from(v).map_err(|_| conv_err("dimension over u32"));
+    let dim =
+        |v: usize| u32::try_from(v).map_err(|_| conv_err(format!("{ctx}: dimension over u32")));
 
     let cfg: serde_json::Value =
         serde_json::from_str(config_json).map_err(|e| conv_err(format!("config.json: {e}")))?;
-    let ids = |key: &str| -> Result<Vec<u32>> {
-        match cfg.get(key) {
-            None => Ok(Vec::new()),
-            Some(v) => v
-                .as_array()
-                .and_then(|a| {
-                    a.iter()
-                        .map(|x| x.as_u64().and_then(|x| u32::try_from(x).ok()))
-                        .collect::<Option<Vec<u32>>>()
-                })
-                .ok_or_else(|| conv_err(format!("config.json: {key} is not a list of ids"))),
-        }
-    };
-    let alignment_heads = match cfg.get("alignment_heads") {
-        None => Vec::new(),
-        Some(v) => v
-            .as_array()
-            .and_then(|a| {
-                a.iter()
-                    .map(|p| {
-                        let p = p.as_array()?;
-                        let l = u32::try_from(p.first()?.as_u64()?).ok()?;
-                        let h = u32::try_from(p.get(1)?.as_u64()?).ok()?;
-                        (p.len() == 2).then_some((l, h))
-                    })
-                    .collect::<Option<Vec<_>>>()
-            })
-            .ok_or_else(|| conv_err("config.json: alignment_heads is not a list of pairs"))?,
-    };
 
     let n_vocab = dim(emb[0])?;
-    let vocab = Vocabulary::from_tokenizer_json(tokenizer_json, n_vocab)?;
+    let vocab = match vocab {
+        Ct2Vocab::TokenizerJson(j) => Vocabulary::from_tokenizer_json(j, n_vocab)?,
+        Ct2Vocab::List(texts, vctx) => Vocabulary::from_token_list(&texts, n_vocab, vctx)?,
+    };
     let multilingual = n_vocab >= 51865;
     let config = ModelConfig {
         n_mels: dim(conv1[1])?,
@@ -321,9 +382,9 @@ pub fn convert_ct2(
         n_vocab,
         multilingual,
         tokens: vocab.special.clone(),
-        suppress_ids: ids("suppress_ids")?,
-        suppress_ids_begin: ids("suppress_ids_begin")?,
-        alignment_heads,
+        suppress_ids: json_ids(&cfg, "suppress_ids", "config.json")?,
+        suppress_ids_begin: json_ids(&cfg, "suppress_ids_begin", "config.json")?,
+        alignment_heads: json_heads(&cfg, "alignment_heads", "config.json")?,
         languages: if multilingual {
             vocab.languages.clone()
         } else {
@@ -333,30 +394,31 @@ pub fn convert_ct2(
     };
 
     let mel = crate::audio::mel_filter_bank(config.n_mels as usize);
-    let mut w = FileWriter::new(config, vocab.tokens, mel);
+    let mut sink = Sink::new(config, vocab.tokens, mel, wide);
     let aliased: BTreeSet<&str> = model.aliases.iter().map(|(a, _)| a.as_str()).collect();
     for v in &model.variables {
-        if v.shape.is_empty() || aliased.contains(v.name.as_str()) {
-            continue; // scalars live in the config; aliases share their target
+        if v.shape.is_empty() || aliased.contains(v.name.as_str()) || v.name.ends_with("_scale") {
+            continue; // scalars live in the config; aliases share their target; scales go with their weight
         }
-        if !v.dtype.is_float() {
-            return Err(conv_err(format!(
-                "{}: {:?} weights (a quantized CTranslate2 model) are not supported; use a float16 model",
-                v.name, v.dtype
-            )));
+        let scale = vars.get(format!("{}_scale", v.name).as_str()).copied();
+        // Int8 codes with one scale per row map onto sotto's int8 as they are
+        // (w = code / ct2_scale = code · (1 / ct2_scale)), for the tensors sotto's
+        // quantizer would pack (linear layers, the embedding).
+        let packable = crate::quantize::is_quantizable_name(&v.name, v.shape.len());
+        if v.dtype == Ct2Type::I8 && int8 == Int8Policy::Direct && packable {
+            if let Some(s) = scale.filter(|s| s.dtype.is_float() && s.shape == [v.shape[0]]) {
+                let inv: Vec<f32> = s.to_f32().iter().map(|&x| 1.0 / x).collect();
+                let codes_ok = v.data.iter().all(|&b| b != 0x80);
+                if codes_ok && inv.iter().all(|x| x.is_finite()) {
+                    sink.int8_rows(&v.name, &v.shape, v.data.to_vec(), inv)?;
+                    continue;
+                }
+            }
         }
-        if v.shape.len() == 1 {
-            let data = v
-                .to_f32()
-                .into_iter()
-                .flat_map(|x| x.to_le_bytes())
-                .collect();
-            w.add_tensor(&v.name, ElementType::F32, &v.shape, 0, data)?;
-        } else {
-            w.add_tensor(&v.name, ElementType::F16, &v.shape, 0, v.to_f16_bytes())?;
-        }
+        let values = dequantized(v, scale, ctx)?;
+        sink.float(&v.name, &v.shape, &values, v.dtype.is_float())?;
     }
-    Ok(w)
+    Ok(sink)
 }
 
 #[cfg(test)]

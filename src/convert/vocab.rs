@@ -40,20 +40,119 @@ fn err(m: impl Into<String>) -> Error {
     Error::Convert(format!("tokenizer.json: {}", m.into()))
 }
 
+/// Whisper's language codes in token order (`<|en|>` = sot + 1, ...): the order of
+/// `LANGUAGES` in openai/whisper's `whisper/tokenizer.py`; large-v3 appended `yue`.
+/// Needed only for whisper.cpp files, which hold no special token texts.
+pub(crate) const LANGUAGE_CODES: [&str; 100] = [
+    "en", "zh", "de", "es", "ru", "ko", "fr", "ja", "pt", "tr", "pl", "ca", "nl", "ar", "sv", "it",
+    "id", "hi", "fi", "vi", "he", "uk", "el", "ms", "cs", "ro", "da", "hu", "ta", "no", "th", "ur",
+    "hr", "bg", "lt", "la", "mi", "ml", "cy", "sk", "te", "fa", "lv", "bn", "sr", "az", "sl", "kn",
+    "et", "mk", "br", "eu", "is", "hy", "ne", "mn", "bs", "kk", "sq", "sw", "gl", "mr", "pa", "si",
+    "km", "sn", "yo", "so", "af", "oc", "ka", "be", "tg", "sd", "gu", "am", "yi", "lo", "uz", "fo",
+    "ht", "ps", "tk", "nn", "mt", "sa", "lb", "my", "bo", "tl", "mg", "as", "tt", "haw", "ln",
+    "ha", "ba", "jw", "su", "yue",
+];
+
+/// Timestamp tokens `<|0.00|>` … `<|30.00|>`.
+const TIMESTAMPS: u32 = 1501;
+
 impl Vocabulary {
     pub(crate) fn from_tokenizer_json(json: &str, n_vocab: u32) -> Result<Vocabulary> {
         let v: serde_json::Value = serde_json::from_str(json).map_err(|e| err(e.to_string()))?;
-        let n = n_vocab as usize;
-        let mut tokens = vec![Vec::new(); n];
-        let byte_of = unicode_to_byte();
         let vocab = v
             .pointer("/model/vocab")
             .and_then(|x| x.as_object())
             .ok_or_else(|| err("no model.vocab object"))?;
+        let mut base = Vec::with_capacity(vocab.len());
         for (text, id) in vocab {
             let id = id
                 .as_u64()
                 .ok_or_else(|| err(format!("{text:?}: id is not a number")))?;
+            base.push((id, text.as_str()));
+        }
+        let added = v
+            .get("added_tokens")
+            .and_then(|x| x.as_array())
+            .ok_or_else(|| err("no added_tokens list"))?;
+        let mut specials = Vec::with_capacity(added.len());
+        for a in added {
+            let id = a.get("id").and_then(|x| x.as_u64());
+            let text = a.get("content").and_then(|x| x.as_str());
+            let (Some(id), Some(text)) = (id, text) else {
+                return Err(err("an added token lacks id or content"));
+            };
+            specials.push((id, text));
+        }
+        Self::build(&base, &specials, n_vocab, "tokenizer.json")
+    }
+
+    /// CTranslate2's `vocabulary.json` (a JSON list) or `vocabulary.txt` (one token
+    /// a line): token texts by id, special tokens written `<|...|>`.
+    pub(crate) fn from_token_list(texts: &[String], n_vocab: u32, ctx: &str) -> Result<Vocabulary> {
+        let (mut base, mut specials) = (Vec::new(), Vec::new());
+        for (id, t) in texts.iter().enumerate() {
+            let entry = (id as u64, t.as_str());
+            if t.starts_with("<|") && t.ends_with("|>") {
+                specials.push(entry);
+            } else {
+                base.push(entry);
+            }
+        }
+        Self::build(&base, &specials, n_vocab, ctx)
+    }
+
+    /// A whisper.cpp file's vocabulary: raw bytes of the text tokens (ids 0 .. eot − 1);
+    /// the special tokens follow in Whisper's fixed order, so their ids come from the
+    /// count of text tokens and `n_vocab` (as whisper.cpp derives them):
+    /// eot, sot, one token per language, translate, transcribe, startoflm,
+    /// startofprev, nospeech, notimestamps, then 1501 timestamps.
+    pub(crate) fn from_ggml(words: Vec<Vec<u8>>, n_vocab: u32, ctx: &str) -> Result<Vocabulary> {
+        let eot = words.len() as u32;
+        let fixed = 8 + TIMESTAMPS;
+        let languages = n_vocab
+            .checked_sub(eot + fixed)
+            .filter(|&l| (l as usize) <= LANGUAGE_CODES.len())
+            .ok_or_else(|| {
+                Error::Convert(format!(
+                    "{ctx}: {eot} text tokens and n_vocab {n_vocab} leave no room for Whisper's special tokens \
+                     (expected n_vocab = text tokens + {fixed} + 99 or 100 languages)"
+                ))
+            })?;
+        let mut tokens = words;
+        let mut specials: Vec<(u64, String)> = Vec::new();
+        let mut push = |tokens: &mut Vec<Vec<u8>>, text: String| {
+            specials.push((tokens.len() as u64, text.clone()));
+            tokens.push(text.into_bytes());
+        };
+        push(&mut tokens, "<|endoftext|>".into());
+        push(&mut tokens, "<|startoftranscript|>".into());
+        for code in &LANGUAGE_CODES[..languages as usize] {
+            push(&mut tokens, format!("<|{code}|>"));
+        }
+        for t in [
+            "<|translate|>",
+            "<|transcribe|>",
+            "<|startoflm|>",
+            "<|startofprev|>",
+            "<|nospeech|>",
+            "<|notimestamps|>",
+        ] {
+            push(&mut tokens, t.into());
+        }
+        Self::build_bytes(tokens, &specials, n_vocab, ctx)
+    }
+
+    /// From byte-level BPE texts (`base`, id → GPT-2 characters) and special tokens.
+    fn build(
+        base: &[(u64, &str)],
+        specials: &[(u64, &str)],
+        n_vocab: u32,
+        ctx: &str,
+    ) -> Result<Vocabulary> {
+        let n = n_vocab as usize;
+        let mut tokens = vec![Vec::new(); n];
+        let byte_of = unicode_to_byte();
+        for &(id, text) in base {
             if let Some(slot) = tokens.get_mut(id as usize) {
                 let mut bytes = Vec::with_capacity(text.len());
                 for c in text.chars() {
@@ -66,24 +165,28 @@ impl Vocabulary {
                 *slot = bytes;
             }
         }
-        let added = v
-            .get("added_tokens")
-            .and_then(|x| x.as_array())
-            .ok_or_else(|| err("no added_tokens list"))?;
-        let mut by_text: HashMap<String, u32> = HashMap::new();
-        let mut added_ids: Vec<(u32, String)> = Vec::new();
-        for a in added {
-            let id = a.get("id").and_then(|x| x.as_u64());
-            let text = a.get("content").and_then(|x| x.as_str());
-            let (Some(id), Some(text)) = (id, text) else {
-                return Err(err("an added token lacks id or content"));
-            };
-            if id >= n_vocab as u64 {
+        let specials: Vec<(u64, String)> =
+            specials.iter().map(|&(i, t)| (i, t.to_string())).collect();
+        Self::build_bytes(tokens, &specials, n_vocab, ctx)
+    }
+
+    fn build_bytes(
+        mut tokens: Vec<Vec<u8>>,
+        specials: &[(u64, String)],
+        n_vocab: u32,
+        ctx: &str,
+    ) -> Result<Vocabulary> {
+        let err = |m: String| Error::Convert(format!("{ctx}: {m}"));
+        tokens.resize(tokens.len().max(n_vocab as usize), Vec::new());
+        let mut by_text: HashMap<&str, u32> = HashMap::new();
+        let mut added_ids: Vec<(u32, &str)> = Vec::new();
+        for (id, text) in specials {
+            if *id >= n_vocab as u64 {
                 continue;
             }
-            tokens[id as usize] = text.as_bytes().to_vec();
-            by_text.insert(text.to_string(), id as u32);
-            added_ids.push((id as u32, text.to_string()));
+            tokens[*id as usize] = text.as_bytes().to_vec();
+            by_text.insert(text, *id as u32);
+            added_ids.push((*id as u32, text));
         }
         let find = |names: &[&str]| -> Result<u32> {
             names
@@ -104,7 +207,9 @@ impl Vocabulary {
             translate: find(&["<|translate|>"])?,
         };
         if special.timestamp_begin >= n_vocab {
-            return Err(err("no room for timestamp tokens after <|notimestamps|>"));
+            return Err(err(
+                "no room for timestamp tokens after <|notimestamps|>".into()
+            ));
         }
         if let Some(&id) = by_text.get("<|0.00|>") {
             if id != special.timestamp_begin {
@@ -133,6 +238,7 @@ impl Vocabulary {
                 ok.then(|| (code.to_string(), *id))
             })
             .collect();
+        tokens.truncate(n_vocab as usize);
         Ok(Vocabulary {
             tokens,
             special,

@@ -6,6 +6,8 @@ mod layout;
 mod reader;
 mod writer;
 
+#[cfg(feature = "convert")]
+pub(crate) use config::validate_config;
 pub use reader::ModelFile;
 pub use sotto_kernels::schemes::Scheme;
 pub use writer::FileWriter;

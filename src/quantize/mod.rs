@@ -381,13 +381,18 @@ pub fn keep_matches(pattern: &str, name: &str) -> bool {
 /// Whether a tensor is one `sotto quantize` packs: a 2-D weight of a linear layer, or
 /// the token embedding (the tied output projection).
 pub fn is_quantizable(t: &TensorInfo) -> bool {
-    if t.shape.len() != 2 {
+    is_quantizable_name(&t.name, t.shape.len())
+}
+
+/// [`is_quantizable`] from a tensor's name and rank.
+pub fn is_quantizable_name(name: &str, rank: usize) -> bool {
+    if rank != 2 {
         return false;
     }
-    if t.name == "decoder/embeddings/weight" {
+    if name == "decoder/embeddings/weight" {
         return true;
     }
-    match t.name.strip_suffix("/weight") {
+    match name.strip_suffix("/weight") {
         Some(prefix) => prefix
             .rsplit('/')
             .next()
@@ -664,4 +669,18 @@ impl QuantizeReport {
 /// Bytes of `file`'s model with every tensor in f32 (the size `--report` compares to).
 pub fn f32_model_bytes(file: &ModelFile) -> u64 {
     file.tensors().iter().map(|t| 4 * t.elements() as u64).sum()
+}
+
+/// Packing for a converter that already holds codes and scales (CTranslate2 int8).
+#[cfg(feature = "convert")]
+pub(crate) use store::pack as store_pack;
+
+/// The activation mode of tensors packed without calibration (`Static` is refused).
+#[cfg(feature = "convert")]
+pub(crate) fn store_set_activations(
+    writer: &mut FileWriter,
+    mode: Activations,
+    quantized: &[String],
+) -> Result<()> {
+    store::set_activations(writer, mode, None, quantized)
 }
