@@ -133,6 +133,8 @@ enum MethodArg {
     Rtn,
     /// Half-Quadratic Quantization (int4, int3)
     Hqq,
+    /// GPTQ: Hessian-based error compensation from --calibrate audio (int4, nf4, int3)
+    Gptq,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -162,9 +164,17 @@ struct QuantizeArgs {
     /// time, or int8 with calibrated fixed scales
     #[arg(long, value_enum, default_value = "none")]
     activations: ActivationsArg,
-    /// Directory of audio files for --activations static
+    /// Directory of audio files for --activations static and --method gptq (keep it
+    /// apart from the audio you score the result on)
     #[arg(long)]
     calibrate: Option<PathBuf>,
+    /// GPTQ: quantize columns in stored order instead of by decreasing activation
+    /// energy (act-order uses group parameters fixed before the updates)
+    #[arg(long)]
+    no_act_order: bool,
+    /// GPTQ: damping added to the Hessian's diagonal, as a fraction of its mean
+    #[arg(long)]
+    damp: Option<f64>,
     /// nf4: store the block absmax as 8-bit codes
     #[arg(long)]
     double_quant: bool,
@@ -471,6 +481,7 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
         method: match a.method {
             MethodArg::Rtn => Method::Rtn,
             MethodArg::Hqq => Method::Hqq,
+            MethodArg::Gptq => Method::Gptq,
         },
         activations: match a.activations {
             ActivationsArg::None => Activations::None,
@@ -482,6 +493,15 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
         keep: a.keep.clone(),
         ..QuantizeOptions::default()
     };
+    opts.gptq.act_order = !a.no_act_order;
+    if let Some(d) = a.damp {
+        if !(d.is_finite() && d >= 0.0) {
+            return Err(Error::Invalid(
+                "--damp must be a non-negative number".into(),
+            ));
+        }
+        opts.gptq.damp = d;
+    }
     if let Some(t) = a.threads {
         if t == 0 {
             return Err(Error::Invalid("--threads must be at least 1".into()));
