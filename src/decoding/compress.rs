@@ -320,7 +320,7 @@ mod tests {
             (" margaret said mister hale as he returned from showing his guest downstairs i could not help watching your face with some anxiety when mister thornton made his confession of having been a shop boy", 133),
             (" if called to a case supposed or suspected to be one of poisoning the medical man has two duties to perform to save the patient's life and to place himself in a position to give evidence if called on to do so and then he said and then he said and then he said and then he said and then he said and then he said", 148),
             (" replied he of a truth i heard him not and i wot him not and folks are all sleeping of a truth i heard of a truth i heard of a truth i heard of a truth i heard", 75),
-            (" Yes. Yes. Yes. Yes. Yes. Yes. Yes. Yes. Yes. Yes. Yes. Yes. Yes. Yes. Yes. Yes. Yes. Yes. Yes. Yes.", 17),
+            (" Yes. Yes. Yes. Yes. Yes. Yes. Yes. Yes. Yes. Yes. Yes. Yes. Yes. Yes. Yes. Yes. Yes. Yes. Yes. Yes.", 16),
             ("hello hello hello hello", 16),
             ("abc", 11),
         ];
