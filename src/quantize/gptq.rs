@@ -220,6 +220,7 @@ pub fn output_error(w: &[f32], v: &[f32], h: &[f32], k: usize) -> f64 {
 /// grouped scheme, with `h` the `k × k` Hessian (any positive multiple of `XᵀX`).
 /// `group` 0 takes the scheme's default. The codes and parameters are laid out
 /// exactly as round-to-nearest lays them out.
+#[allow(clippy::too_many_arguments)]
 pub fn gptq_tensor(
     w: &[f32],
     n: usize,
