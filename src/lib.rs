@@ -119,6 +119,12 @@ pub struct Options {
     pub no_speech_threshold: f32,
     /// Latest first timestamp of a window, seconds.
     pub max_initial_timestamp: Option<f32>,
+    /// sotto's own rule, not openai-whisper's: a window whose text is longer than
+    /// this many characters per second of its audio (plus 20 characters) cannot all
+    /// have been spoken there — typically the prompt copied over a short last
+    /// window, which compresses normally. It falls back like a loop, and is
+    /// dropped if no temperature passes. `None` turns the rule off.
+    pub max_chars_per_second: Option<f32>,
     /// Seed for temperature sampling.
     pub seed: u64,
     pub progress: Option<ProgressFn>,
@@ -143,6 +149,7 @@ impl Default for Options {
             logprob_threshold: -1.0,
             no_speech_threshold: 0.6,
             max_initial_timestamp: Some(1.0),
+            max_chars_per_second: Some(30.0),
             seed: 0,
             progress: None,
             on_segment: None,
@@ -162,7 +169,11 @@ pub struct Segment {
     pub tokens: Vec<u32>,
     pub avg_logprob: f32,
     pub no_speech_prob: f32,
+    /// Temperature of the decoding kept for this segment's window (above 0 when
+    /// the window fell back).
     pub temperature: f32,
+    /// zlib compression ratio of the window's text (openai-whisper retries above 2.4).
+    pub compression_ratio: f32,
 }
 
 /// Where the time went.
@@ -185,6 +196,10 @@ pub struct Transcript {
     pub language: String,
     pub segments: Vec<Segment>,
     pub timings: Timings,
+    /// For every decoded window, in order, the temperature of the attempt kept:
+    /// 0 unless the compression-ratio or log-probability rule made it retry hotter.
+    /// Windows skipped as silence are included.
+    pub window_temperatures: Vec<f32>,
 }
 
 /// Where the network runs.

@@ -137,6 +137,8 @@ enum MethodArg {
     Rtn,
     /// Half-Quadratic Quantization (int4, int3)
     Hqq,
+    /// GPTQ: Hessian-based error compensation from --calibrate audio (int4, nf4, int3)
+    Gptq,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -188,9 +190,17 @@ struct SchemeOpts {
     /// time, or int8 with calibrated fixed scales
     #[arg(long, value_enum, default_value = "none")]
     activations: ActivationsArg,
-    /// Directory of audio files for --activations static
+    /// Directory of audio files for --activations static and --method gptq (keep it
+    /// apart from the audio you score the result on)
     #[arg(long)]
     calibrate: Option<PathBuf>,
+    /// GPTQ: quantize columns in stored order instead of by decreasing activation
+    /// energy (act-order uses group parameters fixed before the updates)
+    #[arg(long)]
+    no_act_order: bool,
+    /// GPTQ: damping added to the Hessian's diagonal, as a fraction of its mean
+    #[arg(long)]
+    damp: Option<f64>,
     /// nf4: store the block absmax as 8-bit codes
     #[arg(long)]
     double_quant: bool,
@@ -213,6 +223,8 @@ impl SchemeOpts {
                 || !matches!(self.activations, ActivationsArg::None)
                 || self.calibrate.is_some()
                 || self.double_quant
+                || self.no_act_order
+                || self.damp.is_some()
                 || !self.keep.is_empty();
             if others {
                 return Err(Error::Invalid("quantizer options need --scheme".into()));
@@ -241,6 +253,7 @@ impl SchemeOpts {
             method: match self.method {
                 MethodArg::Rtn => Method::Rtn,
                 MethodArg::Hqq => Method::Hqq,
+                MethodArg::Gptq => Method::Gptq,
             },
             activations: match self.activations {
                 ActivationsArg::None => Activations::None,
@@ -252,6 +265,15 @@ impl SchemeOpts {
             keep: self.keep.clone(),
             ..QuantizeOptions::default()
         };
+        opts.gptq.act_order = !self.no_act_order;
+        if let Some(d) = self.damp {
+            if !(d.is_finite() && d >= 0.0) {
+                return Err(Error::Invalid(
+                    "--damp must be a non-negative number".into(),
+                ));
+            }
+            opts.gptq.damp = d;
+        }
         if let Some(t) = self.threads {
             if t == 0 {
                 return Err(Error::Invalid("--threads must be at least 1".into()));

@@ -4,9 +4,9 @@ mod common;
 
 use sotto::format::ModelFile;
 use sotto::quantize::{
-    check_options, is_quantizable, keep_matches, quantize_model, quantize_tensor,
-    quantize_tensor_with, reconstruct, Activations, HqqConfig, Method, QuantizeOptions, Quantized,
-    Scheme, NF4,
+    check_options, gptq_tensor, is_quantizable, keep_matches, output_error, quantize_model,
+    quantize_tensor, quantize_tensor_with, reconstruct, Activations, GptqConfig, HqqConfig, Method,
+    QuantizeOptions, Quantized, Scheme, NF4,
 };
 use sotto_kernels::schemes::{self, ActQuant};
 
@@ -833,4 +833,283 @@ fn low_bit_weights_with_int8_activations() {
         "{words:?}"
     );
     std::fs::remove_dir_all(&dir).ok();
+}
+
+// ------------------------------------------------------------------ GPTQ
+
+/// `m × k` inputs whose columns are strongly correlated (a few shared factors plus
+/// a little noise) and differ in scale, like a layer's activations; and `XᵀX`.
+fn correlated_inputs(rng: &mut Rng, m: usize, k: usize) -> (Vec<f32>, Vec<f32>) {
+    let factors = 8;
+    let mix: Vec<f32> = (0..factors * k).map(|_| rng.gauss()).collect();
+    let col_scale: Vec<f32> = (0..k).map(|j| 0.2 + (j % 7) as f32 * 0.5).collect();
+    let mut x = vec![0f32; m * k];
+    for r in 0..m {
+        let f: Vec<f32> = (0..factors).map(|_| rng.gauss()).collect();
+        for j in 0..k {
+            let v: f32 = (0..factors).map(|i| f[i] * mix[i * k + j]).sum::<f32>();
+            x[r * k + j] = (v + 0.05 * rng.gauss()) * col_scale[j];
+        }
+    }
+    let mut h = vec![0f32; k * k];
+    for row in x.chunks(k) {
+        for i in 0..k {
+            for j in 0..k {
+                h[i * k + j] += row[i] * row[j];
+            }
+        }
+    }
+    (x, h)
+}
+
+/// `‖X·(W − V)ᵀ‖²` computed directly on the inputs.
+fn layer_output_sse(x: &[f32], w: &[f32], v: &[f32], n: usize, k: usize) -> f64 {
+    let mut sse = 0f64;
+    for row in x.chunks(k) {
+        for o in 0..n {
+            let d: f64 = (0..k)
+                .map(|j| row[j] as f64 * (w[o * k + j] - v[o * k + j]) as f64)
+                .sum();
+            sse += d * d;
+        }
+    }
+    sse
+}
+
+#[test]
+fn gptq_reduces_the_layer_output_error_against_rtn() {
+    let (n, k, m) = (24, 128, 400);
+    let mut rng = Rng(0x9e37_79b9);
+    let (x, h) = correlated_inputs(&mut rng, m, k);
+    let w: Vec<f32> = (0..n * k).map(|_| rng.heavy()).collect();
+    for scheme in [
+        Scheme::Int4Asym,
+        Scheme::Nf4,
+        Scheme::Nf4Dq,
+        Scheme::Int3,
+        Scheme::Int4Sym,
+    ] {
+        for act_order in [true, false] {
+            let cfg = GptqConfig {
+                act_order,
+                ..GptqConfig::default()
+            };
+            let r = gptq_tensor(&w, n, k, scheme, 32, &h, &cfg, 2).unwrap();
+            let rtn = quantize_tensor(&w, n, k, scheme, 32, Method::Rtn).unwrap();
+            // What the file would store, read back through the runtime's decoder.
+            let (gptq_w, _) = packed_decode(&r.q);
+            let (rtn_w, _) = packed_decode(&rtn);
+            let e_gptq = layer_output_sse(&x, &w, &gptq_w, n, k);
+            let e_rtn = layer_output_sse(&x, &w, &rtn_w, n, k);
+            assert!(
+                e_gptq < 0.7 * e_rtn,
+                "{scheme:?} act_order {act_order}: GPTQ output error {e_gptq:.4e} vs RTN {e_rtn:.4e}"
+            );
+            // The reported errors are the same quantities through H.
+            let direct = output_error(&w, &gptq_w, &h, k);
+            assert!(
+                (r.output_error - direct).abs() <= 1e-3 * direct.max(1e-12),
+                "{scheme:?}: {} vs {direct}",
+                r.output_error
+            );
+            assert!(r.output_error < r.rtn_output_error);
+        }
+    }
+}
+
+#[test]
+fn gptq_layout_is_the_schemes_own_and_round_trips_through_a_file() {
+    let (n, k, m) = (16, 192, 300);
+    let mut rng = Rng(77);
+    let (_, h) = correlated_inputs(&mut rng, m, k);
+    let w: Vec<f32> = (0..n * k).map(|_| rng.heavy()).collect();
+    for scheme in [Scheme::Int4Asym, Scheme::Nf4, Scheme::Nf4Dq, Scheme::Int3] {
+        let r = gptq_tensor(&w, n, k, scheme, 64, &h, &GptqConfig::default(), 1).unwrap();
+        let rtn = quantize_tensor(&w, n, k, scheme, 64, Method::Rtn).unwrap();
+        assert_eq!(r.q.codes.len(), rtn.codes.len());
+        assert_eq!(r.q.scales.len(), rtn.scales.len());
+        assert_eq!(r.q.zeros.len(), rtn.zeros.len());
+        assert_eq!(r.q.group, rtn.group);
+        // Reconstruct from the parameters, pack, unpack: the same values, and the
+        // codes survive (checked in packed_decode).
+        let (stored, _) = packed_decode(&r.q);
+        if scheme != Scheme::Nf4Dq {
+            let mine = reconstruct(&r.q);
+            assert!(rmse(&mine, &stored) < 1e-6, "{scheme:?}");
+        }
+        // Same threads or not, the same result.
+        let r2 = gptq_tensor(&w, n, k, scheme, 64, &h, &GptqConfig::default(), 3).unwrap();
+        assert_eq!(r.q.codes, r2.q.codes, "{scheme:?}");
+    }
+}
+
+#[test]
+fn gptq_survives_degenerate_hessians() {
+    let (n, k) = (8, 64);
+    let mut rng = Rng(5);
+    let w: Vec<f32> = (0..n * k).map(|_| rng.heavy()).collect();
+    let check = |h: &[f32], what: &str| {
+        for damp in [0.0, 0.01] {
+            let cfg = GptqConfig {
+                damp,
+                ..GptqConfig::default()
+            };
+            let r = gptq_tensor(&w, n, k, Scheme::Int4Asym, 32, h, &cfg, 2)
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            let (v, _) = packed_decode(&r.q);
+            assert!(v.iter().all(|x| x.is_finite()), "{what}");
+            assert!(r.output_error.is_finite() && r.rtn_output_error.is_finite());
+            // No worse than a generous multiple of the RTN weight error.
+            let rtn = quantize_tensor(&w, n, k, Scheme::Int4Asym, 32, Method::Rtn).unwrap();
+            assert!(
+                rmse(&w, &v) < 4.0 * rmse(&w, &reconstruct(&rtn)) + 1e-6,
+                "{what}"
+            );
+        }
+    };
+    // All zero: no input was ever seen.
+    check(&vec![0f32; k * k], "zero Hessian");
+    // Rank one (one input row): singular without damping.
+    let x: Vec<f32> = (0..k).map(|_| rng.gauss()).collect();
+    let mut h = vec![0f32; k * k];
+    for i in 0..k {
+        for j in 0..k {
+            h[i * k + j] = x[i] * x[j];
+        }
+    }
+    check(&h, "rank-one Hessian");
+    // Half the inputs dead (zero columns).
+    let (_, mut h2) = correlated_inputs(&mut rng, 100, k);
+    for i in (0..k).step_by(2) {
+        for j in 0..k {
+            h2[i * k + j] = 0.0;
+            h2[j * k + i] = 0.0;
+        }
+    }
+    check(&h2, "dead inputs");
+    // Zero weights.
+    let zeros = vec![0f32; n * k];
+    let r = gptq_tensor(
+        &zeros,
+        n,
+        k,
+        Scheme::Nf4,
+        32,
+        &h2,
+        &GptqConfig::default(),
+        1,
+    )
+    .unwrap();
+    assert!(packed_decode(&r.q).0.iter().all(|&v| v == 0.0));
+    // Bad input is an error, not a panic.
+    let mut nan_h = h.clone();
+    nan_h[3] = f32::NAN;
+    assert!(gptq_tensor(
+        &w,
+        n,
+        k,
+        Scheme::Int4Asym,
+        32,
+        &nan_h,
+        &GptqConfig::default(),
+        1
+    )
+    .is_err());
+    assert!(gptq_tensor(
+        &w,
+        n,
+        k,
+        Scheme::Int4Asym,
+        32,
+        &h[..10],
+        &GptqConfig::default(),
+        1
+    )
+    .is_err());
+    assert!(gptq_tensor(&w, n, k, Scheme::Int8Row, 32, &h, &GptqConfig::default(), 1).is_err());
+    assert!(gptq_tensor(
+        &w,
+        n,
+        k,
+        Scheme::Int4Asym,
+        48,
+        &h,
+        &GptqConfig::default(),
+        1
+    )
+    .is_err());
+    let mut bad_w = w.clone();
+    bad_w[0] = f32::INFINITY;
+    assert!(gptq_tensor(
+        &bad_w,
+        n,
+        k,
+        Scheme::Int4Asym,
+        32,
+        &h,
+        &GptqConfig::default(),
+        1
+    )
+    .is_err());
+}
+
+#[test]
+fn gptq_model_needs_calibration_audio_and_writes_a_working_file() {
+    let file = tiny();
+    let bad = QuantizeOptions {
+        scheme: Scheme::Int4Asym,
+        method: Method::Gptq,
+        ..QuantizeOptions::default()
+    };
+    assert!(check_options(&bad)
+        .unwrap_err()
+        .to_string()
+        .contains("--calibrate"));
+    let int8 = QuantizeOptions {
+        scheme: Scheme::Int8Row,
+        calibrate: Some("x".into()),
+        ..bad.clone()
+    };
+    assert!(check_options(&int8).is_err());
+    // Two test-other utterances as calibration audio (not jfk, which is checked).
+    let calib = temp_dir("gptq-calib");
+    for f in ["1688-142285-0000.wav", "1688-142285-0001.wav"] {
+        std::fs::copy(
+            common::repo_path("eval/librispeech/test-other").join(f),
+            calib.join(f),
+        )
+        .unwrap();
+    }
+    let out = calib.join("gptq.sotto");
+    let opts = QuantizeOptions {
+        calibrate: Some(calib.clone()),
+        threads: 2,
+        keep: vec![
+            "encoder/layer_1*".into(),
+            "encoder/layer_2*".into(),
+            "encoder/layer_3*".into(),
+            "decoder/layer_1*".into(),
+            "decoder/layer_2*".into(),
+            "decoder/layer_3*".into(),
+        ],
+        ..bad
+    };
+    let report = quantize_model(&file, &out, &opts, &|_, _| {}).unwrap();
+    let gptq: Vec<_> = report
+        .tensors
+        .iter()
+        .filter_map(|t| t.output_error)
+        .collect();
+    assert!(!gptq.is_empty());
+    // On the calibration inputs GPTQ's output error is below RTN's in total.
+    let (rtn, mine): (f64, f64) = gptq.iter().fold((0.0, 0.0), |a, e| (a.0 + e.0, a.1 + e.1));
+    assert!(mine < rtn, "GPTQ {mine} vs RTN {rtn}");
+    let words = jfk_words(&out);
+    assert!(
+        words
+            .join(" ")
+            .contains("ask not what your country can do for you"),
+        "{words:?}"
+    );
+    std::fs::remove_dir_all(&calib).ok();
 }

@@ -18,6 +18,9 @@ use window::{Rng, WindowDecoder, WindowResult};
 const TIME_PRECISION: f32 = 0.02;
 /// Mel frames per encoder position (conv2 has stride 2).
 const INPUT_STRIDE: usize = 2;
+/// Characters a window may hold beyond `Options::max_chars_per_second` × its length
+/// (a word begun just before the window, punctuation).
+const MAX_CHARS_SLACK: f32 = 20.0;
 
 /// Text of `tokens`, special and timestamp tokens left out.
 pub(crate) fn decode_text(file: &ModelFile, tokens: &[u32]) -> String {
@@ -176,6 +179,7 @@ pub(crate) fn transcribe<B: Backend>(
     let mut rng = Rng::new(opts.seed);
 
     let mut segments: Vec<Segment> = Vec::new();
+    let mut window_temperatures: Vec<f32> = Vec::new();
     let mut all_tokens: Vec<u32> = Vec::new();
     let mut prompt_reset_since = 0;
     let mut seek = 0;
@@ -205,13 +209,24 @@ pub(crate) fn transcribe<B: Backend>(
         // Temperature fallback: retry hotter while the text loops or is improbable.
         let t_dec = Instant::now();
         let mut result = WindowResult::default();
+        let mut too_fast = false;
         for (i, &temp) in opts.temperatures.iter().enumerate() {
             result = decoder.decode(&cross, &prompt, sot_index, temp, &mut rng)?;
             timings.decode_tokens += result.tokens.len() + 1;
-            let ratio = compress::compression_ratio(&decode_text(file, &result.tokens));
-            let mut fallback = ratio > opts.compression_ratio_threshold
-                || result.avg_logprob < opts.logprob_threshold;
-            if result.no_speech_prob > opts.no_speech_threshold {
+            let text = decode_text(file, &result.tokens);
+            let text = text.trim();
+            result.compression_ratio = compress::compression_ratio(text);
+            too_fast = opts.max_chars_per_second.is_some_and(|rate| {
+                text.chars().count() as f32 > rate * segment_duration + MAX_CHARS_SLACK
+            });
+            let improbable = result.avg_logprob < opts.logprob_threshold;
+            let mut fallback = result.compression_ratio > opts.compression_ratio_threshold
+                || improbable
+                || too_fast;
+            // Silence ends the retries only when the text is improbable too
+            // (openai-whisper's rule): a confident loop over a window the model also
+            // thinks may be silent is retried like any other.
+            if result.no_speech_prob > opts.no_speech_threshold && improbable {
                 fallback = false;
             }
             if !fallback || i + 1 == opts.temperatures.len() {
@@ -219,10 +234,11 @@ pub(crate) fn transcribe<B: Backend>(
             }
         }
         timings.decode_ms += t_dec.elapsed().as_secs_f64() * 1e3;
+        window_temperatures.push(result.temperature);
 
         let silent = result.no_speech_prob > opts.no_speech_threshold
             && result.avg_logprob < opts.logprob_threshold;
-        if silent {
+        if silent || too_fast {
             seek += segment_size;
             report(opts, seek, total_s);
             continue;
@@ -295,7 +311,13 @@ pub(crate) fn transcribe<B: Backend>(
         if let Some(f) = &opts.on_segment {
             segments[new_start..].iter().for_each(|s| f(s));
         }
-        all_tokens.extend_from_slice(tokens);
+        // The next prompt holds the text of the segments kept, as openai-whisper's
+        // does: not the unfinished piece after the last timestamp pair (the next
+        // window decodes that audio again, and seeing its text just before invites
+        // the model to repeat it), nor text dropped above.
+        for s in &segments[new_start..] {
+            all_tokens.extend_from_slice(&s.tokens);
+        }
         if !opts.condition_on_previous_text || result.temperature > 0.5 {
             prompt_reset_since = all_tokens.len();
         }
@@ -313,6 +335,7 @@ pub(crate) fn transcribe<B: Backend>(
         language,
         segments,
         timings,
+        window_temperatures,
     })
 }
 
@@ -332,7 +355,8 @@ fn push_segment(
     r: &WindowResult,
 ) {
     let text = decode_text(file, tokens);
-    if text.trim().is_empty() {
+    // openai-whisper clears instantaneous and empty segments.
+    if text.trim().is_empty() || start == end {
         return;
     }
     segments.push(Segment {
@@ -343,5 +367,6 @@ fn push_segment(
         avg_logprob: r.avg_logprob,
         no_speech_prob: r.no_speech_prob,
         temperature: r.temperature,
+        compression_ratio: r.compression_ratio,
     });
 }

@@ -59,13 +59,14 @@ pub fn to_json(t: &Transcript, file: Option<&str>) -> String {
             out.push(',');
         }
         out += &format!(
-            "{{\"start\":{},\"end\":{},\"text\":{},\"avg_logprob\":{},\"no_speech_prob\":{},\"temperature\":{}}}",
+            "{{\"start\":{},\"end\":{},\"text\":{},\"avg_logprob\":{},\"no_speech_prob\":{},\"temperature\":{},\"compression_ratio\":{}}}",
             json_number(s.start),
             json_number(s.end),
             json_string(s.text.trim()),
             json_number(s.avg_logprob),
             json_number(s.no_speech_prob),
-            json_number(s.temperature)
+            json_number(s.temperature),
+            json_number(s.compression_ratio)
         );
     }
     out += "]}";
@@ -119,6 +120,7 @@ mod tests {
             avg_logprob: -0.2,
             no_speech_prob: 0.01,
             temperature: 0.0,
+            compression_ratio: 1.0,
         };
         Transcript {
             text: "Hello \"world\"\\ back\nslash. Second.".into(),
@@ -128,6 +130,7 @@ mod tests {
                 seg(3661.5, 3662.04, " Second."),
             ],
             timings: Timings::default(),
+            window_temperatures: vec![0.0],
         }
     }
 

@@ -12,6 +12,8 @@ pub struct WindowResult {
     pub avg_logprob: f32,
     pub no_speech_prob: f32,
     pub temperature: f32,
+    /// zlib compression ratio of the text (set by the caller).
+    pub compression_ratio: f32,
 }
 
 /// A small deterministic generator for temperature sampling (splitmix64).
@@ -127,6 +129,7 @@ impl<B: Backend> WindowDecoder<'_, B> {
             avg_logprob,
             no_speech_prob,
             temperature,
+            compression_ratio: 0.0,
         })
     }
 
@@ -173,6 +176,7 @@ impl<B: Backend> WindowDecoder<'_, B> {
             avg_logprob,
             no_speech_prob,
             temperature: 0.0,
+            compression_ratio: 0.0,
         })
     }
 }

@@ -63,6 +63,8 @@ pub struct UtteranceResult {
     pub audio_s: f64,
     /// Wall time of `Model::transcribe`.
     pub seconds: f64,
+    /// Per decoded window, the temperature kept (above 0: the window fell back).
+    pub window_temperatures: Vec<f32>,
 }
 
 /// How a scheme × set went.
@@ -126,6 +128,41 @@ impl Row {
 
     pub fn encoder_ms_per_window(&self) -> f64 {
         self.encoder_ms / self.windows.max(1) as f64
+    }
+
+    /// Decoded windows over every utterance done.
+    pub fn decoded_windows(&self) -> usize {
+        self.utterances
+            .iter()
+            .map(|u| u.window_temperatures.len())
+            .sum()
+    }
+
+    /// Windows that fell back, per temperature kept (ascending; 0 left out).
+    pub fn fallbacks(&self) -> Vec<(f32, usize)> {
+        let mut by_t: Vec<(f32, usize)> = Vec::new();
+        for &t in self.utterances.iter().flat_map(|u| &u.window_temperatures) {
+            if t <= 0.0 {
+                continue;
+            }
+            match by_t.iter_mut().find(|(x, _)| *x == t) {
+                Some((_, n)) => *n += 1,
+                None => by_t.push((t, 1)),
+            }
+        }
+        by_t.sort_by(|a, b| a.0.total_cmp(&b.0));
+        by_t
+    }
+
+    /// The fallbacks as `N (t:n, ...)`, e.g. `3 (0.2:2, 1.0:1)`; `0` when none.
+    pub fn fallback_summary(&self) -> String {
+        let f = self.fallbacks();
+        let total: usize = f.iter().map(|x| x.1).sum();
+        if total == 0 {
+            return "0".into();
+        }
+        let parts: Vec<String> = f.iter().map(|(t, n)| format!("{t:.1}:{n}")).collect();
+        format!("{total} ({})", parts.join(", "))
     }
 
     pub fn decode_ms_per_token(&self) -> f64 {
@@ -429,6 +466,7 @@ fn evaluate_one(
             counts: scored.counts,
             audio_s,
             seconds,
+            window_temperatures: tr.window_temperatures,
         },
         tr.timings,
     ))

@@ -25,14 +25,14 @@ pub fn markdown(report: &Report) -> String {
         report.threads,
         report.kernels
     );
-    s.push_str("| scheme | set | utts | WER % | S | D | I | ref words | size MB | % of f32 | RTF | encoder ms/window | decode ms/token | peak RSS MB |\n");
-    s.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    s.push_str("| scheme | set | utts | WER % | S | D | I | ref words | size MB | % of f32 | RTF | encoder ms/window | decode ms/token | peak RSS MB | windows | fell back (temperature:windows) |\n");
+    s.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
     for r in &report.rows {
         match &r.status {
             Status::Ok => {
                 let c = &r.counts;
                 s.push_str(&format!(
-                    "| {} | {} | {} | {:.2} | {} | {} | {} | {} | {:.1} | {:.1} | {:.3} | {:.1} | {:.2} | {} |\n",
+                    "| {} | {} | {} | {:.2} | {} | {} | {} | {} | {:.1} | {:.1} | {:.3} | {:.1} | {:.2} | {} | {} | {} |\n",
                     r.scheme,
                     r.set,
                     r.utterances.len(),
@@ -49,6 +49,8 @@ pub fn markdown(report: &Report) -> String {
                     r.peak_rss
                         .map(|b| format!("{:.0}", b as f64 / MB))
                         .unwrap_or_else(|| "?".into()),
+                    r.decoded_windows(),
+                    r.fallback_summary(),
                 ));
             }
             Status::Skipped(why) | Status::Failed(why) => {
@@ -58,7 +60,7 @@ pub fn markdown(report: &Report) -> String {
                     "failed"
                 };
                 s.push_str(&format!(
-                    "| {} | {} | – | {what}: {} | | | | | | | | | | |\n",
+                    "| {} | {} | – | {what}: {} | | | | | | | | | | | | |\n",
                     r.scheme,
                     r.set,
                     why.replace('|', "/")
@@ -168,6 +170,8 @@ pub fn to_json(report: &Report) -> Value {
                 "windows": r.windows,
                 "decode_ms_per_token": r.decode_ms_per_token(),
                 "decode_tokens": r.decode_tokens,
+                "decoded_windows": r.decoded_windows(),
+                "fallback_windows": r.fallbacks().iter().map(|(t, n)| json!({"temperature": t, "windows": n})).collect::<Vec<_>>(),
                 "peak_rss_bytes": r.peak_rss,
                 "failed": r.failed.iter().map(|(f, e)| json!({"file": f, "error": e})).collect::<Vec<_>>(),
                 "utterances": r.utterances.iter().map(|u| json!({
@@ -183,6 +187,7 @@ pub fn to_json(report: &Report) -> Value {
                     "wer": finite(u.counts.wer()),
                     "audio_s": u.audio_s,
                     "seconds": u.seconds,
+                    "window_temperatures": u.window_temperatures,
                 })).collect::<Vec<_>>(),
             })
         })

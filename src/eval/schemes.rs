@@ -129,6 +129,39 @@ pub const SCHEMES: &[EvalScheme] = &[
         Activations::None,
         false,
     ),
+    // GPTQ from the calibration audio (--calibrate), act-order with static groups.
+    q(
+        "int4-gptq",
+        Scheme::Int4Asym,
+        64,
+        Method::Gptq,
+        Activations::None,
+        false,
+    ),
+    q(
+        "nf4-gptq",
+        Scheme::Nf4,
+        0,
+        Method::Gptq,
+        Activations::None,
+        false,
+    ),
+    q(
+        "nf4-dq-gptq",
+        Scheme::Nf4,
+        0,
+        Method::Gptq,
+        Activations::None,
+        true,
+    ),
+    q(
+        "int3-gptq",
+        Scheme::Int3,
+        64,
+        Method::Gptq,
+        Activations::None,
+        false,
+    ),
     // Low-bit weights with dynamic int8 activations (the low-bit × int8 kernels).
     q(
         "int4-hqq-dyn",
@@ -187,16 +220,20 @@ pub fn quantize_options(
     else {
         return Ok(None);
     };
-    let calibrate = match activations {
-        Activations::Static => match calibrate {
-            Some(dir) => Some(dir.to_path_buf()),
-            None => {
-                return Err(
-                    "static activation scales need calibration audio: pass --calibrate DIR".into(),
-                )
-            }
-        },
-        _ => None,
+    let needs_audio = activations == Activations::Static || method == Method::Gptq;
+    let calibrate = match (needs_audio, calibrate) {
+        (true, Some(dir)) => Some(dir.to_path_buf()),
+        (true, None) => {
+            return Err(format!(
+                "{} needs calibration audio: pass --calibrate DIR",
+                if method == Method::Gptq {
+                    "GPTQ"
+                } else {
+                    "static activation scales"
+                }
+            ))
+        }
+        (false, _) => None,
     };
     Ok(Some(QuantizeOptions {
         scheme: s,
@@ -207,6 +244,7 @@ pub fn quantize_options(
         double_quant,
         keep: keep.iter().map(|k| k.to_string()).collect(),
         threads: threads.max(1),
+        ..QuantizeOptions::default()
     }))
 }
 

@@ -73,3 +73,149 @@ pub(crate) fn activation_absmax(
     let map = seen.lock().unwrap_or_else(|e| e.into_inner());
     Ok(map.iter().map(|(k, v)| (k.clone(), *v)).collect())
 }
+
+/// The sum of `xᵀx` over every calibration input of one linear layer: GPTQ's
+/// Hessian up to a constant factor (which it does not depend on).
+pub(crate) struct InputGram {
+    pub k: usize,
+    /// `k × k`, row-major.
+    pub xtx: Vec<f32>,
+    /// Input rows seen.
+    pub rows: usize,
+}
+
+/// Adds `xᵀx` of the `rows × k` block `x` into `acc` (the f32 GEMM for big blocks).
+fn accumulate_gram(
+    kernels: &sotto_kernels::Kernels,
+    pool: &sotto_kernels::Pool,
+    acc: &mut InputGram,
+    x: &[f32],
+) {
+    let k = acc.k;
+    let rows = x.len() / k;
+    if rows >= 256 {
+        // Encoder blocks (1500 positions a window): neighbouring positions are much
+        // alike, and every 4th keeps the cost of the sums near that of the forward
+        // pass.
+        let sub: Vec<f32> = x
+            .chunks_exact(k)
+            .step_by(ENCODER_ROW_STRIDE)
+            .flatten()
+            .copied()
+            .collect();
+        return accumulate_rows(kernels, pool, acc, &sub);
+    }
+    accumulate_rows(kernels, pool, acc, x);
+}
+
+/// Rows of an encoder-sized input block that go into the sums: one in this many.
+const ENCODER_ROW_STRIDE: usize = 4;
+
+fn accumulate_rows(
+    kernels: &sotto_kernels::Kernels,
+    pool: &sotto_kernels::Pool,
+    acc: &mut InputGram,
+    x: &[f32],
+) {
+    let k = acc.k;
+    let rows = x.len() / k;
+    acc.rows += rows;
+    if rows < 16 {
+        for r in x.chunks_exact(k) {
+            for (i, &xi) in r.iter().enumerate() {
+                if xi == 0.0 {
+                    continue;
+                }
+                for (o, &xj) in acc.xtx[i * k..(i + 1) * k].iter_mut().zip(r) {
+                    *o += xi * xj;
+                }
+            }
+        }
+        return;
+    }
+    // xᵀ (k × rows) times its own transpose: `linear` computes a · bᵀ.
+    let mut xt = vec![0f32; k * rows];
+    for (r, row) in x.chunks_exact(k).enumerate() {
+        for (i, &v) in row.iter().enumerate() {
+            xt[i * rows + r] = v;
+        }
+    }
+    let mut out = vec![0f32; k * k];
+    kernels.linear(
+        pool,
+        &xt,
+        k,
+        rows,
+        sotto_kernels::Weights::F32(&xt),
+        k,
+        None,
+        &mut out,
+    );
+    for (a, b) in acc.xtx.iter_mut().zip(&out) {
+        *a += b;
+    }
+}
+
+/// Per weight name in `wanted` (name, input width k), `Σ xᵀx` of the layer's inputs
+/// over the first 30 s of every audio file in `dir` (encoder on the window, greedy
+/// decoding of its transcript; the tied embedding through its use as the output
+/// projection). `log` hears about each file.
+pub(crate) fn input_grams(
+    input: &ModelFile,
+    dir: &Path,
+    wanted: &[(String, usize)],
+    threads: usize,
+    log: &dyn Fn(&str),
+) -> Result<BTreeMap<String, InputGram>> {
+    let files = audio_files(dir)?;
+    let path = input.path().ok_or_else(|| {
+        Error::Invalid("GPTQ calibration needs the input model as a file on disk".into())
+    })?;
+    let mut model = crate::Model::from_file(ModelFile::open(path)?)?;
+    let grams: Arc<Mutex<HashMap<String, InputGram>>> = Arc::new(Mutex::new(
+        wanted
+            .iter()
+            .map(|(name, k)| {
+                (
+                    name.clone(),
+                    InputGram {
+                        k: *k,
+                        xtx: vec![0f32; k * k],
+                        rows: 0,
+                    },
+                )
+            })
+            .collect(),
+    ));
+    let rec = grams.clone();
+    let kernels = sotto_kernels::Kernels::detect();
+    // The observer runs between the model's own parallel steps; a second pool's
+    // idle workers would compete with the model's, so the sums run on this thread.
+    let pool = sotto_kernels::Pool::new(1);
+    model.set_observer(Some(Box::new(move |name: &str, x: &[f32]| {
+        let mut map = rec.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(acc) = map.get_mut(name) {
+            if acc.k > 0 && x.len().is_multiple_of(acc.k) {
+                accumulate_gram(&kernels, &pool, acc, x);
+            }
+        }
+    })));
+    let opts = Options {
+        threads,
+        temperatures: vec![0.0],
+        condition_on_previous_text: false,
+        ..Options::default()
+    };
+    for f in &files {
+        log(&format!("calibrating on {}", f.display()));
+        let mut samples = crate::audio::load_audio(f)?;
+        samples.truncate(crate::audio::N_SAMPLES);
+        if samples.is_empty() {
+            continue;
+        }
+        model.transcribe(&samples, &opts)?;
+    }
+    drop(model);
+    let mut map = grams.lock().unwrap_or_else(|e| e.into_inner());
+    Ok(std::mem::take(&mut *map).into_iter().collect())
+}
