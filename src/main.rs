@@ -709,6 +709,13 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so `sotto info MODEL | head` would panic in println!
+    // once head exits; end quietly like other command-line tools instead.
+    #[cfg(unix)]
+    // SAFETY: called before any other thread exists; SIG_DFL is a valid action.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

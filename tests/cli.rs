@@ -270,3 +270,32 @@ fn bench_roofline_reports_roofs_stages_and_floors() {
     let refused = sotto(&["bench", "--plot", "/tmp/x"]);
     assert!(!refused.status.success());
 }
+
+#[cfg(unix)]
+#[test]
+fn a_reader_that_stops_early_ends_sotto_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::os::fd::AsRawFd;
+    use std::process::Stdio;
+    let model = model_path("tiny.en");
+    let (reader, writer) = std::io::pipe().unwrap();
+    // A one-page pipe: the ~15 KB table cannot fit, so sotto is still writing
+    // when the reader goes away (as with `sotto info MODEL | head -1`).
+    // SAFETY: F_SETPIPE_SZ on a pipe descriptor this test owns.
+    let size = unsafe { libc::fcntl(writer.as_raw_fd(), libc::F_SETPIPE_SZ, 4096) };
+    assert!(size >= 4096, "F_SETPIPE_SZ failed");
+    let child = Command::new(env!("CARGO_BIN_EXE_sotto"))
+        .args(["info", model.to_str().unwrap()])
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run sotto");
+    let mut reader = BufReader::with_capacity(64, reader);
+    let mut first = String::new();
+    reader.read_line(&mut first).unwrap();
+    assert!(first.starts_with("file: "), "{first}");
+    drop(reader);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
