@@ -391,31 +391,34 @@ pub(crate) fn assemble(
         sink.float(&format!("{to}/bias"), &[n], &b, true)
     };
 
-    for i in 0..c.n_audio_layer {
-        let from = names.enc_layer.replace("{i}", &i.to_string());
-        let to = format!("encoder/layer_{i}");
-        let attn = format!("{from}.{}", names.self_attn);
-        norm(
-            src,
-            sink,
-            &format!("{from}.{}", names.self_norm),
-            &format!("{to}/self_attention/layer_norm"),
-        )?;
-        fused(
-            src,
-            sink,
-            &attn,
-            &[0, 1, 2],
-            &format!("{to}/self_attention/linear_0"),
-        )?;
-        linear(
-            src,
-            sink,
-            &format!("{attn}.{}", names.proj[3]),
-            &format!("{to}/self_attention/linear_1"),
-            d,
-            d,
-        )?;
+    // The blocks encoder and decoder layers share, in the order the file holds them.
+    let self_attention =
+        |src: &mut dyn TensorSource, sink: &mut Sink, from: &str, to: &str| -> Result<()> {
+            let attn = format!("{from}.{}", names.self_attn);
+            norm(
+                src,
+                sink,
+                &format!("{from}.{}", names.self_norm),
+                &format!("{to}/self_attention/layer_norm"),
+            )?;
+            fused(
+                src,
+                sink,
+                &attn,
+                &[0, 1, 2],
+                &format!("{to}/self_attention/linear_0"),
+            )?;
+            linear(
+                src,
+                sink,
+                &format!("{attn}.{}", names.proj[3]),
+                &format!("{to}/self_attention/linear_1"),
+                d,
+                d,
+            )?;
+            Ok(())
+        };
+    let ffn = |src: &mut dyn TensorSource, sink: &mut Sink, from: &str, to: &str| -> Result<()> {
         norm(
             src,
             sink,
@@ -438,6 +441,14 @@ pub(crate) fn assemble(
             d,
             4 * d,
         )?;
+        Ok(())
+    };
+
+    for i in 0..c.n_audio_layer {
+        let from = names.enc_layer.replace("{i}", &i.to_string());
+        let to = format!("encoder/layer_{i}");
+        self_attention(src, sink, &from, &to)?;
+        ffn(src, sink, &from, &to)?;
     }
     norm(src, sink, names.enc_norm, "encoder/layer_norm")?;
 
@@ -448,29 +459,8 @@ pub(crate) fn assemble(
     for i in 0..c.n_text_layer {
         let from = names.dec_layer.replace("{i}", &i.to_string());
         let to = format!("decoder/layer_{i}");
-        let attn = format!("{from}.{}", names.self_attn);
         let cross = format!("{from}.{}", names.cross_attn);
-        norm(
-            src,
-            sink,
-            &format!("{from}.{}", names.self_norm),
-            &format!("{to}/self_attention/layer_norm"),
-        )?;
-        fused(
-            src,
-            sink,
-            &attn,
-            &[0, 1, 2],
-            &format!("{to}/self_attention/linear_0"),
-        )?;
-        linear(
-            src,
-            sink,
-            &format!("{attn}.{}", names.proj[3]),
-            &format!("{to}/self_attention/linear_1"),
-            d,
-            d,
-        )?;
+        self_attention(src, sink, &from, &to)?;
         norm(
             src,
             sink,
@@ -500,28 +490,7 @@ pub(crate) fn assemble(
             d,
             d,
         )?;
-        norm(
-            src,
-            sink,
-            &format!("{from}.{}", names.ffn_norm),
-            &format!("{to}/ffn/layer_norm"),
-        )?;
-        linear(
-            src,
-            sink,
-            &format!("{from}.{}", names.fc1),
-            &format!("{to}/ffn/linear_0"),
-            4 * d,
-            d,
-        )?;
-        linear(
-            src,
-            sink,
-            &format!("{from}.{}", names.fc2),
-            &format!("{to}/ffn/linear_1"),
-            d,
-            4 * d,
-        )?;
+        ffn(src, sink, &from, &to)?;
     }
     norm(src, sink, names.dec_norm, "decoder/layer_norm")
 }
