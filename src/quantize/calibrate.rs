@@ -32,28 +32,23 @@ pub(crate) fn audio_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Per linear weight name, the largest |input| seen over the first 30 s of every
-/// audio file in `dir` (encoder on the window, greedy decoding of its transcript).
-/// `log` hears about each file.
-pub(crate) fn activation_absmax(
+/// Transcribes the first 30 s of every audio file in `dir` with `input` (greedy,
+/// no conditioning) while `observer` sees every linear layer's input. `what`
+/// names the calibration in errors; `log` hears about each file.
+fn transcribe_observed(
     input: &ModelFile,
     dir: &Path,
+    what: &str,
+    observer: crate::model::LinearObserver,
     threads: usize,
     log: &dyn Fn(&str),
-) -> Result<BTreeMap<String, f32>> {
+) -> Result<()> {
     let files = audio_files(dir)?;
-    let path = input.path().ok_or_else(|| {
-        Error::Invalid("static calibration needs the input model as a file on disk".into())
-    })?;
+    let path = input
+        .path()
+        .ok_or_else(|| Error::Invalid(format!("{what} needs the input model as a file on disk")))?;
     let mut model = crate::Model::from_file(ModelFile::open(path)?)?;
-    let seen: Arc<Mutex<HashMap<String, f32>>> = Arc::default();
-    let rec = seen.clone();
-    model.set_observer(Some(Box::new(move |name: &str, x: &[f32]| {
-        let m = x.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let mut map = rec.lock().unwrap_or_else(|e| e.into_inner());
-        let e = map.entry(name.to_string()).or_insert(0.0);
-        *e = e.max(m);
-    })));
+    model.set_observer(Some(observer));
     let opts = Options {
         threads,
         temperatures: vec![0.0],
@@ -69,7 +64,27 @@ pub(crate) fn activation_absmax(
         }
         model.transcribe(&samples, &opts)?;
     }
-    drop(model);
+    Ok(())
+}
+
+/// Per linear weight name, the largest |input| seen over the first 30 s of every
+/// audio file in `dir` (encoder on the window, greedy decoding of its transcript).
+/// `log` hears about each file.
+pub(crate) fn activation_absmax(
+    input: &ModelFile,
+    dir: &Path,
+    threads: usize,
+    log: &dyn Fn(&str),
+) -> Result<BTreeMap<String, f32>> {
+    let seen: Arc<Mutex<HashMap<String, f32>>> = Arc::default();
+    let rec = seen.clone();
+    let observer = Box::new(move |name: &str, x: &[f32]| {
+        let m = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let mut map = rec.lock().unwrap_or_else(|e| e.into_inner());
+        let e = map.entry(name.to_string()).or_insert(0.0);
+        *e = e.max(m);
+    });
+    transcribe_observed(input, dir, "static calibration", observer, threads, log)?;
     let map = seen.lock().unwrap_or_else(|e| e.into_inner());
     Ok(map.iter().map(|(k, v)| (k.clone(), *v)).collect())
 }
@@ -167,11 +182,6 @@ pub(crate) fn input_grams(
     threads: usize,
     log: &dyn Fn(&str),
 ) -> Result<BTreeMap<String, InputGram>> {
-    let files = audio_files(dir)?;
-    let path = input.path().ok_or_else(|| {
-        Error::Invalid("GPTQ calibration needs the input model as a file on disk".into())
-    })?;
-    let mut model = crate::Model::from_file(ModelFile::open(path)?)?;
     let grams: Arc<Mutex<HashMap<String, InputGram>>> = Arc::new(Mutex::new(
         wanted
             .iter()
@@ -192,30 +202,15 @@ pub(crate) fn input_grams(
     // The observer runs between the model's own parallel steps; a second pool's
     // idle workers would compete with the model's, so the sums run on this thread.
     let pool = sotto_kernels::Pool::new(1);
-    model.set_observer(Some(Box::new(move |name: &str, x: &[f32]| {
+    let observer = Box::new(move |name: &str, x: &[f32]| {
         let mut map = rec.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(acc) = map.get_mut(name) {
             if acc.k > 0 && x.len().is_multiple_of(acc.k) {
                 accumulate_gram(&kernels, &pool, acc, x);
             }
         }
-    })));
-    let opts = Options {
-        threads,
-        temperatures: vec![0.0],
-        condition_on_previous_text: false,
-        ..Options::default()
-    };
-    for f in &files {
-        log(&format!("calibrating on {}", f.display()));
-        let mut samples = crate::audio::load_audio(f)?;
-        samples.truncate(crate::audio::N_SAMPLES);
-        if samples.is_empty() {
-            continue;
-        }
-        model.transcribe(&samples, &opts)?;
-    }
-    drop(model);
+    });
+    transcribe_observed(input, dir, "GPTQ calibration", observer, threads, log)?;
     let mut map = grams.lock().unwrap_or_else(|e| e.into_inner());
     Ok(std::mem::take(&mut *map).into_iter().collect())
 }
