@@ -381,8 +381,20 @@ fn callbacks_and_abort_handles_stop_a_transcription() {
         assert_eq!(status, SottoStatus::Ok, "{}", last_error());
         assert_eq!(sotto_result_free(out), SottoStatus::Ok);
 
+        // A freed abort handle is gone for the caller; parameters holding it keep
+        // it (here reset, so the call runs).
+        assert_eq!(sotto_abort_free(a), SottoStatus::Ok);
+        assert_eq!(sotto_abort_trigger(a), SottoStatus::InvalidHandle);
+        let status = sotto_transcribe(model, one.as_ptr(), one.len(), p, &mut out);
+        assert_eq!(status, SottoStatus::Ok, "{}", last_error());
+        assert_eq!(sotto_result_free(out), SottoStatus::Ok);
+
         // Triggered from this thread while another one transcribes (paused in its
-        // first segment callback): the next window does not start.
+        // first segment callback): the next window does not start. The model is
+        // freed meanwhile: the running call keeps it until it ends.
+        let mut b = SottoAbort::default();
+        assert_eq!(sotto_abort_new(&mut b), SottoStatus::Ok);
+        assert_eq!(sotto_params_set_abort(p, b), SottoStatus::Ok);
         let (reached_tx, reached_rx) = std::sync::mpsc::channel();
         let (resume_tx, resume_rx) = std::sync::mpsc::channel();
         let handshake = Handshake {
@@ -402,19 +414,14 @@ fn callbacks_and_abort_handles_stop_a_transcription() {
                 (status, out.id)
             });
             reached_rx.recv().unwrap();
-            assert_eq!(sotto_abort_trigger(a), SottoStatus::Ok);
+            assert_eq!(sotto_abort_trigger(b), SottoStatus::Ok);
+            assert_eq!(sotto_model_free(model), SottoStatus::Ok);
             resume_tx.send(()).unwrap();
             worker.join().unwrap()
         });
         assert_eq!(worker, (SottoStatus::Aborted, 0));
-
-        // A freed abort handle is gone for the caller; the parameters holding it
-        // keep it (still triggered).
-        assert_eq!(sotto_abort_free(a), SottoStatus::Ok);
-        assert_eq!(sotto_abort_trigger(a), SottoStatus::InvalidHandle);
-        let status = sotto_transcribe(model, one.as_ptr(), one.len(), p, &mut out);
-        assert_eq!(status, SottoStatus::Aborted);
+        assert_eq!(sotto_model_free(model), SottoStatus::InvalidHandle);
+        assert_eq!(sotto_abort_free(b), SottoStatus::Ok);
         assert_eq!(sotto_params_free(p), SottoStatus::Ok);
-        assert_eq!(sotto_model_free(model), SottoStatus::Ok);
     }
 }
