@@ -38,6 +38,9 @@ int main(int argc, char **argv) {
     SottoModel model;
     SottoStatus s = sotto_model_load(argv[1], &options, &model);
     if (s != SOTTO_STATUS_OK) return failed("sotto_model_load", s);
+    const char *kernels = "";
+    sotto_model_kernels(model, &kernels);
+    fprintf(stderr, "kernels: %s\n", kernels);
 
     SottoParams params;
     if ((s = sotto_params_new(&params)) != SOTTO_STATUS_OK) return failed("sotto_params_new", s);

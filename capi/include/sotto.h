@@ -142,7 +142,9 @@ typedef struct SottoParams {
 } SottoParams;
 
 /**
- * Called with seconds of audio done and in all; a nonzero return aborts.
+ * Called after each 30-s window with seconds of audio done and in all; a nonzero
+ * return stops the transcription (`SOTTO_STATUS_ABORTED`) before its next window,
+ * so after the last window it changes nothing.
  */
 typedef int32_t (*SottoProgressCallback)(double done_s, double total_s, void *user_data);
 
@@ -176,7 +178,8 @@ typedef struct SottoSegment {
 
 /**
  * Called with each segment as soon as its window is decoded (the pointer is valid
- * during the call only); a nonzero return aborts.
+ * during the call only); a nonzero return stops the transcription before its
+ * next window, as for the progress callback.
  */
 typedef int32_t (*SottoSegmentCallback)(const struct SottoSegment *segment, void *user_data);
 
@@ -219,6 +222,17 @@ struct SottoLoadOptions sotto_load_options_default(void);
 enum SottoStatus sotto_model_load(const char *path,
                                   const struct SottoLoadOptions *options,
                                   struct SottoModel *out);
+
+/**
+ * Whether the model is multilingual (detects the language, can translate).
+ */
+enum SottoStatus sotto_model_multilingual(struct SottoModel model, bool *out);
+
+/**
+ * The CPU kernel set the model runs with ("x86-avx2-fma", …); lives until the
+ * model is freed.
+ */
+enum SottoStatus sotto_model_kernels(struct SottoModel model, const char **out);
 
 /**
  * Frees a model. Transcriptions running on it finish first.

@@ -121,12 +121,15 @@ pub struct SottoSegment {
     pub compression_ratio: f32,
 }
 
-/// Called with seconds of audio done and in all; a nonzero return aborts.
+/// Called after each 30-s window with seconds of audio done and in all; a nonzero
+/// return stops the transcription (`SOTTO_STATUS_ABORTED`) before its next window,
+/// so after the last window it changes nothing.
 pub type SottoProgressCallback =
     Option<unsafe extern "C" fn(done_s: f64, total_s: f64, user_data: *mut c_void) -> i32>;
 
 /// Called with each segment as soon as its window is decoded (the pointer is valid
-/// during the call only); a nonzero return aborts.
+/// during the call only); a nonzero return stops the transcription before its
+/// next window, as for the progress callback.
 pub type SottoSegmentCallback =
     Option<unsafe extern "C" fn(segment: *const SottoSegment, user_data: *mut c_void) -> i32>;
 
@@ -224,6 +227,7 @@ unsafe fn clear_ptr<T>(p: *mut *const T) {
 struct ModelEntry {
     model: sotto::Model,
     threads: usize,
+    kernels: CString,
 }
 
 static MODELS: Registry<ModelEntry> = Registry::new("model");
@@ -277,7 +281,42 @@ pub unsafe extern "C" fn sotto_model_load(
             n => n as usize,
         };
         let model = sotto::Model::load_with(path, &load)?;
-        out.id = MODELS.insert(ModelEntry { model, threads });
+        let kernels = c_string(model.kernels().isa().name());
+        out.id = MODELS.insert(ModelEntry {
+            model,
+            threads,
+            kernels,
+        });
+        Ok(())
+    })
+}
+
+/// Whether the model is multilingual (detects the language, can translate).
+#[no_mangle]
+pub unsafe extern "C" fn sotto_model_multilingual(
+    model: SottoModel,
+    out: *mut bool,
+) -> SottoStatus {
+    guard(|| {
+        let out = out_arg(out, "out")?;
+        *out = MODELS.get(model.id)?.model.config().multilingual;
+        Ok(())
+    })
+}
+
+/// The CPU kernel set the model runs with ("x86-avx2-fma", …); lives until the
+/// model is freed.
+#[no_mangle]
+pub unsafe extern "C" fn sotto_model_kernels(
+    model: SottoModel,
+    out: *mut *const c_char,
+) -> SottoStatus {
+    guard(|| {
+        clear_ptr(out);
+        if out.is_null() {
+            return Err(Fail::null("out"));
+        }
+        out.write(MODELS.get(model.id)?.kernels.as_ptr());
         Ok(())
     })
 }

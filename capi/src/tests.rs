@@ -276,6 +276,21 @@ fn transcribes_jfk() {
         assert_eq!(sotto_result_language(from_file, &mut lang), SottoStatus::Ok);
         assert_eq!(CStr::from_ptr(lang).to_str().unwrap(), "en");
 
+        let mut multilingual = true;
+        assert_eq!(
+            sotto_model_multilingual(model, &mut multilingual),
+            SottoStatus::Ok
+        );
+        assert!(!multilingual, "tiny.en");
+        let mut kernels = null();
+        assert_eq!(sotto_model_kernels(model, &mut kernels), SottoStatus::Ok);
+        assert!(!CStr::from_ptr(kernels).to_bytes().is_empty());
+        assert_eq!(
+            sotto_model_kernels(SottoModel { id: params.id }, &mut kernels),
+            SottoStatus::InvalidHandle
+        );
+        assert!(kernels.is_null());
+
         let mut srt = null_mut();
         assert_eq!(
             sotto_result_format(from_file, SOTTO_FORMAT_SRT, &mut srt),
