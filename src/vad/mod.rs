@@ -276,6 +276,25 @@ fn map_segment(pieces: &[Speech], s: &mut Segment) {
     s.end = (((pieces[j].start as f64 + b) / RATE) as f32).max(start);
 }
 
+/// The first piece of a chunk after the first that the chunk's segments (times in
+/// the chunk) leave out entirely. Whisper sometimes ends a window early, after the
+/// speech of one piece, and the window's remainder is then skipped; the pieces from
+/// here on are transcribed again as a chunk of their own. `None` when the segments
+/// reach the last piece, or when there are none (nothing was heard: no retry).
+fn uncovered(pieces: &[Speech], segments: &[Segment]) -> Option<usize> {
+    let last_end = segments.iter().map(|s| s.end as f64).reduce(f64::max)?;
+    let mut at = 0.0;
+    for (k, p) in pieces.iter().enumerate() {
+        let n = (p.end - p.start) as f64 / RATE;
+        // Past a segment's end by more than its timestamps may overshoot.
+        if k > 0 && last_end < at + (n / 2.0).min(OVERSHOOT_S) {
+            return Some(k);
+        }
+        at += n;
+    }
+    None
+}
+
 /// Transcribes only the speech in `samples`: the caller's `transcribe` (the model
 /// without VAD) runs on each chunk; segments come back on the original timeline.
 pub(crate) fn transcribe(
@@ -311,8 +330,10 @@ pub(crate) fn transcribe(
     };
     let mut opts = options.clone();
     opts.vad = None;
-    for (i, pieces) in groups.iter().enumerate() {
-        let pieces: Arc<[Speech]> = pieces.clone().into();
+    let mut queue: std::collections::VecDeque<Vec<Speech>> = groups.into();
+    let mut first = true;
+    while let Some(pieces) = queue.pop_front() {
+        let pieces: Arc<[Speech]> = pieces.into();
         let audio: Vec<f32> = pieces
             .iter()
             .flat_map(|p| samples[p.start..p.end].iter().copied())
@@ -333,7 +354,10 @@ pub(crate) fn transcribe(
             }));
         }
         let mut t = transcribe(&audio, &o)?;
-        if i == 0 {
+        if let Some(k) = uncovered(&pieces, &t.segments) {
+            queue.push_front(pieces[k..].to_vec());
+        }
+        if std::mem::take(&mut first) {
             // The first chunk's language holds for the rest.
             result.language = t.language.clone();
             opts.language = Some(t.language.clone());
@@ -430,6 +454,41 @@ mod tests {
         assert!(
             (original_time(pieces, n0, false) - pieces[1].start as f32 / 16_000.0).abs() < 1e-4
         );
+    }
+
+    #[test]
+    fn pieces_left_out_by_a_window_ending_early_are_retried() {
+        let sec = |s: f64| (s * 16_000.0) as usize;
+        let pieces = [
+            Speech {
+                start: 0,
+                end: sec(10.0),
+            },
+            Speech {
+                start: sec(20.0),
+                end: sec(22.0),
+            },
+            Speech {
+                start: sec(40.0),
+                end: sec(45.0),
+            },
+        ];
+        let seg = |start: f32, end: f32| Segment {
+            start,
+            end,
+            text: "x".into(),
+            tokens: vec![],
+            avg_logprob: 0.0,
+            no_speech_prob: 0.0,
+            temperature: 0.0,
+            compression_ratio: 1.0,
+        };
+        assert_eq!(uncovered(&pieces, &[]), None);
+        assert_eq!(uncovered(&pieces, &[seg(0.0, 9.5)]), Some(1));
+        // An end just past a joint is overshoot, not the next piece's speech.
+        assert_eq!(uncovered(&pieces, &[seg(0.0, 10.5)]), Some(1));
+        assert_eq!(uncovered(&pieces, &[seg(0.0, 11.2)]), Some(2));
+        assert_eq!(uncovered(&pieces, &[seg(0.0, 5.0), seg(5.0, 13.0)]), None);
     }
 
     #[test]
