@@ -646,6 +646,15 @@ fn models() -> Result<()> {
         };
         println!("  {:<10} {state}", k.name);
     }
+    let vad = if convert::silero_vad_path(&home).is_file() {
+        "cached"
+    } else {
+        "not fetched"
+    };
+    println!(
+        "  {:<10} {vad} (voice activity detector, for --vad)",
+        convert::SILERO_VAD
+    );
     println!("in {}:", home.display());
     let mut files: Vec<(String, u64)> = match std::fs::read_dir(&home) {
         Ok(rd) => rd

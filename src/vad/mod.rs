@@ -33,10 +33,13 @@ impl Silero {
     /// fresh state, the end padded with zeros as faster-whisper does (a whole
     /// frame of them when the length is already a multiple of 512).
     pub fn probabilities(&self, kernels: &Kernels, pool: &Pool, samples: &[f32]) -> Vec<f32> {
-        let mut padded = samples.to_vec();
-        padded.resize((samples.len() / FRAME + 1) * FRAME, 0.0);
-        let mut out = Vec::with_capacity(padded.len() / FRAME);
-        self.process(kernels, pool, &mut VadState::default(), &padded, &mut out);
+        let whole = samples.len() / FRAME * FRAME;
+        let mut last = samples[whole..].to_vec();
+        last.resize(FRAME, 0.0);
+        let mut out = Vec::with_capacity(whole / FRAME + 1);
+        let mut state = VadState::default();
+        self.process(kernels, pool, &mut state, &samples[..whole], &mut out);
+        self.process(kernels, pool, &mut state, &last, &mut out);
         out
     }
 }
