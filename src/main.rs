@@ -142,6 +142,10 @@ struct VadArgs {
     /// Padding on each side of a speech segment
     #[arg(long, default_value_t = 400, requires = "vad")]
     vad_pad_ms: u32,
+    /// Speech is merged into chunks of at most this many seconds, each transcribed on
+    /// its own (longer: fewer windows, but segments may span the silence removed)
+    #[arg(long, default_value_t = 30.0, requires = "vad")]
+    vad_chunk_s: f32,
 }
 
 impl VadArgs {
@@ -160,6 +164,7 @@ impl VadArgs {
         }
         o.min_silence_ms = self.vad_min_silence_ms;
         o.speech_pad_ms = self.vad_pad_ms;
+        o.max_chunk_s = self.vad_chunk_s;
         Ok(Some(o))
     }
 }

@@ -14,6 +14,7 @@ the WER of the whole transcript against the ten references (tools/wer.py).
 
     python3 tools/vad_bench.py [--sotto target/release/sotto] [-m tiny.en] [-t 2] [--runs 3]
                                [--files N]   # N files of 10 different utterances each
+                               [--vad-args '--vad-chunk-s 1e9']
 """
 import argparse
 import json
@@ -113,6 +114,7 @@ def main():
     ap.add_argument("-t", "--threads", default="2")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--files", type=int, default=1, help="files of 10 different utterances each")
+    ap.add_argument("--vad-args", default="", help="more flags for the --vad runs, e.g. '--vad-chunk-s 1e9'")
     a = ap.parse_args()
     names = ["plain", "vad"]
     total = {n: dict(time=0.0, gaps=0, counts=wer.Counts()) for n in names}
@@ -124,7 +126,7 @@ def main():
                   f"in 10 utterances")
             base = [a.sotto, "transcribe", path, "-m", a.model, "-t", a.threads, "--device", "cpu",
                     "--format", "json", "-v"]
-            cmds = {"plain": base, "vad": base + ["--vad"]}
+            cmds = {"plain": base, "vad": base + ["--vad"] + a.vad_args.split()}
             times = {n: [] for n in names}
             out = {}
             for _ in range(a.runs):
