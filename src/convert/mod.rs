@@ -6,6 +6,7 @@
 mod ct2;
 mod ggml;
 mod hf;
+pub mod onnx;
 mod safetensors;
 mod sink;
 mod source;
@@ -116,6 +117,73 @@ pub fn fetch(home: &Path, model: &str, log: &dyn Fn(&str)) -> Result<PathBuf> {
     drop(files);
     writer.write(&out)?;
     ModelFile::open(&out)?;
+    Ok(out)
+}
+
+/// `sotto fetch`'s name for the voice activity detector.
+pub const SILERO_VAD: &str = "silero-vad";
+/// The PyPI package whose wheel ships Silero VAD v6 (MIT), and the file in it.
+const SILERO_VAD_PACKAGE: &str = "faster-whisper";
+const SILERO_VAD_ONNX: &str = "faster_whisper/assets/silero_vad_v6.onnx";
+
+/// Where `sotto fetch silero-vad` puts the VAD's weights in the cache `home`.
+pub fn silero_vad_path(home: &Path) -> PathBuf {
+    home.join("silero-vad-v6.svad")
+}
+
+/// Makes sure `<home>/silero-vad-v6.svad` exists and loads: the ONNX graph is read
+/// out of faster-whisper's wheel (downloaded unless in `<home>/wheels`) and its
+/// weights written in sotto's own form, so running the VAD needs no ONNX runtime.
+pub fn fetch_silero_vad(home: &Path, log: &dyn Fn(&str)) -> Result<PathBuf> {
+    static FETCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = FETCH.lock().unwrap_or_else(|e| e.into_inner());
+    let out = silero_vad_path(home);
+    if out.exists() {
+        match crate::vad::Silero::load(&out) {
+            Ok(_) => return Ok(out),
+            Err(e) => log(&format!("{}: {e}; converting again", out.display())),
+        }
+    }
+    let wheels_dir = home.join("wheels");
+    std::fs::create_dir_all(&wheels_dir)
+        .map_err(|e| Error::io(wheels_dir.display().to_string(), e))?;
+    let pkg = SILERO_VAD_PACKAGE;
+    let wheel = match find_wheel(&wheels_dir, pkg) {
+        Some(w) => w,
+        None => {
+            log(&format!("downloading {pkg} into {}", wheels_dir.display()));
+            pip_download(pkg, &wheels_dir)?;
+            find_wheel(&wheels_dir, pkg).ok_or_else(|| {
+                Error::Convert(format!(
+                    "pip finished but no {pkg} wheel appeared in {}",
+                    wheels_dir.display()
+                ))
+            })?
+        }
+    };
+    let wname = wheel.display().to_string();
+    log(&format!(
+        "reading {SILERO_VAD_ONNX} from {wname} into {}",
+        out.display()
+    ));
+    let zerr = |e: zip::result::ZipError| Error::Convert(format!("{wname}: {e}"));
+    let file = std::fs::File::open(&wheel).map_err(|e| Error::io(&wname, e))?;
+    let mut zip = zip::ZipArchive::new(file).map_err(zerr)?;
+    let mut entry = zip.by_name(SILERO_VAD_ONNX).map_err(zerr)?;
+    let mut onnx = Vec::with_capacity(entry.size().min(1 << 26) as usize);
+    entry
+        .read_to_end(&mut onnx)
+        .map_err(|e| Error::Convert(format!("{wname}: {SILERO_VAD_ONNX}: {e}")))?;
+    let bytes = crate::vad::file::encode(&onnx::silero_vad_tensors(&onnx)?)?;
+    let dir = out.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(".silero-vad-v6.svad.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, &bytes)
+        .and_then(|()| std::fs::rename(&tmp, &out))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Error::io(out.display().to_string(), e)
+        })?;
+    crate::vad::Silero::load(&out)?;
     Ok(out)
 }
 
