@@ -193,7 +193,7 @@ pub fn render(t: &Transcript, format: Format) -> String {
                     "{},{},\"{}\"\n",
                     millis(s.start),
                     millis(s.end),
-                    s.text.trim().replace('"', "\"\"")
+                    s.text.trim().replace('"', "\"\"").replace('\n', " ")
                 );
             }
             out
