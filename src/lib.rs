@@ -61,6 +61,7 @@ pub mod gpu;
 pub(crate) mod model;
 pub mod quantize;
 pub mod vad;
+pub mod tokenizer;
 
 pub use error::{Error, Result};
 pub use model::{LinearObserver, Op, OpProfiler, OpTiming};
@@ -136,6 +137,25 @@ pub struct Options {
     /// Transcribe only the speech that this voice activity detector finds
     /// (Silero VAD); `None` transcribes everything.
     pub vad: Option<vad::VadOptions>,
+    /// Text that the first window sees as if it had been said before the audio
+    /// (openai-whisper's `initial_prompt`): names, spellings, style.
+    pub initial_prompt: Option<String>,
+    /// Give the initial prompt to every window, ahead of the previous text.
+    pub carry_initial_prompt: bool,
+    /// Text the first window's transcript starts with; decoding continues after it.
+    pub prefix: Option<String>,
+    /// faster-whisper's hotwords: a prompt ahead of the previous text in every
+    /// window that has no prefix.
+    pub hotwords: Option<String>,
+    /// Token ids never sampled; `-1` stands for the model's non-speech symbols
+    /// (the default, `[-1]`). Special tokens other than end of text and timestamps
+    /// are always suppressed.
+    pub suppress_tokens: Vec<i64>,
+    /// Suppress a blank and end of text as a window's first sampled token.
+    pub suppress_blank: bool,
+    /// Most prompt tokens per window (previous text, initial prompt, hotwords);
+    /// `None`, or anything larger, is `n_text_ctx / 2 − 1` (223 for Whisper).
+    pub max_context: Option<usize>,
 }
 
 impl Default for Options {
@@ -159,6 +179,13 @@ impl Default for Options {
             on_segment: None,
             abort: None,
             vad: None,
+            initial_prompt: None,
+            carry_initial_prompt: false,
+            prefix: None,
+            hotwords: None,
+            suppress_tokens: vec![-1],
+            suppress_blank: true,
+            max_context: None,
         }
     }
 }
@@ -179,6 +206,9 @@ pub struct Segment {
     pub temperature: f32,
     /// zlib compression ratio of the window's text (openai-whisper retries above 2.4).
     pub compression_ratio: f32,
+    /// Probability of each of `tokens` when it was chosen; NaN for tokens that were
+    /// given, not chosen (a prefix).
+    pub token_probs: Vec<f32>,
 }
 
 /// Where the time went.

@@ -27,6 +27,181 @@ enum OutFormat {
     Srt,
     Vtt,
     Json,
+    Tsv,
+    Lrc,
+    Csv,
+}
+
+impl From<OutFormat> for Format {
+    fn from(f: OutFormat) -> Format {
+        match f {
+            OutFormat::Txt => Format::Txt,
+            OutFormat::Srt => Format::Srt,
+            OutFormat::Vtt => Format::Vtt,
+            OutFormat::Json => Format::Json,
+            OutFormat::Tsv => Format::Tsv,
+            OutFormat::Lrc => Format::Lrc,
+            OutFormat::Csv => Format::Csv,
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct TranscribeArgs {
+    /// Audio files; `-` reads one from standard input
+    #[arg(required = true)]
+    audio: Vec<PathBuf>,
+    /// Model name (tiny.en, base) or .sotto path
+    #[arg(short, long, default_value = DEFAULT_MODEL)]
+    model: String,
+    /// Worker threads (default: all cores)
+    #[arg(short, long)]
+    threads: Option<usize>,
+    /// Output formats, comma-separated (several need --output-dir)
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "txt")]
+    format: Vec<OutFormat>,
+    /// Write the output to this file instead of stdout
+    #[arg(short, long, conflicts_with = "output_dir")]
+    output: Option<PathBuf>,
+    /// Write one file per input and format here, named <stem>.<format> as openai-whisper does
+    #[arg(long)]
+    output_dir: Option<PathBuf>,
+    /// Standard input holds raw 16-kHz mono s16le samples, not an audio file
+    #[arg(long)]
+    raw: bool,
+    /// Print timings to stderr
+    #[arg(short, long)]
+    verbose: bool,
+    /// Where the network runs: auto takes a real GPU if there is one, else the CPU;
+    /// gpu also accepts a software adapter (lavapipe)
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceArg,
+    #[command(flatten)]
+    decode: DecodeArgs,
+    #[command(flatten)]
+    vad: VadArgs,
+}
+
+/// The decoding options (`sotto::Options`), with openai-whisper's defaults.
+#[derive(clap::Args)]
+struct DecodeArgs {
+    /// Spoken language (multilingual models); detected if absent
+    #[arg(long)]
+    language: Option<String>,
+    #[arg(long, value_enum, default_value = "transcribe")]
+    task: TaskArg,
+    /// Decode without timestamp tokens (one segment per 30-s window)
+    #[arg(long)]
+    no_timestamps: bool,
+    /// Do not prompt each window with the previous window's text
+    #[arg(long, visible_alias = "no-condition-on-previous-text")]
+    no_condition: bool,
+    /// Initial prompt: text the first window sees as said before the audio (names, spelling, style)
+    #[arg(long)]
+    prompt: Option<String>,
+    /// Give the initial prompt to every window, not only the first
+    #[arg(long)]
+    carry_initial_prompt: bool,
+    /// Text the first window's transcript starts with
+    #[arg(long)]
+    prefix: Option<String>,
+    /// faster-whisper's hotwords: a prompt for every window without a prefix
+    #[arg(long)]
+    hotwords: Option<String>,
+    /// Tokens never produced, comma-separated: ids, -1 for the model's non-speech set,
+    /// or text (every token of it, with and without a leading space)
+    #[arg(long, default_value = "-1", allow_hyphen_values = true)]
+    suppress_tokens: String,
+    /// Suppress a blank or end of text as a window's first token
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    suppress_blank: bool,
+    /// First temperature tried for each window
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f64,
+    /// Temperature step of the fallback up to 1.0 (0: no fallback)
+    #[arg(long, default_value_t = 0.2)]
+    temperature_increment: f64,
+    /// Retry hotter above this zlib compression ratio of a window's text
+    #[arg(long, default_value_t = 2.4)]
+    compression_ratio_threshold: f32,
+    /// Retry hotter below this average log-probability
+    #[arg(long, default_value_t = -1.0, allow_hyphen_values = true)]
+    logprob_threshold: f32,
+    /// A window is silence above this no-speech probability (when its text is improbable)
+    #[arg(long, default_value_t = 0.6)]
+    no_speech_threshold: f32,
+    /// Most prompt tokens per window (default and maximum: n_text_ctx / 2 - 1 = 223)
+    #[arg(long)]
+    max_context: Option<usize>,
+    /// Latest first timestamp of a window, seconds (negative: no limit)
+    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
+    max_initial_timestamp: f32,
+    /// Retry a window whose text is longer than this many characters per second (0: off)
+    #[arg(long, default_value_t = 30.0)]
+    max_chars_per_second: f32,
+    /// Seed of the sampled temperatures
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+impl DecodeArgs {
+    /// The library's options; text in `--suppress-tokens` is encoded with `model`'s tokenizer.
+    fn options(&self, model: &Model) -> Result<Options> {
+        let invalid = |m: String| Err(Error::Invalid(m));
+        let mut o = Options::default();
+        o.language = self.language.clone();
+        o.task = match self.task {
+            TaskArg::Transcribe => Task::Transcribe,
+            TaskArg::Translate => Task::Translate,
+        };
+        o.timestamps = !self.no_timestamps;
+        o.condition_on_previous_text = !self.no_condition;
+        o.initial_prompt = self.prompt.clone();
+        o.carry_initial_prompt = self.carry_initial_prompt;
+        o.prefix = self.prefix.clone();
+        o.hotwords = self.hotwords.clone();
+        o.suppress_blank = self.suppress_blank;
+        o.suppress_tokens.clear();
+        for item in self
+            .suppress_tokens
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+        {
+            match item.trim().parse::<i64>() {
+                Ok(id) => o.suppress_tokens.push(id),
+                Err(_) => {
+                    let tok = model.file().tokenizer()?;
+                    let text = item.trim();
+                    for form in [text.to_string(), format!(" {text}")] {
+                        o.suppress_tokens
+                            .extend(tok.encode(&form).into_iter().map(i64::from));
+                    }
+                }
+            }
+        }
+        let (t0, step) = (self.temperature, self.temperature_increment);
+        if !(0.0..=1.0).contains(&t0) || !(0.0..=1.0).contains(&step) {
+            return invalid("--temperature and --temperature-increment must lie in 0..=1".into());
+        }
+        o.temperatures = vec![t0 as f32];
+        if step > 0.0 {
+            let mut i = 1.0;
+            while t0 + i * step <= 1.0 + 1e-6 {
+                o.temperatures.push((t0 + i * step) as f32);
+                i += 1.0;
+            }
+        }
+        o.compression_ratio_threshold = self.compression_ratio_threshold;
+        o.logprob_threshold = self.logprob_threshold;
+        o.no_speech_threshold = self.no_speech_threshold;
+        o.max_context = self.max_context;
+        o.max_initial_timestamp =
+            (self.max_initial_timestamp >= 0.0).then_some(self.max_initial_timestamp);
+        o.max_chars_per_second =
+            (self.max_chars_per_second > 0.0).then_some(self.max_chars_per_second);
+        o.seed = self.seed;
+        Ok(o)
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -53,42 +228,8 @@ enum Command {
         /// Model name or .sotto path
         model: String,
     },
-    /// Transcribe audio files (WAV, FLAC, MP3, OGG/Vorbis).
-    Transcribe {
-        #[arg(required = true)]
-        audio: Vec<PathBuf>,
-        /// Model name (tiny.en, base) or .sotto path
-        #[arg(short, long, default_value = DEFAULT_MODEL)]
-        model: String,
-        /// Worker threads (default: all cores)
-        #[arg(short, long)]
-        threads: Option<usize>,
-        #[arg(long, value_enum, default_value = "txt")]
-        format: OutFormat,
-        /// Spoken language (multilingual models); detected if absent
-        #[arg(long)]
-        language: Option<String>,
-        #[arg(long, value_enum, default_value = "transcribe")]
-        task: TaskArg,
-        /// Decode without timestamp tokens (one segment per 30-s window)
-        #[arg(long)]
-        no_timestamps: bool,
-        /// Do not prompt each window with the previous window's text
-        #[arg(long)]
-        no_condition: bool,
-        /// Write the output to this file instead of stdout
-        #[arg(short, long)]
-        output: Option<PathBuf>,
-        /// Print timings to stderr
-        #[arg(short, long)]
-        verbose: bool,
-        /// Where the network runs: auto takes a real GPU if there is one, else the CPU;
-        /// gpu also accepts a software adapter (lavapipe)
-        #[arg(long, value_enum, default_value = "auto")]
-        device: DeviceArg,
-        #[command(flatten)]
-        vad: VadArgs,
-    },
+    /// Transcribe audio files (WAV, FLAC, MP3, OGG/Vorbis; `-` reads standard input).
+    Transcribe(TranscribeArgs),
     /// Word error rate, size and speed of a model per quantization scheme.
     #[cfg(feature = "eval")]
     Eval(sotto::eval::cli::EvalArgs),
@@ -417,7 +558,7 @@ fn gpu_options_from_env() -> Result<sotto::gpu::GpuOptions> {
 
 fn write_out(output: Option<&Path>, text: &str) -> Result<()> {
     match output {
-        Some(p) => std::fs::write(p, text).map_err(|e| Error::io(p.display().to_string(), e)),
+        Some(p) => write_atomic(p, text),
         None => {
             use std::io::Write;
             let mut out = std::io::stdout().lock();
@@ -489,53 +630,79 @@ fn info(model: &str) -> Result<()> {
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn transcribe(
-    audio: &[PathBuf],
-    model: &str,
-    threads: Option<usize>,
-    format: OutFormat,
-    language: Option<String>,
-    task: TaskArg,
-    no_timestamps: bool,
-    no_condition: bool,
-    output: Option<&Path>,
-    verbose: bool,
-    device: DeviceArg,
-    vad: &VadArgs,
-) -> Result<()> {
-    let format = match format {
-        OutFormat::Txt => Format::Txt,
-        OutFormat::Srt => Format::Srt,
-        OutFormat::Vtt => Format::Vtt,
-        OutFormat::Json => Format::Json,
-    };
-    if audio.len() > 1 && matches!(format, Format::Srt | Format::Vtt) && output.is_some() {
+/// Writes `text` to `path` whole or not at all: a temporary file beside it, renamed.
+fn write_atomic(path: &Path, text: &str) -> Result<()> {
+    let name = path.display().to_string();
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| Error::Invalid(format!("{name}: not a file name")))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(file_name);
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let r = std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, path));
+    if r.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r.map_err(|e| Error::io(name, e))
+}
+
+/// 16-kHz samples of an input: a file, or standard input for `-`.
+fn read_input(path: &Path, raw: bool) -> Result<Vec<f32>> {
+    if path.as_os_str() != "-" {
+        if raw {
+            let bytes =
+                std::fs::read(path).map_err(|e| Error::io(path.display().to_string(), e))?;
+            return sotto::audio::samples_from_s16le(&bytes, &path.display().to_string());
+        }
+        return sotto::audio::load_audio(path);
+    }
+    let mut bytes = Vec::new();
+    use std::io::Read;
+    std::io::stdin()
+        .lock()
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io("standard input", e))?;
+    if raw {
+        sotto::audio::samples_from_s16le(&bytes, "standard input")
+    } else {
+        sotto::audio::load_audio_bytes(bytes, "standard input")
+    }
+}
+
+fn transcribe(a: &TranscribeArgs) -> Result<()> {
+    let audio = &a.audio;
+    let mut formats: Vec<Format> = a.format.iter().map(|&f| f.into()).collect();
+    formats.dedup();
+    if formats.len() > 1 && a.output_dir.is_none() {
         return Err(Error::Invalid(
-            "SRT/VTT output of several files cannot go to one file; use --format json".into(),
+            "several formats need --output-dir (one file per input and format)".into(),
         ));
     }
+    let format = formats[0];
+    if audio.len() > 1 && matches!(format, Format::Srt | Format::Vtt) && a.output.is_some() {
+        return Err(Error::Invalid(
+            "SRT/VTT output of several files cannot go to one file; use --format json or --output-dir".into(),
+        ));
+    }
+    if audio.iter().filter(|p| p.as_os_str() == "-").count() > 1 {
+        return Err(Error::Invalid("standard input (-) can be read once".into()));
+    }
+    if let Some(dir) = &a.output_dir {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
+    }
+    let verbose = a.verbose;
     let t0 = std::time::Instant::now();
-    let model = to_device(open_model(model)?, device.into())?;
+    let model = to_device(open_model(&a.model)?, a.device.into())?;
     if let Some(note) = model.device_note() {
         if verbose {
             eprintln!("{note}");
         }
     }
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
-    let mut opts = {
-        let mut o = Options::default();
-        o.language = language;
-        o.task = match task {
-            TaskArg::Transcribe => Task::Transcribe,
-            TaskArg::Translate => Task::Translate,
-        };
-        o.timestamps = !no_timestamps;
-        o.condition_on_previous_text = !no_condition;
-        o.vad = vad.options()?;
-        o
-    };
-    if let Some(t) = threads {
+    let mut opts = a.decode.options(&model)?;
+    opts.vad = a.vad.options()?;
+    if let Some(t) = a.threads {
         if t == 0 {
             return Err(Error::Invalid("--threads must be at least 1".into()));
         }
@@ -544,7 +711,7 @@ fn transcribe(
     let mut rendered = Vec::new();
     let mut json = Vec::new();
     for path in audio {
-        let samples = sotto::audio::load_audio(path)?;
+        let samples = read_input(path, a.raw)?;
         let seconds = samples.len() as f64 / sotto::audio::SAMPLE_RATE as f64;
         let bar = (seconds > 30.0).then(|| {
             let bar = indicatif::ProgressBar::new((seconds * 10.0) as u64);
@@ -590,7 +757,23 @@ fn transcribe(
                 eprintln!("  VAD {:.1} ms", tm.vad_ms);
             }
         }
-        if format == Format::Json {
+        if let Some(dir) = &a.output_dir {
+            // openai-whisper's names: the input's file name without its extension.
+            let stem = match path.file_stem() {
+                Some(s) if path.as_os_str() != "-" => s.to_os_string(),
+                _ => "stdin".into(),
+            };
+            for &f in &formats {
+                let mut name = stem.clone();
+                name.push(".");
+                name.push(f.ext());
+                let text = match f {
+                    Format::Json => output::to_json(&tr, Some(&path.display().to_string())) + "\n",
+                    f => output::render(&tr, f),
+                };
+                write_atomic(&dir.join(name), &text)?;
+            }
+        } else if format == Format::Json {
             json.push(output::to_json(&tr, Some(&path.display().to_string())));
         } else if audio.len() > 1 {
             rendered.push(format!(
@@ -602,6 +785,9 @@ fn transcribe(
             rendered.push(output::render(&tr, format));
         }
     }
+    if a.output_dir.is_some() {
+        return Ok(());
+    }
     let text = if format == Format::Json {
         if json.len() == 1 {
             json.pop().unwrap_or_default() + "\n"
@@ -611,7 +797,7 @@ fn transcribe(
     } else {
         rendered.concat()
     };
-    write_out(output, &text)
+    write_out(a.output.as_deref(), &text)
 }
 
 fn convert_cmd(a: &ConvertArgs) -> Result<()> {
@@ -753,33 +939,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}: ok", path.display());
             Ok(())
         }
-        Command::Transcribe {
-            audio,
-            model,
-            threads,
-            format,
-            language,
-            task,
-            no_timestamps,
-            no_condition,
-            output,
-            verbose,
-            device,
-            vad,
-        } => transcribe(
-            &audio,
-            &model,
-            threads,
-            format,
-            language,
-            task,
-            no_timestamps,
-            no_condition,
-            output.as_deref(),
-            verbose,
-            device,
-            &vad,
-        ),
+        Command::Transcribe(a) => transcribe(&a),
     }
 }
 

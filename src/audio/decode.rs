@@ -34,7 +34,23 @@ pub fn load_audio(path: &Path) -> Result<Vec<f32>> {
     }
     let file = File::open(path).map_err(|e| fail(format!("cannot open: {e}")))?;
 
-    let (samples, rate) = decode_mono(file, path).map_err(fail)?;
+    let ext = path.extension().and_then(|e| e.to_str());
+    finish(decode_mono(Box::new(file), ext).map_err(fail)?, &name)
+}
+
+/// Decodes audio held in memory (standard input): any supported container, found
+/// by its contents; `name` is how errors call it.
+pub fn load_audio_bytes(bytes: Vec<u8>, name: &str) -> Result<Vec<f32>> {
+    let fail = |message: String| Error::audio(name.to_string(), message);
+    if bytes.is_empty() {
+        return Err(fail("no data".into()));
+    }
+    let source = Box::new(std::io::Cursor::new(bytes));
+    finish(decode_mono(source, None).map_err(fail)?, name)
+}
+
+fn finish((samples, rate): (Vec<f32>, u32), name: &str) -> Result<Vec<f32>> {
+    let fail = |message: String| Error::audio(name.to_string(), message);
     if samples.is_empty() {
         return Err(fail("no audio samples in file".into()));
     }
@@ -49,10 +65,13 @@ pub fn load_audio(path: &Path) -> Result<Vec<f32>> {
 }
 
 /// Decodes the first audio track to mono at its own rate. Errors are messages without the path.
-fn decode_mono(file: File, path: &Path) -> std::result::Result<(Vec<f32>, u32), String> {
-    let stream = MediaSourceStream::new(Box::new(file), Default::default());
+fn decode_mono(
+    source: Box<dyn symphonia::core::io::MediaSource>,
+    ext: Option<&str>,
+) -> std::result::Result<(Vec<f32>, u32), String> {
+    let stream = MediaSourceStream::new(source, Default::default());
     let mut hint = Hint::new();
-    if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
+    if let Some(ext) = ext {
         hint.with_extension(ext);
     }
     let format_options = FormatOptions {

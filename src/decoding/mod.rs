@@ -148,7 +148,20 @@ pub(crate) fn transcribe<B: Backend>(
         sot_seq.push(t.no_timestamps);
     }
 
-    let mut suppress: Vec<u32> = c.suppress_ids.clone();
+    // `-1` in `suppress_tokens` stands for the model's non-speech symbols.
+    let mut suppress: Vec<u32> = Vec::new();
+    for &id in &opts.suppress_tokens {
+        match id {
+            -1 => suppress.extend_from_slice(&c.suppress_ids),
+            id if (0..c.n_vocab as i64).contains(&id) => suppress.push(id as u32),
+            id => {
+                return Err(Error::Invalid(format!(
+                    "suppress token {id} is not -1 or a token id below {}",
+                    c.n_vocab
+                )))
+            }
+        }
+    }
     suppress.extend([
         t.transcribe,
         t.translate,
@@ -163,7 +176,11 @@ pub(crate) fn transcribe<B: Backend>(
         tokens: t.clone(),
         n_vocab: c.n_vocab as usize,
         suppress,
-        suppress_begin: c.suppress_ids_begin.clone(),
+        suppress_begin: if opts.suppress_blank {
+            c.suppress_ids_begin.clone()
+        } else {
+            Vec::new()
+        },
         timestamps: opts.timestamps,
         max_initial_timestamp: opts
             .max_initial_timestamp
@@ -180,7 +197,30 @@ pub(crate) fn transcribe<B: Backend>(
 
     let mut segments: Vec<Segment> = Vec::new();
     let mut window_temperatures: Vec<f32> = Vec::new();
-    let mut all_tokens: Vec<u32> = Vec::new();
+    // Prompt text as openai-whisper / faster-whisper encode it: a leading space.
+    let encode_text = |text: &Option<String>| -> Result<Vec<u32>> {
+        match text.as_deref().map(str::trim) {
+            Some(t) if !t.is_empty() => Ok(file.tokenizer()?.encode(&format!(" {t}"))),
+            _ => Ok(Vec::new()),
+        }
+    };
+    let initial_prompt = encode_text(&opts.initial_prompt)?;
+    let hotwords = encode_text(&opts.hotwords)?;
+    let mut prefix = encode_text(&opts.prefix)?;
+    let max_context = opts
+        .max_context
+        .unwrap_or(usize::MAX)
+        .min(c.n_text_ctx as usize / 2 - 1);
+    prefix.truncate(c.n_text_ctx as usize / 2 - 1);
+    // The first window's forced start: `<|0.00|>` (with timestamps) and the prefix.
+    let mut forced_first = Vec::new();
+    if !prefix.is_empty() {
+        if opts.timestamps {
+            forced_first.push(t.timestamp_begin);
+        }
+        forced_first.extend_from_slice(&prefix);
+    }
+    let mut all_tokens: Vec<u32> = initial_prompt.clone();
     let mut prompt_reset_since = 0;
     let mut seek = 0;
     let total_s = content_frames as f64 * HOP_LENGTH as f64 / SAMPLE_RATE as f64;
@@ -196,22 +236,37 @@ pub(crate) fn transcribe<B: Backend>(
             _ => encode(seek, &mut timings)?,
         };
 
+        let forced: &[u32] = if seek == 0 { &forced_first } else { &[] };
+        // Context: hotwords (unless a prefix is given), the initial prompt when it is
+        // carried, then the latest previous text, at most `max_context` tokens.
+        let mut head: Vec<u32> = Vec::new();
+        if forced.is_empty() {
+            head.extend_from_slice(&hotwords);
+        }
+        let mut since = prompt_reset_since;
+        if opts.carry_initial_prompt {
+            head.extend_from_slice(&initial_prompt);
+            since = since.max(initial_prompt.len());
+        }
+        let head = &head[head.len().saturating_sub(max_context)..];
+        let previous = &all_tokens[since.min(all_tokens.len())..];
+        let keep = (max_context - head.len()).min(previous.len());
         let mut prompt = Vec::new();
-        let previous = &all_tokens[prompt_reset_since..];
-        if opts.condition_on_previous_text && !previous.is_empty() {
-            let keep = (c.n_text_ctx as usize / 2 - 1).min(previous.len());
+        if !head.is_empty() || keep > 0 {
             prompt.push(t.sot_prev);
+            prompt.extend_from_slice(head);
             prompt.extend_from_slice(&previous[previous.len() - keep..]);
         }
         let sot_index = prompt.len();
         prompt.extend_from_slice(&sot_seq);
+        prompt.extend_from_slice(forced);
 
         // Temperature fallback: retry hotter while the text loops or is improbable.
         let t_dec = Instant::now();
         let mut result = WindowResult::default();
         let mut too_fast = false;
         for (i, &temp) in opts.temperatures.iter().enumerate() {
-            result = decoder.decode(&cross, &prompt, sot_index, temp, &mut rng)?;
+            result = decoder.decode(&cross, &prompt, sot_index, forced, temp, &mut rng)?;
             timings.decode_tokens += result.tokens.len() + 1;
             let text = decode_text(file, &result.tokens);
             let text = text.trim();
@@ -267,7 +322,7 @@ pub(crate) fn transcribe<B: Backend>(
                     &mut segments,
                     ts_time(piece[0]),
                     ts_time(piece[piece.len() - 1]),
-                    piece,
+                    last..cut,
                     &result,
                 );
                 last = cut;
@@ -289,7 +344,7 @@ pub(crate) fn transcribe<B: Backend>(
                 &mut segments,
                 time_offset,
                 time_offset + duration,
-                tokens,
+                0..tokens.len(),
                 &result,
             );
             seek += segment_size;
@@ -351,9 +406,10 @@ fn push_segment(
     segments: &mut Vec<Segment>,
     start: f32,
     end: f32,
-    tokens: &[u32],
+    range: std::ops::Range<usize>,
     r: &WindowResult,
 ) {
+    let tokens = &r.tokens[range.clone()];
     let text = decode_text(file, tokens);
     // openai-whisper clears instantaneous and empty segments.
     if text.trim().is_empty() || start == end {
@@ -368,5 +424,10 @@ fn push_segment(
         no_speech_prob: r.no_speech_prob,
         temperature: r.temperature,
         compression_ratio: r.compression_ratio,
+        token_probs: (r.logprobs.get(range))
+            .unwrap_or_default()
+            .iter()
+            .map(|l| l.exp())
+            .collect(),
     });
 }

@@ -1,5 +1,5 @@
-//! Transcript writers: plain text, SRT, WebVTT and JSON (written by hand: the core
-//! library takes no JSON dependency).
+//! Transcript writers: plain text, SRT, WebVTT, JSON (written by hand: the core
+//! library takes no JSON dependency), and openai-whisper's TSV, whisper.cpp's LRC and CSV.
 use crate::Transcript;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -8,6 +8,46 @@ pub enum Format {
     Srt,
     Vtt,
     Json,
+    /// openai-whisper's: `start`, `end` in integer milliseconds, `text`, tab-separated.
+    Tsv,
+    /// Lyrics: `[mm:ss.cc]text` per segment.
+    Lrc,
+    /// `start,end,"text"` in integer milliseconds (RFC 4180 quoting).
+    Csv,
+}
+
+impl Format {
+    /// All formats, in the order their names are listed.
+    pub const ALL: [Format; 7] = [
+        Format::Txt,
+        Format::Srt,
+        Format::Vtt,
+        Format::Json,
+        Format::Tsv,
+        Format::Lrc,
+        Format::Csv,
+    ];
+
+    /// The name, which is also the file extension.
+    pub fn ext(self) -> &'static str {
+        match self {
+            Format::Txt => "txt",
+            Format::Srt => "srt",
+            Format::Vtt => "vtt",
+            Format::Json => "json",
+            Format::Tsv => "tsv",
+            Format::Lrc => "lrc",
+            Format::Csv => "csv",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Format> {
+        Format::ALL.into_iter().find(|f| f.ext() == name)
+    }
+}
+
+fn millis(seconds: f32) -> u64 {
+    (seconds.max(0.0) as f64 * 1000.0).round() as u64
 }
 
 fn clock(seconds: f32, decimal: char) -> String {
@@ -43,6 +83,14 @@ fn json_number(x: f32) -> String {
     }
 }
 
+fn json_prob(p: f32) -> String {
+    if p.is_finite() {
+        format!("{:.4}", p)
+    } else {
+        "null".into()
+    }
+}
+
 /// The transcript as a JSON object; `file`, when given, is included.
 pub fn to_json(t: &Transcript, file: Option<&str>) -> String {
     let mut out = String::from("{");
@@ -67,6 +115,15 @@ pub fn to_json(t: &Transcript, file: Option<&str>) -> String {
             json_number(s.no_speech_prob),
             json_number(s.temperature),
             json_number(s.compression_ratio)
+        );
+        // Tokens and the probability each had when chosen (null: given, as a prefix).
+        out.pop();
+        let ids: Vec<String> = s.tokens.iter().map(|t| t.to_string()).collect();
+        let probs: Vec<String> = s.token_probs.iter().map(|&p| json_prob(p)).collect();
+        out += &format!(
+            ",\"tokens\":[{}],\"token_probs\":[{}]}}",
+            ids.join(","),
+            probs.join(",")
         );
     }
     out += "]}";
@@ -103,6 +160,44 @@ pub fn render(t: &Transcript, format: Format) -> String {
             }
             out
         }
+        Format::Tsv => {
+            let mut out = String::from("start\tend\ttext\n");
+            for s in &t.segments {
+                out += &format!(
+                    "{}\t{}\t{}\n",
+                    millis(s.start),
+                    millis(s.end),
+                    s.text.trim().replace(['\t', '\n'], " ")
+                );
+            }
+            out
+        }
+        Format::Lrc => {
+            let mut out = String::from("[by:sotto]\n");
+            for s in &t.segments {
+                let cs = millis(s.start) / 10;
+                out += &format!(
+                    "[{:02}:{:02}.{:02}]{}\n",
+                    cs / 6000,
+                    cs / 100 % 60,
+                    cs % 100,
+                    s.text.trim().replace('\n', " ")
+                );
+            }
+            out
+        }
+        Format::Csv => {
+            let mut out = String::from("start,end,text\n");
+            for s in &t.segments {
+                out += &format!(
+                    "{},{},\"{}\"\n",
+                    millis(s.start),
+                    millis(s.end),
+                    s.text.trim().replace('"', "\"\"").replace('\n', " ")
+                );
+            }
+            out
+        }
     }
 }
 
@@ -121,6 +216,7 @@ mod tests {
             no_speech_prob: 0.01,
             temperature: 0.0,
             compression_ratio: 1.0,
+            token_probs: vec![],
         };
         Transcript {
             text: "Hello \"world\"\\ back\nslash. Second.".into(),
@@ -155,5 +251,28 @@ mod tests {
         assert!(j.starts_with("{\"file\":\"a\\\"b.wav\",\"text\":\"Hello \\\"world\\\"\\\\ back\\nslash. Second.\""), "{j}");
         assert!(j.contains("\"start\":3661.500,\"end\":3662.040"));
         assert_eq!(json_string("\u{1}é"), "\"\\u0001é\"");
+        assert!(
+            j.contains("\"compression_ratio\":1.000,\"tokens\":[],\"token_probs\":[]}"),
+            "{j}"
+        );
+    }
+
+    #[test]
+    fn tsv_lrc_csv() {
+        let tsv = render(&sample(), Format::Tsv);
+        assert!(
+            tsv.starts_with("start\tend\ttext\n0\t3661500\tHello \"world\"\\ back slash.\n"),
+            "{tsv}"
+        );
+        let lrc = render(&sample(), Format::Lrc);
+        assert!(lrc.contains("\n[61:01.50]Second.\n"), "{lrc}");
+        let csv = render(&sample(), Format::Csv);
+        assert!(
+            csv.contains("\n0,3661500,\"Hello \"\"world\"\"\\ back slash.\"\n"),
+            "{csv}"
+        );
+        for f in Format::ALL {
+            assert_eq!(Format::from_name(f.ext()), Some(f));
+        }
     }
 }

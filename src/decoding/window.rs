@@ -14,6 +14,8 @@ pub struct WindowResult {
     pub temperature: f32,
     /// zlib compression ratio of the text (set by the caller).
     pub compression_ratio: f32,
+    /// Log-probability of each of `tokens` when chosen; NaN for forced ones.
+    pub logprobs: Vec<f32>,
 }
 
 /// A small deterministic generator for temperature sampling (splitmix64).
@@ -71,19 +73,21 @@ impl<B: Backend> WindowDecoder<'_, B> {
         }
     }
 
-    /// Decodes after `prompt` (previous text and the start-of-transcript sequence);
-    /// `sot_index` is where `<|startoftranscript|>` sits, whose logits give the
-    /// no-speech probability.
+    /// Decodes after `prompt` (previous text, the start-of-transcript sequence and
+    /// `forced`); `sot_index` is where `<|startoftranscript|>` sits, whose logits give
+    /// the no-speech probability. `forced` (a prefix) counts as already chosen — the
+    /// window's result starts with it and the timestamp rules see it — but is not scored.
     pub fn decode(
         &self,
         cross: &B::Cross,
         prompt: &[u32],
         sot_index: usize,
+        forced: &[u32],
         temperature: f32,
         rng: &mut Rng,
     ) -> Result<WindowResult> {
         if temperature == 0.0 {
-            return self.decode_greedy(cross, prompt, sot_index);
+            return self.decode_greedy(cross, prompt, sot_index, forced);
         }
         let n_ctx = self.n_ctx;
         let eot = self.filters.tokens.eot;
@@ -103,16 +107,19 @@ impl<B: Backend> WindowDecoder<'_, B> {
             0.0
         };
 
-        let mut tokens: Vec<u32> = Vec::new();
+        let mut tokens: Vec<u32> = forced.to_vec();
+        let mut logprobs = vec![f32::NAN; forced.len()];
         let mut sum_logprob = 0f32;
         loop {
             self.filters.apply(&mut logits, &tokens);
             let next = sample(&logits, temperature, rng);
-            sum_logprob += log_prob(&logits, next);
+            let lp = log_prob(&logits, next);
+            sum_logprob += lp;
             if next as u32 == eot {
                 break;
             }
             tokens.push(next as u32);
+            logprobs.push(lp);
             if tokens.len() >= self.sample_len || prompt.len() + tokens.len() + 1 >= n_ctx {
                 break;
             }
@@ -123,13 +130,14 @@ impl<B: Backend> WindowDecoder<'_, B> {
                 .pop()
                 .unwrap_or_default();
         }
-        let avg_logprob = sum_logprob / (tokens.len() as f32 + 1.0);
+        let avg_logprob = sum_logprob / ((tokens.len() - forced.len()) as f32 + 1.0);
         Ok(WindowResult {
             tokens,
             avg_logprob,
             no_speech_prob,
             temperature,
             compression_ratio: 0.0,
+            logprobs,
         })
     }
 
@@ -140,6 +148,7 @@ impl<B: Backend> WindowDecoder<'_, B> {
         cross: &B::Cross,
         prompt: &[u32],
         sot_index: usize,
+        forced: &[u32],
     ) -> Result<WindowResult> {
         let eot = self.filters.tokens.eot;
         let no_speech = self.filters.tokens.no_speech;
@@ -147,9 +156,10 @@ impl<B: Backend> WindowDecoder<'_, B> {
         let mut cache = self.backend.new_cache();
         let mut step =
             self.backend
-                .decode_greedy(cross, &mut cache, prompt, self.filters, &[], probe)?;
+                .decode_greedy(cross, &mut cache, prompt, self.filters, forced, probe)?;
         let no_speech_prob = step.probe.map_or(0.0, f32::exp);
-        let mut tokens: Vec<u32> = Vec::new();
+        let mut tokens: Vec<u32> = forced.to_vec();
+        let mut logprobs = vec![f32::NAN; forced.len()];
         let mut sum_logprob = 0f32;
         loop {
             sum_logprob += step.logprob;
@@ -157,6 +167,7 @@ impl<B: Backend> WindowDecoder<'_, B> {
                 break;
             }
             tokens.push(step.token);
+            logprobs.push(step.logprob);
             if tokens.len() >= self.sample_len || prompt.len() + tokens.len() + 1 >= self.n_ctx {
                 break;
             }
@@ -170,13 +181,14 @@ impl<B: Backend> WindowDecoder<'_, B> {
                 None,
             )?;
         }
-        let avg_logprob = sum_logprob / (tokens.len() as f32 + 1.0);
+        let avg_logprob = sum_logprob / ((tokens.len() - forced.len()) as f32 + 1.0);
         Ok(WindowResult {
             tokens,
             avg_logprob,
             no_speech_prob,
             temperature: 0.0,
             compression_ratio: 0.0,
+            logprobs,
         })
     }
 }

@@ -59,6 +59,8 @@ pub struct ModelFile {
     vocab_pos: usize,
     vocab: VocabLayout,
     mel: Range<usize>,
+    /// Built on first use (prompts, hotwords): the merges are derived from the vocabulary.
+    tokenizer: std::sync::OnceLock<std::result::Result<crate::tokenizer::Tokenizer, String>>,
 }
 
 impl std::fmt::Debug for ModelFile {
@@ -169,6 +171,14 @@ impl ModelFile {
         };
         let base = self.vocab_pos + self.vocab.blob;
         data.get(base + start..base + end).unwrap_or(&[])
+    }
+
+    /// The byte-level BPE encoder of this file's vocabulary (built once, on first use).
+    pub fn tokenizer(&self) -> Result<&crate::tokenizer::Tokenizer> {
+        self.tokenizer
+            .get_or_init(|| crate::tokenizer::Tokenizer::from_file(self).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| Error::format(&self.ctx, e.clone()))
     }
 
     /// Mel filter bank, `n_mels` rows of `n_fft/2 + 1 = 201` weights.
@@ -287,6 +297,7 @@ impl ModelFile {
             tensors,
             index,
             vocab,
+            tokenizer: std::sync::OnceLock::new(),
         })
     }
 }
