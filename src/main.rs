@@ -85,6 +85,8 @@ enum Command {
         /// gpu also accepts a software adapter (lavapipe)
         #[arg(long, value_enum, default_value = "auto")]
         device: DeviceArg,
+        #[command(flatten)]
+        search: SearchArgs,
     },
     /// Word error rate, size and speed of a model per quantization scheme.
     #[cfg(feature = "eval")]
@@ -97,6 +99,32 @@ enum Command {
     Models,
     /// Time loading, the encoder, the decoder and whole transcriptions (medians of runs).
     Bench(bench::BenchArgs),
+}
+
+/// Beam search and best-of (openai-whisper's rules).
+#[derive(Clone, Copy, clap::Args)]
+struct SearchArgs {
+    /// Hypotheses of the beam search at temperature 0; 1 decodes greedily
+    #[arg(long, default_value_t = 5)]
+    beam_size: usize,
+    /// Beam search ends once beam-size × patience hypotheses have ended
+    #[arg(long, default_value_t = 1.0)]
+    patience: f32,
+    /// Rank by log-probability / ((5 + length) / 6)^ALPHA (0 ≤ ALPHA ≤ 1) instead of / length
+    #[arg(long, value_name = "ALPHA")]
+    length_penalty: Option<f32>,
+    /// Candidates sampled at each fallback temperature above 0, the most probable kept
+    #[arg(long, default_value_t = 5)]
+    best_of: usize,
+}
+
+impl SearchArgs {
+    fn apply(self, o: &mut Options) {
+        o.beam_size = self.beam_size;
+        o.patience = self.patience;
+        o.length_penalty = self.length_penalty;
+        o.best_of = self.best_of;
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -447,6 +475,7 @@ fn transcribe(
     output: Option<&Path>,
     verbose: bool,
     device: DeviceArg,
+    search: SearchArgs,
 ) -> Result<()> {
     let format = match format {
         OutFormat::Txt => Format::Txt,
@@ -476,6 +505,7 @@ fn transcribe(
         };
         o.timestamps = !no_timestamps;
         o.condition_on_previous_text = !no_condition;
+        search.apply(&mut o);
         o
     };
     if let Some(t) = threads {
@@ -692,6 +722,7 @@ fn run(cli: Cli) -> Result<()> {
             output,
             verbose,
             device,
+            search,
         } => transcribe(
             &audio,
             &model,
@@ -704,6 +735,7 @@ fn run(cli: Cli) -> Result<()> {
             output.as_deref(),
             verbose,
             device,
+            search,
         ),
     }
 }
