@@ -168,8 +168,8 @@ fn bad_search_options_are_errors() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("length penalty"));
 }
 
-/// The batched step on a GPU adapter (lavapipe in CI): beam 5 on jfk gives the
-/// CPU's beam-5 transcript.
+/// The batched step on a GPU adapter (lavapipe in CI): beam 3 on jfk's first
+/// words (a few steps: lavapipe is slow) gives the CPU's beam-3 transcript.
 #[cfg(feature = "gpu")]
 #[test]
 fn beam_search_on_gpu() {
@@ -178,19 +178,17 @@ fn beam_search_on_gpu() {
         Ok(m) => m,
         Err(e) => return skip_or_fail(&format!("no GPU adapter: {e}")),
     };
-    let samples = load_audio(&jfk()).unwrap();
-    let mut o = options(5);
+    let samples = &load_audio(&jfk()).unwrap()[..16_000 * 3];
+    let mut o = options(3);
     o.temperatures = vec![0.0];
     let t0 = std::time::Instant::now();
-    let gpu = model.transcribe(&samples, &o).unwrap();
+    let gpu = model.transcribe(samples, &o).unwrap();
     eprintln!(
         "{}: {:.1} s",
         model.device_name(),
         t0.elapsed().as_secs_f64()
     );
-    let cpu = Model::load(&path)
-        .unwrap()
-        .transcribe(&samples, &o)
-        .unwrap();
+    let cpu = Model::load(&path).unwrap().transcribe(samples, &o).unwrap();
+    assert!(!cpu.text.trim().is_empty());
     assert_eq!(gpu.text, cpu.text);
 }
