@@ -520,9 +520,11 @@ unsafe fn dots_multi<const F16: bool, const Q: usize>(
                     _mm512_setzero_ps()
                 }
             });
+            // All four accumulators every time (a missing key's are zero and
+            // not stored): fixed trip counts keep them in registers.
             for (i, a) in acc.iter_mut().enumerate() {
                 let qv = _mm512_maskz_loadu_ps(mask, q.add(i * ldq + p));
-                for t in 0..jj {
+                for t in 0..4 {
                     a[t] = _mm512_fmadd_ps(qv, kv[t], a[t]);
                 }
             }
