@@ -60,8 +60,8 @@ pub mod format;
 pub mod gpu;
 pub(crate) mod model;
 pub mod quantize;
-pub mod vad;
 pub mod tokenizer;
+pub mod vad;
 
 pub use error::{Error, Result};
 pub use model::{LinearObserver, Op, OpProfiler, OpTiming};
@@ -156,6 +156,16 @@ pub struct Options {
     /// Most prompt tokens per window (previous text, initial prompt, hotwords);
     /// `None`, or anything larger, is `n_text_ctx / 2 − 1` (223 for Whisper).
     pub max_context: Option<usize>,
+    /// Hypotheses of the beam search at temperature 0 (openai-whisper's
+    /// `beam_size`); 1 decodes greedily.
+    pub beam_size: usize,
+    /// Beam search stops once `beam_size · patience` hypotheses have ended.
+    pub patience: f32,
+    /// `None` ranks candidates by log-probability / length; `Some(α)` (0 ≤ α ≤ 1)
+    /// by log-probability / ((5 + length) / 6)^α, as openai-whisper.
+    pub length_penalty: Option<f32>,
+    /// Candidates sampled at each temperature above 0, the most probable kept.
+    pub best_of: usize,
 }
 
 impl Default for Options {
@@ -186,6 +196,10 @@ impl Default for Options {
             suppress_tokens: vec![-1],
             suppress_blank: true,
             max_context: None,
+            beam_size: 1,
+            patience: 1.0,
+            length_penalty: None,
+            best_of: 1,
         }
     }
 }
@@ -598,6 +612,50 @@ impl Model {
             _ => Err(Error::Invalid(
                 "the window and the decoder state belong to different devices".into(),
             )),
+        }
+    }
+
+    /// One decoder step of several hypotheses together (as beam search runs
+    /// them): `tokens[i]` appended to `states[i]`, all of the same length; the
+    /// logits of each, in order. On the CPU each row is bit-identical to the
+    /// same step through [`Model::decode_tokens`].
+    pub fn decode_batch(
+        &self,
+        window: &EncodedWindow,
+        states: &mut [DecoderState],
+        tokens: &[u32],
+        threads: usize,
+    ) -> Result<Vec<Vec<f32>>> {
+        use model::Network;
+        let other = || {
+            Error::Invalid("the window and the decoder states belong to different devices".into())
+        };
+        match &window.0 {
+            #[cfg(feature = "gpu")]
+            Encoded::Gpu(w) => {
+                let g = self.gpu.as_ref().ok_or_else(other)?;
+                let mut caches = states
+                    .iter_mut()
+                    .map(|s| match &mut s.0 {
+                        Cache::Gpu(c) => Ok(c),
+                        #[allow(unreachable_patterns)]
+                        _ => Err(other()),
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                g.backend().decode_batch(w, &mut caches, tokens)
+            }
+            Encoded::Cpu(w) => {
+                let mut caches = states
+                    .iter_mut()
+                    .map(|s| match &mut s.0 {
+                        Cache::Cpu(c) => Ok(c),
+                        #[allow(unreachable_patterns)]
+                        _ => Err(other()),
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let pool = self.pool(threads);
+                self.cpu_backend(&pool).decode_batch(w, &mut caches, tokens)
+            }
         }
     }
 

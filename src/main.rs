@@ -80,6 +80,8 @@ struct TranscribeArgs {
     decode: DecodeArgs,
     #[command(flatten)]
     vad: VadArgs,
+    #[command(flatten)]
+    search: SearchArgs,
 }
 
 /// The decoding options (`sotto::Options`), with openai-whisper's defaults.
@@ -241,6 +243,32 @@ enum Command {
     Models,
     /// Time loading, the encoder, the decoder and whole transcriptions (medians of runs).
     Bench(bench::BenchArgs),
+}
+
+/// Beam search and best-of (openai-whisper's rules).
+#[derive(Clone, Copy, clap::Args)]
+struct SearchArgs {
+    /// Hypotheses of the beam search at temperature 0; 1 decodes greedily
+    #[arg(long, default_value_t = 5)]
+    beam_size: usize,
+    /// Beam search ends once beam-size × patience hypotheses have ended
+    #[arg(long, default_value_t = 1.0)]
+    patience: f32,
+    /// Rank by log-probability / ((5 + length) / 6)^ALPHA (0 ≤ ALPHA ≤ 1) instead of / length
+    #[arg(long, value_name = "ALPHA")]
+    length_penalty: Option<f32>,
+    /// Candidates sampled at each fallback temperature above 0, the most probable kept
+    #[arg(long, default_value_t = 5)]
+    best_of: usize,
+}
+
+impl SearchArgs {
+    fn apply(self, o: &mut Options) {
+        o.beam_size = self.beam_size;
+        o.patience = self.patience;
+        o.length_penalty = self.length_penalty;
+        o.best_of = self.best_of;
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -702,6 +730,7 @@ fn transcribe(a: &TranscribeArgs) -> Result<()> {
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     let mut opts = a.decode.options(&model)?;
     opts.vad = a.vad.options()?;
+    a.search.apply(&mut opts);
     if let Some(t) = a.threads {
         if t == 0 {
             return Err(Error::Invalid("--threads must be at least 1".into()));

@@ -98,6 +98,52 @@ fn attention_dot<I: Simd>(
     out: SharedOut,
 ) {
     let d = s.head_dim;
+    if s.causal_offset.is_none() && s.n_q > 1 {
+        // Every query sees the same keys (cross-attention of a batch of
+        // hypotheses): one task per head, the keys and values read once for
+        // all its queries; each query's arithmetic as below.
+        let n = s.n_kv;
+        pool.run(s.n_head, &|h| {
+            scratch::with(s.n_q * n, |p| {
+                // Safety: as below; head h owns its d columns of every out row.
+                unsafe {
+                    I::dots_multi(
+                        q.get().add(h * d),
+                        s.q_stride,
+                        s.n_q,
+                        k.at(h * d),
+                        k.f16(),
+                        s.kv_stride,
+                        n,
+                        d,
+                        p.as_mut_ptr(),
+                        n,
+                    );
+                    let sums: Vec<f32> = p
+                        .chunks_exact_mut(n)
+                        .map(|row| I::softmax_row(row.as_mut_ptr(), n, scale))
+                        .collect();
+                    let o = out.get().add(h * d);
+                    I::weighted_sum_multi(
+                        p.as_ptr(),
+                        n,
+                        s.n_q,
+                        v.at(h * d),
+                        v.f16(),
+                        s.kv_stride,
+                        n,
+                        d,
+                        o,
+                        s.out_stride,
+                    );
+                    for (i, sum) in sums.iter().enumerate() {
+                        I::scale(o.add(i * s.out_stride), d, 1.0 / sum);
+                    }
+                }
+            })
+        });
+        return;
+    }
     pool.run(s.n_head * s.n_q, &|t| {
         let (h, i) = (t / s.n_q, t % s.n_q);
         let visible = s.keys_for_query(i);

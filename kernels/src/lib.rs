@@ -33,7 +33,7 @@ mod aarch64;
     allow(dead_code)
 )]
 mod attention;
-mod canonical;
+pub mod canonical;
 mod dispatch;
 #[cfg_attr(
     not(any(target_arch = "x86_64", target_arch = "aarch64")),

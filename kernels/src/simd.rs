@@ -69,6 +69,45 @@ pub(crate) trait Simd: Send + Sync + 'static {
         d: usize,
         out: *mut f32,
     );
+    /// [`Simd::dots`] of `nq` queries (`ldq` apart) against the same keys
+    /// into rows `ldo` apart, each value exactly as `dots` gives it; a set
+    /// may load (and convert) each key once for all queries.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn dots_multi(
+        q: *const f32,
+        ldq: usize,
+        nq: usize,
+        k: *const u8,
+        f16: bool,
+        ldk: usize,
+        n: usize,
+        d: usize,
+        out: *mut f32,
+        ldo: usize,
+    ) {
+        for i in 0..nq {
+            Self::dots(q.add(i * ldq), k, f16, ldk, n, d, out.add(i * ldo));
+        }
+    }
+    /// [`Simd::weighted_sum`] of `nq` weight rows (`ldw` apart) over the same
+    /// values into rows `ldo` apart, each exactly as `weighted_sum` gives it.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn weighted_sum_multi(
+        w: *const f32,
+        ldw: usize,
+        nq: usize,
+        v: *const u8,
+        f16: bool,
+        ldv: usize,
+        n: usize,
+        d: usize,
+        out: *mut f32,
+        ldo: usize,
+    ) {
+        for i in 0..nq {
+            Self::weighted_sum(w.add(i * ldw), v, f16, ldv, n, d, out.add(i * ldo));
+        }
+    }
     /// `dst[i] = f32(src[i])` for `i < n`.
     unsafe fn cvt_f16(src: *const u16, n: usize, dst: *mut f32);
     /// `x[i] *= alpha` for `i < n`.

@@ -22,7 +22,7 @@ use sotto_kernels::schemes::{
 };
 use sotto_kernels::{Kernels, Pool, Weights};
 
-const MS: [usize; 7] = [1, 2, 3, 15, 16, 17, 33];
+const MS: [usize; 9] = [1, 2, 3, 5, 6, 15, 16, 17, 33];
 const KS: [usize; 7] = [32, 33, 64, 65, 100, 384, 1536];
 const NS: [usize; 5] = [1, 7, 16, 17, 65];
 

@@ -91,6 +91,7 @@ pub(crate) fn transcribe<B: Backend>(
             "audio contains a non-finite sample ({bad})"
         )));
     }
+    let search = search_of(opts)?;
     let mut timings = Timings::default();
 
     let t0 = Instant::now();
@@ -192,6 +193,7 @@ pub(crate) fn transcribe<B: Backend>(
         filters: &filters,
         sample_len: c.n_text_ctx as usize / 2,
         abort: opts.abort.as_ref(),
+        search,
     };
     let mut rng = Rng::new(opts.seed);
 
@@ -391,6 +393,35 @@ pub(crate) fn transcribe<B: Backend>(
         segments,
         timings,
         window_temperatures,
+    })
+}
+
+/// The beam search / best-of options, checked as openai-whisper checks them.
+fn search_of(opts: &Options) -> Result<window::Search> {
+    let bad = |m: String| Err(Error::Invalid(m));
+    if opts.beam_size == 0 {
+        return bad("beam size must be at least 1".into());
+    }
+    if opts.best_of == 0 {
+        return bad("best-of must be at least 1".into());
+    }
+    let p = opts.patience;
+    if !p.is_finite() || p <= 0.0 || (opts.beam_size as f32 * p).round() < 1.0 {
+        return bad(format!(
+            "patience {p} with beam size {} keeps no finished hypothesis",
+            opts.beam_size
+        ));
+    }
+    if let Some(a) = opts.length_penalty {
+        if !(0.0..=1.0).contains(&a) {
+            return bad(format!("length penalty {a} must lie between 0 and 1"));
+        }
+    }
+    Ok(window::Search {
+        beam_size: opts.beam_size,
+        patience: p,
+        length_penalty: opts.length_penalty,
+        best_of: opts.best_of,
     })
 }
 

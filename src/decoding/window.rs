@@ -63,6 +63,97 @@ pub(crate) struct WindowDecoder<'a, B: Backend> {
     pub sample_len: usize,
     /// Checked before every decoder step.
     pub abort: Option<&'a crate::Abort>,
+    /// Beam search at temperature 0 and best-of sampling above it.
+    pub search: Search,
+}
+
+/// openai-whisper's beam search and best-of settings ([`crate::Options`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Search {
+    /// Hypotheses kept per step at temperature 0; 1 is greedy.
+    pub beam_size: usize,
+    /// Finished hypotheses collected before stopping: `beam_size · patience`.
+    pub patience: f32,
+    /// `None` ranks by log-probability / length, else by
+    /// log-probability / ((5 + length) / 6)^α.
+    pub length_penalty: Option<f32>,
+    /// Sampled candidates per temperature above 0.
+    pub best_of: usize,
+}
+
+impl Default for Search {
+    fn default() -> Search {
+        Search {
+            beam_size: 1,
+            patience: 1.0,
+            length_penalty: None,
+            best_of: 1,
+        }
+    }
+}
+
+impl Search {
+    /// openai-whisper's `MaximumLikelihoodRanker`: the index of the best
+    /// `(tokens, sum_logprob)` (tokens without the end of text).
+    fn rank(&self, candidates: &[(Vec<u32>, f32)]) -> usize {
+        let score = |(t, lp): &(Vec<u32>, f32)| {
+            let len = t.len() as f32;
+            let penalty = match self.length_penalty {
+                None => len.max(1.0),
+                Some(alpha) => ((5.0 + len) / 6.0).powf(alpha),
+            };
+            lp / penalty
+        };
+        let mut best = 0;
+        for (i, c) in candidates.iter().enumerate() {
+            if score(c) > score(&candidates[best]) {
+                best = i;
+            }
+        }
+        best
+    }
+}
+
+/// log-sum-exp of a row for beam search, which takes one per hypothesis and
+/// step: terms below e⁻³⁰ of the largest are left out (all together < 10⁻⁸
+/// of the sum for Whisper's 52k tokens, far below an f32 ulp of the result)
+/// and the rest summed from f32 exponentials, several times cheaper than
+/// [`super::filters::log_sum_exp`]'s f64 ones over the whole row.
+fn log_sum_exp_beam(x: &[f32]) -> f32 {
+    let m = x.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    if m == f32::NEG_INFINITY {
+        return m;
+    }
+    let s: f64 = x
+        .iter()
+        .filter(|&&v| v - m > -30.0)
+        .map(|&v| (v - m).exp() as f64)
+        .sum();
+    m + s.ln() as f32
+}
+
+/// The `k` best entries of `logprobs` (highest first, lower index on ties).
+fn top_k(logprobs: &[f32], k: usize) -> Vec<(usize, f32)> {
+    let mut top: Vec<(usize, f32)> = Vec::with_capacity(k + 1);
+    for (i, &v) in logprobs.iter().enumerate() {
+        if top.len() == k && top.last().is_none_or(|l| v <= l.1) {
+            continue;
+        }
+        let at = top.partition_point(|e| e.1 >= v);
+        top.insert(at, (i, v));
+        top.truncate(k);
+    }
+    top
+}
+
+/// One live hypothesis of a beam search: its sampled tokens and their summed
+/// log-probability; its self-attention cache sits at the same index.
+#[derive(Clone, Debug)]
+struct Hyp {
+    tokens: Vec<u32>,
+    sum: f32,
+    /// Each token's log-probability when chosen.
+    logprobs: Vec<f32>,
 }
 
 impl<B: Backend> WindowDecoder<'_, B> {
@@ -87,7 +178,15 @@ impl<B: Backend> WindowDecoder<'_, B> {
         rng: &mut Rng,
     ) -> Result<WindowResult> {
         if temperature == 0.0 {
+            // A prefix (first window only) is forced through the greedy path: beam
+            // and best-of start from the bare prompt.
+            if self.search.beam_size > 1 && forced.is_empty() {
+                return self.decode_beam(cross, prompt, sot_index);
+            }
             return self.decode_greedy(cross, prompt, sot_index, forced);
+        }
+        if self.search.best_of > 1 && forced.is_empty() {
+            return self.decode_best_of(cross, prompt, sot_index, temperature, rng);
         }
         let n_ctx = self.n_ctx;
         let eot = self.filters.tokens.eot;
@@ -189,6 +288,277 @@ impl<B: Backend> WindowDecoder<'_, B> {
             temperature: 0.0,
             compression_ratio: 0.0,
             logprobs,
+        })
+    }
+
+    /// The prompt through a fresh cache: that cache, the logits after the
+    /// prompt and the no-speech probability (from `<|startoftranscript|>`'s row).
+    fn start(
+        &self,
+        cross: &B::Cross,
+        prompt: &[u32],
+        sot_index: usize,
+    ) -> Result<(B::Cache, Vec<f32>, f32)> {
+        let mut cache = self.backend.new_cache();
+        let want = [sot_index, prompt.len() - 1];
+        let mut first = self.backend.decode(cross, &mut cache, prompt, &want)?;
+        let (Some(logits), Some(sot_logits)) = (first.pop(), first.pop()) else {
+            return Err(crate::Error::Invalid(
+                "the decoder returned no logits".into(),
+            ));
+        };
+        let no_speech = self.filters.tokens.no_speech as usize;
+        let no_speech_prob = if no_speech < sot_logits.len() {
+            log_prob(&sot_logits, no_speech).exp()
+        } else {
+            0.0
+        };
+        Ok((cache, logits, no_speech_prob))
+    }
+
+    /// Whether a hypothesis of `n` sampled tokens may not grow further.
+    fn full(&self, prompt: &[u32], n: usize) -> bool {
+        n >= self.sample_len || prompt.len() + n + 1 >= self.n_ctx
+    }
+
+    /// openai-whisper's `BeamSearchDecoder` at temperature 0: every step, each
+    /// live hypothesis proposes its `beam_size + 1` most probable next tokens;
+    /// the best `beam_size` continuations stay live and those ending the text
+    /// are collected until `beam_size · patience` have finished; the finished
+    /// (topped up with the best live ones) are ranked with the length penalty.
+    /// The live hypotheses decode as one batch ([`Network::decode_batch`]); a
+    /// hypothesis that takes over another's cache copies only the positions
+    /// after their common prefix.
+    fn decode_beam(
+        &self,
+        cross: &B::Cross,
+        prompt: &[u32],
+        sot_index: usize,
+    ) -> Result<WindowResult> {
+        let search = self.search;
+        let beam = search.beam_size;
+        let max_finished = ((beam as f32 * search.patience).round() as usize).max(1);
+        let eot = self.filters.tokens.eot;
+        let (cache, logits, no_speech_prob) = self.start(cross, prompt, sot_index)?;
+        let mut caches = vec![cache];
+        let mut rows = vec![logits];
+        let mut live = vec![Hyp {
+            tokens: Vec::new(),
+            sum: 0.0,
+            logprobs: Vec::new(),
+        }];
+        let mut finished: Vec<(Vec<u32>, f32)> = Vec::new();
+        // The per-token log-probabilities of `finished`, in its order.
+        let mut finished_lp: Vec<Vec<f32>> = Vec::new();
+        loop {
+            // Candidates (score, source, token, its log-probability), best first.
+            let mut cands: Vec<(f32, usize, u32, f32)> = Vec::new();
+            for (i, (hyp, row)) in live.iter().zip(rows.iter_mut()).enumerate() {
+                self.filters.apply(row, &hyp.tokens);
+                let lse = log_sum_exp_beam(row);
+                for (tok, logit) in top_k(row, beam + 1) {
+                    cands.push((hyp.sum + (logit - lse), i, tok as u32, logit - lse));
+                }
+            }
+            cands.sort_by(|a, b| b.0.total_cmp(&a.0));
+            let mut next: Vec<(usize, Hyp)> = Vec::new();
+            let mut newly: Vec<(Vec<u32>, f32, Vec<f32>)> = Vec::new();
+            for (score, src, tok, lp) in cands {
+                if tok == eot {
+                    newly.push((live[src].tokens.clone(), score, live[src].logprobs.clone()));
+                } else {
+                    let mut tokens = live[src].tokens.clone();
+                    tokens.push(tok);
+                    let mut logprobs = live[src].logprobs.clone();
+                    logprobs.push(lp);
+                    next.push((
+                        src,
+                        Hyp {
+                            tokens,
+                            sum: score,
+                            logprobs,
+                        },
+                    ));
+                    if next.len() == beam {
+                        break;
+                    }
+                }
+            }
+            for (tokens, score, lp) in newly {
+                if finished.len() >= max_finished {
+                    break;
+                }
+                if !finished.iter().any(|(t, _)| *t == tokens) {
+                    finished.push((tokens, score));
+                    finished_lp.push(lp);
+                }
+            }
+            let limit = next
+                .first()
+                .is_none_or(|(_, h)| self.full(prompt, h.tokens.len()));
+            if finished.len() >= max_finished || limit {
+                // openai-whisper's `finalize`: too few finished, the best live
+                // ones join them.
+                for (_, h) in &next {
+                    if finished.len() >= beam {
+                        break;
+                    }
+                    finished.push((h.tokens.clone(), h.sum));
+                    finished_lp.push(h.logprobs.clone());
+                }
+                break;
+            }
+            self.check_abort()?;
+            caches = self.reorder(caches, &live, &next, prompt.len());
+            let tokens: Vec<u32> = next
+                .iter()
+                .map(|(_, h)| h.tokens[h.tokens.len() - 1])
+                .collect();
+            live = next.into_iter().map(|(_, h)| h).collect();
+            let mut refs: Vec<&mut B::Cache> = caches.iter_mut().collect();
+            rows = self.backend.decode_batch(cross, &mut refs, &tokens)?;
+        }
+        if finished.is_empty() {
+            finished.push((Vec::new(), 0.0));
+            finished_lp.push(Vec::new());
+        }
+        let best = search.rank(&finished);
+        let (tokens, sum) = finished.swap_remove(best);
+        Ok(WindowResult {
+            avg_logprob: sum / (tokens.len() as f32 + 1.0),
+            tokens,
+            no_speech_prob,
+            temperature: 0.0,
+            compression_ratio: 0.0,
+            logprobs: finished_lp.swap_remove(best),
+        })
+    }
+
+    /// The caches of the hypotheses `next` (each continuing `live[source]`):
+    /// the first continuation of a source takes its cache as it is; the others
+    /// take a cache no longer needed (or a new one) and copy the source's
+    /// positions from where the two hypotheses' tokens part.
+    fn reorder(
+        &self,
+        caches: Vec<B::Cache>,
+        live: &[Hyp],
+        next: &[(usize, Hyp)],
+        prompt_len: usize,
+    ) -> Vec<B::Cache> {
+        let mut claimed = vec![false; caches.len()];
+        let mut owner = vec![None; next.len()];
+        for (k, &(src, _)) in next.iter().enumerate() {
+            if !claimed[src] {
+                claimed[src] = true;
+                owner[k] = Some(src);
+            }
+        }
+        let mut old: Vec<Option<B::Cache>> = caches.into_iter().map(Some).collect();
+        // Spare caches: those of hypotheses that died, with their tokens.
+        let mut spare: Vec<(usize, B::Cache)> = Vec::new();
+        for (i, c) in old.iter_mut().enumerate() {
+            if !claimed[i] {
+                spare.extend(c.take().map(|c| (i, c)));
+            }
+        }
+        let mut copies: Vec<Option<B::Cache>> = Vec::with_capacity(next.len());
+        for (k, (src, _)) in next.iter().enumerate() {
+            if owner[k].is_some() {
+                copies.push(None);
+                continue;
+            }
+            let (mut cache, from) = match spare.pop() {
+                Some((dead, c)) => {
+                    let (a, b) = (&live[dead].tokens, &live[*src].tokens);
+                    let common = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+                    (c, prompt_len + common)
+                }
+                None => (self.backend.new_cache(), 0),
+            };
+            if let Some(source) = old[*src].as_ref() {
+                self.backend.copy_cache(source, &mut cache, from);
+            }
+            copies.push(Some(cache));
+        }
+        copies
+            .into_iter()
+            .zip(owner)
+            .map(|(copy, own)| match (copy, own) {
+                (Some(c), _) => c,
+                (None, Some(src)) => old[src].take().expect("each source is taken once"),
+                (None, None) => unreachable!("a continuation without a cache"),
+            })
+            .collect()
+    }
+
+    /// Temperature above 0 with `best_of` candidates: as many sequences sampled
+    /// side by side (one batched decoder step for all unfinished ones), the
+    /// best by openai-whisper's ranking kept.
+    fn decode_best_of(
+        &self,
+        cross: &B::Cross,
+        prompt: &[u32],
+        sot_index: usize,
+        temperature: f32,
+        rng: &mut Rng,
+    ) -> Result<WindowResult> {
+        let n = self.search.best_of;
+        let eot = self.filters.tokens.eot;
+        let (first, logits, no_speech_prob) = self.start(cross, prompt, sot_index)?;
+        let mut caches: Vec<B::Cache> = (1..n)
+            .map(|_| {
+                let mut c = self.backend.new_cache();
+                self.backend.copy_cache(&first, &mut c, 0);
+                c
+            })
+            .collect();
+        caches.insert(0, first);
+        let mut seqs: Vec<(Vec<u32>, f32)> = vec![(Vec::new(), 0.0); n];
+        // Each sequence's per-token log-probabilities.
+        let mut lps: Vec<Vec<f32>> = vec![Vec::new(); n];
+        let mut open: Vec<usize> = (0..n).collect();
+        let mut rows: Vec<Vec<f32>> = vec![logits; n];
+        loop {
+            let mut still = Vec::new();
+            let mut tokens = Vec::new();
+            for (&s, row) in open.iter().zip(rows.iter_mut()) {
+                let (seq, sum) = &mut seqs[s];
+                self.filters.apply(row, seq);
+                let next = sample(row, temperature, rng);
+                let lp = log_prob(row, next);
+                *sum += lp;
+                if next as u32 == eot {
+                    continue;
+                }
+                seq.push(next as u32);
+                lps[s].push(lp);
+                if !self.full(prompt, seq.len()) {
+                    still.push(s);
+                    tokens.push(next as u32);
+                }
+            }
+            if still.is_empty() {
+                break;
+            }
+            self.check_abort()?;
+            let mut refs: Vec<&mut B::Cache> = caches
+                .iter_mut()
+                .enumerate()
+                .filter(|(i, _)| still.contains(i))
+                .map(|(_, c)| c)
+                .collect();
+            rows = self.backend.decode_batch(cross, &mut refs, &tokens)?;
+            open = still;
+        }
+        let best = self.search.rank(&seqs);
+        let (tokens, sum) = seqs.swap_remove(best);
+        Ok(WindowResult {
+            avg_logprob: sum / (tokens.len() as f32 + 1.0),
+            tokens,
+            no_speech_prob,
+            temperature,
+            compression_ratio: 0.0,
+            logprobs: lps.swap_remove(best),
         })
     }
 }

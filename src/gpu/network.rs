@@ -297,6 +297,21 @@ impl<'m> Backend for GpuBackend<'m> {
     fn set_cache_len(&self, cache: &mut GpuCache, len: usize) {
         cache.len = len;
     }
+
+    fn copy_cache(&self, src: &GpuCache, dst: &mut GpuCache, from: usize) {
+        let dims = self.dims();
+        let (from, to) = (from.min(src.len), src.len);
+        let row = (2 * dims.d * if src.half { 2 } else { 4 }) as u64;
+        if to > from {
+            let mut enc = src.device.create_command_encoder(&Default::default());
+            for li in 0..dims.text_layers {
+                let at = (li * dims.text_ctx) as u64 * row + from as u64 * row;
+                enc.copy_buffer_to_buffer(&src.kv, at, &dst.kv, at, (to - from) as u64 * row);
+            }
+            src.queue.submit([enc.finish()]);
+        }
+        dst.len = src.len;
+    }
 }
 
 /// One pass: the recorder and the backend's scratch, returned when the pass ends.

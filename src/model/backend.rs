@@ -133,6 +133,10 @@ pub(crate) trait Backend {
     fn new_cache(&self) -> Self::Cache;
     fn cache_len(&self, cache: &Self::Cache) -> usize;
     fn set_cache_len(&self, cache: &mut Self::Cache, len: usize);
+    /// Makes `dst` a copy of `src` (length included) by copying only positions
+    /// `from .. cache_len(src)` of every layer: `dst` already holds the first
+    /// `from` (beam search reorders hypotheses that share a prefix).
+    fn copy_cache(&self, src: &Self::Cache, dst: &mut Self::Cache, from: usize);
 }
 
 type Linear<B> = <<B as Backend>::W as WeightKinds>::Linear;

@@ -262,6 +262,20 @@ impl<'a> Backend for Cpu<'a> {
     fn set_cache_len(&self, cache: &mut KvCache, len: usize) {
         cache.len = len;
     }
+
+    fn copy_cache(&self, src: &KvCache, dst: &mut KvCache, from: usize) {
+        let d = self.dims().d;
+        let rows = from.min(src.len) * d..src.len * d;
+        for (s, t) in src
+            .k
+            .iter()
+            .chain(&src.v)
+            .zip(dst.k.iter_mut().chain(&mut dst.v))
+        {
+            t[rows.clone()].copy_from_slice(&s[rows.clone()]);
+        }
+        dst.len = src.len;
+    }
 }
 
 /// One pass on the CPU: its buffers, indexed by [`Buf`].

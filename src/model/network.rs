@@ -41,7 +41,25 @@ pub(crate) trait Network: Backend {
         sampled: &[u32],
         probe: Option<(usize, u32)>,
     ) -> Result<Greedy>;
+
+    /// One step of several hypotheses together: `tokens[i]` appended to
+    /// `caches[i]` (all of the same length), the logits of each returned in
+    /// order. The rows share every weight read (one m = hypotheses GEMM per
+    /// layer) and the window's cross-attention keys and values (one
+    /// multi-query attention); only self-attention reads each row's own cache.
+    fn decode_batch(
+        &self,
+        cross: &Self::Cross,
+        caches: &mut [&mut Self::Cache],
+        tokens: &[u32],
+    ) -> Result<Vec<Vec<f32>>>;
 }
+
+/// Rows per batched decoder pass: the CPU kernels' small-m paths (attention's
+/// per-query dot path below `ATTENTION_DOT_MAX_Q` queries, the linear dot
+/// tiles below `CHAIN_MIN_M` rows) compute every row exactly as if it were
+/// alone, so a hypothesis' logits do not depend on its neighbours.
+pub(crate) const BATCH_ROWS: usize = sotto_kernels::canonical::ATTENTION_DOT_MAX_Q - 1;
 
 impl<B: Backend + ?Sized> Network for B {
     fn encode(&self, mel: &[f32]) -> Result<B::Cross> {
@@ -76,7 +94,7 @@ impl<B: Backend + ?Sized> Network for B {
         let n_vocab = self.dims().n_vocab;
         let mut p = decoder_pass(self, tokens.len(), want.len())?;
         if !tokens.is_empty() {
-            decoder_layers(self, &mut p, cross, cache, tokens);
+            decoder_layers(self, &mut p, cross, &mut [cache], tokens);
             output_logits(self, &mut p, want);
         }
         p.read(Rows::of(Buf::Logits, n_vocab), want.len(), n_vocab)
@@ -104,10 +122,49 @@ impl<B: Backend + ?Sized> Network for B {
         let want: Vec<usize> = probe.iter().map(|p| p.0).chain([last]).collect();
         check_step(self, cache, tokens, &want)?;
         let mut p = decoder_pass(self, tokens.len(), want.len())?;
-        decoder_layers(self, &mut p, cross, cache, tokens);
+        decoder_layers(self, &mut p, cross, &mut [cache], tokens);
         output_logits(self, &mut p, &want);
         let logits = Rows::of(Buf::Logits, n_vocab);
         p.greedy(logits, want.len(), filters, sampled, probe.map(|p| p.1))
+    }
+
+    fn decode_batch(
+        &self,
+        cross: &B::Cross,
+        caches: &mut [&mut B::Cache],
+        tokens: &[u32],
+    ) -> Result<Vec<Vec<f32>>> {
+        if caches.len() != tokens.len() {
+            return Err(Error::Invalid(format!(
+                "{} tokens for {} hypotheses",
+                tokens.len(),
+                caches.len()
+            )));
+        }
+        let past = caches.first().map_or(0, |c| self.cache_len(c));
+        for c in caches.iter() {
+            if self.cache_len(c) != past {
+                return Err(Error::Invalid(
+                    "batched hypotheses must have the same length".into(),
+                ));
+            }
+            check_step(self, c, &tokens[..1], &[0])?;
+        }
+        let n_vocab = self.dims().n_vocab;
+        let mut out = Vec::with_capacity(tokens.len());
+        for (caches, tokens) in caches.chunks_mut(BATCH_ROWS).zip(tokens.chunks(BATCH_ROWS)) {
+            let n = tokens.len();
+            let mut p = decoder_pass(self, n, n)?;
+            decoder_layers(self, &mut p, cross, caches, tokens);
+            let l = self.layers();
+            let d = l.dims.d;
+            let (x, h) = (Rows::of(Buf::X, d), Rows::of(Buf::H, d));
+            p.layer_norm(&l.dec_norm, x, n, h);
+            let logits = Rows::of(Buf::Logits, n_vocab);
+            p.project(&l.embedding, h, n, logits);
+            out.extend(p.read(logits, n, n_vocab)?);
+        }
+        Ok(out)
     }
 }
 
@@ -250,13 +307,15 @@ fn decoder_pass<B: Backend + ?Sized>(b: &B, n: usize, rows: usize) -> Result<B::
     )
 }
 
-/// The decoder blocks over `tokens` (checked, non-empty) after the cache's
-/// contents; advances the cache and leaves the last block's output in x.
+/// The decoder blocks over `tokens` (checked, non-empty) after the caches'
+/// contents (all of one length): with one cache, every token appended to it;
+/// with several, one token each (a batch of hypotheses). Advances the caches
+/// and leaves the last block's output in x.
 fn decoder_layers<B: Backend + ?Sized>(
     b: &B,
     p: &mut B::Pass<'_>,
     cross: &B::Cross,
-    cache: &mut B::Cache,
+    caches: &mut [&mut B::Cache],
     tokens: &[u32],
 ) {
     let l = b.layers();
@@ -267,29 +326,37 @@ fn decoder_layers<B: Backend + ?Sized>(
         ..
     } = l.dims;
     let n = tokens.len();
-    let past = b.cache_len(cache);
+    // Rows per cache: all of them, or one per hypothesis.
+    let per = n / caches.len().max(1);
+    let past = caches.first().map_or(0, |c| b.cache_len(c));
     let (x, h) = (Rows::of(Buf::X, d), Rows::of(Buf::H, d));
     p.embed(&l.embedding, Lookup::Ids(tokens), n, x, false);
-    p.embed(&l.dec_pos, Lookup::From(past), n, x, true);
+    for g in 0..caches.len() {
+        p.embed(&l.dec_pos, Lookup::From(past), per, x.at(g * per * d), true);
+    }
     let qkv = Rows::of(Buf::Wide, 3 * d);
     let q = Rows::of(Buf::Wide, d);
     let hidden = Rows::of(Buf::Wide, 4 * d);
     let add = Epilogue::Add { spare: Buf::Wide };
     for (li, dl) in l.decoder.iter().enumerate() {
-        // Causal self-attention over the cache plus the new rows.
+        // Causal self-attention over each cache plus its new rows.
         p.layer_norm(&dl.self_norm, x, n, h);
         p.linear(&dl.self_qkv, h, n, qkv, Epilogue::Plain);
-        p.store_cache(cache, li, past, qkv.at(d), n);
-        let a = Attention {
-            n_q: n,
-            n_kv: past + n,
-            heads,
-            causal_offset: Some(past),
-        };
-        p.attention(qkv, Keys::Cache(cache, li), a, h);
+        for (g, cache) in caches.iter_mut().enumerate() {
+            let rows = qkv.at(g * per * 3 * d);
+            p.store_cache(cache, li, past, rows.at(d), per);
+            let a = Attention {
+                n_q: per,
+                n_kv: past + per,
+                heads,
+                causal_offset: Some(past),
+            };
+            p.attention(rows, Keys::Cache(&**cache, li), a, h.at(g * per * d));
+        }
         p.linear(&dl.self_out, h, n, x, add);
 
-        // Cross-attention over the encoded window.
+        // Cross-attention over the encoded window: every row against the
+        // same keys, one multi-query operation.
         p.layer_norm(&dl.cross_norm, x, n, h);
         p.linear(&dl.cross_q, h, n, q, Epilogue::Plain);
         let a = Attention {
@@ -305,7 +372,9 @@ fn decoder_layers<B: Backend + ?Sized>(
         p.linear(&dl.ffn_up, h, n, hidden, Epilogue::Gelu);
         p.linear(&dl.ffn_down, hidden, n, x, Epilogue::Add { spare: Buf::H });
     }
-    b.set_cache_len(cache, past + n);
+    for cache in caches.iter_mut() {
+        b.set_cache_len(cache, past + per);
+    }
 }
 
 /// The final norm and the tied output projection of positions `want` of x into

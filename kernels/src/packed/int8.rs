@@ -48,8 +48,10 @@ pub(crate) fn linear<I: PackedSimd>(
         let mut gb = g0;
         while gb < g1 {
             let ge = (gb + block).min(g1);
-            for i in (0..m).step_by(I8_ROWS) {
-                let rows = (m - i).min(I8_ROWS);
+            // One wide tile for a few rows (decoder hypotheses) where the set has one.
+            let tile = if I::I8_WIDE_ROWS >= m { m } else { I8_ROWS };
+            for i in (0..m).step_by(tile) {
+                let rows = (m - i).min(tile);
                 for g in gb..ge {
                     let j = 4 * g;
                     let cols = (n - j).min(4);
@@ -57,21 +59,22 @@ pub(crate) fn linear<I: PackedSimd>(
                         wp.get()
                             .wrapping_add((j + if c < cols { c } else { 0 }) * k)
                     });
-                    let mut dots = [[0i32; 4]; 4];
+                    let mut dots = [[0i32; 4]; 8];
+                    let x = I8Rows {
+                        codes: codes.as_ptr().wrapping_add(i * kq),
+                        row_stride: kq,
+                        sums: xsum.as_ptr().wrapping_add(i),
+                    };
                     // Safety: x rows i..i+rows (kq bytes each, zero-padded),
                     // their sums, and weight rows j..j+cols (k bytes each).
                     unsafe {
-                        I::dot_i8(
-                            rows,
-                            k,
-                            I8Rows {
-                                codes: codes.as_ptr().add(i * kq),
-                                row_stride: kq,
-                                sums: xsum.as_ptr().add(i),
-                            },
-                            wr,
-                            &mut dots,
-                        )
+                        if rows > I8_ROWS {
+                            I::dot_i8_wide(rows, k, x, wr, &mut dots);
+                        } else {
+                            let four: &mut [[i32; 4]; 4] =
+                                (&mut dots[..4]).try_into().expect("four rows");
+                            I::dot_i8(rows, k, x, wr, four);
+                        }
                     };
                     for r in 0..rows {
                         for c in 0..cols {

@@ -107,6 +107,21 @@ pub(crate) trait PackedSimd: Send + Sync + 'static {
     /// and are zero from `k` to `k` rounded up to 64; `x.sums[r]` is the sum
     /// of row r's codes; weight rows have `k` readable bytes.
     unsafe fn dot_i8(rows: usize, k: usize, x: I8Rows, w: [*const u8; 4], out: &mut [[i32; 4]; 4]);
+    /// x rows of [`PackedSimd::dot_i8_wide`]'s tiles: 0 where the set has none
+    /// (the [`PackedSimd::dot_i8`] tiles of `I8_ROWS` rows serve).
+    const I8_WIDE_ROWS: usize = 0;
+    /// [`PackedSimd::dot_i8`] for `rows ≤ I8_WIDE_ROWS` (a batch of decoder
+    /// hypotheses in one tile: each weight vector loaded once for all rows).
+    unsafe fn dot_i8_wide(
+        rows: usize,
+        k: usize,
+        x: I8Rows,
+        w: [*const u8; 4],
+        out: &mut [[i32; 4]; 8],
+    ) {
+        let _ = (rows, k, x, w, out);
+        unreachable!("no wide int8 tiles in this set")
+    }
 
     /// Columns (weight rows) per int8 GEMM panel; 0: no int8 GEMM kernel, the
     /// dot tiles serve every m.

@@ -119,6 +119,16 @@ impl PackedSimd for Avx512Amx {
     unsafe fn dot_i8(rows: usize, k: usize, x: I8Rows, w: [*const u8; 4], out: &mut [[i32; 4]; 4]) {
         Vnni::dot_i8(rows, k, x, w, out)
     }
+    const I8_WIDE_ROWS: usize = Vnni::I8_WIDE_ROWS;
+    unsafe fn dot_i8_wide(
+        rows: usize,
+        k: usize,
+        x: I8Rows,
+        w: [*const u8; 4],
+        out: &mut [[i32; 4]; 8],
+    ) {
+        Vnni::dot_i8_wide(rows, k, x, w, out)
+    }
     fn lowbit_shape(kind: Kind, group: usize) -> (usize, bool) {
         Vnni::lowbit_shape(kind, group)
     }

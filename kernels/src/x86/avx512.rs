@@ -165,6 +165,56 @@ impl Simd for Avx512 {
             weighted_sum::<false>(w, v, ldv, n, d, out)
         }
     }
+    unsafe fn dots_multi(
+        q: *const f32,
+        ldq: usize,
+        nq: usize,
+        k: *const u8,
+        f16: bool,
+        ldk: usize,
+        n: usize,
+        d: usize,
+        out: *mut f32,
+        ldo: usize,
+    ) {
+        macro_rules! call {
+            ($($r:literal)*) => {
+                match (nq, f16) {
+                    $(($r, true) => dots_multi::<true, $r>(q, ldq, k, ldk, n, d, out, ldo),
+                      ($r, false) => dots_multi::<false, $r>(q, ldq, k, ldk, n, d, out, ldo),)*
+                    _ => for i in 0..nq {
+                        Self::dots(q.add(i * ldq), k, f16, ldk, n, d, out.add(i * ldo));
+                    },
+                }
+            };
+        }
+        call!(2 3 4 5 6 7)
+    }
+    unsafe fn weighted_sum_multi(
+        w: *const f32,
+        ldw: usize,
+        nq: usize,
+        v: *const u8,
+        f16: bool,
+        ldv: usize,
+        n: usize,
+        d: usize,
+        out: *mut f32,
+        ldo: usize,
+    ) {
+        macro_rules! call {
+            ($($r:literal)*) => {
+                match (nq, f16) {
+                    $(($r, true) => weighted_sum_multi::<true, $r>(w, ldw, v, ldv, n, d, out, ldo),
+                      ($r, false) => weighted_sum_multi::<false, $r>(w, ldw, v, ldv, n, d, out, ldo),)*
+                    _ => for i in 0..nq {
+                        Self::weighted_sum(w.add(i * ldw), v, f16, ldv, n, d, out.add(i * ldo));
+                    },
+                }
+            };
+        }
+        call!(2 3 4 5 6 7)
+    }
     unsafe fn cvt_f16(src: *const u16, n: usize, dst: *mut f32) {
         f16_to_f32_impl(
             std::slice::from_raw_parts(src, n),
@@ -437,6 +487,101 @@ unsafe fn dots<const F16: bool>(
             *out.add(j + t) = fold16(*a);
         }
         j += 4;
+    }
+}
+
+/// [`dots`] for `Q` queries: each key vector is loaded (converted) once and
+/// used by every query; each (query, key) accumulator takes the same FMAs in
+/// the same order as in `dots`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn dots_multi<const F16: bool, const Q: usize>(
+    q: *const f32,
+    ldq: usize,
+    k: *const u8,
+    ldk: usize,
+    n: usize,
+    d: usize,
+    out: *mut f32,
+    ldo: usize,
+) {
+    let elem = if F16 { 2 } else { 4 };
+    let mut j = 0;
+    while j < n {
+        let jj = (n - j).min(4);
+        let mut acc = [[_mm512_setzero_ps(); 4]; Q];
+        let mut p = 0;
+        while p < d {
+            let mask = lanes(d - p);
+            let kv: [__m512; 4] = std::array::from_fn(|t| {
+                if t < jj {
+                    load_w::<F16>(k.add(((j + t) * ldk + p) * elem), mask)
+                } else {
+                    _mm512_setzero_ps()
+                }
+            });
+            // All four accumulators every time (a missing key's are zero and
+            // not stored): fixed trip counts keep them in registers.
+            for (i, a) in acc.iter_mut().enumerate() {
+                let qv = _mm512_maskz_loadu_ps(mask, q.add(i * ldq + p));
+                for t in 0..4 {
+                    a[t] = _mm512_fmadd_ps(qv, kv[t], a[t]);
+                }
+            }
+            p += 16;
+        }
+        for (i, a) in acc.iter().enumerate() {
+            for (t, v) in a.iter().enumerate().take(jj) {
+                *out.add(i * ldo + j + t) = fold16(*v);
+            }
+        }
+        j += 4;
+    }
+}
+
+/// [`weighted_sum`] for `Q` weight rows: each value vector is loaded
+/// (converted) once; each query's column chains are as in `weighted_sum`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn weighted_sum_multi<const F16: bool, const Q: usize>(
+    w: *const f32,
+    ldw: usize,
+    v: *const u8,
+    ldv: usize,
+    n: usize,
+    d: usize,
+    out: *mut f32,
+    ldo: usize,
+) {
+    let elem = if F16 { 2 } else { 4 };
+    let mut c0 = 0;
+    while c0 < d {
+        let masks: [__mmask16; 4] = std::array::from_fn(|t| lanes(d.saturating_sub(c0 + 16 * t)));
+        let mut acc = [[_mm512_setzero_ps(); 4]; Q];
+        for j in 0..n {
+            let row = v.add((j * ldv + c0) * elem);
+            let x: [__m512; 4] = std::array::from_fn(|t| {
+                if masks[t] != 0 {
+                    load_w::<F16>(row.add(16 * t * elem), masks[t])
+                } else {
+                    _mm512_setzero_ps()
+                }
+            });
+            for (i, a) in acc.iter_mut().enumerate() {
+                let wj = _mm512_set1_ps(*w.add(i * ldw + j));
+                for t in 0..4 {
+                    if masks[t] != 0 {
+                        a[t] = _mm512_fmadd_ps(wj, x[t], a[t]);
+                    }
+                }
+            }
+        }
+        for (i, a) in acc.iter().enumerate() {
+            for t in 0..4 {
+                _mm512_mask_storeu_ps(out.add(i * ldo + c0 + 16 * t), masks[t], a[t]);
+            }
+        }
+        c0 += 64;
     }
 }
 

@@ -181,11 +181,31 @@ impl PackedSimd for Avx512Vnni {
         let (xq, ldx) = (x.codes, x.row_stride);
         let xsum = x.sums;
         match rows {
-            1 => dot_i8_vnni::<1>(k, xq, ldx, xsum, w, out),
-            2 => dot_i8_vnni::<2>(k, xq, ldx, xsum, w, out),
-            3 => dot_i8_vnni::<3>(k, xq, ldx, xsum, w, out),
-            4 => dot_i8_vnni::<4>(k, xq, ldx, xsum, w, out),
+            1 => dot_i8_vnni::<1, _>(k, xq, ldx, xsum, w, out),
+            2 => dot_i8_vnni::<2, _>(k, xq, ldx, xsum, w, out),
+            3 => dot_i8_vnni::<3, _>(k, xq, ldx, xsum, w, out),
+            4 => dot_i8_vnni::<4, _>(k, xq, ldx, xsum, w, out),
             _ => unreachable!("int8 tile rows {rows}"),
+        }
+    }
+    const I8_WIDE_ROWS: usize = 6;
+    unsafe fn dot_i8_wide(
+        rows: usize,
+        k: usize,
+        x: crate::operands::I8Rows,
+        w: [*const u8; 4],
+        out: &mut [[i32; 4]; 8],
+    ) {
+        let (xq, ldx) = (x.codes, x.row_stride);
+        let xsum = x.sums;
+        match rows {
+            1 => dot_i8_vnni::<1, _>(k, xq, ldx, xsum, w, out),
+            2 => dot_i8_vnni::<2, _>(k, xq, ldx, xsum, w, out),
+            3 => dot_i8_vnni::<3, _>(k, xq, ldx, xsum, w, out),
+            4 => dot_i8_vnni::<4, _>(k, xq, ldx, xsum, w, out),
+            5 => dot_i8_vnni::<5, _>(k, xq, ldx, xsum, w, out),
+            6 => dot_i8_vnni::<6, _>(k, xq, ldx, xsum, w, out),
+            _ => unreachable!("int8 wide tile rows {rows}"),
         }
     }
     const I8_NR: usize = 64;
@@ -454,13 +474,13 @@ unsafe fn dot_tile<const K: u8, const R: usize>(
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
-unsafe fn dot_i8_vnni<const R: usize>(
+unsafe fn dot_i8_vnni<const R: usize, const O: usize>(
     k: usize,
     xq: *const i8,
     ldx: usize,
     xsum: *const i32,
     w: [*const u8; 4],
-    out: &mut [[i32; 4]; 4],
+    out: &mut [[i32; 4]; O],
 ) {
     let flip = _mm512_set1_epi8(-128);
     let mut acc = [[_mm512_setzero_si512(); 4]; R];
