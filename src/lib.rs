@@ -60,6 +60,7 @@ pub mod format;
 pub mod gpu;
 pub(crate) mod model;
 pub mod quantize;
+pub mod stream;
 
 pub use error::{Error, Result};
 pub use model::{LinearObserver, Op, OpProfiler, OpTiming};
