@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 mod bench;
+mod stream_cli;
 
 const DEFAULT_MODEL: &str = "tiny.en";
 
@@ -97,6 +98,9 @@ enum Command {
     Models,
     /// Time loading, the encoder, the decoder and whole transcriptions (medians of runs).
     Bench(bench::BenchArgs),
+    /// Live transcription of standard input (raw s16le with --raw, or WAV): confirmed words
+    /// with timestamps as they are confirmed.
+    Stream(stream_cli::StreamArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -665,6 +669,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Quantize(args) => quantize(&args),
         Command::Convert(args) => convert_cmd(&args),
         Command::Models => models(),
+        Command::Stream(args) => stream_cli::run(&args),
         Command::Bench(args) => bench::run(
             &args,
             std::env::var_os("SOTTO_FONT").map(PathBuf::from).as_deref(),
