@@ -60,6 +60,7 @@ pub mod format;
 pub mod gpu;
 pub(crate) mod model;
 pub mod quantize;
+pub mod stream;
 pub mod tokenizer;
 pub mod vad;
 
@@ -545,6 +546,39 @@ impl Model {
         let pool = self.pool(options.threads);
         let cpu = self.cpu_backend(&pool);
         decoding::transcribe(&self.file, &cpu, samples, options)
+    }
+
+    /// Transcribes an audio file (feature `audio`) in constant memory: the file is decoded
+    /// packet by packet twice — once for the log-mel maximum Whisper scales by, once for the
+    /// windows — so an hour takes no more memory than a minute. The transcript is identical
+    /// to `transcribe(&load_audio(path)?, options)`.
+    #[cfg(feature = "audio")]
+    pub fn transcribe_file(&self, path: impl AsRef<Path>, options: &Options) -> Result<Transcript> {
+        // VAD segments the whole signal before transcribing its speech.
+        if options.vad.is_some() {
+            return self.transcribe(&audio::load_audio(path.as_ref())?, options);
+        }
+        let nm = self.file.config().n_mels as usize;
+        let mut source =
+            decoding::source::FileMel::open(path.as_ref(), self.file.mel_filters(), nm)?;
+        self.transcribe_source(&mut source, options, &[])
+    }
+
+    /// Transcribes the log-mel windows of `source` (a file read incrementally, a live
+    /// stream's buffer, samples in memory), with `prompt` (text tokens) as earlier text.
+    pub fn transcribe_source(
+        &self,
+        source: &mut dyn decoding::source::MelSource,
+        options: &Options,
+        prompt: &[u32],
+    ) -> Result<Transcript> {
+        #[cfg(feature = "gpu")]
+        if let Some(g) = &self.gpu {
+            return decoding::transcribe_source(&self.file, &g.backend(), source, options, prompt);
+        }
+        let pool = self.pool(options.threads);
+        let cpu = self.cpu_backend(&pool);
+        decoding::transcribe_source(&self.file, &cpu, source, options, prompt)
     }
 
     fn cpu_backend<'a>(&'a self, pool: &'a sotto_kernels::Pool) -> model::Cpu<'a> {

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 mod bench;
+mod stream_cli;
 
 const DEFAULT_MODEL: &str = "tiny.en";
 
@@ -243,6 +244,9 @@ enum Command {
     Models,
     /// Time loading, the encoder, the decoder and whole transcriptions (medians of runs).
     Bench(bench::BenchArgs),
+    /// Live transcription of standard input (raw s16le with --raw, or WAV): confirmed words
+    /// with timestamps as they are confirmed.
+    Stream(stream_cli::StreamArgs),
 }
 
 /// Beam search and best-of (openai-whisper's rules).
@@ -740,32 +744,41 @@ fn transcribe(a: &TranscribeArgs) -> Result<()> {
     let mut rendered = Vec::new();
     let mut json = Vec::new();
     for path in audio {
-        let samples = read_input(path, a.raw)?;
-        let seconds = samples.len() as f64 / sotto::audio::SAMPLE_RATE as f64;
-        let bar = (seconds > 30.0).then(|| {
-            let bar = indicatif::ProgressBar::new((seconds * 10.0) as u64);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{spinner} {msg} [{bar:40}] {percent}% ({eta})",
-                )
-                .expect("valid template")
-                .progress_chars("=> "),
-            );
-            bar.set_message(path.display().to_string());
-            bar
-        });
+        // The bar appears once the length is known (the first progress report) and only
+        // for files longer than 30 s.
+        let bar = indicatif::ProgressBar::hidden();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {msg} [{bar:40}] {percent}% ({eta})",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_message(path.display().to_string());
         let mut o = opts.clone();
-        if let Some(bar) = &bar {
-            let bar = bar.clone();
-            o.progress = Some(Arc::new(move |done, _total| {
+        let total_seconds = Arc::new(std::sync::Mutex::new(0f64));
+        {
+            let (bar, total_seconds) = (bar.clone(), total_seconds.clone());
+            o.progress = Some(Arc::new(move |done, total| {
+                let mut seen = total_seconds.lock().unwrap_or_else(|e| e.into_inner());
+                if *seen == 0.0 && total > 30.0 {
+                    bar.set_length((total * 10.0) as u64);
+                    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                }
+                *seen = total;
                 bar.set_position((done * 10.0) as u64)
             }));
         }
         let t1 = std::time::Instant::now();
-        let tr = model.transcribe(&samples, &o)?;
-        if let Some(bar) = bar {
-            bar.finish_and_clear();
-        }
+        // Files are read incrementally (constant memory); standard input and raw PCM
+        // arrive whole.
+        let tr = if path.as_os_str() == "-" || a.raw {
+            model.transcribe(&read_input(path, a.raw)?, &o)?
+        } else {
+            model.transcribe_file(path, &o)?
+        };
+        bar.finish_and_clear();
+        let seconds = *total_seconds.lock().unwrap_or_else(|e| e.into_inner());
         if verbose {
             let tm = &tr.timings;
             eprintln!(
@@ -946,6 +959,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Quantize(args) => quantize(&args),
         Command::Convert(args) => convert_cmd(&args),
         Command::Models => models(),
+        Command::Stream(args) => stream_cli::run(&args),
         Command::Bench(args) => bench::run(
             &args,
             std::env::var_os("SOTTO_FONT").map(PathBuf::from).as_deref(),

@@ -77,30 +77,6 @@ pub fn mel_filter_bank(n_mels: usize) -> Vec<f32> {
     bank
 }
 
-/// The non-zero span of each filter row, so a frame costs ~2·N_FREQS multiply-adds instead of
-/// `n_mels · N_FREQS`.
-struct SparseFilters<'a> {
-    rows: Vec<(usize, &'a [f32])>,
-}
-
-impl<'a> SparseFilters<'a> {
-    fn new(filters: &'a [f32], n_mels: usize) -> SparseFilters<'a> {
-        let rows = (0..n_mels)
-            .map(|m| {
-                let row = &filters[m * N_FREQS..(m + 1) * N_FREQS];
-                match row.iter().position(|&w| w != 0.0) {
-                    Some(first) => {
-                        let last = row.iter().rposition(|&w| w != 0.0).unwrap_or(first);
-                        (first, &row[first..=last])
-                    }
-                    None => (0, &row[..0]),
-                }
-            })
-            .collect();
-        SparseFilters { rows }
-    }
-}
-
 /// Periodic Hann window of length `N_FFT`, computed as numpy's `hanning(N_FFT + 1)[:-1]` in f64 and
 /// rounded to f32 like the reference.
 fn hann_window() -> Vec<f32> {
@@ -155,10 +131,7 @@ pub fn log_mel_spectrogram(
         return (Vec::new(), n_frames);
     }
 
-    let window = hann_window();
-    let fft = RealFft::new(N_FFT);
-    let sparse = SparseFilters::new(filters, n_mels);
-    let half = N_FFT / 2;
+    let mut frames = MelFrames::new(filters, n_mels);
     // The zero-padded signal, sample by sample (reflect padding at both ends).
     let signal = |i: isize| -> f32 {
         let idx = if i >= 0 && (i as usize) < len {
@@ -171,12 +144,9 @@ pub fn log_mel_spectrogram(
 
     let mut out = vec![0f32; n_mels * n_frames];
     let mut frame = [0f32; N_FFT];
-    let mut packed = vec![Complex::default(); half];
-    let mut scratch = vec![Complex::default(); half];
-    let mut spectrum = vec![Complex::default(); N_FREQS];
-    let mut power = [0f64; N_FREQS];
+    let mut column = vec![0f32; n_mels];
     let mut max = f32::NEG_INFINITY;
-
+    let half = N_FFT / 2;
     for f in 0..n_frames {
         // Frame f covers padded positions [160 f, 160 f + 400), i.e. signal indices from 160 f − 200.
         let start = (f * HOP_LENGTH) as isize - half as isize;
@@ -187,45 +157,200 @@ pub fn log_mel_spectrogram(
                 *v = signal(start + t as isize);
             }
         }
-
-        let silent = frame.iter().all(|&v| v == 0.0);
-        if silent {
-            // All-zero frame: every mel value clamps to 1e-10, log10 = -10.
-            for m in 0..n_mels {
-                out[m * n_frames + f] = -10.0;
-            }
-            max = max.max(-10.0);
-            continue;
-        }
-
-        // Window in f32 (as the reference does), then transform in f64.
-        for (j, p) in packed.iter_mut().enumerate() {
-            *p = Complex::new(
-                (frame[2 * j] * window[2 * j]) as f64,
-                (frame[2 * j + 1] * window[2 * j + 1]) as f64,
-            );
-        }
-        fft.process_packed(&mut packed, &mut scratch, &mut spectrum);
-        for (p, s) in power.iter_mut().zip(&spectrum) {
-            *p = s.norm_sqr();
-        }
-
-        for (m, &(first, weights)) in sparse.rows.iter().enumerate() {
-            let mut acc = 0f64;
-            for (w, p) in weights.iter().zip(&power[first..]) {
-                acc += *w as f64 * p;
-            }
-            let v = acc.max(1e-10).log10() as f32;
+        max = max.max(frames.compute(&frame, &mut column));
+        for (m, &v) in column.iter().enumerate() {
             out[m * n_frames + f] = v;
-            max = max.max(v);
         }
     }
 
-    let floor = max - 8.0;
     for v in out.iter_mut() {
-        *v = (v.max(floor) + 4.0) / 4.0;
+        *v = scale(*v, max);
     }
     (out, n_frames)
+}
+
+/// Whisper's scaling of a log10 mel value given the maximum over the whole signal:
+/// floor at max − 8, then (x + 4) / 4.
+pub fn scale(v: f32, max: f32) -> f32 {
+    (v.max(max - 8.0) + 4.0) / 4.0
+}
+
+/// The log10 mel values of one STFT frame at a time (before [`scale`]): the arithmetic of
+/// [`log_mel_spectrogram`], shared by the whole-signal and the incremental front ends.
+pub struct MelFrames {
+    filters: Vec<f32>,
+    /// Each filter row's non-zero span (first bin, length), so a frame costs ~2·N_FREQS
+    /// multiply-adds instead of `n_mels · N_FREQS`.
+    rows: Vec<(usize, usize)>,
+    window: Vec<f32>,
+    fft: RealFft,
+    packed: Vec<Complex>,
+    scratch: Vec<Complex>,
+    spectrum: Vec<Complex>,
+    power: [f64; N_FREQS],
+}
+
+impl MelFrames {
+    /// # Panics
+    /// If `filters.len() != n_mels * (N_FFT/2 + 1)` (see [`log_mel_spectrogram`]).
+    pub fn new(filters: &[f32], n_mels: usize) -> MelFrames {
+        assert_eq!(
+            filters.len(),
+            n_mels * N_FREQS,
+            "mel filter bank must hold n_mels × {N_FREQS} weights"
+        );
+        let rows = (0..n_mels)
+            .map(|m| {
+                let row = &filters[m * N_FREQS..(m + 1) * N_FREQS];
+                match row.iter().position(|&w| w != 0.0) {
+                    Some(first) => {
+                        let last = row.iter().rposition(|&w| w != 0.0).unwrap_or(first);
+                        (first, last + 1 - first)
+                    }
+                    None => (0, 0),
+                }
+            })
+            .collect();
+        let half = N_FFT / 2;
+        MelFrames {
+            filters: filters.to_vec(),
+            rows,
+            window: hann_window(),
+            fft: RealFft::new(N_FFT),
+            packed: vec![Complex::default(); half],
+            scratch: vec![Complex::default(); half],
+            spectrum: vec![Complex::default(); N_FREQS],
+            power: [0f64; N_FREQS],
+        }
+    }
+
+    pub fn n_mels(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Writes the `n_mels` log10 mel values of `frame` (400 samples, unwindowed) to `out`
+    /// and returns their maximum.
+    pub fn compute(&mut self, frame: &[f32; N_FFT], out: &mut [f32]) -> f32 {
+        let out = &mut out[..self.rows.len()];
+        if frame.iter().all(|&v| v == 0.0) {
+            // All-zero frame: every mel value clamps to 1e-10, log10 = -10.
+            out.fill(-10.0);
+            return -10.0;
+        }
+        // Window in f32 (as the reference does), then transform in f64.
+        let w = &self.window;
+        for (j, p) in self.packed.iter_mut().enumerate() {
+            *p = Complex::new(
+                (frame[2 * j] * w[2 * j]) as f64,
+                (frame[2 * j + 1] * w[2 * j + 1]) as f64,
+            );
+        }
+        self.fft
+            .process_packed(&mut self.packed, &mut self.scratch, &mut self.spectrum);
+        for (p, s) in self.power.iter_mut().zip(&self.spectrum) {
+            *p = s.norm_sqr();
+        }
+        let mut max = f32::NEG_INFINITY;
+        for (m, (o, &(first, n))) in out.iter_mut().zip(&self.rows).enumerate() {
+            let weights = &self.filters[m * N_FREQS + first..m * N_FREQS + first + n];
+            let mut acc = 0f64;
+            for (w, p) in weights.iter().zip(&self.power[first..]) {
+                acc += *w as f64 * p;
+            }
+            *o = acc.max(1e-10).log10() as f32;
+            max = max.max(*o);
+        }
+        max
+    }
+}
+
+/// The log-mel frames of a signal that arrives in pieces, frame after frame, holding only the
+/// samples the next frame needs (plus the first 200, which the reflect padding of the first
+/// frames reads). Frame `f`'s values are bit-identical to column `f` of
+/// [`log_mel_spectrogram`] on the whole signal followed by at least 200 samples of padding
+/// (before scaling).
+pub struct FrameCursor {
+    mel: MelFrames,
+    /// The first `N_FFT/2 + 1` samples (reflected into the first frames).
+    head: Vec<f32>,
+    /// Samples from absolute index `base` on.
+    buf: Vec<f32>,
+    base: usize,
+    pushed: usize,
+    next: usize,
+    frame: [f32; N_FFT],
+    column: Vec<f32>,
+}
+
+impl FrameCursor {
+    pub fn new(filters: &[f32], n_mels: usize) -> FrameCursor {
+        FrameCursor {
+            mel: MelFrames::new(filters, n_mels),
+            head: Vec::new(),
+            buf: Vec::new(),
+            base: 0,
+            pushed: 0,
+            next: 0,
+            frame: [0f32; N_FFT],
+            column: vec![0f32; n_mels],
+        }
+    }
+
+    pub fn push(&mut self, samples: &[f32]) {
+        let want = (N_FFT / 2 + 1).saturating_sub(self.head.len());
+        self.head
+            .extend_from_slice(&samples[..want.min(samples.len())]);
+        self.buf.extend_from_slice(samples);
+        self.pushed += samples.len();
+    }
+
+    /// Samples pushed so far.
+    pub fn pushed(&self) -> usize {
+        self.pushed
+    }
+
+    /// Index of the next frame [`FrameCursor::next_frame`] computes.
+    pub fn position(&self) -> usize {
+        self.next
+    }
+
+    /// Samples held (the head excluded).
+    pub fn held(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Whether the next frame's samples have all arrived; with `ended` (no more samples will
+    /// come: the rest is zero padding) always.
+    pub fn ready(&self, ended: bool) -> bool {
+        // Frame 0 also reflects sample 200 into its start.
+        ended || self.pushed >= (self.next * HOP_LENGTH + N_FFT / 2).max(N_FFT / 2 + 1)
+    }
+
+    /// Computes the next frame (samples not pushed count as zeros): its `n_mels` log10 values
+    /// and their maximum.
+    pub fn next_frame(&mut self) -> (&[f32], f32) {
+        let start = (self.next * HOP_LENGTH) as isize - (N_FFT / 2) as isize;
+        for (t, v) in self.frame.iter_mut().enumerate() {
+            let i = start + t as isize;
+            *v = if i < 0 {
+                self.head.get((-i) as usize).copied().unwrap_or(0.0)
+            } else if (i as usize) < self.pushed {
+                self.buf[i as usize - self.base]
+            } else {
+                0.0
+            };
+        }
+        let max = self.mel.compute(&self.frame, &mut self.column);
+        self.next += 1;
+        // Samples before the next frame's start are no longer needed; drop them in batches.
+        let keep_from = (self.next * HOP_LENGTH).saturating_sub(N_FFT / 2);
+        let drop = keep_from.saturating_sub(self.base).min(self.buf.len());
+        if drop >= 16 * N_FFT {
+            self.buf.drain(..drop);
+            self.base += drop;
+        }
+        (&self.column, max)
+    }
 }
 
 #[cfg(test)]

@@ -8,8 +8,10 @@ pub mod mel;
 mod resample;
 
 #[cfg(feature = "audio")]
-pub use decode::{load_audio, load_audio_bytes};
+pub use decode::{load_audio, load_audio_bytes, AudioReader};
 pub use mel::{log_mel_spectrogram, mel_filter_bank};
+#[cfg(feature = "audio")]
+pub use resample::StreamResampler;
 
 pub const SAMPLE_RATE: u32 = 16_000;
 pub const N_FFT: usize = 400;

@@ -4,13 +4,15 @@
 pub(crate) mod compress;
 pub mod filters;
 pub mod output;
+pub mod source;
 pub(crate) mod window;
 
-use crate::audio::{self, HOP_LENGTH, N_FRAMES, N_SAMPLES, SAMPLE_RATE};
+use crate::audio::{HOP_LENGTH, N_FRAMES, SAMPLE_RATE};
 use crate::format::ModelFile;
 use crate::model::{Backend, Network};
 use crate::{Error, Options, Result, Segment, Task, Timings, Transcript};
 use filters::LogitFilters;
+use source::{MelSource, WholeMel};
 use std::time::Instant;
 use window::{Rng, WindowDecoder, WindowResult};
 
@@ -81,8 +83,6 @@ pub(crate) fn transcribe<B: Backend>(
     samples: &[f32],
     opts: &Options,
 ) -> Result<Transcript> {
-    let c = file.config().clone();
-    let t = &c.tokens;
     if samples.is_empty() {
         return Err(Error::Invalid("no audio samples to transcribe".into()));
     }
@@ -91,29 +91,37 @@ pub(crate) fn transcribe<B: Backend>(
             "audio contains a non-finite sample ({bad})"
         )));
     }
+    let nm = file.config().n_mels as usize;
+    let mut source = WholeMel::new(samples, file.mel_filters(), nm);
+    transcribe_source(file, backend, &mut source, opts, &[])
+}
+
+/// Transcribes the windows `source` gives. `prior` (text tokens) stands before the
+/// first window's text as if decoded earlier (the live stream's confirmed text).
+pub(crate) fn transcribe_source<B: Backend>(
+    file: &ModelFile,
+    backend: &B,
+    source: &mut dyn MelSource,
+    opts: &Options,
+    prior: &[u32],
+) -> Result<Transcript> {
+    let c = file.config().clone();
+    let t = &c.tokens;
+    if source.n_samples() == 0 {
+        return Err(Error::Invalid("no audio samples to transcribe".into()));
+    }
     let search = search_of(opts)?;
     let mut timings = Timings::default();
-
-    let t0 = Instant::now();
     let nm = c.n_mels as usize;
-    let (mel, n_frames) = audio::log_mel_spectrogram(samples, N_SAMPLES, file.mel_filters(), nm);
-    let content_frames = n_frames.saturating_sub(N_FRAMES);
-    timings.mel_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let content_frames = source.content_frames();
     // A window holds the content frames from `seek` on, zero-padded (in the scaled
     // log-mel domain) to 30 s, as openai-whisper and faster-whisper feed it.
-    let window_at = |seek: usize| -> Vec<f32> {
-        let mut w = vec![0f32; nm * N_FRAMES];
-        let take = N_FRAMES.min(content_frames - seek);
-        for m in 0..nm {
-            w[m * N_FRAMES..m * N_FRAMES + take]
-                .copy_from_slice(&mel[m * n_frames + seek..m * n_frames + seek + take]);
-        }
-        w
-    };
-
-    let encode = |seek: usize, timings: &mut Timings| {
+    let source = std::cell::RefCell::new(source);
+    let mut window = vec![0f32; nm * N_FRAMES];
+    let mut encode = |seek: usize, timings: &mut Timings| {
+        source.borrow_mut().window(seek, &mut window)?;
         let t0 = Instant::now();
-        let cross = backend.encode(&window_at(seek));
+        let cross = backend.encode(&window);
         timings.encoder_ms += t0.elapsed().as_secs_f64() * 1e3;
         timings.windows += 1;
         cross
@@ -223,6 +231,7 @@ pub(crate) fn transcribe<B: Backend>(
         forced_first.extend_from_slice(&prefix);
     }
     let mut all_tokens: Vec<u32> = initial_prompt.clone();
+    all_tokens.extend_from_slice(prior);
     let mut prompt_reset_since = 0;
     let mut seek = 0;
     let total_s = content_frames as f64 * HOP_LENGTH as f64 / SAMPLE_RATE as f64;
@@ -354,7 +363,7 @@ pub(crate) fn transcribe<B: Backend>(
         // A segment that starts after the audio has ended is text the model made up
         // over the zero padding of a short last window (typically the prompt repeated):
         // drop it. The rest keep their ends inside the audio, never before their start.
-        let audio_end = samples.len() as f32 / SAMPLE_RATE as f32;
+        let audio_end = source.borrow().n_samples() as f32 / SAMPLE_RATE as f32;
         let window: Vec<Segment> = segments.split_off(new_start);
         segments.extend(
             window
@@ -381,6 +390,7 @@ pub(crate) fn transcribe<B: Backend>(
         report(opts, seek, total_s);
     }
 
+    timings.mel_ms = source.borrow().mel_ms();
     let text = segments
         .iter()
         .map(|s| s.text.as_str())

@@ -1,0 +1,91 @@
+//! `sotto::stream::Stream`: jfk pushed in small pieces gives the batch transcript's words;
+//! silence is not buffered and the buffer stays bounded.
+mod common;
+
+use common::{jfk, model_path, words};
+use sotto::audio::load_audio;
+use sotto::stream::{Stream, StreamOptions};
+use sotto::{Model, Options};
+
+fn opts(rate: u32) -> StreamOptions {
+    let mut o = StreamOptions::default();
+    o.rate = rate;
+    let mut d = Options::default();
+    d.threads = 2;
+    o.options = d;
+    o
+}
+
+#[test]
+fn jfk_in_small_pieces_gives_the_batch_words() {
+    let model = Model::load(model_path("tiny.en")).unwrap();
+    let audio = load_audio(&jfk()).unwrap();
+    let batch = model.transcribe(&audio, &opts(16_000).options).unwrap();
+    let mut stream = Stream::new(&model, opts(16_000)).unwrap();
+    let mut confirmed = Vec::new();
+    let mut last_end = 0f32;
+    for piece in audio.chunks(1_234) {
+        let u = stream.push(piece).unwrap();
+        for w in &u.confirmed {
+            assert!(w.start >= last_end - 1.0 && w.end >= w.start, "{w:?}");
+            last_end = w.end;
+        }
+        confirmed.extend(u.confirmed);
+    }
+    confirmed.extend(stream.finish().unwrap().confirmed);
+    let text: Vec<String> = confirmed.iter().map(|w| w.text.clone()).collect();
+    assert_eq!(words(&text.join(" ")), words(&batch.text));
+    assert!(confirmed.last().unwrap().end <= audio.len() as f32 / 16_000.0 + 0.5);
+}
+
+#[test]
+fn silence_is_not_buffered_and_the_buffer_is_bounded() {
+    let model = Model::load(model_path("tiny.en")).unwrap();
+    let mut o = opts(16_000);
+    o.step = 3.0;
+    o.trim = 6.0;
+    o.max_buffer = 10.0;
+    let mut stream = Stream::new(&model, o).unwrap();
+    // A minute of silence: never transcribed, never held.
+    for _ in 0..60 {
+        let u = stream.push(&vec![0f32; 16_000]).unwrap();
+        assert!(u.confirmed.is_empty() && u.tentative.is_empty());
+    }
+    assert!(stream.peak_buffer() <= 16_000, "{}", stream.peak_buffer());
+    // Speech without pauses longer than the bound (jfk twice, gaps filled with noise).
+    let audio = load_audio(&jfk()).unwrap();
+    let mut noisy: Vec<f32> = audio.iter().chain(&audio).copied().collect();
+    for (i, v) in noisy.iter_mut().enumerate() {
+        *v += 0.02 * ((i as f32 * 0.7).sin());
+    }
+    let mut n = 0;
+    for piece in noisy.chunks(4_000) {
+        n += stream.push(piece).unwrap().confirmed.len();
+    }
+    n += stream.finish().unwrap().confirmed.len();
+    assert!(n >= 20, "{n} words confirmed");
+    assert!(
+        stream.peak_buffer() <= 10 * 16_000,
+        "{}",
+        stream.peak_buffer()
+    );
+}
+
+#[test]
+fn other_rates_are_resampled() {
+    let model = Model::load(model_path("tiny.en")).unwrap();
+    assert!(Stream::new(&model, opts(0)).is_err());
+    let audio = load_audio(&jfk()).unwrap();
+    let up: Vec<f32> = audio.iter().flat_map(|&v| [v, v, v]).collect();
+    let mut stream = Stream::new(&model, opts(48_000)).unwrap();
+    let mut text = String::new();
+    for piece in up.chunks(9_999) {
+        for w in stream.push(piece).unwrap().confirmed {
+            text += &format!(" {}", w.text);
+        }
+    }
+    for w in stream.finish().unwrap().confirmed {
+        text += &format!(" {}", w.text);
+    }
+    assert!(words(&text).len() >= 20, "{text}");
+}
