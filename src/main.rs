@@ -232,7 +232,7 @@ enum Command {
         model: String,
     },
     /// Transcribe audio files (WAV, FLAC, MP3, OGG/Vorbis; `-` reads standard input).
-    Transcribe(TranscribeArgs),
+    Transcribe(Box<TranscribeArgs>),
     /// Word error rate, size and speed of a model per quantization scheme.
     #[cfg(feature = "eval")]
     Eval(sotto::eval::cli::EvalArgs),

@@ -485,6 +485,7 @@ mod tests {
             no_speech_prob: 0.0,
             temperature: 0.0,
             compression_ratio: 1.0,
+            token_probs: vec![],
         };
         assert_eq!(uncovered(&pieces, &[]), None);
         assert_eq!(uncovered(&pieces, &[seg(0.0, 9.5)]), Some(1));
