@@ -28,6 +28,28 @@ pub struct StreamArgs {
     /// One JSON object per confirmed word, with the wall time since the start (`wall`)
     #[arg(long)]
     json: bool,
+    /// Find pauses with Silero VAD (`sotto fetch silero-vad`) instead of the energy level
+    #[arg(long)]
+    vad: bool,
+    /// Silero speech probability that counts as speech (with --vad)
+    #[arg(long, default_value_t = 0.5, requires = "vad")]
+    vad_threshold: f32,
+}
+
+/// A stream with the pause detector the arguments ask for.
+fn new_stream<'m>(
+    model: &'m sotto::Model,
+    opts: StreamOptions,
+    vad: Option<&(std::sync::Arc<sotto::vad::Silero>, f32)>,
+) -> Result<Stream<'m>> {
+    match vad {
+        Some((silero, threshold)) => {
+            let detector =
+                sotto::vad::SileroPause::new(silero.clone(), *model.kernels(), *threshold);
+            Stream::with_detector(model, opts, Box::new(detector))
+        }
+        None => Stream::new(model, opts),
+    }
 }
 
 fn print(update: &Update, start: Instant, json: bool) -> Result<()> {
@@ -106,6 +128,16 @@ pub fn run(args: &StreamArgs) -> Result<()> {
         return Err(Error::Invalid("--threads must be at least 1".into()));
     }
     let model = crate::open_model(&args.model)?;
+    let vad = if args.vad {
+        let log = |m: &str| eprintln!("{m}");
+        let path = sotto::convert::fetch_silero_vad(&crate::home(), &log)?;
+        Some((
+            std::sync::Arc::new(sotto::vad::Silero::load(path)?),
+            args.vad_threshold,
+        ))
+    } else {
+        None
+    };
     let mut opts = StreamOptions::default();
     opts.step = args.step;
     let mut o = Options::default();
@@ -116,7 +148,7 @@ pub fn run(args: &StreamArgs) -> Result<()> {
     if let Some(path) = &args.simulate {
         // Real time: each 100-ms piece is pushed when its audio would have been heard.
         let audio = sotto::audio::load_audio(path)?;
-        let mut stream = Stream::new(&model, opts)?;
+        let mut stream = new_stream(&model, opts, vad.as_ref())?;
         for (i, piece) in audio.chunks(1_600).enumerate() {
             let due = Duration::from_millis(100 * (i as u64 + 1));
             if let Some(wait) = due.checked_sub(start.elapsed()) {
@@ -137,7 +169,7 @@ pub fn run(args: &StreamArgs) -> Result<()> {
         wav_header(&mut input)?
     };
     opts.rate = rate;
-    let mut stream = Stream::new(&model, opts)?;
+    let mut stream = new_stream(&model, opts, vad.as_ref())?;
     let frame = 2 * channels as usize;
     let mut bytes = vec![0u8; 3_200 * frame];
     let mut carry = Vec::new();

@@ -89,3 +89,72 @@ fn other_rates_are_resampled() {
     }
     assert!(words(&text).len() >= 20, "{text}");
 }
+
+/// Silero VAD as the pause detector: jfk still gives the batch words, and a hum loud
+/// enough for the energy detector to take as speech is neither buffered nor transcribed.
+#[test]
+fn silero_pauses_skip_a_hum_the_energy_detector_keeps() {
+    let model = Model::load(model_path("tiny.en")).unwrap();
+    let silero = std::sync::Arc::new(
+        sotto::vad::Silero::load(
+            sotto::convert::fetch_silero_vad(&common::home(), &|m| eprintln!("{m}")).unwrap(),
+        )
+        .unwrap(),
+    );
+    let detector = || {
+        Box::new(sotto::vad::SileroPause::new(
+            silero.clone(),
+            *model.kernels(),
+            0.5,
+        ))
+    };
+    // A 100-Hz hum at -37 dBFS, 20 s.
+    let hum: Vec<f32> = (0..320_000)
+        .map(|i| 0.02 * (i as f32 * 2.0 * std::f32::consts::PI * 100.0 / 16_000.0).sin())
+        .collect();
+    let mut energy = Stream::new(&model, opts(16_000)).unwrap();
+    let mut vad = Stream::with_detector(&model, opts(16_000), detector()).unwrap();
+    for piece in hum.chunks(1_600) {
+        energy.push(piece).unwrap();
+        let u = vad.push(piece).unwrap();
+        assert!(u.confirmed.is_empty() && u.tentative.is_empty(), "{u:?}");
+    }
+    assert!(vad.peak_buffer() <= 16_000, "{}", vad.peak_buffer());
+    assert!(
+        energy.peak_buffer() > 16_000,
+        "the hum should pass the energy detector"
+    );
+
+    let audio = load_audio(&jfk()).unwrap();
+    let batch = model.transcribe(&audio, &opts(16_000).options).unwrap();
+    let mut stream = Stream::with_detector(&model, opts(16_000), detector()).unwrap();
+    let mut confirmed = Vec::new();
+    for piece in audio.chunks(1_234) {
+        confirmed.extend(stream.push(piece).unwrap().confirmed);
+    }
+    confirmed.extend(stream.finish().unwrap().confirmed);
+    let text: Vec<String> = confirmed.iter().map(|w| w.text.clone()).collect();
+    // Silero finds jfk's pauses, which the energy detector (its background noise above
+    // -45 dBFS) does not: each stretch is confirmed on its own, with less context, so
+    // tiny.en may mishear a word or two there (3 word errors seen).
+    let (got, want) = (words(&text.join(" ")), words(&batch.text));
+    let errors = word_errors(&got, &want);
+    assert!(errors <= 4, "{errors} word errors: {got:?} vs {want:?}");
+}
+
+/// Word-level edit distance.
+fn word_errors(a: &[String], b: &[String]) -> usize {
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, x) in a.iter().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, y) in b.iter().enumerate() {
+            let cur = (prev + usize::from(x != y))
+                .min(row[j] + 1)
+                .min(row[j + 1] + 1);
+            prev = row[j + 1];
+            row[j + 1] = cur;
+        }
+    }
+    row[b.len()]
+}

@@ -44,6 +44,62 @@ impl Silero {
     }
 }
 
+/// Silero VAD as a live stream's pause detector (`Stream::with_detector`): one
+/// 512-sample frame at a time with the LSTM state carried over, speech where its
+/// probability reaches `threshold` and until it falls below `threshold − 0.15`
+/// (faster-whisper's hysteresis) — no energy level to tune for the room's noise.
+pub struct SileroPause {
+    model: Arc<Silero>,
+    kernels: Kernels,
+    pool: Pool,
+    state: VadState,
+    threshold: f32,
+    probs: Vec<f32>,
+    speaking: bool,
+}
+
+impl SileroPause {
+    pub fn new(model: Arc<Silero>, kernels: Kernels, threshold: f32) -> SileroPause {
+        SileroPause {
+            model,
+            kernels,
+            // One frame is ~26 µs of work: not worth a second thread.
+            pool: Pool::new(1),
+            state: VadState::default(),
+            threshold,
+            probs: Vec::new(),
+            speaking: false,
+        }
+    }
+}
+
+impl crate::stream::PauseDetector for SileroPause {
+    fn frame_len(&self) -> usize {
+        FRAME
+    }
+    fn is_speech(&mut self, frame: &[f32]) -> bool {
+        self.probs.clear();
+        if frame.len() != FRAME {
+            return false;
+        }
+        self.model.process(
+            &self.kernels,
+            &self.pool,
+            &mut self.state,
+            frame,
+            &mut self.probs,
+        );
+        let p = self.probs.last().copied().unwrap_or(0.0);
+        let bar = if self.speaking {
+            self.threshold - 0.15
+        } else {
+            self.threshold
+        };
+        self.speaking = p >= bar;
+        self.speaking
+    }
+}
+
 /// How speech is found (faster-whisper's `VadOptions`, same defaults) and which
 /// network finds it.
 #[derive(Clone)]
