@@ -321,14 +321,19 @@ struct VadArgs {
     vad_chunk_s: f32,
 }
 
+/// Silero VAD's weights, fetched into the cache on first use.
+pub(crate) fn silero_vad() -> Result<Arc<sotto::vad::Silero>> {
+    let path = convert::fetch_silero_vad(&home(), &log)?;
+    Ok(Arc::new(sotto::vad::Silero::load(path)?))
+}
+
 impl VadArgs {
     /// The VAD options, the weights fetched into the cache on first use.
     fn options(&self) -> Result<Option<sotto::vad::VadOptions>> {
         if !self.vad {
             return Ok(None);
         }
-        let model = sotto::vad::Silero::load(convert::fetch_silero_vad(&home(), &log)?)?;
-        let mut o = sotto::vad::VadOptions::new(Arc::new(model));
+        let mut o = sotto::vad::VadOptions::new(silero_vad()?);
         o.threshold = self.vad_threshold;
         o.neg_threshold = self.vad_neg_threshold;
         o.min_speech_ms = self.vad_min_speech_ms;
@@ -679,26 +684,25 @@ fn write_atomic(path: &Path, text: &str) -> Result<()> {
     r.map_err(|e| Error::io(name, e))
 }
 
-/// 16-kHz samples of an input: a file, or standard input for `-`.
+/// 16-kHz samples of an input read whole: standard input (`-`, any container) or raw
+/// s16le PCM; other files go through `Model::transcribe_file`.
 fn read_input(path: &Path, raw: bool) -> Result<Vec<f32>> {
-    if path.as_os_str() != "-" {
-        if raw {
-            let bytes =
-                std::fs::read(path).map_err(|e| Error::io(path.display().to_string(), e))?;
-            return sotto::audio::samples_from_s16le(&bytes, &path.display().to_string());
-        }
-        return sotto::audio::load_audio(path);
-    }
-    let mut bytes = Vec::new();
-    use std::io::Read;
-    std::io::stdin()
-        .lock()
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::io("standard input", e))?;
-    if raw {
-        sotto::audio::samples_from_s16le(&bytes, "standard input")
+    let (bytes, name) = if path.as_os_str() == "-" {
+        let mut bytes = Vec::new();
+        use std::io::Read;
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::io("standard input", e))?;
+        (bytes, "standard input".to_string())
     } else {
-        sotto::audio::load_audio_bytes(bytes, "standard input")
+        let name = path.display().to_string();
+        (std::fs::read(path).map_err(|e| Error::io(&name, e))?, name)
+    };
+    if raw {
+        sotto::audio::samples_from_s16le(&bytes, &name)
+    } else {
+        sotto::audio::load_audio_bytes(bytes, &name)
     }
 }
 

@@ -129,12 +129,7 @@ pub fn run(args: &StreamArgs) -> Result<()> {
     }
     let model = crate::open_model(&args.model)?;
     let vad = if args.vad {
-        let log = |m: &str| eprintln!("{m}");
-        let path = sotto::convert::fetch_silero_vad(&crate::home(), &log)?;
-        Some((
-            std::sync::Arc::new(sotto::vad::Silero::load(path)?),
-            args.vad_threshold,
-        ))
+        Some((crate::silero_vad()?, args.vad_threshold))
     } else {
         None
     };

@@ -214,11 +214,13 @@ unsafe fn out_arg<'a, T: Default>(p: *mut T, what: &str) -> Result<&'a mut T, Fa
     Ok(&mut *p)
 }
 
-/// Clears a pointer out-parameter (NULL on failure).
-unsafe fn clear_ptr<T>(p: *mut *const T) {
-    if !p.is_null() {
-        p.write(std::ptr::null());
+/// A pointer out-parameter, checked and set to NULL (what it holds on failure).
+unsafe fn out_ptr<'a, T>(p: *mut *const T, what: &str) -> Result<&'a mut *const T, Fail> {
+    if p.is_null() {
+        return Err(Fail::null(what));
     }
+    p.write(std::ptr::null());
+    Ok(&mut *p)
 }
 
 // ---------------------------------------------------------------------------
@@ -312,11 +314,8 @@ pub unsafe extern "C" fn sotto_model_kernels(
     out: *mut *const c_char,
 ) -> SottoStatus {
     guard(|| {
-        clear_ptr(out);
-        if out.is_null() {
-            return Err(Fail::null("out"));
-        }
-        out.write(MODELS.get(model.id)?.kernels.as_ptr());
+        let out = out_ptr(out, "out")?;
+        *out = MODELS.get(model.id)?.kernels.as_ptr();
         Ok(())
     })
 }
@@ -856,11 +855,8 @@ pub unsafe extern "C" fn sotto_result_text(
     out: *mut *const c_char,
 ) -> SottoStatus {
     guard(|| {
-        clear_ptr(out);
-        if out.is_null() {
-            return Err(Fail::null("out"));
-        }
-        out.write(RESULTS.get(result.id)?.text.as_ptr());
+        let out = out_ptr(out, "out")?;
+        *out = RESULTS.get(result.id)?.text.as_ptr();
         Ok(())
     })
 }
@@ -872,11 +868,8 @@ pub unsafe extern "C" fn sotto_result_language(
     out: *mut *const c_char,
 ) -> SottoStatus {
     guard(|| {
-        clear_ptr(out);
-        if out.is_null() {
-            return Err(Fail::null("out"));
-        }
-        out.write(RESULTS.get(result.id)?.language.as_ptr());
+        let out = out_ptr(out, "out")?;
+        *out = RESULTS.get(result.id)?.language.as_ptr();
         Ok(())
     })
 }

