@@ -188,24 +188,8 @@ impl<B: Backend> WindowDecoder<'_, B> {
         if self.search.best_of > 1 && forced.is_empty() {
             return self.decode_best_of(cross, prompt, sot_index, temperature, rng);
         }
-        let n_ctx = self.n_ctx;
         let eot = self.filters.tokens.eot;
-        let mut cache = self.backend.new_cache();
-        let want = [sot_index, prompt.len() - 1];
-        let mut first = self.backend.decode(cross, &mut cache, prompt, &want)?;
-        let (Some(mut logits), Some(sot_logits)) = (first.pop(), first.pop()) else {
-            return Err(crate::Error::Invalid(
-                "the decoder returned no logits".into(),
-            ));
-        };
-        let sot_logits = &sot_logits;
-        let no_speech = self.filters.tokens.no_speech as usize;
-        let no_speech_prob = if no_speech < sot_logits.len() {
-            log_prob(sot_logits, no_speech).exp()
-        } else {
-            0.0
-        };
-
+        let (mut cache, mut logits, no_speech_prob) = self.start(cross, prompt, sot_index)?;
         let mut tokens: Vec<u32> = forced.to_vec();
         let mut logprobs = vec![f32::NAN; forced.len()];
         let mut sum_logprob = 0f32;
@@ -219,7 +203,7 @@ impl<B: Backend> WindowDecoder<'_, B> {
             }
             tokens.push(next as u32);
             logprobs.push(lp);
-            if tokens.len() >= self.sample_len || prompt.len() + tokens.len() + 1 >= n_ctx {
+            if self.full(prompt, tokens.len()) {
                 break;
             }
             self.check_abort()?;
@@ -267,7 +251,7 @@ impl<B: Backend> WindowDecoder<'_, B> {
             }
             tokens.push(step.token);
             logprobs.push(step.logprob);
-            if tokens.len() >= self.sample_len || prompt.len() + tokens.len() + 1 >= self.n_ctx {
+            if self.full(prompt, tokens.len()) {
                 break;
             }
             self.check_abort()?;
