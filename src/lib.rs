@@ -167,6 +167,9 @@ pub struct Options {
     pub length_penalty: Option<f32>,
     /// Candidates sampled at each temperature above 0, the most probable kept.
     pub best_of: usize,
+    /// Time every word ([`Segment::words`]) from the cross-attention of the
+    /// model's alignment heads, as openai-whisper's `word_timestamps`.
+    pub word_timestamps: bool,
 }
 
 impl Default for Options {
@@ -201,6 +204,7 @@ impl Default for Options {
             patience: 1.0,
             length_penalty: None,
             best_of: 1,
+            word_timestamps: false,
         }
     }
 }
@@ -224,6 +228,23 @@ pub struct Segment {
     /// Probability of each of `tokens` when it was chosen; NaN for tokens that were
     /// given, not chosen (a prefix).
     pub token_probs: Vec<f32>,
+    /// The segment's words with their times, when [`Options::word_timestamps`]
+    /// is set (else empty).
+    pub words: Vec<Word>,
+}
+
+/// A word of a segment and when it was said ([`Options::word_timestamps`]).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Word {
+    /// The word's text as decoded, with its leading space and the punctuation
+    /// merged into it.
+    pub word: String,
+    /// Seconds from the start of the audio.
+    pub start: f32,
+    pub end: f32,
+    /// Mean probability of the word's tokens.
+    pub probability: f32,
 }
 
 /// Where the time went.
@@ -488,6 +509,20 @@ impl Model {
         self.device_note.as_deref()
     }
 
+    /// Why a transcription with `options` runs on the CPU although the model is
+    /// on a GPU, if it does: the GPU backend does not read cross-attention
+    /// weights back, so word timestamps are computed on the CPU.
+    pub fn cpu_fallback_note(&self, options: &Options) -> Option<&'static str> {
+        #[cfg(feature = "gpu")]
+        if self.gpu.is_some() && options.word_timestamps {
+            return Some(
+                "word timestamps need the decoder's cross-attention weights, which the GPU backend does not read back; transcribing on the CPU",
+            );
+        }
+        let _ = options;
+        None
+    }
+
     /// Uses `kernels` instead of the detected ones.
     pub fn with_kernels(mut self, kernels: sotto_kernels::Kernels) -> Model {
         self.kernels = kernels;
@@ -540,7 +575,7 @@ impl Model {
             });
         }
         #[cfg(feature = "gpu")]
-        if let Some(g) = &self.gpu {
+        if let Some(g) = self.gpu.as_ref().filter(|_| !options.word_timestamps) {
             return decoding::transcribe(&self.file, &g.backend(), samples, options);
         }
         let pool = self.pool(options.threads);
@@ -573,7 +608,7 @@ impl Model {
         prompt: &[u32],
     ) -> Result<Transcript> {
         #[cfg(feature = "gpu")]
-        if let Some(g) = &self.gpu {
+        if let Some(g) = self.gpu.as_ref().filter(|_| !options.word_timestamps) {
             return decoding::transcribe_source(&self.file, &g.backend(), source, options, prompt);
         }
         let pool = self.pool(options.threads);

@@ -83,6 +83,41 @@ struct TranscribeArgs {
     vad: VadArgs,
     #[command(flatten)]
     search: SearchArgs,
+    #[command(flatten)]
+    words: WordArgs,
+}
+
+/// Word timestamps and subtitle layout.
+#[derive(clap::Args)]
+struct WordArgs {
+    /// Time every word (JSON: `words` per segment) from the alignment heads' cross-attention
+    #[arg(long)]
+    word_timestamps: bool,
+    /// Re-cut segments to at most N characters (implies --word-timestamps)
+    #[arg(long, value_name = "N")]
+    max_len: Option<usize>,
+    /// With --max-len: cut only between words, never inside one
+    #[arg(long, requires = "max_len")]
+    split_on_word: bool,
+    /// SRT/VTT: one cue per word, the word underlined (implies --word-timestamps)
+    #[arg(long)]
+    highlight_words: bool,
+}
+
+impl WordArgs {
+    fn layout(&self) -> Result<output::Layout> {
+        if self.max_len == Some(0) {
+            return Err(Error::Invalid("--max-len must be at least 1".into()));
+        }
+        let mut l = output::Layout::default();
+        l.max_len = self.max_len;
+        l.split_on_word = self.split_on_word;
+        l.highlight_words = self.highlight_words;
+        Ok(l)
+    }
+    fn word_timestamps(&self) -> bool {
+        self.word_timestamps || self.max_len.is_some() || self.highlight_words
+    }
 }
 
 /// The decoding options (`sotto::Options`), with openai-whisper's defaults.
@@ -739,6 +774,11 @@ fn transcribe(a: &TranscribeArgs) -> Result<()> {
     let mut opts = a.decode.options(&model)?;
     opts.vad = a.vad.options()?;
     a.search.apply(&mut opts);
+    opts.word_timestamps = a.words.word_timestamps();
+    let layout = a.words.layout()?;
+    if let Some(note) = model.cpu_fallback_note(&opts) {
+        eprintln!("{note}");
+    }
     if let Some(t) = a.threads {
         if t == 0 {
             return Err(Error::Invalid("--threads must be at least 1".into()));
@@ -782,6 +822,7 @@ fn transcribe(a: &TranscribeArgs) -> Result<()> {
             model.transcribe_file(path, &o)?
         };
         bar.finish_and_clear();
+        let tr = output::relayout(tr, &layout);
         let seconds = *total_seconds.lock().unwrap_or_else(|e| e.into_inner());
         if verbose {
             let tm = &tr.timings;
@@ -815,7 +856,7 @@ fn transcribe(a: &TranscribeArgs) -> Result<()> {
                 name.push(f.ext());
                 let text = match f {
                     Format::Json => output::to_json(&tr, Some(&path.display().to_string())) + "\n",
-                    f => output::render(&tr, f),
+                    f => output::render_with(&tr, f, &layout),
                 };
                 write_atomic(&dir.join(name), &text)?;
             }
@@ -825,10 +866,10 @@ fn transcribe(a: &TranscribeArgs) -> Result<()> {
             rendered.push(format!(
                 "==> {} <==\n{}",
                 path.display(),
-                output::render(&tr, format)
+                output::render_with(&tr, format, &layout)
             ));
         } else {
-            rendered.push(output::render(&tr, format));
+            rendered.push(output::render_with(&tr, format, &layout));
         }
     }
     if a.output_dir.is_some() {

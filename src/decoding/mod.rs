@@ -6,6 +6,7 @@ pub mod filters;
 pub mod output;
 pub mod source;
 pub(crate) mod window;
+pub mod words;
 
 use crate::audio::{HOP_LENGTH, N_FRAMES, SAMPLE_RATE};
 use crate::format::ModelFile;
@@ -233,12 +234,15 @@ pub(crate) fn transcribe_source<B: Backend>(
     let mut all_tokens: Vec<u32> = initial_prompt.clone();
     all_tokens.extend_from_slice(prior);
     let mut prompt_reset_since = 0;
+    // End of the last word timed (word timestamps' segment-edge rules).
+    let mut last_speech = 0f32;
     let mut seek = 0;
     let total_s = content_frames as f64 * HOP_LENGTH as f64 / SAMPLE_RATE as f64;
     while seek < content_frames {
         if opts.abort.as_ref().is_some_and(|a| a.is_aborted()) {
             return Err(Error::Aborted);
         }
+        let seek_start = seek;
         let time_offset = (seek * HOP_LENGTH) as f32 / SAMPLE_RATE as f32;
         let segment_size = N_FRAMES.min(content_frames - seek);
         let segment_duration = (segment_size * HOP_LENGTH) as f32 / SAMPLE_RATE as f32;
@@ -374,6 +378,46 @@ pub(crate) fn transcribe_source<B: Backend>(
                     s
                 }),
         );
+        if opts.word_timestamps && segments.len() > new_start {
+            let t_words = Instant::now();
+            let window = &mut segments[new_start..];
+            let text: Vec<u32> = window
+                .iter()
+                .flat_map(|s| s.tokens.iter().copied())
+                .filter(|&x| x < t.eot)
+                .collect();
+            if !text.is_empty() {
+                let aligned = words::find_alignment(
+                    file,
+                    backend,
+                    &cross,
+                    &sot_seq,
+                    &text,
+                    segment_size,
+                    &language,
+                )?;
+                last_speech = words::attach_words(window, aligned, t.eot, time_offset, last_speech);
+                // The next window starts after the last word (unless this one
+                // ended on a single timestamp), as openai-whisper's does.
+                if !single_ending {
+                    let last_end = window
+                        .iter()
+                        .rev()
+                        .flat_map(|s| s.words.iter().rev())
+                        .map(|w| w.end)
+                        .next()
+                        .or(window.last().map(|s| s.end));
+                    if let Some(end) = last_end.filter(|&e| e > time_offset) {
+                        let next =
+                            (end as f64 * SAMPLE_RATE as f64 / HOP_LENGTH as f64).round() as usize;
+                        if next > seek_start {
+                            seek = next;
+                        }
+                    }
+                }
+            }
+            timings.decode_ms += t_words.elapsed().as_secs_f64() * 1e3;
+        }
         if let Some(f) = &opts.on_segment {
             segments[new_start..].iter().for_each(|s| f(s));
         }
@@ -470,5 +514,6 @@ fn push_segment(
             .iter()
             .map(|l| l.exp())
             .collect(),
+        words: Vec::new(),
     });
 }

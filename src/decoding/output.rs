@@ -1,6 +1,6 @@
 //! Transcript writers: plain text, SRT, WebVTT, JSON (written by hand: the core
 //! library takes no JSON dependency), and openai-whisper's TSV, whisper.cpp's LRC and CSV.
-use crate::Transcript;
+use crate::{Segment, Transcript, Word};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -121,12 +121,197 @@ pub fn to_json(t: &Transcript, file: Option<&str>) -> String {
         let ids: Vec<String> = s.tokens.iter().map(|t| t.to_string()).collect();
         let probs: Vec<String> = s.token_probs.iter().map(|&p| json_prob(p)).collect();
         out += &format!(
-            ",\"tokens\":[{}],\"token_probs\":[{}]}}",
+            ",\"tokens\":[{}],\"token_probs\":[{}]",
             ids.join(","),
             probs.join(",")
         );
+        // Word timestamps, when they were asked for.
+        if !s.words.is_empty() {
+            let words: Vec<String> = s
+                .words
+                .iter()
+                .map(|w| {
+                    format!(
+                        "{{\"word\":{},\"start\":{},\"end\":{},\"probability\":{}}}",
+                        json_string(&w.word),
+                        json_number(w.start),
+                        json_number(w.end),
+                        json_prob(w.probability)
+                    )
+                })
+                .collect();
+            out += &format!(",\"words\":[{}]", words.join(","));
+        }
+        out.push('}');
     }
     out += "]}";
+    out
+}
+
+/// How subtitles are laid out from word timestamps.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Layout {
+    /// Re-cut segments to at most this many characters (whisper.cpp's
+    /// `--max-len`): a segment ends before the word that would make it longer.
+    /// A single word longer than this is itself cut into pieces (times shared
+    /// out by characters) unless `split_on_word`.
+    pub max_len: Option<usize>,
+    /// With `max_len`: never cut inside a word.
+    pub split_on_word: bool,
+    /// SRT/VTT: a cue per word with the word underlined (`<u>…</u>`), as
+    /// openai-whisper's `highlight_words`.
+    pub highlight_words: bool,
+}
+
+/// `w` cut into pieces of at most `max` characters (its leading spaces kept
+/// on the first), times shared out by characters.
+fn cut_word(w: &Word, max: usize) -> Vec<Word> {
+    let body = w.word.trim_start();
+    let lead = &w.word[..w.word.len() - body.len()];
+    let chars: Vec<char> = body.chars().collect();
+    if chars.len() <= max {
+        return vec![w.clone()];
+    }
+    let n = chars.len() as f32;
+    let at = |i: usize| w.start + (w.end - w.start) * i as f32 / n;
+    chars
+        .chunks(max)
+        .enumerate()
+        .map(|(k, c)| {
+            let mut piece = Word {
+                word: c.iter().collect(),
+                start: at(k * max),
+                end: at((k * max + c.len()).min(chars.len())),
+                probability: w.probability,
+            };
+            if k == 0 {
+                piece.word.insert_str(0, lead);
+            }
+            piece
+        })
+        .collect()
+}
+
+/// The transcript with its segments re-cut by `layout.max_len` (segments
+/// without words are kept as they are). Re-cut segments carry their words and
+/// text; their tokens are left out (a token may straddle a cut).
+pub fn relayout(mut t: Transcript, layout: &Layout) -> Transcript {
+    let Some(max) = layout.max_len else {
+        return t;
+    };
+    let max = max.max(1);
+    let mut out: Vec<Segment> = Vec::new();
+    for s in t.segments.drain(..) {
+        if s.words.is_empty() {
+            out.push(s);
+            continue;
+        }
+        let pieces: Vec<Word> = if layout.split_on_word {
+            s.words.clone()
+        } else {
+            s.words.iter().flat_map(|w| cut_word(w, max)).collect()
+        };
+        let mut groups: Vec<Vec<Word>> = Vec::new();
+        let mut len = 0;
+        for w in pieces {
+            let text_len = |extra: &str, len: usize| {
+                if len == 0 {
+                    extra.trim_start().chars().count()
+                } else {
+                    len + extra.chars().count()
+                }
+            };
+            let grown = text_len(&w.word, len);
+            match groups.last_mut() {
+                Some(g) if len > 0 && grown <= max => {
+                    g.push(w);
+                    len = grown;
+                }
+                _ => {
+                    len = text_len(&w.word, 0);
+                    groups.push(vec![w]);
+                }
+            }
+        }
+        for g in groups {
+            let (start, end) = (g[0].start, g[g.len() - 1].end);
+            out.push(Segment {
+                start,
+                end,
+                text: g.iter().map(|w| w.word.as_str()).collect(),
+                tokens: Vec::new(),
+                token_probs: Vec::new(),
+                words: g,
+                ..s.clone()
+            });
+        }
+    }
+    t.segments = out;
+    t
+}
+
+/// openai-whisper's highlighted cues of one segment: a cue per word with that
+/// word underlined, and the plain text over the gaps between words.
+fn highlight_cues(s: &Segment, cues: &mut Vec<(f32, f32, String)>) {
+    let plain: String = s.words.iter().map(|w| w.word.as_str()).collect();
+    let mut last = s.words[0].start;
+    for (i, w) in s.words.iter().enumerate() {
+        if millis(last) != millis(w.start) {
+            cues.push((last, w.start, plain.trim().to_string()));
+        }
+        let text: String = s
+            .words
+            .iter()
+            .enumerate()
+            .map(|(j, x)| {
+                if j != i {
+                    return x.word.clone();
+                }
+                let body = x.word.trim_start();
+                let lead = &x.word[..x.word.len() - body.len()];
+                format!("{lead}<u>{body}</u>")
+            })
+            .collect();
+        cues.push((w.start, w.end, text.trim().to_string()));
+        last = w.end;
+    }
+}
+
+/// Renders `t` in `format` laid out by `layout` (apply [`relayout`] first for
+/// `max_len`).
+pub fn render_with(t: &Transcript, format: Format, layout: &Layout) -> String {
+    if !layout.highlight_words || !matches!(format, Format::Srt | Format::Vtt) {
+        return render(t, format);
+    }
+    let mut cues = Vec::new();
+    for s in &t.segments {
+        if s.words.is_empty() {
+            cues.push((s.start, s.end, s.text.trim().to_string()));
+        } else {
+            highlight_cues(s, &mut cues);
+        }
+    }
+    let mut out = String::new();
+    if format == Format::Vtt {
+        out += "WEBVTT\n\n";
+    }
+    for (i, (start, end, text)) in cues.iter().enumerate() {
+        if format == Format::Srt {
+            out += &format!(
+                "{}\n{} --> {}\n{text}\n\n",
+                i + 1,
+                clock(*start, ','),
+                clock(*end, ',')
+            );
+        } else {
+            out += &format!(
+                "{} --> {}\n{text}\n\n",
+                clock(*start, '.'),
+                clock(*end, '.')
+            );
+        }
+    }
     out
 }
 
@@ -204,7 +389,7 @@ pub fn render(t: &Transcript, format: Format) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Segment, Timings};
+    use crate::Timings;
 
     fn sample() -> Transcript {
         let seg = |start, end, text: &str| Segment {
@@ -217,6 +402,7 @@ mod tests {
             temperature: 0.0,
             compression_ratio: 1.0,
             token_probs: vec![],
+            words: vec![],
         };
         Transcript {
             text: "Hello \"world\"\\ back\nslash. Second.".into(),

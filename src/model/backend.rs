@@ -182,6 +182,26 @@ pub(crate) trait Pass<B: Backend + ?Sized> {
     fn store_cache(&mut self, cache: &mut B::Cache, layer: usize, pos: usize, kv: Rows, n: usize);
     /// Stores the window's keys|values (`audio_ctx` rows `2d` wide) of decoder layer `layer`.
     fn store_cross(&mut self, cross: &mut B::Cross, layer: usize, kv: Rows);
+    /// Cross-attention probabilities of head `head` of decoder layer `layer`
+    /// for the `n_q` query rows `q` (width `d`): row `i` of `out` (`keys`
+    /// floats) is `softmax_j(q_i·k_j / √d_head)` over the window's first `keys`
+    /// positions only (word timestamps). A backend that cannot read them back
+    /// says so.
+    #[allow(clippy::too_many_arguments)]
+    fn cross_weights(
+        &mut self,
+        _q: Rows,
+        _cross: &B::Cross,
+        _layer: usize,
+        _head: usize,
+        _n_q: usize,
+        _keys: usize,
+        _out: Rows,
+    ) -> Result<()> {
+        Err(crate::Error::Invalid(
+            "this backend cannot return cross-attention weights".into(),
+        ))
+    }
     /// Ends the pass: every operation done (or failed with an error).
     fn finish(self) -> Result<()>;
     /// Ends the pass and returns `n` rows of `width` floats.

@@ -554,6 +554,52 @@ impl<'a> Pass<Cpu<'a>> for CpuPass<'_, 'a> {
         self.record(start, Op::StoreKv { floats }, "");
     }
 
+    fn cross_weights(
+        &mut self,
+        q: Rows,
+        cross: &CrossKv,
+        layer: usize,
+        head: usize,
+        n_q: usize,
+        keys: usize,
+        out: Rows,
+    ) -> Result<()> {
+        let dims = self.cpu.dims();
+        let (d, heads) = (dims.d, dims.text_heads);
+        let dh = d / heads;
+        let kv = &cross.kv[layer];
+        if head >= heads || keys * 2 * d > kv.len() {
+            return Err(crate::Error::Invalid(format!(
+                "cross-attention head {head} of {heads}, {keys} keys: out of range"
+            )));
+        }
+        let scale = 1.0 / (dh as f32).sqrt();
+        // The head's keys as f32, once for all query rows.
+        let k: Vec<f32> = (0..keys)
+            .flat_map(|j| kv[j * 2 * d + head * dh..j * 2 * d + (head + 1) * dh].iter())
+            .map(|x| x.to_f32())
+            .collect();
+        let mut o = self.take(out.buf);
+        let qs = &self.bufs[q.buf.index()];
+        for i in 0..n_q {
+            let qi = &qs[q.off + i * q.stride + head * dh..][..dh];
+            let row = &mut o[out.off + i * out.stride..][..keys];
+            for (j, r) in row.iter_mut().enumerate() {
+                let kj = &k[j * dh..(j + 1) * dh];
+                *r = qi.iter().zip(kj).map(|(a, b)| a * b).sum::<f32>() * scale;
+            }
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0.0;
+            for r in row.iter_mut() {
+                *r = (*r - max).exp();
+                sum += *r;
+            }
+            row.iter_mut().for_each(|r| *r /= sum);
+        }
+        self.put(out.buf, o);
+        Ok(())
+    }
+
     fn finish(self) -> Result<()> {
         let encoder = self.kind == PassKind::Encoder;
         drop(self);

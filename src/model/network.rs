@@ -42,6 +42,20 @@ pub(crate) trait Network: Backend {
         probe: Option<(usize, u32)>,
     ) -> Result<Greedy>;
 
+    /// Word timestamps' pass: `tokens` through the decoder from an empty
+    /// cache, returning the logits of positions `want` and, for each
+    /// `(layer, head)` of `heads` in order, `tokens.len()` rows of that head's
+    /// cross-attention probabilities over the window's first `keys` positions
+    /// (softmax over those only), all heads in one vector.
+    fn cross_weights(
+        &self,
+        cross: &Self::Cross,
+        tokens: &[u32],
+        want: &[usize],
+        heads: &[(usize, usize)],
+        keys: usize,
+    ) -> Result<(Vec<Vec<f32>>, Vec<f32>)>;
+
     /// One step of several hypotheses together: `tokens[i]` appended to
     /// `caches[i]` (all of the same length), the logits of each returned in
     /// order. The rows share every weight read (one m = hypotheses GEMM per
@@ -94,7 +108,7 @@ impl<B: Backend + ?Sized> Network for B {
         let n_vocab = self.dims().n_vocab;
         let mut p = decoder_pass(self, tokens.len(), want.len())?;
         if !tokens.is_empty() {
-            decoder_layers(self, &mut p, cross, &mut [cache], tokens);
+            decoder_layers(self, &mut p, cross, &mut [cache], tokens, None)?;
             output_logits(self, &mut p, want);
         }
         p.read(Rows::of(Buf::Logits, n_vocab), want.len(), n_vocab)
@@ -122,10 +136,75 @@ impl<B: Backend + ?Sized> Network for B {
         let want: Vec<usize> = probe.iter().map(|p| p.0).chain([last]).collect();
         check_step(self, cache, tokens, &want)?;
         let mut p = decoder_pass(self, tokens.len(), want.len())?;
-        decoder_layers(self, &mut p, cross, &mut [cache], tokens);
+        decoder_layers(self, &mut p, cross, &mut [cache], tokens, None)?;
         output_logits(self, &mut p, &want);
         let logits = Rows::of(Buf::Logits, n_vocab);
         p.greedy(logits, want.len(), filters, sampled, probe.map(|p| p.1))
+    }
+
+    fn cross_weights(
+        &self,
+        cross: &B::Cross,
+        tokens: &[u32],
+        want: &[usize],
+        heads: &[(usize, usize)],
+        keys: usize,
+    ) -> Result<(Vec<Vec<f32>>, Vec<f32>)> {
+        let Dims {
+            d,
+            n_vocab,
+            audio_ctx,
+            text_layers,
+            text_heads,
+            ..
+        } = *self.dims();
+        if tokens.is_empty() || keys == 0 || keys > audio_ctx {
+            return Err(Error::Invalid(format!(
+                "cross-attention weights of {} tokens over {keys} of {audio_ctx} positions",
+                tokens.len()
+            )));
+        }
+        if let Some(&(l, h)) = heads
+            .iter()
+            .find(|&&(l, h)| l >= text_layers || h >= text_heads)
+        {
+            return Err(Error::Invalid(format!(
+                "alignment head ({l}, {h}) outside {text_layers} layers × {text_heads} heads"
+            )));
+        }
+        let mut cache = self.new_cache();
+        check_step(self, &cache, tokens, want)?;
+        let n = tokens.len();
+        // The logit rows first, then each head's probabilities.
+        let weights_at = want.len() * n_vocab;
+        let total = weights_at + heads.len() * n * keys;
+        let mut p = self.pass(
+            PassKind::Decoder,
+            &[
+                (Buf::X, n * d),
+                (Buf::H, n.max(want.len()) * d),
+                (Buf::Wide, n * 4 * d),
+                (Buf::Logits, total),
+            ],
+        )?;
+        let capture = Capture {
+            heads,
+            keys,
+            out: Rows::of(Buf::Logits, keys).at(weights_at),
+        };
+        decoder_layers(
+            self,
+            &mut p,
+            cross,
+            &mut [&mut cache],
+            tokens,
+            Some(&capture),
+        )?;
+        output_logits(self, &mut p, want);
+        let mut all = p.read(Rows::of(Buf::Logits, total), 1, total)?.concat();
+        let weights = all.split_off(weights_at);
+        let logits = all.chunks(n_vocab).map(|r| r.to_vec()).collect();
+        Ok((logits, weights))
     }
 
     fn decode_batch(
@@ -155,7 +234,7 @@ impl<B: Backend + ?Sized> Network for B {
         for (caches, tokens) in caches.chunks_mut(BATCH_ROWS).zip(tokens.chunks(BATCH_ROWS)) {
             let n = tokens.len();
             let mut p = decoder_pass(self, n, n)?;
-            decoder_layers(self, &mut p, cross, caches, tokens);
+            decoder_layers(self, &mut p, cross, caches, tokens, None)?;
             let l = self.layers();
             let d = l.dims.d;
             let (x, h) = (Rows::of(Buf::X, d), Rows::of(Buf::H, d));
@@ -317,7 +396,8 @@ fn decoder_layers<B: Backend + ?Sized>(
     cross: &B::Cross,
     caches: &mut [&mut B::Cache],
     tokens: &[u32],
-) {
+    capture: Option<&Capture>,
+) -> Result<()> {
     let l = b.layers();
     let Dims {
         audio_ctx,
@@ -365,6 +445,14 @@ fn decoder_layers<B: Backend + ?Sized>(
             heads,
             causal_offset: None,
         };
+        if let Some(c) = capture {
+            for (k, &(layer, head)) in c.heads.iter().enumerate() {
+                if layer == li {
+                    let out = c.out.at(k * n * c.keys);
+                    p.cross_weights(q, cross, li, head, n, c.keys, out)?;
+                }
+            }
+        }
         p.attention(q, Keys::Cross(cross, li), a, h);
         p.linear(&dl.cross_out, h, n, x, add);
 
@@ -375,6 +463,15 @@ fn decoder_layers<B: Backend + ?Sized>(
     for cache in caches.iter_mut() {
         b.set_cache_len(cache, past + per);
     }
+    Ok(())
+}
+
+/// Cross-attention heads whose probabilities a decoder pass writes out: head
+/// `k` of `heads` as rows of `keys` floats from `out.at(k · n · keys)`.
+struct Capture<'h> {
+    heads: &'h [(usize, usize)],
+    keys: usize,
+    out: Rows,
 }
 
 /// The final norm and the tied output projection of positions `want` of x into

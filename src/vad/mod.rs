@@ -333,6 +333,10 @@ fn map_segment(pieces: &[Speech], s: &mut Segment) {
     let start = ((pieces[i].start as f64 + a) / RATE) as f32;
     s.start = start;
     s.end = (((pieces[j].start as f64 + b) / RATE) as f32).max(start);
+    for w in &mut s.words {
+        w.start = original_time(pieces, w.start, false);
+        w.end = original_time(pieces, w.end, true).max(w.start);
+    }
 }
 
 /// The first piece of a chunk after the first that the chunk's segments (times in
@@ -542,6 +546,7 @@ mod tests {
             temperature: 0.0,
             compression_ratio: 1.0,
             token_probs: vec![],
+            words: vec![],
         };
         assert_eq!(uncovered(&pieces, &[]), None);
         assert_eq!(uncovered(&pieces, &[seg(0.0, 9.5)]), Some(1));
