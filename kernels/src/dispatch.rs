@@ -164,6 +164,8 @@ pub(crate) struct Table {
     pub attention: AttentionFn,
     pub attention_f16: AttentionF16Fn,
     pub f16_to_f32: fn(&[u16], &mut [f32]),
+    /// `scalar::max_exp_sum`.
+    pub max_exp_sum: fn(&[f32]) -> (f32, f64),
     /// The ceilings' probes, written with this set's instructions.
     pub probes: &'static crate::probe::Probes,
 }
@@ -177,6 +179,7 @@ static SCALAR: Table = Table {
     attention: scalar::attention,
     attention_f16: scalar::attention_f16,
     f16_to_f32: scalar::f16_to_f32,
+    max_exp_sum: scalar::max_exp_sum,
     probes: &crate::probe::SCALAR,
 };
 

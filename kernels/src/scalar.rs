@@ -365,6 +365,7 @@ fn gelu_body(x: &mut [f32]) {
 
 /// e^x exactly as the SIMD kernels compute it (`simd::EXP_POLY`): the same
 /// clamp, reduction, FMAs and order, so the results are bit-identical.
+#[inline(always)]
 pub fn exp_poly(x: f32) -> f32 {
     use crate::simd::{EXP_MAX, EXP_MIN, EXP_POLY, LN2_HI, LN2_LO};
     // Not `clamp`: a NaN becomes EXP_MIN, as `max(x, EXP_MIN)` does in SIMD.
@@ -382,6 +383,7 @@ pub fn exp_poly(x: f32) -> f32 {
 }
 
 /// A softmax weight: `exp_poly`, flushed to 0 below `EXP_MIN` (and for NaN).
+#[inline(always)]
 fn softmax_weight(x: f32) -> f32 {
     if x >= crate::simd::EXP_MIN {
         exp_poly(x)
@@ -415,6 +417,48 @@ pub fn dot16(x: impl Fn(usize) -> f32, y: impl Fn(usize) -> f32, d: usize) -> f3
         }
     }
     fold16(acc)
+}
+
+/// [`fold16`] in f64.
+pub(crate) fn fold16_f64(mut a: [f64; 16]) -> f64 {
+    let mut half = 8;
+    while half > 0 {
+        for i in 0..half {
+            a[i] += a[i + half];
+        }
+        half /= 2;
+    }
+    a[0]
+}
+
+/// The maximum of a row and `Σ e^(x[p] − max)`, what a log-softmax over a
+/// row of logits needs (`log_sum_exp = max + ln(sum)`): each term the
+/// canonical exp flushed to 0 below `EXP_MIN` (and for −∞ or NaN
+/// elements), converted to f64 and added in sixteen f64 lane sums (lane
+/// `p mod 16`, in p order), then folded by halving ([`fold16_f64`]). NaN
+/// elements never become the maximum; an empty or all −∞ row gives
+/// `(−∞, 0)`. A zero maximum's sign is unspecified (either gives the same
+/// sum).
+pub fn max_exp_sum(x: &[f32]) -> (f32, f64) {
+    max_exp_sum_dispatch(x)
+}
+with_fma!(max_exp_sum_dispatch(x: &[f32]) -> (f32, f64) = max_exp_sum_body(x));
+
+#[inline(always)]
+fn max_exp_sum_body(x: &[f32]) -> (f32, f64) {
+    let max = x
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+    if max == f32::NEG_INFINITY {
+        return (max, 0.0);
+    }
+    let mut acc = [0.0f64; 16];
+    for chunk in x.chunks(16) {
+        for (a, &v) in acc.iter_mut().zip(chunk) {
+            *a += softmax_weight(v - max) as f64;
+        }
+    }
+    (max, fold16_f64(acc))
 }
 
 /// `Σ x` in the dot path's order: sixteen lane sums, then [`fold16`].

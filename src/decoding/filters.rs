@@ -1,6 +1,7 @@
 //! Logit filters applied before each token is chosen (openai-whisper's order:
 //! suppress blank, suppress tokens, timestamp rules).
 use crate::format::SpecialTokens;
+use sotto_kernels::Kernels;
 
 /// What the filters need to know about the vocabulary and the window.
 pub struct LogitFilters {
@@ -47,6 +48,49 @@ impl LogitFilters {
             return;
         }
         self.timestamp_masks(logits, sampled);
+    }
+
+    /// [`LogitFilters::apply`], returning the filtered row's log-sum-exp (what
+    /// beam search takes per hypothesis and step): the mass rule's sums and
+    /// the row's are the same two, text and timestamps apart, each one pass
+    /// of the kernels' [`Kernels::max_exp_sum`] (SIMD exp, f64 lane sums;
+    /// every kernel set gives the same bits), instead of
+    /// [`log_sum_exp`]'s scalar f64 exponentials over the row three times.
+    pub fn apply_lse(&self, logits: &mut [f32], sampled: &[u32], kernels: &Kernels) -> f32 {
+        let ninf = f32::NEG_INFINITY;
+        self.apply_masks(logits, sampled);
+        let n = logits.len();
+        let tb = if self.mass_rule_applies(n) {
+            self.tokens.timestamp_begin as usize
+        } else {
+            n
+        };
+        let (text_max, text_sum) = kernels.max_exp_sum(&logits[..tb]);
+        let (ts_max, ts_sum) = kernels.max_exp_sum(&logits[tb..]);
+        let m = text_max.max(ts_max);
+        if m == ninf {
+            return m;
+        }
+        let scaled = |max: f32, sum: f64| {
+            if max == ninf {
+                0.0
+            } else {
+                sum * ((max - m) as f64).exp()
+            }
+        };
+        let lse = m + (scaled(text_max, text_sum) + scaled(ts_max, ts_sum)).ln() as f32;
+        if tb < n {
+            let ts_lse = if ts_max == ninf {
+                ninf
+            } else {
+                ts_max + ts_sum.ln() as f32
+            };
+            if ts_lse - lse > text_max - lse {
+                logits[..tb].iter_mut().for_each(|l| *l = ninf);
+                return ts_lse;
+            }
+        }
+        lse
     }
 
     fn mass_rule_applies(&self, n: usize) -> bool {
@@ -346,6 +390,52 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// `apply_lse` filters as `apply` (the same −∞ entries, the mass rule on and
+    /// off) and returns the filtered row's log-sum-exp as `log_sum_exp` gives it
+    /// (to f32 rounding), for every kernel set this CPU has.
+    #[test]
+    fn apply_lse_matches_apply_and_log_sum_exp() {
+        let mut f = filters();
+        let mut state = 0x0bad_cafe_1234_5678u64;
+        let mut rnd = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let histories: [&[u32]; 6] = [&[], &[12], &[12, 4], &[12, 4, 32], &[32, 32], &[4, 5]];
+        let mut forced = 0;
+        for case in 0..300 {
+            f.timestamps = case % 5 != 0;
+            let mut l: Vec<f32> = (0..200)
+                .map(|_| (rnd() % 3000) as f32 / 100.0 - 15.0)
+                .collect();
+            if case % 3 == 2 {
+                l[..12].iter_mut().for_each(|v| *v -= 4.0);
+            }
+            for h in histories {
+                let mut want = l.clone();
+                f.apply(&mut want, h);
+                let want_lse = log_sum_exp(&want);
+                for k in Kernels::available() {
+                    let mut got = l.clone();
+                    let lse = f.apply_lse(&mut got, h, &k);
+                    let same = want.iter().zip(&got).all(|(a, b)| a == b);
+                    assert!(same, "case {case} history {h:?} {}: masks differ", k.name());
+                    assert!(
+                        (lse - want_lse).abs() <= 2e-6 * (1.0 + want_lse.abs()) || lse == want_lse,
+                        "case {case} history {h:?} {}: {lse} vs {want_lse}",
+                        k.name()
+                    );
+                }
+                // Text last: only the mass rule can have masked all text.
+                let text_last = h.last().is_some_and(|&t| t < 12);
+                forced += usize::from(text_last && want[..12].iter().all(|v| v.is_infinite()));
+            }
+        }
+        assert!(forced > 0, "no case exercised the mass rule");
     }
 
     #[test]

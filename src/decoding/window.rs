@@ -114,22 +114,12 @@ impl Search {
     }
 }
 
-/// log-sum-exp of a row for beam search, which takes one per hypothesis and
-/// step: terms below e⁻³⁰ of the largest are left out (all together < 10⁻⁸
-/// of the sum for Whisper's 52k tokens, far below an f32 ulp of the result)
-/// and the rest summed from f32 exponentials, several times cheaper than
-/// [`super::filters::log_sum_exp`]'s f64 ones over the whole row.
-fn log_sum_exp_beam(x: &[f32]) -> f32 {
-    let m = x.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-    if m == f32::NEG_INFINITY {
-        return m;
-    }
-    let s: f64 = x
-        .iter()
-        .filter(|&&v| v - m > -30.0)
-        .map(|&v| (v - m).exp() as f64)
-        .sum();
-    m + s.ln() as f32
+/// The kernels for the beam's per-row log-sum-exp
+/// ([`LogitFilters::apply_lse`]): every kernel set gives the same bits, so
+/// the best this CPU has serves whichever set or device runs the network.
+fn row_kernels() -> &'static sotto_kernels::Kernels {
+    static KERNELS: std::sync::OnceLock<sotto_kernels::Kernels> = std::sync::OnceLock::new();
+    KERNELS.get_or_init(sotto_kernels::Kernels::detect)
 }
 
 /// The `k` best entries of `logprobs` (highest first, lower index on ties).
@@ -338,8 +328,7 @@ impl<B: Backend> WindowDecoder<'_, B> {
             // Candidates (score, source, token, its log-probability), best first.
             let mut cands: Vec<(f32, usize, u32, f32)> = Vec::new();
             for (i, (hyp, row)) in live.iter().zip(rows.iter_mut()).enumerate() {
-                self.filters.apply(row, &hyp.tokens);
-                let lse = log_sum_exp_beam(row);
+                let lse = self.filters.apply_lse(row, &hyp.tokens, row_kernels());
                 for (tok, logit) in top_k(row, beam + 1) {
                     cands.push((hyp.sum + (logit - lse), i, tok as u32, logit - lse));
                 }

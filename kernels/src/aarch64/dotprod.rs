@@ -24,6 +24,7 @@ pub(crate) static TABLE: Table = Table {
     attention: neon::attention,
     attention_f16: neon::attention_f16,
     f16_to_f32: neon::f16_to_f32,
+    max_exp_sum: crate::scalar::max_exp_sum,
     probes: &super::probe::DOTPROD,
 };
 

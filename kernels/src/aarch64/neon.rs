@@ -30,6 +30,8 @@ pub(crate) static TABLE: Table = Table {
     attention,
     attention_f16,
     f16_to_f32,
+    // The scalar reference (a NEON loop would be faster; the result is the same).
+    max_exp_sum: crate::scalar::max_exp_sum,
     probes: &super::probe::NEON,
 };
 

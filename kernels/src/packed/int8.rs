@@ -76,13 +76,27 @@ pub(crate) fn linear<I: PackedSimd>(
                             I::dot_i8(rows, k, x, wr, four);
                         }
                     };
-                    for r in 0..rows {
-                        for c in 0..cols {
-                            let b = bias.map_or(0.0, |b| b[j + c]);
-                            let v = (sx[i + r] * int8_scale(w, j + c)) * dots[r][c] as f32 + b;
-                            // Safety: output (i + r, j + c) belongs to this task.
-                            unsafe { *out.get().add((i + r) * n + j + c) = v };
-                        }
+                    // The columns' scales and biases once for all rows.
+                    let sw: [f32; 4] =
+                        std::array::from_fn(|c| if c < cols { int8_scale(w, j + c) } else { 0.0 });
+                    let bc: [f32; 4] = std::array::from_fn(|c| match bias {
+                        Some(b) if c < cols => b[j + c],
+                        _ => 0.0,
+                    });
+                    for (r, d) in dots.iter().enumerate().take(rows) {
+                        // All four columns at once (the compiler's vector
+                        // ops: the same IEEE operations), the valid ones stored.
+                        let s = sx[i + r];
+                        let v: [f32; 4] =
+                            std::array::from_fn(|c| (s * sw[c]) * d[c] as f32 + bc[c]);
+                        // Safety: outputs (i + r, j..j + cols) belong to this task.
+                        unsafe {
+                            std::ptr::copy_nonoverlapping(
+                                v.as_ptr(),
+                                out.get().add((i + r) * n + j),
+                                cols,
+                            )
+                        };
                     }
                 }
             }

@@ -23,6 +23,7 @@ pub(crate) static TABLE: Table = Table {
     attention,
     attention_f16,
     f16_to_f32,
+    max_exp_sum,
     probes: &super::probe::AVX2,
 };
 
@@ -37,6 +38,7 @@ pub(crate) static VNNI_TABLE: Table = Table {
     attention,
     attention_f16,
     f16_to_f32,
+    max_exp_sum,
     probes: &super::probe::AVX2_VNNI,
 };
 
@@ -73,6 +75,10 @@ fn gelu(x: &mut [f32]) {
 fn f16_to_f32(src: &[u16], dst: &mut [f32]) {
     // Safety: CPU support checked by dispatch; dst.len() == src.len().
     unsafe { f16_to_f32_impl(src, dst) }
+}
+fn max_exp_sum(x: &[f32]) -> (f32, f64) {
+    // Safety: CPU support checked by dispatch.
+    unsafe { max_exp_sum_impl(x) }
 }
 
 pub(crate) struct Avx2;
@@ -746,4 +752,53 @@ unsafe fn f16_to_f32_impl(src: &[u16], dst: &mut [f32]) {
         );
         i += 8;
     }
+}
+
+/// `scalar::max_exp_sum`: the sixteen f64 lane sums in four ymm (lanes
+/// 0–3, 4–7, 8–11, 12–15 of each 16 elements).
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn max_exp_sum_impl(x: &[f32]) -> (f32, f64) {
+    let (p, n) = (x.as_ptr(), x.len());
+    let ninf = _mm256_set1_ps(f32::NEG_INFINITY);
+    let mut vmax = ninf;
+    let mut i = 0;
+    while i < n {
+        let nn = n - i;
+        let v = _mm256_blendv_ps(ninf, load_n(p.add(i), nn), _mm256_castsi256_ps(lanes(nn)));
+        // max(a, b) gives b when a is NaN: NaN elements are skipped.
+        vmax = _mm256_max_ps(v, vmax);
+        i += 8;
+    }
+    let max = hmax(vmax);
+    if max == f32::NEG_INFINITY {
+        return (max, 0.0);
+    }
+    let vm = _mm256_set1_ps(max);
+    let mut acc = [_mm256_setzero_pd(); 4];
+    let mut i = 0;
+    while i < n {
+        for half in 0..2 {
+            let nn = (n - i).saturating_sub(8 * half);
+            let at = p.add(i + 8 * half);
+            let e = if nn == 0 {
+                _mm256_setzero_ps()
+            } else {
+                let keep = _mm256_castsi256_ps(lanes(nn));
+                weight(_mm256_sub_ps(load_n(at, nn), vm), keep)
+            };
+            let (a, b) = (
+                &mut acc[2 * half],
+                _mm256_cvtps_pd(_mm256_castps256_ps128(e)),
+            );
+            *a = _mm256_add_pd(*a, b);
+            let c = &mut acc[2 * half + 1];
+            *c = _mm256_add_pd(*c, _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(e)));
+        }
+        i += 16;
+    }
+    let mut a = [0.0f64; 16];
+    for (j, v) in acc.iter().enumerate() {
+        _mm256_storeu_pd(a.as_mut_ptr().add(4 * j), *v);
+    }
+    (max, crate::scalar::fold16_f64(a))
 }

@@ -23,6 +23,7 @@ pub(crate) static TABLE: Table = Table {
     attention,
     attention_f16,
     f16_to_f32,
+    max_exp_sum,
     probes: &super::probe::AVX512,
 };
 
@@ -36,6 +37,7 @@ pub(crate) static VNNI_TABLE: Table = Table {
     attention,
     attention_f16,
     f16_to_f32,
+    max_exp_sum,
     probes: &super::probe::AVX512_VNNI,
 };
 
@@ -50,6 +52,7 @@ pub(crate) static AMX_TABLE: Table = Table {
     attention,
     attention_f16,
     f16_to_f32,
+    max_exp_sum,
     probes: &super::probe::AVX512_AMX,
 };
 
@@ -86,6 +89,10 @@ fn gelu(x: &mut [f32]) {
 fn f16_to_f32(src: &[u16], dst: &mut [f32]) {
     // Safety: CPU support checked by dispatch; dst.len() == src.len().
     unsafe { f16_to_f32_impl(src, dst) }
+}
+fn max_exp_sum(x: &[f32]) -> (f32, f64) {
+    // Safety: CPU support checked by dispatch.
+    unsafe { max_exp_sum_impl(x) }
 }
 
 pub(crate) struct Avx512;
@@ -816,4 +823,38 @@ unsafe fn f16_to_f32_impl(src: &[u16], dst: &mut [f32]) {
         _mm512_mask_storeu_ps(dst.as_mut_ptr().add(i), m, v);
         i += 16;
     }
+}
+
+/// `scalar::max_exp_sum`: the sixteen f64 lane sums in two zmm (lanes 0–7
+/// and 8–15 of each 16 elements).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
+unsafe fn max_exp_sum_impl(x: &[f32]) -> (f32, f64) {
+    let (p, n) = (x.as_ptr(), x.len());
+    let mut vmax = _mm512_set1_ps(f32::NEG_INFINITY);
+    let mut i = 0;
+    while i < n {
+        let m = lanes(n - i);
+        // max(a, b) gives b when a is NaN: NaN elements are skipped.
+        vmax = _mm512_mask_max_ps(vmax, m, _mm512_maskz_loadu_ps(m, p.add(i)), vmax);
+        i += 16;
+    }
+    let max = _mm512_reduce_max_ps(vmax);
+    if max == f32::NEG_INFINITY {
+        return (max, 0.0);
+    }
+    let vm = _mm512_set1_ps(max);
+    let (mut lo, mut hi) = (_mm512_setzero_pd(), _mm512_setzero_pd());
+    let mut i = 0;
+    while i < n {
+        let m = lanes(n - i);
+        let e = weight(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, p.add(i)), vm), m);
+        lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+        let upper = _mm512_extracti64x4_epi64::<1>(_mm512_castps_si512(e));
+        hi = _mm512_add_pd(hi, _mm512_cvtps_pd(_mm256_castsi256_ps(upper)));
+        i += 16;
+    }
+    let mut a = [0.0f64; 16];
+    _mm512_storeu_pd(a.as_mut_ptr(), lo);
+    _mm512_storeu_pd(a.as_mut_ptr().add(8), hi);
+    (max, crate::scalar::fold16_f64(a))
 }
