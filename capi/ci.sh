@@ -26,7 +26,7 @@ g++ -fsyntax-only -x c++ -Wall -Wextra -Werror capi/include/sotto.h
 
 san=(-std=c11 -Wall -Wextra -Werror -g -O1 -fsanitize=address,undefined
     -fno-omit-frame-pointer -fno-sanitize-recover=all -Icapi/include)
-for ex in transcribe errors; do
+for ex in transcribe errors stream; do
     gcc "${san[@]}" "capi/examples/$ex.c" "$lib" "${libs[@]}" -o "$out/$ex"
 done
 
@@ -46,6 +46,14 @@ for model in "$f16" "$int8"; do
         || { cat "$out/log" >&2; echo "errors failed" >&2; exit 1; }
     if grep -E "Sanitizer|runtime error" "$out/log" >&2; then exit 1; fi
     cat "$out/text"
+    echo "== stream $(basename "$model") (100-ms pieces, ASan, LSan, UBSan)"
+    "$out/stream" "$model" samples/jfk.wav 2 >"$out/text" 2>"$out/log" \
+        || { cat "$out/log" "$out/text" >&2; echo "stream failed" >&2; exit 1; }
+    if grep -E "Sanitizer|runtime error" "$out/log" >&2; then exit 1; fi
+    cat "$out/text"
+    norm=$(tr 'A-Z' 'a-z' <"$out/text" | tr -d ',.')
+    [[ $norm == *"ask not what your country can do for you"* ]] \
+        || { echo "the streamed text lacks the words" >&2; exit 1; }
 done
 
 # Size of a deployable binary: transcribe without sanitizers, PCM in (no audio

@@ -8,6 +8,7 @@
 
 use crate::decoding::source::WholeMel;
 use crate::{Error, Model, Options, Result, Transcript};
+use std::borrow::Borrow;
 
 /// Tells speech from silence, one frame of 16-kHz samples at a time.
 pub trait PauseDetector: Send {
@@ -86,8 +87,11 @@ struct Hyp {
     segments: Vec<(usize, f32, Vec<u32>)>,
 }
 
-pub struct Stream<'m> {
-    model: &'m Model,
+/// A live transcription over a model held as `M`: `&Model` to borrow it, `Arc<Model>` (or
+/// any other owner that lends a `Model`) for a stream that must own its model, as a C
+/// caller's does.
+pub struct Stream<M> {
+    model: M,
     opts: StreamOptions,
     #[cfg(feature = "audio")]
     resampler: Option<crate::audio::StreamResampler>,
@@ -116,8 +120,8 @@ fn norm(w: &str) -> String {
         .collect()
 }
 
-impl<'m> Stream<'m> {
-    pub fn new(model: &'m Model, opts: StreamOptions) -> Result<Stream<'m>> {
+impl<M: Borrow<Model>> Stream<M> {
+    pub fn new(model: M, opts: StreamOptions) -> Result<Stream<M>> {
         Stream::with_detector(
             model,
             opts,
@@ -128,10 +132,10 @@ impl<'m> Stream<'m> {
     }
 
     pub fn with_detector(
-        model: &'m Model,
+        model: M,
         opts: StreamOptions,
         detector: Box<dyn PauseDetector>,
-    ) -> Result<Stream<'m>> {
+    ) -> Result<Stream<M>> {
         if !(opts.step > 0.0 && opts.trim > 0.0 && opts.max_buffer >= opts.trim) {
             return Err(Error::Invalid(
                 "stream: step and trim must be positive, max_buffer at least trim".into(),
@@ -244,11 +248,11 @@ impl<'m> Stream<'m> {
     }
 
     fn transcribe(&self) -> Result<Transcript> {
-        let file = self.model.file();
+        let model: &Model = self.model.borrow();
+        let file = model.file();
         let nm = file.config().n_mels as usize;
         let mut source = WholeMel::new(&self.buffer, file.mel_filters(), nm);
-        self.model
-            .transcribe_source(&mut source, &self.opts.options, &self.prompt)
+        model.transcribe_source(&mut source, &self.opts.options, &self.prompt)
     }
 
     fn hypothesis(&self, t: &Transcript) -> Hyp {

@@ -7,6 +7,10 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "mic")]
+#[path = "stream_mic.rs"]
+mod mic;
+
 #[derive(clap::Args)]
 pub struct StreamArgs {
     #[arg(short, long, default_value = crate::DEFAULT_MODEL)]
@@ -22,6 +26,9 @@ pub struct StreamArgs {
     /// Feed this audio file in real time instead of reading standard input
     #[arg(long)]
     simulate: Option<PathBuf>,
+    /// Listen to the default input device (a build with feature `mic`) until interrupted
+    #[arg(long, conflicts_with = "simulate")]
+    mic: bool,
     /// Seconds of new audio between transcriptions
     #[arg(long, default_value_t = 1.0)]
     step: f32,
@@ -41,7 +48,7 @@ fn new_stream<'m>(
     model: &'m sotto::Model,
     opts: StreamOptions,
     vad: Option<&(std::sync::Arc<sotto::vad::Silero>, f32)>,
-) -> Result<Stream<'m>> {
+) -> Result<Stream<&'m sotto::Model>> {
     match vad {
         Some((silero, threshold)) => {
             let detector =
@@ -139,6 +146,17 @@ pub fn run(args: &StreamArgs) -> Result<()> {
     o.threads = args.threads;
     opts.options = o;
     let start = Instant::now();
+
+    if args.mic {
+        #[cfg(feature = "mic")]
+        return mic::run(&model, opts, vad.as_ref(), args.json);
+        #[cfg(not(feature = "mic"))]
+        return Err(Error::Invalid(
+            "--mic: this sotto was built without the `mic` feature \
+             (cargo build --release --features mic)"
+                .into(),
+        ));
+    }
 
     if let Some(path) = &args.simulate {
         // Real time: each 100-ms piece is pushed when its audio would have been heard.

@@ -190,6 +190,71 @@ typedef struct SottoResult {
   uint64_t id;
 } SottoResult;
 
+/**
+ * How `sotto_stream_new` streams; start from `sotto_stream_options_default()`.
+ */
+typedef struct SottoStreamOptions {
+  /**
+   * Rate of the PCM pushed, Hz (resampled to 16 kHz inside; 16000 needs no resampling).
+   */
+  uint32_t sample_rate;
+  /**
+   * Seconds of new audio between transcriptions of the buffer (> 0).
+   */
+  float step_s;
+  /**
+   * Seconds of silence after speech that end an utterance (all its words confirmed).
+   */
+  float pause_s;
+  /**
+   * Silero VAD weights (`sotto fetch silero-vad`'s `.svad` file) to find pauses with;
+   * NULL finds them by energy level.
+   */
+  const char *vad_path;
+  /**
+   * Silero speech probability that counts as speech (with `vad_path`), in (0, 1).
+   */
+  float vad_threshold;
+} SottoStreamOptions;
+
+/**
+ * A live transcription (`sotto_stream_new`, `sotto_stream_free`).
+ */
+typedef struct SottoStream {
+  uint64_t id;
+} SottoStream;
+
+/**
+ * One word on the stream's timeline (milliseconds from the first sample pushed).
+ */
+typedef struct SottoStreamWord {
+  int64_t start_ms;
+  int64_t end_ms;
+  /**
+   * UTF-8, NUL-terminated.
+   */
+  const char *text;
+} SottoStreamWord;
+
+/**
+ * What `sotto_stream_poll` returns. Every pointer is owned by the stream and valid until
+ * the next poll or the free of that stream.
+ */
+typedef struct SottoStreamUpdate {
+  /**
+   * The words confirmed since the last poll, joined by spaces ("" if none): final.
+   */
+  const char *confirmed;
+  /**
+   * The unconfirmed rest of the current hypothesis ("" if none): may still change.
+   */
+  const char *tentative;
+  const struct SottoStreamWord *confirmed_words;
+  size_t n_confirmed;
+  const struct SottoStreamWord *tentative_words;
+  size_t n_tentative;
+} SottoStreamUpdate;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -403,6 +468,46 @@ enum SottoStatus sotto_result_free(struct SottoResult result);
  * freed, is `SOTTO_STATUS_INVALID_HANDLE` (and left alone).
  */
 enum SottoStatus sotto_string_free(char *s);
+
+/**
+ * 16 kHz, a transcription every second, 0.8-s pauses found by energy level.
+ */
+struct SottoStreamOptions sotto_stream_options_default(void);
+
+/**
+ * A stream transcribing with `model` (which it keeps alive) and `params`' decoding options
+ * (a null handle: the defaults; the params' callbacks and abort handle are not used by
+ * streams). `options` may be NULL (the defaults).
+ */
+enum SottoStatus sotto_stream_new(struct SottoModel model,
+                                  const struct SottoStreamOptions *options,
+                                  struct SottoParams params,
+                                  struct SottoStream *out);
+
+/**
+ * Takes `n` mono samples in [-1, 1] at the stream's rate (`pcm` may be NULL only when `n`
+ * is 0); transcribes when a step's worth of audio has arrived, so a push may take as long
+ * as a transcription. What it confirmed waits for `sotto_stream_poll`. After
+ * `sotto_stream_finish` a push is `SOTTO_STATUS_INVALID_ARGUMENT`.
+ */
+enum SottoStatus sotto_stream_push(struct SottoStream stream, const float *pcm, size_t n);
+
+/**
+ * Ends the input: everything still tentative is transcribed once more and confirmed
+ * (read it with `sotto_stream_poll`). Finishing twice is allowed and does nothing.
+ */
+enum SottoStatus sotto_stream_finish(struct SottoStream stream);
+
+/**
+ * The words confirmed since the last poll and the current tentative words (see
+ * `SottoStreamUpdate` for how long its pointers live).
+ */
+enum SottoStatus sotto_stream_poll(struct SottoStream stream, struct SottoStreamUpdate *out);
+
+/**
+ * Frees a stream (and its hold on the model).
+ */
+enum SottoStatus sotto_stream_free(struct SottoStream stream);
 
 #ifdef __cplusplus
 }  // extern "C"

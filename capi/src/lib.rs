@@ -6,6 +6,8 @@
 #![allow(clippy::missing_safety_doc)]
 
 mod handles;
+// Live streams (push/poll), in their own file.
+mod stream;
 #[cfg(test)]
 mod tests;
 
@@ -191,7 +193,12 @@ pub extern "C" fn sotto_version() -> *const c_char {
 #[no_mangle]
 pub extern "C" fn sotto_live_objects() -> usize {
     catch_unwind(|| {
-        MODELS.len() + PARAMS.len() + RESULTS.len() + ABORTS.len() + handles::live_strings()
+        MODELS.len()
+            + PARAMS.len()
+            + RESULTS.len()
+            + ABORTS.len()
+            + handles::live_strings()
+            + stream::live_streams()
     })
     .unwrap_or(0)
 }

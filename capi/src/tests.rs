@@ -440,3 +440,6 @@ fn callbacks_and_abort_handles_stop_a_transcription() {
         assert_eq!(sotto_params_free(p), SottoStatus::Ok);
     }
 }
+
+// Live streams (push/poll), in their own file.
+mod streams;
