@@ -675,6 +675,8 @@ pub extern "C" fn sotto_params_set_abort(params: SottoParams, abort: SottoAbort)
 struct SegmentEntry {
     text: CString,
     segment: sotto::Segment,
+    /// The text of each of `segment.words` (word timestamps).
+    words: Vec<CString>,
 }
 
 struct ResultEntry {
@@ -755,6 +757,7 @@ fn transcribe(
         .map(|s| SegmentEntry {
             text: c_string(&s.text),
             segment: s.clone(),
+            words: s.words.iter().map(|w| c_string(&w.word)).collect(),
         })
         .collect();
     out.id = RESULTS.insert(ResultEntry {
@@ -922,5 +925,93 @@ pub unsafe extern "C" fn sotto_string_free(s: *mut c_char) -> SottoStatus {
             return Err(Fail::null("string"));
         }
         handles::take_string(s)
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Word timestamps
+
+/// One word of a segment (`sotto_result_word`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SottoWord {
+    /// UTF-8, NUL-terminated, with its leading space and merged punctuation;
+    /// owned by the result.
+    pub text: *const c_char,
+    /// Milliseconds from the start of the audio.
+    pub start_ms: i64,
+    pub end_ms: i64,
+    /// Mean probability of the word's tokens.
+    pub probability: f32,
+}
+
+/// Time every word of every segment from the alignment heads' cross-attention
+/// (openai-whisper's `word_timestamps`); off by default. On a GPU the
+/// transcription then runs on the CPU (the GPU backend does not read the
+/// weights back).
+#[no_mangle]
+pub extern "C" fn sotto_params_set_word_timestamps(params: SottoParams, on: bool) -> SottoStatus {
+    with_params(params, |p| {
+        p.options.word_timestamps = on;
+        Ok(())
+    })
+}
+
+/// Number of words of segment `segment` (0 without word timestamps).
+#[no_mangle]
+pub unsafe extern "C" fn sotto_result_word_count(
+    result: SottoResult,
+    segment: usize,
+    out: *mut usize,
+) -> SottoStatus {
+    guard(|| {
+        let out = out_arg(out, "out")?;
+        let r = RESULTS.get(result.id)?;
+        let s = r.segments.get(segment).ok_or_else(|| {
+            Fail::invalid(format!(
+                "segment {segment} of a result with {}",
+                r.segments.len()
+            ))
+        })?;
+        *out = s.words.len();
+        Ok(())
+    })
+}
+
+/// Word `index` (0-based) of segment `segment`; its text lives until the result
+/// is freed.
+#[no_mangle]
+pub unsafe extern "C" fn sotto_result_word(
+    result: SottoResult,
+    segment: usize,
+    index: usize,
+    out: *mut SottoWord,
+) -> SottoStatus {
+    guard(|| {
+        if out.is_null() {
+            return Err(Fail::null("out"));
+        }
+        let r = RESULTS.get(result.id)?;
+        let s = r.segments.get(segment).ok_or_else(|| {
+            Fail::invalid(format!(
+                "segment {segment} of a result with {}",
+                r.segments.len()
+            ))
+        })?;
+        let (w, text) = s
+            .segment
+            .words
+            .get(index)
+            .zip(s.words.get(index))
+            .ok_or_else(|| {
+                Fail::invalid(format!("word {index} of a segment with {}", s.words.len()))
+            })?;
+        out.write(SottoWord {
+            text: text.as_ptr(),
+            start_ms: ms(w.start),
+            end_ms: ms(w.end),
+            probability: w.probability,
+        });
+        Ok(())
     })
 }

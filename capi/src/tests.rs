@@ -443,3 +443,90 @@ fn callbacks_and_abort_handles_stop_a_transcription() {
 
 // Live streams (push/poll), in their own file.
 mod streams;
+// ---------------------------------------------------------------------------
+// Word timestamps
+
+#[test]
+fn words_of_jfk() {
+    let Some(model) = tiny() else { return };
+    unsafe {
+        let mut params = SottoParams::default();
+        assert_eq!(sotto_params_new(&mut params), SottoStatus::Ok);
+        assert_eq!(
+            sotto_params_set_word_timestamps(params, true),
+            SottoStatus::Ok
+        );
+        assert_eq!(
+            sotto_params_set_word_timestamps(SottoParams { id: 12345 }, true),
+            SottoStatus::InvalidHandle
+        );
+        let samples = jfk();
+        let mut r = SottoResult::default();
+        let status = sotto_transcribe(model, samples.as_ptr(), samples.len(), params, &mut r);
+        assert_eq!(status, SottoStatus::Ok, "{}", last_error());
+        let mut n_seg = 0;
+        assert_eq!(sotto_result_segment_count(r, &mut n_seg), SottoStatus::Ok);
+        let mut words = Vec::new();
+        let mut last_end = 0;
+        for i in 0..n_seg {
+            let mut n = 0;
+            assert_eq!(sotto_result_word_count(r, i, &mut n), SottoStatus::Ok);
+            assert!(n > 0);
+            for j in 0..n {
+                let mut w = SottoWord {
+                    text: null(),
+                    start_ms: 0,
+                    end_ms: 0,
+                    probability: 0.0,
+                };
+                assert_eq!(sotto_result_word(r, i, j, &mut w), SottoStatus::Ok);
+                assert!(w.start_ms <= w.end_ms && w.start_ms >= last_end - 1000);
+                assert!((0.0..=1.0).contains(&w.probability));
+                last_end = w.end_ms;
+                words.push(CStr::from_ptr(w.text).to_str().unwrap().to_string());
+            }
+            // Past the last word, and past the last segment: errors.
+            let mut w = std::mem::zeroed::<SottoWord>();
+            assert_eq!(
+                sotto_result_word(r, i, n, &mut w),
+                SottoStatus::InvalidArgument
+            );
+        }
+        assert_eq!(
+            sotto_result_word_count(r, n_seg, &mut 0),
+            SottoStatus::InvalidArgument
+        );
+        assert_eq!(
+            sotto_result_word_count(r, 0, null_mut()),
+            SottoStatus::NullArgument
+        );
+        assert_eq!(
+            sotto_result_word(r, 0, 0, null_mut()),
+            SottoStatus::NullArgument
+        );
+        assert_eq!(
+            sotto_result_word_count(SottoResult { id: 999_999 }, 0, &mut 0),
+            SottoStatus::InvalidHandle
+        );
+        let text: String = words.concat();
+        assert_eq!(text.trim(), text_of(r), "the words make the text");
+        // Without word timestamps: no words.
+        let mut plain = SottoResult::default();
+        let status = sotto_transcribe(
+            model,
+            samples.as_ptr(),
+            samples.len(),
+            SottoParams::default(),
+            &mut plain,
+        );
+        assert_eq!(status, SottoStatus::Ok, "{}", last_error());
+        let mut n = 7;
+        assert_eq!(sotto_result_word_count(plain, 0, &mut n), SottoStatus::Ok);
+        assert_eq!(n, 0);
+        for h in [r, plain] {
+            assert_eq!(sotto_result_free(h), SottoStatus::Ok);
+        }
+        assert_eq!(sotto_params_free(params), SottoStatus::Ok);
+        assert_eq!(sotto_model_free(model), SottoStatus::Ok);
+    }
+}
