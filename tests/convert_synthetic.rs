@@ -995,3 +995,61 @@ fn converted_families_run_on_the_gpu() {
         let _ = std::fs::remove_file(out);
     }
 }
+
+/// `sotto bench --tokens N` (the big checkpoints' speed on synthetic weights,
+/// tools/bench-big): one window encoded and exactly N decoder steps per run, whatever
+/// the random weights emit; a count the decoder cannot hold, or 0, is refused.
+#[test]
+fn bench_times_a_fixed_number_of_decoder_steps() {
+    let a = &ARCHS[3]; // large-v3-turbo's structure: 128 mels, 51 866 tokens, 4 decoder layers
+    let ct2 = scratch("bench-tokens-ct2");
+    write_ct2(a, &weights(a), &ct2);
+    let out = scratch("bench-tokens.sotto");
+    convert(&ct2, &out).unwrap();
+    let bench = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sotto"))
+            .args(["bench", "--json", "-t", "2", "--device", "cpu", "-m"])
+            .arg(&out)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let o = bench(&["--tokens", "7", "--runs", "2"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let j: serde_json::Value = serde_json::from_str(stdout.trim().lines().last().unwrap())
+        .unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(j["mode"], "fixed-tokens");
+    assert_eq!(j["decode_tokens"], 7);
+    assert_eq!(j["prompt_tokens"], 4, "sot, en, transcribe, notimestamps");
+    assert_eq!(j["windows"], 1);
+    assert_eq!(j["threads"], 2);
+    for key in ["encoder_ms_runs", "decode_ms_per_token_runs"] {
+        let runs = j[key].as_array().unwrap();
+        assert_eq!(runs.len(), 2, "{key}");
+        assert!(
+            runs.iter().all(|v| v.as_f64().unwrap() > 0.0),
+            "{key}: {runs:?}"
+        );
+    }
+    assert!(j["peak_rss_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(
+        j["model_bytes"].as_u64().unwrap(),
+        std::fs::metadata(&out).unwrap().len()
+    );
+
+    // 448 positions, 4 taken by the prompt.
+    let o = bench(&["--tokens", "445"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        stderr.contains("--tokens 445") && stderr.contains("444 after the prompt"),
+        "{stderr}"
+    );
+    assert!(o.stdout.is_empty());
+    let o = bench(&["--tokens", "0"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--tokens must be at least 1"));
+    let _ = std::fs::remove_file(out);
+}

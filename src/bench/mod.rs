@@ -13,6 +13,7 @@ use sotto::{convert, Error, Model, Options, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+mod fixed;
 #[cfg(feature = "eval")]
 mod plot;
 mod roofline;
@@ -38,6 +39,15 @@ pub struct BenchArgs {
     /// Print one JSON object instead of the table
     #[arg(long)]
     json: bool,
+    /// Time the network on fixed work instead of a transcription: one 30-s window
+    /// encoded, then exactly N greedy decoder steps (end-of-text and timestamp rules
+    /// ignored), so that models whose output differs (random weights) compare; no audio
+    #[arg(long, value_name = "N", conflicts_with_all = ["roofline", "audio"])]
+    tokens: Option<usize>,
+    /// With --tokens: after the warm-up, run once per `run` line read from stdin and
+    /// print that run's JSON (tools/bench-big interleaves engines run by run this way)
+    #[arg(long, hide = true, requires = "tokens")]
+    rounds_from_stdin: bool,
     /// Where the network runs (gpu: weights are uploaded once, timed as "upload")
     #[arg(long, value_enum, default_value = "cpu")]
     device: crate::DeviceArg,
@@ -191,6 +201,9 @@ pub fn run(a: &BenchArgs, font: Option<&Path>) -> Result<()> {
     }
     if a.threads == Some(0) {
         return Err(Error::Invalid("--threads must be at least 1".into()));
+    }
+    if let Some(n) = a.tokens {
+        return fixed::run(a, n);
     }
     let audio = audio_path(a.audio.as_deref())?;
     let model_path = convert::resolve_model(&crate::home(), &a.model, &|m| eprintln!("{m}"))?;
