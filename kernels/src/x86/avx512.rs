@@ -626,11 +626,27 @@ unsafe fn weighted_sum<const F16: bool>(
 
 /// Softmax weights `exp(x)`, flushed to zero where `x < EXP_MIN` (or NaN):
 /// they would only add subnormal products.
+///
+/// A softmax argument is a score minus the maximum of its scores, times a
+/// positive scale: ≤ 0, −∞ or NaN. So on every kept lane (EXP_MIN ≤ x ≤ 0)
+/// [`exp`]'s clamps are identities and are left out here, with the same
+/// value; the flush is the final `vscalefps`'s zero mask.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
 #[inline]
 unsafe fn weight(x: __m512, keep: __mmask16) -> __m512 {
     let keep = keep & _mm512_cmp_ps_mask::<_CMP_GE_OQ>(x, _mm512_set1_ps(EXP_MIN));
-    _mm512_maskz_mov_ps(keep, exp(x))
+    let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+        _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)),
+    );
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), x);
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
+    let mut p = _mm512_set1_ps(EXP_POLY[0]);
+    for &c in &EXP_POLY[1..] {
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+    }
+    let r2 = _mm512_mul_ps(r, r);
+    let e = _mm512_add_ps(_mm512_fmadd_ps(p, r2, r), _mm512_set1_ps(1.0));
+    _mm512_maskz_scalef_ps(keep, e, n)
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
@@ -668,11 +684,9 @@ unsafe fn exp(x: __m512) -> __m512 {
     }
     let r2 = _mm512_mul_ps(r, r);
     let e = _mm512_add_ps(_mm512_fmadd_ps(p, r2, r), _mm512_set1_ps(1.0));
-    let pow2n = _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_add_epi32(
-        _mm512_cvtps_epi32(n),
-        _mm512_set1_epi32(127),
-    )));
-    _mm512_mul_ps(e, pow2n)
+    // e·2ⁿ in one instruction: n is an integer in [−126, 127], so this is
+    // the product with 2ⁿ built from exponent bits, rounded the same way.
+    _mm512_scalef_ps(e, n)
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
@@ -699,6 +713,14 @@ unsafe fn softmax_row(x: *mut f32, n: usize, scale: f32) -> f32 {
     fold16(sum)
 }
 
+/// Column groups (16 columns each) one pass of [`softmax_cols`] holds.
+const SOFTMAX_GROUPS: usize = 6;
+
+/// Row by row across up to [`SOFTMAX_GROUPS`] column groups at once: each row
+/// is read as contiguous vectors (the attention block's `ld` is 96, six
+/// groups, so one pass covers the block), and rows every column sees (all of
+/// them unless causal) need no visibility mask. Per column the operations
+/// and their order are those of a column-by-column pass.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
 unsafe fn softmax_cols(
     st: *mut f32,
@@ -709,32 +731,78 @@ unsafe fn softmax_cols(
     scale: f32,
     sums: *mut f32,
 ) {
-    let iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    // Column c sees row j iff first_visible + c > j; clamp to keep i32 range.
-    let first = first_visible.min(rows + 1) as i32;
-    let s = _mm512_set1_ps(scale);
     let mut c0 = 0;
     while c0 < cols {
-        let cm = lanes(cols - c0);
-        let limit = _mm512_add_epi32(iota, _mm512_set1_epi32(first + c0 as i32));
-        let mut vmax = _mm512_set1_ps(f32::NEG_INFINITY);
-        for j in 0..rows {
-            let vis = cm & _mm512_cmpgt_epi32_mask(limit, _mm512_set1_epi32(j as i32));
-            vmax = _mm512_mask_max_ps(vmax, vis, vmax, _mm512_loadu_ps(st.add(j * ld + c0)));
+        let groups = (cols - c0).div_ceil(16).min(SOFTMAX_GROUPS);
+        macro_rules! call {
+            ($($g:literal)*) => {
+                match groups {
+                    $($g => softmax_groups::<$g>(st.add(c0), ld, rows, cols - c0, first_visible + c0, scale, sums.add(c0)),)*
+                    _ => unreachable!("softmax groups {groups}"),
+                }
+            };
         }
-        let mut sum = _mm512_setzero_ps();
-        for j in 0..rows {
-            let vis = cm & _mm512_cmpgt_epi32_mask(limit, _mm512_set1_epi32(j as i32));
-            let p = st.add(j * ld + c0);
+        call!(1 2 3 4 5 6);
+        c0 += 16 * SOFTMAX_GROUPS;
+    }
+}
+
+/// [`softmax_cols`] over `G` groups of 16 columns (`cols` > 16·(G − 1)).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
+unsafe fn softmax_groups<const G: usize>(
+    st: *mut f32,
+    ld: usize,
+    rows: usize,
+    cols: usize,
+    first_visible: usize,
+    scale: f32,
+    sums: *mut f32,
+) {
+    let iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    // Column c sees row j iff first_visible + c > j: rows below `first` are
+    // seen by every column. Clamped to keep the i32 range.
+    let first = first_visible.min(rows + 1);
+    let all = first.min(rows);
+    let cm: [__mmask16; G] = std::array::from_fn(|g| lanes(cols.saturating_sub(16 * g)));
+    let limit: [__m512i; G] =
+        std::array::from_fn(|g| _mm512_add_epi32(iota, _mm512_set1_epi32((first + 16 * g) as i32)));
+    let mut vmax = [_mm512_set1_ps(f32::NEG_INFINITY); G];
+    for j in 0..all {
+        let row = st.add(j * ld);
+        for g in 0..G {
+            vmax[g] = _mm512_max_ps(vmax[g], _mm512_loadu_ps(row.add(16 * g)));
+        }
+    }
+    for j in all..rows {
+        let row = st.add(j * ld);
+        let jv = _mm512_set1_epi32(j as i32);
+        for g in 0..G {
+            let vis = _mm512_cmpgt_epi32_mask(limit[g], jv);
+            vmax[g] = _mm512_mask_max_ps(vmax[g], vis, vmax[g], _mm512_loadu_ps(row.add(16 * g)));
+        }
+    }
+    let s = _mm512_set1_ps(scale);
+    let mut sum = [_mm512_setzero_ps(); G];
+    for j in 0..rows {
+        let row = st.add(j * ld);
+        let jv = _mm512_set1_epi32(j as i32);
+        for g in 0..G {
+            let vis = if j < all {
+                cm[g]
+            } else {
+                cm[g] & _mm512_cmpgt_epi32_mask(limit[g], jv)
+            };
+            let p = row.add(16 * g);
             let e = weight(
-                _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(p), vmax), s),
+                _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(p), vmax[g]), s),
                 vis,
             );
-            _mm512_mask_storeu_ps(p, cm, e);
-            sum = _mm512_add_ps(sum, e);
+            _mm512_mask_storeu_ps(p, cm[g], e);
+            sum[g] = _mm512_add_ps(sum[g], e);
         }
-        _mm512_mask_storeu_ps(sums.add(c0), cm, sum);
-        c0 += 16;
+    }
+    for g in 0..G {
+        _mm512_mask_storeu_ps(sums.add(16 * g), cm[g], sum[g]);
     }
 }
 
