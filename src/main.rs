@@ -475,6 +475,11 @@ struct SchemeOpts {
     /// Leave tensors whose name contains PATTERN (or matches it, with * and ?) in f16
     #[arg(long, value_name = "PATTERN")]
     keep: Vec<String>,
+    /// Mixed precision: average bits per weight (scales included) over the
+    /// quantizable tensors; each tensor gets --scheme at twice its group, at its
+    /// group, int8 or f16 by its sensitivity measured on --calibrate audio
+    #[arg(long, value_name = "BITS", allow_negative_numbers = true)]
+    budget: Option<f64>,
     /// Worker threads (default: all cores)
     #[arg(short, long)]
     threads: Option<usize>,
@@ -493,6 +498,7 @@ impl SchemeOpts {
                 || self.double_quant
                 || self.no_act_order
                 || self.damp.is_some()
+                || self.budget.is_some()
                 || !self.keep.is_empty();
             if others {
                 return Err(Error::Invalid("quantizer options need --scheme".into()));
@@ -531,6 +537,7 @@ impl SchemeOpts {
             calibrate: self.calibrate.clone(),
             double_quant: self.double_quant,
             keep: self.keep.clone(),
+            budget: self.budget,
             ..QuantizeOptions::default()
         };
         opts.gptq.act_order = !self.no_act_order;
@@ -690,6 +697,35 @@ fn info(model: &str) -> Result<()> {
         bytes,
         bytes as f64 * 8.0 / weights.max(1) as f64
     );
+    // Per-tensor choice of a mixed file: how many tensors of each type and group,
+    // and bits per weight over the quantizable tensors whatever their type.
+    let mut kinds: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
+    let (mut qw, mut qb) = (0usize, 0u64);
+    for t in file.tensors() {
+        if sotto::quantize::is_quantizable_name(&t.name, t.shape.len()) {
+            let key = match t.group {
+                0 => t.etype.name().to_string(),
+                g => format!("{} g{g}", t.etype.name()),
+            };
+            let e = kinds.entry(key).or_default();
+            e.0 += 1;
+            e.1 += t.elements();
+            qw += t.elements();
+            qb += t.len;
+        }
+    }
+    if kinds.len() > 1 {
+        let list: Vec<String> = kinds
+            .iter()
+            .map(|(k, (n, w))| format!("{k}: {n} tensors, {w} weights"))
+            .collect();
+        println!(
+            "mixed precision: {}; {:.3} bits per weight over the {} linear / embedding weights",
+            list.join("; "),
+            qb as f64 * 8.0 / qw.max(1) as f64,
+            qw
+        );
+    }
     if packed_weights > 0 {
         // Scales, zero-points and plane padding included.
         println!(
@@ -980,11 +1016,23 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
     let report = report?;
     if a.report {
         print!("{}", report.table(opts.method, q::f32_model_bytes(&file)));
+        if !report.sensitivity.is_empty() {
+            print!(
+                "{}",
+                q::mixed::sensitivity_table(&report.sensitivity, report.sensitivity_seconds)
+            );
+        }
     }
     eprintln!(
         "{}: {} in {:.1} s, {:.3} bits/weight, {} bytes",
         a.output.display(),
-        q::scheme_name(q::effective_scheme(&opts)),
+        match opts.budget {
+            Some(b) => format!(
+                "mixed (budget {b}; sensitivities measured in {:.1} s)",
+                report.sensitivity_seconds
+            ),
+            None => q::scheme_name(q::effective_scheme(&opts)).to_string(),
+        },
         t0.elapsed().as_secs_f64(),
         report.bits_per_weight,
         report.file_bytes

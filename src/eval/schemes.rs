@@ -22,6 +22,9 @@ pub enum Source {
         double_quant: bool,
         /// Tensors left in f16 (`--keep` patterns).
         keep: &'static [&'static str],
+        /// Mixed precision (`--budget`) in hundredths of a bit per weight; the
+        /// sensitivities are measured on the calibration audio.
+        budget_centibits: Option<u16>,
     },
 }
 
@@ -49,6 +52,7 @@ const fn q(
             activations,
             double_quant,
             keep: &[],
+            budget_centibits: None,
         },
     }
 }
@@ -78,6 +82,7 @@ pub const SCHEMES: &[EvalScheme] = &[
             activations: Activations::Dynamic,
             double_quant: false,
             keep: &["decoder/embeddings/weight"],
+            budget_centibits: None,
         },
     },
     q(
@@ -129,6 +134,20 @@ pub const SCHEMES: &[EvalScheme] = &[
         Activations::None,
         false,
     ),
+    // Mixed precision at 4.5 bits/weight: int4 HQQ g128 / g64, int8 or f16 per tensor
+    // by its sensitivity on the calibration audio (--calibrate).
+    EvalScheme {
+        name: "mixed-4.5",
+        source: Source::Quantized {
+            scheme: Scheme::Int4Asym,
+            group: 64,
+            method: Method::Hqq,
+            activations: Activations::None,
+            double_quant: false,
+            keep: &[],
+            budget_centibits: Some(450),
+        },
+    },
     // GPTQ from the calibration audio (--calibrate), act-order with static groups.
     q(
         "int4-gptq",
@@ -216,11 +235,13 @@ pub fn quantize_options(
         activations,
         double_quant,
         keep,
+        budget_centibits,
     } = scheme.source
     else {
         return Ok(None);
     };
-    let needs_audio = activations == Activations::Static || method == Method::Gptq;
+    let needs_audio =
+        activations == Activations::Static || method == Method::Gptq || budget_centibits.is_some();
     let calibrate = match (needs_audio, calibrate) {
         (true, Some(dir)) => Some(dir.to_path_buf()),
         (true, None) => {
@@ -228,6 +249,8 @@ pub fn quantize_options(
                 "{} needs calibration audio: pass --calibrate DIR",
                 if method == Method::Gptq {
                     "GPTQ"
+                } else if budget_centibits.is_some() {
+                    "mixed precision (sensitivities)"
                 } else {
                     "static activation scales"
                 }
@@ -243,6 +266,7 @@ pub fn quantize_options(
         calibrate,
         double_quant,
         keep: keep.iter().map(|k| k.to_string()).collect(),
+        budget: budget_centibits.map(|b| b as f64 / 100.0),
         threads: threads.max(1),
         ..QuantizeOptions::default()
     }))

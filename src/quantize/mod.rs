@@ -14,6 +14,7 @@
 //!   every scheme (int8 × int8, or the 4- / 3-bit × int8 kernels).
 mod gptq;
 mod hqq;
+pub mod mixed;
 mod rtn;
 
 #[cfg(feature = "audio")]
@@ -78,6 +79,10 @@ pub struct QuantizeOptions {
     /// `?`) are left as they are.
     pub keep: Vec<String>,
     pub threads: usize,
+    /// Mixed precision (`--budget`): the average bits per weight (scales included)
+    /// over the quantizable tensors; each tensor's scheme is chosen by its measured
+    /// sensitivity on the `calibrate` audio (`mixed.rs`). `None`: one scheme for all.
+    pub budget: Option<f64>,
 }
 
 impl Default for QuantizeOptions {
@@ -91,6 +96,7 @@ impl Default for QuantizeOptions {
             gptq: GptqConfig::default(),
             double_quant: false,
             keep: Vec::new(),
+            budget: None,
             threads: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),
@@ -122,8 +128,14 @@ pub struct QuantizeReport {
     /// Quantized tensors and tensors left alone by `--keep`, in file order.
     pub tensors: Vec<TensorReport>,
     pub file_bytes: u64,
-    /// Over the quantized tensors, scales and zero-points included.
+    /// Over the quantized tensors, scales and zero-points included (with
+    /// `--budget`: over every quantizable tensor, those left in f16 at 16 bits).
     pub bits_per_weight: f64,
+    /// With `--budget`: every quantizable tensor's measured sensitivity and choice,
+    /// most sensitive first; empty otherwise.
+    pub sensitivity: Vec<mixed::Sensitivity>,
+    /// With `--budget`: seconds spent measuring the sensitivities.
+    pub sensitivity_seconds: f64,
 }
 
 /// The name `sotto quantize --scheme` uses for a scheme.
@@ -487,11 +499,17 @@ pub fn check_options(opts: &QuantizeOptions) -> Result<()> {
             );
         }
     }
+    if let Some(b) = opts.budget {
+        mixed::check_budget(opts, b)?;
+    }
     if opts.activations != Activations::Static
         && opts.method != Method::Gptq
+        && opts.budget.is_none()
         && opts.calibrate.is_some()
     {
-        return bad("--calibrate is only used with --activations static or --method gptq".into());
+        return bad(
+            "--calibrate is only used with --activations static, --method gptq or --budget".into(),
+        );
     }
     if opts.group != 0 {
         if !is_grouped(scheme) {
@@ -535,6 +553,9 @@ pub fn quantize_model(
     progress: &dyn Fn(usize, usize),
 ) -> Result<QuantizeReport> {
     check_options(opts)?;
+    if opts.budget.is_some() {
+        return mixed::quantize_mixed(input, out, opts, progress);
+    }
     let scheme = effective_scheme(opts);
     let etype = ElementType::from_scheme(scheme);
     let threads = opts.threads.max(1);
@@ -672,6 +693,8 @@ pub fn quantize_model(
         tensors: reports,
         file_bytes,
         bits_per_weight: q_bytes as f64 * 8.0 / q_elems.max(1) as f64,
+        sensitivity: Vec::new(),
+        sensitivity_seconds: 0.0,
     })
 }
 
@@ -745,10 +768,15 @@ impl QuantizeReport {
             } else {
                 "-".into()
             };
+            let rtn = if t.rtn_rmse.is_finite() {
+                format!("{:.3e}", t.rtn_rmse)
+            } else {
+                "-".into()
+            };
             let _ = write!(
                 s,
-                "{:<50} {:<11} {:>11.3e} {:>11.3e} {:>7} {:>11}",
-                t.name, t.scheme, t.rtn_rmse, t.method_rmse, gain, t.bytes
+                "{:<50} {:<11} {:>11} {:>11.3e} {:>7} {:>11}",
+                t.name, t.scheme, rtn, t.method_rmse, gain, t.bytes
             );
             match t.output_error {
                 Some((rtn, gptq)) => {
@@ -763,22 +791,38 @@ impl QuantizeReport {
             .filter(|t| t.scheme != "f16" && t.scheme != "f32")
             .collect();
         let elems: u64 = quantized.iter().map(|t| t.elements).sum();
-        // Element-weighted RMSE over all quantized tensors.
+        // Element-weighted RMSE over the quantized tensors where it was computed
+        // (GPTQ leaves the RTN column out: NaN); "n/a" where it was computed for none.
         let total = |f: fn(&TensorReport) -> f32| {
-            let sse: f64 = quantized
-                .iter()
-                .map(|t| (f(t) as f64).powi(2) * t.elements as f64)
-                .sum();
-            (sse / elems.max(1) as f64).sqrt()
+            let (mut sse, mut n) = (0f64, 0u64);
+            for t in quantized.iter().filter(|t| f(t).is_finite()) {
+                sse += (f(t) as f64).powi(2) * t.elements as f64;
+                n += t.elements;
+            }
+            if n == 0 {
+                "n/a".to_string()
+            } else {
+                format!("{:.3e}", (sse / n as f64).sqrt())
+            }
+        };
+        let rtn_total = total(|t| t.rtn_rmse);
+        let rtn_scope = match quantized.iter().filter(|t| !t.rtn_rmse.is_finite()).count() {
+            0 => String::new(),
+            _ if rtn_total == "n/a" => String::new(),
+            skipped => format!(
+                " over the {} tensors it was computed for",
+                quantized.len() - skipped
+            ),
         };
         let _ = writeln!(
             s,
-            "total: {} tensors quantized ({} weights), RMSE {:.3e} (RTN {:.3e}), {:.3} bits/weight; \
+            "total: {} tensors quantized ({} weights), RMSE {} (RTN {}{}), {:.3} bits/weight; \
              file {:.1} MB = {:.1}% of the f32 model ({:.1} MB)",
             quantized.len(),
             elems,
             total(|t| t.method_rmse),
-            total(|t| t.rtn_rmse),
+            rtn_total,
+            rtn_scope,
             self.bits_per_weight,
             self.file_bytes as f64 / 1e6,
             100.0 * self.file_bytes as f64 / f32_bytes.max(1) as f64,
