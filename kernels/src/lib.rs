@@ -389,13 +389,13 @@ impl Kernels {
     pub(crate) fn probes(&self) -> &'static probe::Probes {
         self.table.probes
     }
-    /// Half bits to f32.
     /// A row's maximum and `Σ e^(x − max)` (see [`scalar::max_exp_sum`] for
     /// the order every set follows): `max + ln(sum)` is the row's
     /// log-sum-exp, e.g. for a log-softmax over a row of logits.
     pub fn max_exp_sum(&self, x: &[f32]) -> (f32, f64) {
         (self.table.max_exp_sum)(x)
     }
+    /// Half bits to f32.
     pub fn f16_to_f32(&self, src: &[u16], dst: &mut [f32]) {
         assert!(dst.len() >= src.len(), "f16_to_f32: dst shorter than src");
         (self.table.f16_to_f32)(src, &mut dst[..src.len()])
