@@ -351,8 +351,8 @@ struct VadArgs {
     #[arg(long, default_value_t = 400, requires = "vad")]
     vad_pad_ms: u32,
     /// Speech is merged into chunks of at most this many seconds, each transcribed on
-    /// its own (longer: fewer windows, but segments may span the silence removed)
-    #[arg(long, default_value_t = 30.0, requires = "vad")]
+    /// its own (default inf: all speech laid end to end, as faster-whisper does)
+    #[arg(long, default_value_t = f32::INFINITY, requires = "vad")]
     vad_chunk_s: f32,
 }
 

@@ -14,7 +14,7 @@ fn mic_error(what: &str, e: impl std::fmt::Display) -> Error {
 }
 
 /// Sends each callback's samples, mixed down to mono, to the transcribing thread.
-fn callback<T: Copy>(
+fn callback<T: Copy + 'static>(
     channels: usize,
     to_f32: fn(T) -> f32,
     tx: mpsc::Sender<Vec<f32>>,

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Make a long-form test recording by joining LibriSpeech utterances.
 
-    python3 tools/make_longform.py OUT.wav [--seconds 120] [--set DIR] [--repeat] [--gap S]
+    python3 tools/make_longform.py OUT.wav [--seconds 120] [--set DIR] [--repeat] [--gap S] [--first N]
 
 Takes utterances of the set (default: the repository's eval/librispeech/test-other) in
-manifest order, with 0.3 s of silence between them, until the audio is at least --seconds long.
+manifest order (from the N-th with --first N, so that several files hold different speech), with 0.3 s of silence between them, until the audio is at least --seconds long.
 Writes OUT.wav (16 kHz mono 16-bit PCM) and OUT.txt (the joined reference texts, one line) and
 prints what it used. `--repeat` goes round the set again until the length is reached (an hour of
 test-other for the constant-memory check); OUT.tsv lists each utterance's start, end (s) and text
@@ -41,11 +41,13 @@ def main():
     ap.add_argument("--set", default=DEFAULT_SET, metavar="DIR")
     ap.add_argument("--repeat", action="store_true")
     ap.add_argument("--gap", type=float, default=GAP_S, metavar="S")
+    ap.add_argument("--first", type=int, default=0, metavar="N", help="start at the N-th utterance")
     args = ap.parse_args()
 
     gap = b"\x00\x00" * int(round(args.gap * RATE))
     chunks, texts, spans, n_bytes = [], [], [], 0
     manifest = load_manifest(args.set)
+    manifest = manifest[args.first:] + manifest[:args.first]
     while n_bytes < args.seconds * RATE * 2:
         for u in manifest:
             if n_bytes >= args.seconds * RATE * 2:

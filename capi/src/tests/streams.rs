@@ -44,8 +44,10 @@ fn stream_handles_and_options_are_checked() {
                 sotto_stream_push(stream, pcm.as_ptr(), 10),
                 SottoStatus::InvalidHandle
             );
-            let mut u = SottoStreamUpdate::default();
-            u.confirmed = c"x".as_ptr();
+            let mut u = SottoStreamUpdate {
+                confirmed: c"x".as_ptr(),
+                ..Default::default()
+            };
             assert_eq!(
                 sotto_stream_poll(stream, &mut u),
                 SottoStatus::InvalidHandle
