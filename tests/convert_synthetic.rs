@@ -1039,6 +1039,36 @@ fn bench_times_a_fixed_number_of_decoder_steps() {
         std::fs::metadata(&out).unwrap().len()
     );
 
+    // Driven run by run (tools/bench-big): a ready line, then one line per `run`.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sotto"))
+        .args([
+            "bench", "--json", "-t", "2", "--device", "cpu", "--tokens", "3",
+        ])
+        .arg("-m")
+        .arg(&out)
+        .arg("--rounds-from-stdin")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"run\nrun\n").unwrap();
+    }
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines[0]["ready"], true);
+    for l in &lines[1..] {
+        assert!(l["encoder_ms_per_window"].as_f64().unwrap() > 0.0, "{l}");
+        assert!(l["decode_ms_per_token"].as_f64().unwrap() > 0.0, "{l}");
+    }
+
     // 448 positions, 4 taken by the prompt.
     let o = bench(&["--tokens", "445"]);
     let stderr = String::from_utf8_lossy(&o.stderr);
