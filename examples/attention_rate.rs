@@ -2,8 +2,8 @@
 //! interleaved (one round times every case once, the medians over rounds are
 //! reported), so that a shared, noisy machine slows both alike.
 //!
-//! `cargo run --release --example attention_rate -- [THREADS] [ROUNDS]`
-//! (defaults 2, 15). Shapes: tiny (d = 384, 6 heads) and base (d = 512,
+//! `cargo run --release --example attention_rate -- [THREADS] [ROUNDS] [KERNELS]`
+//! (defaults 2, 15, the best set this CPU has; KERNELS as `SOTTO_KERNELS`). Shapes: tiny (d = 384, 6 heads) and base (d = 512,
 //! 8 heads) over a 1500-frame window; the GEMMs are the encoder's d×d and
 //! FFN-up projections at M = 1500 with f16 weights. Attention FLOPs are
 //! 4·n_q·n_kv·d (Q·Kᵀ and P·V), a GEMM's 2·M·N·K.
@@ -37,7 +37,13 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let threads: usize = args.next().map_or(2, |a| a.parse().expect("THREADS"));
     let rounds: usize = args.next().map_or(15, |a| a.parse().expect("ROUNDS"));
-    let kernels = Kernels::detect();
+    let kernels = match args.next() {
+        Some(name) => Kernels::from_name(&name).unwrap_or_else(|e| {
+            eprintln!("{e}");
+            std::process::exit(2)
+        }),
+        None => Kernels::detect(),
+    };
     let pool = Pool::new(threads);
     let mut rng = Rng(0x5eed_0a77);
     let ctx = 1500;

@@ -536,12 +536,33 @@ unsafe fn weighted_sum<const F16: bool>(
 /// `x < EXP_MIN` (or NaN): they would only add subnormal products.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
+///
+/// A softmax argument is a score minus the maximum of its scores, times a
+/// positive scale: ≤ 0, −∞ or NaN. So on every kept lane (EXP_MIN ≤ x ≤ 0)
+/// [`exp`]'s clamps are identities and are left out here, with the same
+/// value; other lanes are cleared by the mask whatever they hold.
 unsafe fn weight(x: __m256, keep: __m256) -> __m256 {
     let keep = _mm256_and_ps(
         keep,
         _mm256_cmp_ps::<_CMP_GE_OQ>(x, _mm256_set1_ps(EXP_MIN)),
     );
-    _mm256_and_ps(exp(x), keep)
+    let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(
+        x,
+        _mm256_set1_ps(std::f32::consts::LOG2_E),
+    ));
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), x);
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
+    let mut p = _mm256_set1_ps(EXP_POLY[0]);
+    for &c in &EXP_POLY[1..] {
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+    }
+    let r2 = _mm256_mul_ps(r, r);
+    let e = _mm256_add_ps(_mm256_fmadd_ps(p, r2, r), _mm256_set1_ps(1.0));
+    let pow2n = _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(
+        _mm256_cvtps_epi32(n),
+        _mm256_set1_epi32(127),
+    )));
+    _mm256_and_ps(_mm256_mul_ps(e, pow2n), keep)
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -612,6 +633,14 @@ unsafe fn softmax_row(x: *mut f32, n: usize, scale: f32) -> f32 {
     hsum(_mm256_add_ps(sum[0], sum[1]))
 }
 
+/// Column groups (8 columns each) one pass of [`softmax_cols`] holds.
+const SOFTMAX_GROUPS: usize = 6;
+
+/// Row by row across up to [`SOFTMAX_GROUPS`] column groups at once: each row
+/// is read as contiguous vectors (the attention block's `ld` is 48, six
+/// groups), and rows every column sees (all of them unless causal) need no
+/// visibility mask. Per column the operations and their order are those of
+/// a column-by-column pass.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn softmax_cols(
     st: *mut f32,
@@ -622,38 +651,82 @@ unsafe fn softmax_cols(
     scale: f32,
     sums: *mut f32,
 ) {
-    let iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    // Column c sees row j iff first_visible + c > j; clamp to keep i32 range.
-    let first = first_visible.min(rows + 1) as i32;
-    let s = _mm256_set1_ps(scale);
-    let ninf = _mm256_set1_ps(f32::NEG_INFINITY);
     let mut c0 = 0;
     while c0 < cols {
-        let cm = lanes(cols - c0);
-        let limit = _mm256_add_epi32(iota, _mm256_set1_epi32(first + c0 as i32));
-        let visible = |j: usize| {
-            _mm256_castsi256_ps(_mm256_and_si256(
-                cm,
-                _mm256_cmpgt_epi32(limit, _mm256_set1_epi32(j as i32)),
-            ))
-        };
-        let mut vmax = ninf;
-        for j in 0..rows {
-            let v = _mm256_blendv_ps(ninf, _mm256_loadu_ps(st.add(j * ld + c0)), visible(j));
-            vmax = _mm256_max_ps(vmax, v);
+        let groups = (cols - c0).div_ceil(8).min(SOFTMAX_GROUPS);
+        macro_rules! call {
+            ($($g:literal)*) => {
+                match groups {
+                    $($g => softmax_groups::<$g>(st.add(c0), ld, rows, cols - c0, first_visible + c0, scale, sums.add(c0)),)*
+                    _ => unreachable!("softmax groups {groups}"),
+                }
+            };
         }
-        let mut sum = _mm256_setzero_ps();
-        for j in 0..rows {
-            let p = st.add(j * ld + c0);
+        call!(1 2 3 4 5 6);
+        c0 += 8 * SOFTMAX_GROUPS;
+    }
+}
+
+/// [`softmax_cols`] over `G` groups of 8 columns (`cols` > 8·(G − 1)).
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn softmax_groups<const G: usize>(
+    st: *mut f32,
+    ld: usize,
+    rows: usize,
+    cols: usize,
+    first_visible: usize,
+    scale: f32,
+    sums: *mut f32,
+) {
+    let iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    // Column c sees row j iff first_visible + c > j: rows below `first` are
+    // seen by every column. Clamped to keep the i32 range.
+    let first = first_visible.min(rows + 1);
+    let all = first.min(rows);
+    let cm: [__m256i; G] = std::array::from_fn(|g| lanes(cols.saturating_sub(8 * g)));
+    let limit: [__m256i; G] =
+        std::array::from_fn(|g| _mm256_add_epi32(iota, _mm256_set1_epi32((first + 8 * g) as i32)));
+    let visible = |g: usize, jv: __m256i| {
+        _mm256_castsi256_ps(_mm256_and_si256(cm[g], _mm256_cmpgt_epi32(limit[g], jv)))
+    };
+    let ninf = _mm256_set1_ps(f32::NEG_INFINITY);
+    let mut vmax = [ninf; G];
+    for j in 0..all {
+        let row = st.add(j * ld);
+        for g in 0..G {
+            vmax[g] = _mm256_max_ps(vmax[g], _mm256_loadu_ps(row.add(8 * g)));
+        }
+    }
+    for j in all..rows {
+        let row = st.add(j * ld);
+        let jv = _mm256_set1_epi32(j as i32);
+        for g in 0..G {
+            let v = _mm256_blendv_ps(ninf, _mm256_loadu_ps(row.add(8 * g)), visible(g, jv));
+            vmax[g] = _mm256_max_ps(vmax[g], v);
+        }
+    }
+    let s = _mm256_set1_ps(scale);
+    let mut sum = [_mm256_setzero_ps(); G];
+    for j in 0..rows {
+        let row = st.add(j * ld);
+        let jv = _mm256_set1_epi32(j as i32);
+        for g in 0..G {
+            let vis = if j < all {
+                _mm256_castsi256_ps(cm[g])
+            } else {
+                visible(g, jv)
+            };
+            let p = row.add(8 * g);
             let e = weight(
-                _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(p), vmax), s),
-                visible(j),
+                _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(p), vmax[g]), s),
+                vis,
             );
-            _mm256_maskstore_ps(p, cm, e);
-            sum = _mm256_add_ps(sum, e);
+            _mm256_maskstore_ps(p, cm[g], e);
+            sum[g] = _mm256_add_ps(sum[g], e);
         }
-        _mm256_maskstore_ps(sums.add(c0), cm, sum);
-        c0 += 8;
+    }
+    for g in 0..G {
+        _mm256_maskstore_ps(sums.add(8 * g), cm[g], sum[g]);
     }
 }
 
