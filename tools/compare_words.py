@@ -94,6 +94,15 @@ def percentile(xs, q):
     return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
 
 
+def row(r):
+    model, same, n, nw, ds, de, ratio = r
+    ms = lambda x: f"{1000 * x:.0f}" if x == x else "-"  # noqa: E731
+    med = lambda xs: statistics.median(xs) if xs else float("nan")  # noqa: E731
+    rt = f"{ratio:.3f}" if ratio is not None else "-"
+    return (f"| {model} | {same}/{n} | {nw} | {ms(med(ds))} | {ms(percentile(ds, 0.95))} "
+            f"| {ms(med(de))} | {ms(percentile(de, 0.95))} | {rt} |")
+
+
 def timed(cmd):
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True)
@@ -149,16 +158,14 @@ def main():
                 t_words.append(timed(sotto_cmd(args.sotto, model, args.threads, files, True)))
             ratio = statistics.median(t_words) / statistics.median(t_plain)
         rows.append((model, same, len(files), len(ds), ds, de, ratio))
+        # Each model's row as soon as it is measured (a long run can be cut short).
+        print(row(rows[-1]), file=sys.stderr, flush=True)
 
     print("| model | files same words | words | median Δstart ms | p95 Δstart ms "
           "| median Δend ms | p95 Δend ms | time with / without |")
     print("|---|---|---|---|---|---|---|---|")
-    for model, same, n, nw, ds, de, ratio in rows:
-        ms = lambda x: f"{1000 * x:.0f}"  # noqa: E731
-        r = f"{ratio:.3f}" if ratio is not None else "-"
-        print(f"| {model} | {same}/{n} | {nw} | {ms(statistics.median(ds)) if ds else '-'} "
-              f"| {ms(percentile(ds, 0.95))} | {ms(statistics.median(de)) if de else '-'} "
-              f"| {ms(percentile(de, 0.95))} | {r} |")
+    for r in rows:
+        print(row(r))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(dump, f, indent=1)
