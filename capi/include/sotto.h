@@ -191,6 +191,26 @@ typedef struct SottoResult {
 } SottoResult;
 
 /**
+ * One word of a segment (`sotto_result_word`).
+ */
+typedef struct SottoWord {
+  /**
+   * UTF-8, NUL-terminated, with its leading space and merged punctuation;
+   * owned by the result.
+   */
+  const char *text;
+  /**
+   * Milliseconds from the start of the audio.
+   */
+  int64_t start_ms;
+  int64_t end_ms;
+  /**
+   * Mean probability of the word's tokens.
+   */
+  float probability;
+} SottoWord;
+
+/**
  * How `sotto_stream_new` streams; start from `sotto_stream_options_default()`.
  */
 typedef struct SottoStreamOptions {
@@ -254,24 +274,6 @@ typedef struct SottoStreamUpdate {
   const struct SottoStreamWord *tentative_words;
   size_t n_tentative;
 } SottoStreamUpdate;
- * One word of a segment (`sotto_result_word`).
- */
-typedef struct SottoWord {
-  /**
-   * UTF-8, NUL-terminated, with its leading space and merged punctuation;
-   * owned by the result.
-   */
-  const char *text;
-  /**
-   * Milliseconds from the start of the audio.
-   */
-  int64_t start_ms;
-  int64_t end_ms;
-  /**
-   * Mean probability of the word's tokens.
-   */
-  float probability;
-} SottoWord;
 
 #ifdef __cplusplus
 extern "C" {
@@ -488,6 +490,28 @@ enum SottoStatus sotto_result_free(struct SottoResult result);
 enum SottoStatus sotto_string_free(char *s);
 
 /**
+ * Time every word of every segment from the alignment heads' cross-attention
+ * (openai-whisper's `word_timestamps`); off by default. On a GPU the
+ * transcription then runs on the CPU (the GPU backend does not read the
+ * weights back).
+ */
+enum SottoStatus sotto_params_set_word_timestamps(struct SottoParams params, bool on);
+
+/**
+ * Number of words of segment `segment` (0 without word timestamps).
+ */
+enum SottoStatus sotto_result_word_count(struct SottoResult result, size_t segment, size_t *out);
+
+/**
+ * Word `index` (0-based) of segment `segment`; its text lives until the result
+ * is freed.
+ */
+enum SottoStatus sotto_result_word(struct SottoResult result,
+                                   size_t segment,
+                                   size_t index,
+                                   struct SottoWord *out);
+
+/**
  * 16 kHz, a transcription every second, 0.8-s pauses found by energy level.
  */
 struct SottoStreamOptions sotto_stream_options_default(void);
@@ -526,26 +550,6 @@ enum SottoStatus sotto_stream_poll(struct SottoStream stream, struct SottoStream
  * Frees a stream (and its hold on the model).
  */
 enum SottoStatus sotto_stream_free(struct SottoStream stream);
- * Time every word of every segment from the alignment heads' cross-attention
- * (openai-whisper's `word_timestamps`); off by default. On a GPU the
- * transcription then runs on the CPU (the GPU backend does not read the
- * weights back).
- */
-enum SottoStatus sotto_params_set_word_timestamps(struct SottoParams params, bool on);
-
-/**
- * Number of words of segment `segment` (0 without word timestamps).
- */
-enum SottoStatus sotto_result_word_count(struct SottoResult result, size_t segment, size_t *out);
-
-/**
- * Word `index` (0-based) of segment `segment`; its text lives until the result
- * is freed.
- */
-enum SottoStatus sotto_result_word(struct SottoResult result,
-                                   size_t segment,
-                                   size_t index,
-                                   struct SottoWord *out);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -200,7 +200,18 @@ impl<B: Backend + ?Sized> Network for B {
             tokens,
             Some(&capture),
         )?;
-        output_logits(self, &mut p, want);
+        // The rows wanted here are consecutive text tokens: normed and projected as
+        // one m = rows GEMM (these probabilities need not match a step's bits).
+        match want {
+            [first, ..] if want.windows(2).all(|w| w[1] == w[0] + 1) => {
+                let l = self.layers();
+                let rows = want.len();
+                let normed = Rows::of(Buf::H, d);
+                p.layer_norm(&l.dec_norm, Rows::of(Buf::X, d).at(first * d), rows, normed);
+                p.project(&l.embedding, normed, rows, Rows::of(Buf::Logits, n_vocab));
+            }
+            _ => output_logits(self, &mut p, want),
+        }
         let mut all = p.read(Rows::of(Buf::Logits, total), 1, total)?.concat();
         let weights = all.split_off(weights_at);
         let logits = all.chunks(n_vocab).map(|r| r.to_vec()).collect();

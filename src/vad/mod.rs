@@ -419,10 +419,7 @@ fn map_segment(pieces: &[Speech], s: Segment) -> Vec<Segment> {
     // Each word goes to the part whose span holds (or lies nearest to) its start.
     for w in &s.words {
         let gap = |p: &Segment| (p.start - w.start).max(w.start - p.end).max(0.0);
-        if let Some(p) = out
-            .iter_mut()
-            .min_by(|x, y| gap(x).total_cmp(&gap(y)))
-        {
+        if let Some(p) = out.iter_mut().min_by(|x, y| gap(x).total_cmp(&gap(y))) {
             p.words.push(w.clone());
         }
     }
@@ -668,6 +665,16 @@ mod tests {
             temperature: 0.0,
             compression_ratio: 1.0,
             token_probs: vec![0.5; 10],
+            words: ["one", "seven"]
+                .iter()
+                .zip([8.5f32, 11.2])
+                .map(|(w, t)| crate::Word {
+                    word: format!(" {w}"),
+                    start: t,
+                    end: t + 0.3,
+                    probability: 0.9,
+                })
+                .collect(),
         };
         let text = " one two three four five six seven";
         // 2 s before the joint, 1.5 s after: split, words shared by time.
@@ -680,6 +687,16 @@ mod tests {
         let tokens: Vec<u32> = parts.iter().flat_map(|p| p.tokens.clone()).collect();
         assert_eq!(tokens, (0..10).collect::<Vec<u32>>());
         assert_eq!(parts[0].tokens.len(), parts[0].token_probs.len());
+        // Words keep their own times, each on its piece, in the part holding it.
+        let words = |p: &Segment| -> Vec<(String, i64)> {
+            let ms = |t: f32| (t * 1000.0).round() as i64;
+            p.words
+                .iter()
+                .map(|w| (w.word.clone(), ms(w.start)))
+                .collect()
+        };
+        assert_eq!(words(&parts[0]), [(" one".to_string(), 8500)]);
+        assert_eq!(words(&parts[1]), [(" seven".to_string(), 21200)]);
         // Half a second past the joint is overshoot: one segment, ended at the joint.
         let parts = map_segment(&pieces, seg(8.0, 10.5, text));
         assert_eq!(parts.len(), 1);
