@@ -686,6 +686,18 @@ struct ResultEntry {
     transcript: sotto::Transcript,
 }
 
+impl ResultEntry {
+    /// Segment `index`, or an error naming how many there are.
+    fn segment(&self, index: usize) -> Result<&SegmentEntry, Fail> {
+        self.segments.get(index).ok_or_else(|| {
+            Fail::invalid(format!(
+                "segment {index} of a result with {}",
+                self.segments.len()
+            ))
+        })
+    }
+}
+
 static RESULTS: Registry<ResultEntry> = Registry::new("result");
 
 fn ms(seconds: f32) -> i64 {
@@ -847,12 +859,7 @@ pub unsafe extern "C" fn sotto_result_segment(
             return Err(Fail::null("out"));
         }
         let r = RESULTS.get(result.id)?;
-        let s = r.segments.get(index).ok_or_else(|| {
-            Fail::invalid(format!(
-                "segment {index} of a result with {}",
-                r.segments.len()
-            ))
-        })?;
+        let s = r.segment(index)?;
         out.write(segment_view(&s.segment, &s.text));
         Ok(())
     })
@@ -967,12 +974,7 @@ pub unsafe extern "C" fn sotto_result_word_count(
     guard(|| {
         let out = out_arg(out, "out")?;
         let r = RESULTS.get(result.id)?;
-        let s = r.segments.get(segment).ok_or_else(|| {
-            Fail::invalid(format!(
-                "segment {segment} of a result with {}",
-                r.segments.len()
-            ))
-        })?;
+        let s = r.segment(segment)?;
         *out = s.words.len();
         Ok(())
     })
@@ -992,12 +994,7 @@ pub unsafe extern "C" fn sotto_result_word(
             return Err(Fail::null("out"));
         }
         let r = RESULTS.get(result.id)?;
-        let s = r.segments.get(segment).ok_or_else(|| {
-            Fail::invalid(format!(
-                "segment {segment} of a result with {}",
-                r.segments.len()
-            ))
-        })?;
+        let s = r.segment(segment)?;
         let (w, text) = s
             .segment
             .words
