@@ -476,10 +476,21 @@ unsafe fn dots<const F16: bool>(
     out: *mut f32,
 ) {
     let elem = if F16 { 2 } else { 4 };
+    let ahead = crate::tuning::PREFETCH_KEYS;
     let mut j = 0;
     while j < n {
         let jj = (n - j).min(4);
         let mut acc = [_mm512_setzero_ps(); 4];
+        if ahead > 0 {
+            for t in 0..4 {
+                let r = k.wrapping_add((j + t + ahead) * ldk * elem);
+                let mut b = 0;
+                while b < d * elem {
+                    _mm_prefetch::<_MM_HINT_T0>(r.wrapping_add(b).cast());
+                    b += 64;
+                }
+            }
+        }
         let mut p = 0;
         while p < d {
             let mask = lanes(d - p);
@@ -607,9 +618,19 @@ unsafe fn weighted_sum<const F16: bool>(
     while c0 < d {
         let masks: [__mmask16; 4] = std::array::from_fn(|t| lanes(d.saturating_sub(c0 + 16 * t)));
         let mut acc = [_mm512_setzero_ps(); 4];
+        let ahead = crate::tuning::PREFETCH_KEYS;
+        let span = (d - c0).min(64) * elem;
         for j in 0..n {
             let wj = _mm512_set1_ps(*w.add(j));
             let row = v.add((j * ldv + c0) * elem);
+            if ahead > 0 {
+                let r = row.wrapping_add(ahead * ldv * elem);
+                let mut b = 0;
+                while b < span {
+                    _mm_prefetch::<_MM_HINT_T0>(r.wrapping_add(b).cast());
+                    b += 64;
+                }
+            }
             for t in 0..4 {
                 if masks[t] != 0 {
                     let x = load_w::<F16>(row.add(16 * t * elem), masks[t]);
