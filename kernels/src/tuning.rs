@@ -25,6 +25,18 @@ pub(crate) const I8_ROWS: usize = 4;
 /// GEMM micro-kernel).
 pub(crate) const I8_BLOCK_BYTES: usize = 64 * 1024;
 
+/// Software prefetch of the M = 1 paths, which stream their operands from
+/// DRAM once per decoded token and stalled on the loads (the hardware
+/// prefetchers lag four or sixteen interleaved row streams): the int8 dot
+/// tile reads the weight rows this many 4-row tiles ahead, ...
+pub(crate) const PREFETCH_I8_TILES: usize = 2;
+/// ... the 16-column low-bit tile (AVX-512 VNNI) this many tiles ahead, ...
+pub(crate) const PREFETCH_LOWBIT_TILES: usize = 1;
+/// ... and the decoder's attention scores and weighted sums the key / value
+/// rows this many keys ahead (a head's 64 elements of each row: two lines
+/// of f16). Measured with `kernels/examples/decode_ab.rs`.
+pub(crate) const PREFETCH_KEYS: usize = 16;
+
 /// x rows per task when quantizing activations for the int8 paths.
 pub(crate) const QUANT_ROWS: usize = 16;
 

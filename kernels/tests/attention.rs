@@ -300,3 +300,19 @@ fn attention_f16_n_kv_zero_gives_zeros() {
         assert_eq!(out, [0.0; 36], "{}", kern.name());
     }
 }
+
+#[test]
+fn attention_one_query_around_the_key_blocks() {
+    // One query (the decoder's scores: 16-key blocks with their lane sums
+    // folded together, then 4-key tiles) at key counts around the block
+    // edges, head sizes with and without a partial 16-lane tail, and large
+    // scores next to small ones.
+    let pool = Pool::new(2);
+    let mut rng = Rng::new(29);
+    for &n_kv in &[15usize, 16, 17, 31, 32, 33, 47, 48, 49, 100] {
+        for &d in &[1usize, 16, 40, 64, 80] {
+            check(&mut rng, 1, n_kv, 3, d, None, 1.0, &pool);
+            check(&mut rng, 1, n_kv, 2, d, Some(n_kv - 1), 30.0, &pool);
+        }
+    }
+}

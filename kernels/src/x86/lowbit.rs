@@ -407,6 +407,18 @@ unsafe fn tile16_vnni<const K: u8>(
         _mm512_set1_epi32(ng as i32),
     );
     let mut facc = _mm512_setzero_ps();
+    // The rows `ahead` tiles on, each line fetched as this tile reaches the
+    // same line of its own rows (spread over the loop: a burst of prefetches
+    // stalls the load queue).
+    let ahead = 16 * t.rb * crate::tuning::PREFETCH_LOWBIT_TILES;
+    let step = if K == AFF3 { 24 } else { 32 };
+    let fetch = |h: usize| {
+        if ahead > 0 && (K == AFF3 || h % 2 == 0) {
+            for r in &rows {
+                _mm_prefetch::<_MM_HINT_T0>(r.wrapping_add(step * h + ahead).cast());
+            }
+        }
+    };
     let mut float = |g: usize, acc: &[__m512i; 16]| {
         let sxg = *t.xsg.add(g);
         let mut d = reduce16(acc);
@@ -430,6 +442,7 @@ unsafe fn tile16_vnni<const K: u8>(
         // lanes 0, 2 and 1, 3; 3-bit in the 256-bit halves.
         let a_lanes: __mmask16 = if K == AFF3 { 0x00ff } else { 0x0f0f };
         for h in 0..nb.div_ceil(2) {
+            fetch(h);
             let half = 2 * h + 1 == nb;
             let x = _mm512_loadu_si512(t.xq.add(64 * h).cast());
             let mut a = [_mm512_setzero_si512(); 16];
@@ -449,6 +462,7 @@ unsafe fn tile16_vnni<const K: u8>(
         for g in 0..ng {
             let mut a = [_mm512_setzero_si512(); 16];
             for h in g * per..((g + 1) * per).min(nb.div_ceil(2)) {
+                fetch(h);
                 let half = 2 * h + 1 == nb;
                 let x = _mm512_loadu_si512(t.xq.add(64 * h).cast());
                 for c in 0..16 {

@@ -484,6 +484,7 @@ unsafe fn dot_i8_vnni<const R: usize, const O: usize>(
 ) {
     let flip = _mm512_set1_epi8(-128);
     let mut acc = [[_mm512_setzero_si512(); 4]; R];
+    let ahead = crate::tuning::PREFETCH_I8_TILES * 4 * k;
     let mut p = 0;
     while p < k {
         let m: __mmask64 = if k - p >= 64 {
@@ -491,6 +492,11 @@ unsafe fn dot_i8_vnni<const R: usize, const O: usize>(
         } else {
             (1u64 << (k - p)) - 1
         };
+        if ahead > 0 {
+            for c in 0..4 {
+                _mm_prefetch::<_MM_HINT_T0>(w[c].wrapping_add(p + ahead).cast());
+            }
+        }
         // w + 128 as unsigned bytes; masked-off lanes become 128 but meet x = 0.
         let wv: [__m512i; 4] = std::array::from_fn(|c| {
             _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, w[c].add(p).cast()), flip)
