@@ -130,6 +130,52 @@ fn beam_search_and_best_of_transcribe_jfk() {
     assert!(word_errors(&words(JFK), &words(&a.text)) <= 2, "{}", a.text);
 }
 
+/// A prefix (first window) starts every hypothesis of beam search and every
+/// best-of candidate, as in openai-whisper and faster-whisper: the result
+/// starts with `<|0.00|>` and the prefix (not scored), and beam search still
+/// searches after it — with "So" on tiny.en it keeps a punctuated
+/// continuation that greedy decoding misses (before, a prefix fell back to
+/// greedy decoding, token for token).
+#[test]
+fn beam_search_and_best_of_honour_a_prefix() {
+    let model = Model::load(model_path("tiny.en")).unwrap();
+    let samples = load_audio(&jfk()).unwrap();
+    let tok = model.file().tokenizer().unwrap();
+    let want: Vec<u32> = std::iter::once(model.config().tokens.timestamp_begin)
+        .chain(tok.encode(" So"))
+        .collect();
+    let tokens = |t: &sotto::Transcript| -> Vec<u32> {
+        t.segments.iter().flat_map(|s| s.tokens.clone()).collect()
+    };
+    let check = |t: &sotto::Transcript| {
+        let first = &t.segments[0];
+        assert_eq!(first.tokens[..want.len()], want[..], "{}", t.text);
+        assert!(first.token_probs[..want.len()].iter().all(|p| p.is_nan()));
+        assert!(first.token_probs[want.len()..]
+            .iter()
+            .all(|p| (0.0..=1.0).contains(p)));
+        assert!(t.text.trim_start().starts_with("So"), "{}", t.text);
+        assert!(word_errors(&words(JFK), &words(&t.text)) <= 3, "{}", t.text);
+    };
+    let mut o = options(5);
+    o.prefix = Some("So".into());
+    let beam = model.transcribe(&samples, &o).unwrap();
+    check(&beam);
+    assert_eq!(beam.window_temperatures, vec![0.0]);
+    o.beam_size = 1;
+    let greedy = model.transcribe(&samples, &o).unwrap();
+    check(&greedy);
+    assert_ne!(tokens(&beam), tokens(&greedy), "{}", beam.text);
+    assert!(beam.text.trim_end().ends_with('.'), "{}", beam.text);
+
+    // Best-of at a temperature above 0 keeps the prefix in every candidate.
+    o.temperatures = vec![0.4];
+    o.best_of = 5;
+    let sampled = model.transcribe(&samples, &o).unwrap();
+    check(&sampled);
+    assert_eq!(sampled.window_temperatures, vec![0.4]);
+}
+
 #[test]
 fn bad_search_options_are_errors() {
     let model = Model::load(model_path("tiny.en")).unwrap();

@@ -114,12 +114,23 @@ impl Search {
     }
 }
 
-/// The kernels for the beam's per-row log-sum-exp
-/// ([`LogitFilters::apply_lse`]): every kernel set gives the same bits, so
-/// the best this CPU has serves whichever set or device runs the network.
-fn row_kernels() -> &'static sotto_kernels::Kernels {
-    static KERNELS: std::sync::OnceLock<sotto_kernels::Kernels> = std::sync::OnceLock::new();
-    KERNELS.get_or_init(sotto_kernels::Kernels::detect)
+/// What the filters see of a hypothesis: the prefix, then its sampled tokens.
+fn with_forced<'t>(forced: &[u32], sampled: &'t [u32]) -> std::borrow::Cow<'t, [u32]> {
+    if forced.is_empty() {
+        std::borrow::Cow::Borrowed(sampled)
+    } else {
+        std::borrow::Cow::Owned([forced, sampled].concat())
+    }
+}
+
+/// A result of sampled tokens only, with the prefix put in front (its
+/// log-probabilities NaN, as the greedy path gives them).
+fn prefixed(forced: &[u32], mut r: WindowResult) -> WindowResult {
+    if !forced.is_empty() {
+        r.tokens.splice(0..0, forced.iter().copied());
+        r.logprobs.splice(0..0, forced.iter().map(|_| f32::NAN));
+    }
+    r
 }
 
 /// The `k` best entries of `logprobs` (highest first, lower index on ties).
@@ -191,15 +202,13 @@ impl<B: Backend> WindowDecoder<'_, B> {
         rng: &mut Rng,
     ) -> Result<WindowResult> {
         if temperature == 0.0 {
-            // A prefix (first window only) is forced through the greedy path: beam
-            // and best-of start from the bare prompt.
-            if self.search.beam_size > 1 && forced.is_empty() {
-                return self.decode_beam(cross, prompt, sot_index);
+            if self.search.beam_size > 1 {
+                return self.decode_beam(cross, prompt, sot_index, forced);
             }
             return self.decode_greedy(cross, prompt, sot_index, forced);
         }
-        if self.search.best_of > 1 && forced.is_empty() {
-            return self.decode_best_of(cross, prompt, sot_index, temperature, rng);
+        if self.search.best_of > 1 {
+            return self.decode_best_of(cross, prompt, sot_index, forced, temperature, rng);
         }
         let eot = self.filters.tokens.eot;
         let (mut cache, mut logits, no_speech_prob) = self.start(cross, prompt, sot_index)?;
@@ -325,17 +334,23 @@ impl<B: Backend> WindowDecoder<'_, B> {
     /// (topped up with the best live ones) are ranked with the length penalty.
     /// The live hypotheses decode as one batch ([`Network::decode_batch`]); a
     /// hypothesis that takes over another's cache copies only the positions
-    /// after their common prefix.
+    /// after their common prefix. A prefix (`forced`, already at the end of
+    /// `prompt`) starts every hypothesis, as in openai-whisper and
+    /// faster-whisper: the filters see it, the scores and lengths do not.
     fn decode_beam(
         &self,
         cross: &B::Cross,
         prompt: &[u32],
         sot_index: usize,
+        forced: &[u32],
     ) -> Result<WindowResult> {
         let search = self.search;
         let beam = search.beam_size;
         let max_finished = ((beam as f32 * search.patience).round() as usize).max(1);
         let eot = self.filters.tokens.eot;
+        // Every kernel set gives the same bits for the log-sum-exp
+        // ([`LogitFilters::apply_lse`]); the network's own serves it.
+        let kernels = self.backend.host_kernels();
         let (cache, logits, no_speech_prob) = self.start(cross, prompt, sot_index)?;
         let mut caches = vec![cache];
         let mut rows = vec![logits];
@@ -351,7 +366,8 @@ impl<B: Backend> WindowDecoder<'_, B> {
             // Candidates (score, source, token, its log-probability), best first.
             let mut cands: Vec<(f32, usize, u32, f32)> = Vec::new();
             for (i, (hyp, row)) in live.iter().zip(rows.iter_mut()).enumerate() {
-                let lse = self.filters.apply_lse(row, &hyp.tokens, row_kernels());
+                let ctx = with_forced(forced, &hyp.tokens);
+                let lse = self.filters.apply_lse(row, &ctx, kernels);
                 for (tok, logit) in top_k(row, beam + 1) {
                     cands.push((hyp.sum + (logit - lse), i, tok as u32, logit - lse));
                 }
@@ -420,14 +436,17 @@ impl<B: Backend> WindowDecoder<'_, B> {
         }
         let best = search.rank(&finished);
         let (tokens, sum) = finished.swap_remove(best);
-        Ok(WindowResult {
-            avg_logprob: sum / (tokens.len() as f32 + 1.0),
-            tokens,
-            no_speech_prob,
-            temperature: 0.0,
-            compression_ratio: 0.0,
-            logprobs: finished_lp.swap_remove(best),
-        })
+        Ok(prefixed(
+            forced,
+            WindowResult {
+                avg_logprob: sum / (tokens.len() as f32 + 1.0),
+                tokens,
+                no_speech_prob,
+                temperature: 0.0,
+                compression_ratio: 0.0,
+                logprobs: finished_lp.swap_remove(best),
+            },
+        ))
     }
 
     /// The caches of the hypotheses `next` (each continuing `live[source]`):
@@ -495,6 +514,7 @@ impl<B: Backend> WindowDecoder<'_, B> {
         cross: &B::Cross,
         prompt: &[u32],
         sot_index: usize,
+        forced: &[u32],
         temperature: f32,
         rng: &mut Rng,
     ) -> Result<WindowResult> {
@@ -519,7 +539,7 @@ impl<B: Backend> WindowDecoder<'_, B> {
             let mut tokens = Vec::new();
             for (&s, row) in open.iter().zip(rows.iter_mut()) {
                 let (seq, sum) = &mut seqs[s];
-                self.filters.apply(row, seq);
+                self.filters.apply(row, &with_forced(forced, seq));
                 let next = sample(row, temperature, rng);
                 let lp = log_prob(row, next);
                 *sum += lp;
@@ -548,14 +568,17 @@ impl<B: Backend> WindowDecoder<'_, B> {
         }
         let best = self.search.rank(&seqs);
         let (tokens, sum) = seqs.swap_remove(best);
-        Ok(WindowResult {
-            avg_logprob: sum / (tokens.len() as f32 + 1.0),
-            tokens,
-            no_speech_prob,
-            temperature,
-            compression_ratio: 0.0,
-            logprobs: lps.swap_remove(best),
-        })
+        Ok(prefixed(
+            forced,
+            WindowResult {
+                avg_logprob: sum / (tokens.len() as f32 + 1.0),
+                tokens,
+                no_speech_prob,
+                temperature,
+                compression_ratio: 0.0,
+                logprobs: lps.swap_remove(best),
+            },
+        ))
     }
 }
 

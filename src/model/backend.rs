@@ -137,6 +137,12 @@ pub(crate) trait Backend {
     /// `from .. cache_len(src)` of every layer: `dst` already holds the first
     /// `from` (beam search reorders hypotheses that share a prefix).
     fn copy_cache(&self, src: &Self::Cache, dst: &mut Self::Cache, from: usize);
+    /// The kernel set for host-side row work of the decoding (beam search's
+    /// log-sum-exp): the CPU backend's own; a device backend the best this CPU has.
+    fn host_kernels(&self) -> &sotto_kernels::Kernels {
+        static KERNELS: std::sync::OnceLock<sotto_kernels::Kernels> = std::sync::OnceLock::new();
+        KERNELS.get_or_init(sotto_kernels::Kernels::detect)
+    }
 }
 
 type Linear<B> = <<B as Backend>::W as WeightKinds>::Linear;

@@ -304,6 +304,10 @@ impl<'a> Backend for Cpu<'a> {
         }
     }
 
+    fn host_kernels(&self) -> &Kernels {
+        self.kernels
+    }
+
     fn cache_len(&self, cache: &KvCache) -> usize {
         cache.len
     }
