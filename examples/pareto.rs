@@ -5,7 +5,9 @@
 //! cargo run --release --example pareto -- OUT.svg SET NAME=EVAL.json [NAME=EVAL.json ...]
 //! ```
 //! One series per NAME (JSON files under one NAME are merged, a later file's row
-//! replacing an earlier one of the same scheme); SET is the evaluation set plotted
+//! replacing an earlier one of the same scheme); `NAME/LABEL=BITS,WER` adds a point
+//! measured earlier and reported in docs (e.g. `tiny.en/f16=16,14.88`; a study
+//! format by its scheme name is drawn as a square); SET is the evaluation set plotted
 //! (e.g. `test-other-90`). Bits per weight are read from each row's model file, so
 //! the quantized files must still be where the JSON says.
 use sotto::eval::pareto::{plot, points_from_json, Point};
@@ -29,6 +31,23 @@ fn run() -> Result<(), String> {
         let (name, path) = a
             .split_once('=')
             .ok_or_else(|| format!("'{a}' is not NAME=EVAL.json"))?;
+        if let Some((name, label)) = name.split_once('/') {
+            let (bits, wer) = path
+                .split_once(',')
+                .and_then(|(b, w)| Some((b.parse::<f64>().ok()?, w.parse::<f64>().ok()?)))
+                .ok_or_else(|| format!("'{a}' is not NAME/LABEL=BITS,WER"))?;
+            let p = Point {
+                label: label.to_string(),
+                bits,
+                wer,
+                study: sotto::eval::pareto::STUDY_SCHEMES.contains(&label),
+            };
+            match series.iter_mut().find(|(n, _)| n == name) {
+                Some((_, s)) => s.push(p),
+                None => series.push((name.to_string(), vec![p])),
+            }
+            continue;
+        }
         let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
         let json: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?;

@@ -58,9 +58,9 @@ pub fn on_front(points: &[Point]) -> Vec<bool> {
 /// The points of one set from `sotto eval`'s JSON (`--json` / `eval.json`): every
 /// row of `set` with status ok, its bits per weight read from the row's file.
 pub fn points_from_json(json: &serde_json::Value, set: &str) -> Result<Vec<Point>> {
-    let rows = json["rows"]
+    let rows = json["results"]
         .as_array()
-        .ok_or_else(|| Error::Invalid("eval JSON has no rows".into()))?;
+        .ok_or_else(|| Error::Invalid("eval JSON has no results".into()))?;
     let mut out = Vec::new();
     for r in rows {
         if r["set"].as_str() != Some(set) || r["status"].as_str() != Some("ok") {
@@ -145,7 +145,10 @@ where
             .collect();
         line.sort_by(|a, b| a.0.total_cmp(&b.0));
         chart
-            .draw_series(std::iter::once(PathElement::new(line, colour.stroke_width(1))))?
+            .draw_series(std::iter::once(PathElement::new(
+                line,
+                colour.stroke_width(1),
+            )))?
             .label(format!("{set} (line: Pareto front)"))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));
         let style = (FONT, 12).into_font().color(&colour);
