@@ -400,16 +400,6 @@ impl From<DeviceArg> for sotto::Device {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum MethodArg {
-    /// Round to nearest
-    Rtn,
-    /// Half-Quadratic Quantization (int4, int3)
-    Hqq,
-    /// GPTQ: Hessian-based error compensation from --calibrate audio (int4, nf4, int3)
-    Gptq,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
 enum ActivationsArg {
     None,
     Dynamic,
@@ -452,8 +442,16 @@ struct SchemeOpts {
     /// int4 with a symmetric scale and no zero-point
     #[arg(long)]
     symmetric: bool,
-    #[arg(long, value_enum, default_value = "rtn")]
-    method: MethodArg,
+    /// rtn (round to nearest), hqq (int4, int3), gptq (Hessian-based error
+    /// compensation from --calibrate audio; int4, nf4, int3), or awq / awq+rtn /
+    /// awq+hqq / awq+gptq (activation-aware scales from --calibrate audio, folded
+    /// into the float model first)
+    #[arg(long, default_value = "rtn")]
+    method: String,
+    /// SmoothQuant: per-channel scales moving activation outliers into the weights,
+    /// for --activations static (from --calibrate audio)
+    #[arg(long)]
+    smooth: bool,
     /// Activations of quantized layers (every scheme): float, int8 per row at run
     /// time, or int8 with calibrated fixed scales
     #[arg(long, value_enum, default_value = "none")]
@@ -488,11 +486,12 @@ struct SchemeOpts {
 impl SchemeOpts {
     /// The quantizer's options, `None` without --scheme (then no other option may be given).
     fn options(&self) -> Result<Option<sotto::quantize::QuantizeOptions>> {
-        use sotto::quantize::{Activations, Method, QuantizeOptions, Scheme};
+        use sotto::quantize::{Activations, QuantizeOptions, Scheme};
         let Some(arg) = self.scheme else {
             let others = self.group.is_some()
                 || self.symmetric
-                || !matches!(self.method, MethodArg::Rtn)
+                || self.method != "rtn"
+                || self.smooth
                 || !matches!(self.activations, ActivationsArg::None)
                 || self.calibrate.is_some()
                 || self.double_quant
@@ -521,14 +520,20 @@ impl SchemeOpts {
         if self.group == Some(0) {
             return Err(Error::Invalid("--group must be positive".into()));
         }
+        let (method, mut prescale) = sotto::quantize::awq::parse_method(&self.method)?;
+        if self.smooth {
+            if prescale != sotto::quantize::awq::Prescale::None {
+                return Err(Error::Invalid(
+                    "--smooth and AWQ are two ways to scale the same channels: pick one".into(),
+                ));
+            }
+            prescale = sotto::quantize::awq::Prescale::Smooth;
+        }
         let mut opts = QuantizeOptions {
             scheme,
+            prescale,
             group: self.group.unwrap_or(0),
-            method: match self.method {
-                MethodArg::Rtn => Method::Rtn,
-                MethodArg::Hqq => Method::Hqq,
-                MethodArg::Gptq => Method::Gptq,
-            },
+            method,
             activations: match self.activations {
                 ActivationsArg::None => Activations::None,
                 ActivationsArg::Dynamic => Activations::Dynamic,
@@ -1020,6 +1025,12 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
             print!(
                 "{}",
                 q::mixed::sensitivity_table(&report.sensitivity, report.sensitivity_seconds)
+            );
+        }
+        if !report.prescale.is_empty() {
+            print!(
+                "{}",
+                q::awq::choice_table(&report.prescale, report.prescale_seconds)
             );
         }
     }

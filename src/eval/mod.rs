@@ -13,6 +13,7 @@
 pub mod cli;
 pub mod manifest;
 pub mod normalize;
+pub mod pareto;
 pub mod report;
 pub mod rss;
 pub mod schemes;

@@ -3,6 +3,7 @@
 //! once into the cache (`$SOTTO_HOME/{model}-{scheme}.sotto`) and reused.
 
 use crate::format::ModelFile;
+use crate::quantize::awq::Prescale;
 use crate::quantize::{self, Activations, Method, QuantizeOptions, Scheme};
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -25,6 +26,8 @@ pub enum Source {
         /// Mixed precision (`--budget`) in hundredths of a bit per weight; the
         /// sensitivities are measured on the calibration audio.
         budget_centibits: Option<u16>,
+        /// AWQ or SmoothQuant scales folded in first.
+        prescale: Prescale,
     },
 }
 
@@ -53,6 +56,34 @@ const fn q(
             double_quant,
             keep: &[],
             budget_centibits: None,
+            prescale: Prescale::None,
+        },
+    }
+}
+
+/// [`q`] with AWQ / SmoothQuant scales folded in first.
+const fn qp(
+    name: &'static str,
+    scheme: Scheme,
+    method: Method,
+    activations: Activations,
+    prescale: Prescale,
+) -> EvalScheme {
+    let group = match scheme {
+        Scheme::Int8Row | Scheme::Int8Tensor => 0,
+        _ => 64,
+    };
+    EvalScheme {
+        name,
+        source: Source::Quantized {
+            scheme,
+            group,
+            method,
+            activations,
+            double_quant: false,
+            keep: &[],
+            budget_centibits: None,
+            prescale,
         },
     }
 }
@@ -83,6 +114,7 @@ pub const SCHEMES: &[EvalScheme] = &[
             double_quant: false,
             keep: &["decoder/embeddings/weight"],
             budget_centibits: None,
+            prescale: Prescale::None,
         },
     },
     q(
@@ -146,8 +178,39 @@ pub const SCHEMES: &[EvalScheme] = &[
             double_quant: false,
             keep: &[],
             budget_centibits: Some(450),
+            prescale: Prescale::None,
         },
     },
+    // AWQ scales (awq.rs) folded in before RTN / HQQ / GPTQ; SmoothQuant before
+    // static int8 activations.
+    qp(
+        "int4-awq",
+        Scheme::Int4Asym,
+        Method::Rtn,
+        Activations::None,
+        Prescale::Awq,
+    ),
+    qp(
+        "int4-awq-hqq",
+        Scheme::Int4Asym,
+        Method::Hqq,
+        Activations::None,
+        Prescale::Awq,
+    ),
+    qp(
+        "int4-awq-gptq",
+        Scheme::Int4Asym,
+        Method::Gptq,
+        Activations::None,
+        Prescale::Awq,
+    ),
+    qp(
+        "int8-static-smooth",
+        Scheme::Int8Row,
+        Method::Rtn,
+        Activations::Static,
+        Prescale::Smooth,
+    ),
     // GPTQ from the calibration audio (--calibrate), act-order with static groups.
     q(
         "int4-gptq",
@@ -236,18 +299,25 @@ pub fn quantize_options(
         double_quant,
         keep,
         budget_centibits,
+        prescale,
     } = scheme.source
     else {
         return Ok(None);
     };
-    let needs_audio =
-        activations == Activations::Static || method == Method::Gptq || budget_centibits.is_some();
+    let needs_audio = activations == Activations::Static
+        || method == Method::Gptq
+        || budget_centibits.is_some()
+        || prescale != Prescale::None;
     let calibrate = match (needs_audio, calibrate) {
         (true, Some(dir)) => Some(dir.to_path_buf()),
         (true, None) => {
             return Err(format!(
                 "{} needs calibration audio: pass --calibrate DIR",
-                if method == Method::Gptq {
+                if prescale == Prescale::Awq {
+                    "AWQ"
+                } else if prescale == Prescale::Smooth {
+                    "SmoothQuant"
+                } else if method == Method::Gptq {
                     "GPTQ"
                 } else if budget_centibits.is_some() {
                     "mixed precision (sensitivities)"
@@ -267,6 +337,7 @@ pub fn quantize_options(
         double_quant,
         keep: keep.iter().map(|k| k.to_string()).collect(),
         budget: budget_centibits.map(|b| b as f64 / 100.0),
+        prescale,
         threads: threads.max(1),
         ..QuantizeOptions::default()
     }))

@@ -97,6 +97,12 @@ pub(crate) struct InputGram {
     pub xtx: Vec<f32>,
     /// Input rows seen.
     pub rows: usize,
+    /// Per input channel, `Σ |x|` and `max |x|` over every input row (encoder
+    /// blocks not subsampled): AWQ's and SmoothQuant's activation statistics.
+    pub abs_sum: Vec<f64>,
+    pub abs_max: Vec<f32>,
+    /// Rows in `abs_sum`.
+    pub abs_rows: usize,
 }
 
 /// Adds `xᵀx` of the `rows × k` block `x` into `acc` (the f32 GEMM for big blocks).
@@ -108,6 +114,13 @@ fn accumulate_gram(
 ) {
     let k = acc.k;
     let rows = x.len() / k;
+    for r in x.chunks_exact(k) {
+        for ((s, m), &v) in acc.abs_sum.iter_mut().zip(acc.abs_max.iter_mut()).zip(r) {
+            *s += v.abs() as f64;
+            *m = m.max(v.abs());
+        }
+    }
+    acc.abs_rows += rows;
     if rows >= 256 {
         // Encoder blocks (1500 positions a window): neighbouring positions are much
         // alike, and every 4th keeps the cost of the sums near that of the forward
@@ -192,6 +205,9 @@ pub(crate) fn input_grams(
                         k: *k,
                         xtx: vec![0f32; k * k],
                         rows: 0,
+                        abs_sum: vec![0f64; *k],
+                        abs_max: vec![0f32; *k],
+                        abs_rows: 0,
                     },
                 )
             })

@@ -284,6 +284,8 @@ pub(crate) fn quantize_mixed(
         bits_per_weight: q_bytes as f64 * 8.0 / elems.max(1) as f64,
         sensitivity: sens,
         sensitivity_seconds: seconds,
+        prescale: Vec::new(),
+        prescale_seconds: 0.0,
     })
 }
 

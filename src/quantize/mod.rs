@@ -12,6 +12,7 @@
 //! - Activations: `none`, `dynamic` (int8 activations quantized per row at run time) or
 //!   `static` (one scale per linear layer, from calibration audio; `calibrate.rs`), for
 //!   every scheme (int8 × int8, or the 4- / 3-bit × int8 kernels).
+pub mod awq;
 mod gptq;
 mod hqq;
 pub mod mixed;
@@ -27,6 +28,9 @@ struct InputGram {
     k: usize,
     xtx: Vec<f32>,
     rows: usize,
+    abs_sum: Vec<f64>,
+    abs_max: Vec<f32>,
+    abs_rows: usize,
 }
 
 pub use gptq::{gptq_tensor, output_error, GptqConfig, GptqResult};
@@ -83,6 +87,9 @@ pub struct QuantizeOptions {
     /// over the quantizable tensors; each tensor's scheme is chosen by its measured
     /// sensitivity on the `calibrate` audio (`mixed.rs`). `None`: one scheme for all.
     pub budget: Option<f64>,
+    /// AWQ or SmoothQuant scales searched on the `calibrate` audio and folded into
+    /// the float model before quantizing (`awq.rs`).
+    pub prescale: awq::Prescale,
 }
 
 impl Default for QuantizeOptions {
@@ -97,6 +104,7 @@ impl Default for QuantizeOptions {
             double_quant: false,
             keep: Vec::new(),
             budget: None,
+            prescale: awq::Prescale::None,
             threads: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),
@@ -136,6 +144,10 @@ pub struct QuantizeReport {
     pub sensitivity: Vec<mixed::Sensitivity>,
     /// With `--budget`: seconds spent measuring the sensitivities.
     pub sensitivity_seconds: f64,
+    /// With AWQ / SmoothQuant: each folded group's chosen scaling; empty otherwise.
+    pub prescale: Vec<awq::ScaleChoice>,
+    /// With AWQ / SmoothQuant: seconds spent on calibration, search and folding.
+    pub prescale_seconds: f64,
 }
 
 /// The name `sotto quantize --scheme` uses for a scheme.
@@ -502,7 +514,9 @@ pub fn check_options(opts: &QuantizeOptions) -> Result<()> {
     if let Some(b) = opts.budget {
         mixed::check_budget(opts, b)?;
     }
+    awq::check(opts, scheme)?;
     if opts.activations != Activations::Static
+        && opts.prescale == awq::Prescale::None
         && opts.method != Method::Gptq
         && opts.budget.is_none()
         && opts.calibrate.is_some()
@@ -553,6 +567,9 @@ pub fn quantize_model(
     progress: &dyn Fn(usize, usize),
 ) -> Result<QuantizeReport> {
     check_options(opts)?;
+    if opts.prescale != awq::Prescale::None {
+        return awq::quantize_prescaled(input, out, opts, progress);
+    }
     if opts.budget.is_some() {
         return mixed::quantize_mixed(input, out, opts, progress);
     }
@@ -695,6 +712,8 @@ pub fn quantize_model(
         bits_per_weight: q_bytes as f64 * 8.0 / q_elems.max(1) as f64,
         sensitivity: Vec::new(),
         sensitivity_seconds: 0.0,
+        prescale: Vec::new(),
+        prescale_seconds: 0.0,
     })
 }
 
