@@ -203,6 +203,8 @@ fn report_total_has_no_nan() {
         bits_per_weight: 4.0,
         sensitivity: Vec::new(),
         sensitivity_seconds: 0.0,
+        prescale: Vec::new(),
+        prescale_seconds: 0.0,
     };
     let s = r.table(Method::Gptq, 4000);
     assert!(!s.contains("NaN"), "{s}");
