@@ -56,14 +56,22 @@ pub fn on_front(points: &[Point]) -> Vec<bool> {
 }
 
 /// The points of one set from `sotto eval`'s JSON (`--json` / `eval.json`): every
-/// row of `set` with status ok, its bits per weight read from the row's file.
+/// row of `set` with status ok that scored all of the set's utterances (an
+/// interrupted run leaves a partial row), its bits per weight read from the row's file.
 pub fn points_from_json(json: &serde_json::Value, set: &str) -> Result<Vec<Point>> {
     let rows = json["results"]
         .as_array()
         .ok_or_else(|| Error::Invalid("eval JSON has no results".into()))?;
+    let total = json["sets"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"].as_str() == Some(set)))
+        .and_then(|s| s["utterances"].as_u64());
     let mut out = Vec::new();
     for r in rows {
-        if r["set"].as_str() != Some(set) || r["status"].as_str() != Some("ok") {
+        if r["set"].as_str() != Some(set)
+            || r["status"].as_str() != Some("ok")
+            || r["utterances_done"].as_u64() != total
+        {
             continue;
         }
         let (Some(scheme), Some(file), Some(wer)) =

@@ -440,9 +440,9 @@ pub fn fold_model(
             Producer::Rows { weight, bias, .. } => names.extend([weight.clone(), bias.clone()]),
         }
         for n in names {
-            if !tensors.contains_key(&n) {
-                let t = input.tensor(&n)?;
-                tensors.insert(n, tensor_f32(input, t)?);
+            if let std::collections::hash_map::Entry::Vacant(e) = tensors.entry(n) {
+                let t = input.tensor(e.key())?;
+                e.insert(tensor_f32(input, t)?);
             }
         }
         apply(g, s, &mut tensors);
