@@ -413,7 +413,7 @@ unsafe fn tile16_vnni<const K: u8>(
     let ahead = 16 * t.rb * crate::tuning::PREFETCH_LOWBIT_TILES;
     let step = if K == AFF3 { 24 } else { 32 };
     let fetch = |h: usize| {
-        if ahead > 0 && (K == AFF3 || h % 2 == 0) {
+        if ahead > 0 && (K == AFF3 || h.is_multiple_of(2)) {
             for r in &rows {
                 _mm_prefetch::<_MM_HINT_T0>(r.wrapping_add(step * h + ahead).cast());
             }
