@@ -40,6 +40,47 @@ fn median_filter_and_standardize() {
     assert_eq!(words::median(vec![4., 1., 2., 3.]), 2.5);
 }
 
+#[test]
+fn median_of_seven_matches_a_sort_per_window() {
+    // Every 0/1 input (the 0-1 principle: a network that sorts those sorts
+    // everything), then random rows with ties, against a sort of each window.
+    let naive = |x: &[f32]| -> Vec<f32> {
+        let n = x.len() as isize;
+        let at = |i: isize| {
+            x[(if i < 0 {
+                -i
+            } else if i >= n {
+                2 * (n - 1) - i
+            } else {
+                i
+            }) as usize]
+        };
+        (0..n)
+            .map(|j| {
+                let mut w: Vec<f32> = (j - 3..=j + 3).map(at).collect();
+                w.sort_by(f32::total_cmp);
+                w[3]
+            })
+            .collect()
+    };
+    for bits in 0u32..1 << 9 {
+        let x: Vec<f32> = (0..9).map(|k| (bits >> k & 1) as f32).collect();
+        assert_eq!(words::median_filter(&x, 7), naive(&x), "{x:?}");
+    }
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    for len in [4, 5, 7, 16, 33, 1500] {
+        let x: Vec<f32> = (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                ((state >> 40) % 13) as f32 - 6.0
+            })
+            .collect();
+        assert_eq!(words::median_filter(&x, 7), naive(&x), "length {len}");
+    }
+}
+
 fn timing(w: &str) -> Timing {
     Timing::new(w, vec![w.len() as u32], 0.0, 0.0, 1.0)
 }

@@ -4,6 +4,7 @@ use crate::format::SpecialTokens;
 use sotto_kernels::Kernels;
 
 /// What the filters need to know about the vocabulary and the window.
+#[derive(Clone)]
 pub struct LogitFilters {
     pub tokens: SpecialTokens,
     pub n_vocab: usize,
@@ -11,6 +12,10 @@ pub struct LogitFilters {
     pub suppress: Vec<u32>,
     /// Tokens suppressed at the first sampled position (blank and end of text).
     pub suppress_begin: Vec<u32>,
+    /// Tokens forced before sampling starts (`<|0.00|>` and a prefix): the
+    /// timestamp rules see them, the first-position rules apply after them
+    /// (openai-whisper's `sample_begin`).
+    pub sample_begin: usize,
     pub timestamps: bool,
     /// Largest first timestamp, in timestamp steps (1.0 s = 50 steps); `None` for no limit.
     pub max_initial_timestamp: Option<u32>,
@@ -29,7 +34,7 @@ impl LogitFilters {
     /// what it sets to −∞ depends on `sampled` only, so a device can take it as a mask.
     pub fn apply_masks(&self, logits: &mut [f32], sampled: &[u32]) {
         let ninf = f32::NEG_INFINITY;
-        if sampled.is_empty() {
+        if sampled.len() == self.sample_begin {
             for &t in &self.suppress_begin {
                 if let Some(l) = logits.get_mut(t as usize) {
                     *l = ninf;
@@ -293,6 +298,7 @@ mod tests {
             n_vocab: 200,
             suppress: vec![3],
             suppress_begin: vec![10],
+            sample_begin: 0,
             timestamps: true,
             max_initial_timestamp: Some(50),
         }
@@ -306,6 +312,36 @@ mod tests {
         assert!(l[..12].iter().all(|v| v.is_infinite()));
         assert!(l[12..=62].iter().all(|v| v.is_finite()));
         assert!(l[63..].iter().all(|v| v.is_infinite()));
+    }
+
+    #[test]
+    fn blank_and_end_are_suppressed_at_the_first_token_after_a_forced_start() {
+        // `<|0.00|>` and one prefix token forced: eot (10) is barred right after
+        // them, not at the window's first position nor after a sampled token.
+        let f = LogitFilters {
+            sample_begin: 2,
+            ..filters()
+        };
+        let eot_after = |sampled: &[u32]| {
+            let mut l = vec![0f32; 200];
+            l[10] = 10.0; // above the timestamps' mass
+            f.apply(&mut l, sampled);
+            l[10]
+        };
+        assert!(eot_after(&[12, 4]).is_infinite());
+        assert!(eot_after(&[12, 4, 5]).is_finite());
+        // Nothing forced (timestamps off, so no timestamp rule bars eot): the
+        // first position only.
+        let plain = LogitFilters {
+            timestamps: false,
+            ..filters()
+        };
+        for (sampled, barred) in [(&[][..], true), (&[4][..], false)] {
+            let mut l = vec![0f32; 200];
+            l[10] = 5.0;
+            plain.apply(&mut l, sampled);
+            assert_eq!(l[10].is_infinite(), barred);
+        }
     }
 
     #[test]

@@ -191,18 +191,11 @@ pub(crate) fn transcribe_source<B: Backend>(
         } else {
             Vec::new()
         },
+        sample_begin: 0,
         timestamps: opts.timestamps,
         max_initial_timestamp: opts
             .max_initial_timestamp
             .map(|s| (s / TIME_PRECISION).round() as u32),
-    };
-    let decoder = WindowDecoder {
-        backend,
-        n_ctx: c.n_text_ctx as usize,
-        filters: &filters,
-        sample_len: c.n_text_ctx as usize / 2,
-        abort: opts.abort.as_ref(),
-        search,
     };
     let mut rng = Rng::new(opts.seed);
 
@@ -231,6 +224,21 @@ pub(crate) fn transcribe_source<B: Backend>(
         }
         forced_first.extend_from_slice(&prefix);
     }
+    // The first window samples after its forced start.
+    let first_filters = LogitFilters {
+        sample_begin: forced_first.len(),
+        ..filters.clone()
+    };
+    let decoder_with = |filters| WindowDecoder {
+        backend,
+        n_ctx: c.n_text_ctx as usize,
+        filters,
+        sample_len: c.n_text_ctx as usize / 2,
+        abort: opts.abort.as_ref(),
+        search,
+    };
+    let decoder = decoder_with(&filters);
+    let first_decoder = decoder_with(&first_filters);
     let mut all_tokens: Vec<u32> = initial_prompt.clone();
     all_tokens.extend_from_slice(prior);
     let mut prompt_reset_since = 0;
@@ -281,6 +289,7 @@ pub(crate) fn transcribe_source<B: Backend>(
         let mut result = WindowResult::default();
         let mut too_fast = false;
         for (i, &temp) in opts.temperatures.iter().enumerate() {
+            let decoder = if seek == 0 { &first_decoder } else { &decoder };
             result = decoder.decode(&cross, &prompt, sot_index, forced, temp, &mut rng)?;
             timings.decode_tokens += result.tokens.len() + 1;
             let text = decode_text(file, &result.tokens);

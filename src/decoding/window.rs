@@ -225,7 +225,7 @@ impl<B: Backend> WindowDecoder<'_, B> {
             }
             tokens.push(next as u32);
             logprobs.push(lp);
-            if self.full(prompt, tokens.len()) {
+            if self.full(prompt, tokens.len() - forced.len()) {
                 break;
             }
             self.check_abort()?;
@@ -273,7 +273,7 @@ impl<B: Backend> WindowDecoder<'_, B> {
             }
             tokens.push(step.token);
             logprobs.push(step.logprob);
-            if self.full(prompt, tokens.len()) {
+            if self.full(prompt, tokens.len() - forced.len()) {
                 break;
             }
             self.check_abort()?;

@@ -8,7 +8,7 @@
 //! punctuation is merged into its neighbours, and the heuristics for long words
 //! and segment edges are applied.
 use crate::format::ModelFile;
-use crate::model::Network;
+use crate::model::{Backend, Network};
 use crate::{Result, Segment, Word};
 
 /// Encoder positions per second (conv2's stride 2 over 100 mel frames per second).
@@ -73,16 +73,23 @@ fn within(needle: &str, haystack: &str) -> bool {
 /// In place: each column of `rows × cols` standardised over the rows
 /// (population standard deviation).
 pub fn standardize(w: &mut [f32], rows: usize, cols: usize) {
-    for j in 0..cols {
-        let mean = (0..rows).map(|i| w[i * cols + j]).sum::<f32>() / rows as f32;
-        let var = (0..rows)
-            .map(|i| (w[i * cols + j] - mean).powi(2))
-            .sum::<f32>()
-            / rows as f32;
-        let std = var.sqrt();
-        for i in 0..rows {
-            let x = &mut w[i * cols + j];
-            *x = if std > 0.0 { (*x - mean) / std } else { 0.0 };
+    // Row by row into per-column sums (each column still adds its rows in
+    // order, so the same bits as a column-at-a-time loop, without its strides).
+    let mut mean = vec![-0.0f32; cols];
+    for row in w.chunks(cols).take(rows) {
+        mean.iter_mut().zip(row).for_each(|(m, &x)| *m += x);
+    }
+    mean.iter_mut().for_each(|m| *m /= rows as f32);
+    let mut var = vec![-0.0f32; cols];
+    for row in w.chunks(cols).take(rows) {
+        for ((v, &x), &m) in var.iter_mut().zip(row).zip(&mean) {
+            *v += (x - m).powi(2);
+        }
+    }
+    let std: Vec<f32> = var.iter().map(|&v| (v / rows as f32).sqrt()).collect();
+    for row in w.chunks_mut(cols).take(rows) {
+        for ((x, &m), &s) in row.iter_mut().zip(&mean).zip(&std) {
+            *x = if s > 0.0 { (*x - m) / s } else { 0.0 };
         }
     }
 }
@@ -107,16 +114,58 @@ pub fn median_filter(row: &[f32], width: usize) -> Vec<f32> {
         }
         i.clamp(0, last) as usize
     };
+    let padded: Vec<f32> = (-(half as isize)..(n + half) as isize)
+        .map(|i| row[reflect(i)])
+        .collect();
+    if width == 7 {
+        return median7(&padded, n);
+    }
     let mut win = vec![0f32; width];
-    (0..n)
-        .map(|j| {
-            for (k, w) in win.iter_mut().enumerate() {
-                *w = row[reflect(j as isize + k as isize - half as isize)];
-            }
+    padded
+        .windows(width)
+        .map(|w| {
+            win.copy_from_slice(w);
             win.sort_by(f32::total_cmp);
             win[half]
         })
         .collect()
+}
+
+/// A sorting network for seven values (Knuth, TAOCP 5.3.4: 16 comparators).
+const SORT7: [(usize, usize); 16] = [
+    (0, 6),
+    (2, 3),
+    (4, 5),
+    (0, 2),
+    (1, 4),
+    (3, 6),
+    (0, 1),
+    (2, 5),
+    (3, 4),
+    (1, 2),
+    (4, 6),
+    (2, 3),
+    (4, 5),
+    (1, 2),
+    (3, 4),
+    (5, 6),
+];
+
+/// The width-7 median filter of a reflected-padded row: the seven shifted
+/// copies go through [`SORT7`] as whole vectors (element-wise min / max, which
+/// the compiler vectorises) and the middle one is the median of every window —
+/// the word pass ran one small sort per position, per head and token.
+fn median7(padded: &[f32], n: usize) -> Vec<f32> {
+    let mut v: [Vec<f32>; 7] = std::array::from_fn(|k| padded[k..k + n].to_vec());
+    for &(a, b) in &SORT7 {
+        let (lo, hi) = v.split_at_mut(b);
+        for (x, y) in lo[a].iter_mut().zip(hi[0].iter_mut()) {
+            let (small, large) = (x.min(*y), x.max(*y));
+            *x = small;
+            *y = large;
+        }
+    }
+    std::mem::take(&mut v[3])
 }
 
 /// Dynamic time warping of `cost` (`rows × cols`, lower is better) from
@@ -250,7 +299,7 @@ pub fn merge_punctuations(a: &mut [Timing], prepend: &str, append: &str) {
 /// The words of `text` (one window's text tokens, at least one) timed against
 /// the window `cross` encodes, whose audio fills its first `frames` mel frames.
 /// Times are seconds from the window's start.
-pub(crate) fn find_alignment<B: Network>(
+pub(crate) fn find_alignment<B: Backend>(
     file: &ModelFile,
     backend: &B,
     cross: &B::Cross,
@@ -273,15 +322,16 @@ pub(crate) fn find_alignment<B: Network>(
     let want: Vec<usize> = (offset..offset + text.len()).collect();
     let (logits, mut weights) = backend.cross_weights(cross, &tokens, &want, &heads, keys)?;
     let eot = t.eot as usize;
+    let kernels = backend.host_kernels();
     let probs: Vec<f32> = logits
         .iter()
         .zip(text)
         .map(|(row, &tok)| {
             let row = &row[..eot.min(row.len())];
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let sum: f32 = row.iter().map(|&x| (x - max).exp()).sum();
+            // One SIMD pass over the text vocabulary per token.
+            let (max, sum) = kernels.max_exp_sum(row);
             row.get(tok as usize)
-                .map_or(0.0, |&x| (x - max).exp() / sum)
+                .map_or(0.0, |&x| ((x - max).exp() as f64 / sum) as f32)
         })
         .collect();
 
