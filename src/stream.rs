@@ -1,10 +1,10 @@
 //! Live transcription: [`Stream`] takes PCM pieces of any size and returns confirmed and
 //! tentative words as it goes, by LocalAgreement-2 (Macháček et al., whisper_streaming): the
 //! buffered audio is transcribed again every `step` seconds and the longest common prefix of
-//! two consecutive hypotheses is confirmed. The buffer is cut at the end of a segment whose
-//! words are all confirmed (their tokens become the prompt), cut outright at `max_buffer`
-//! seconds, and emptied at a pause, which a [`PauseDetector`] finds (energy now; a voice
-//! activity model can implement the same trait).
+//! two consecutive hypotheses is confirmed. Above `trim` seconds the buffer is cut between
+//! confirmed words (at a segment end or a pause between words; nearer `max_buffer`, after the
+//! last confirmed word), and the text that leaves it becomes the prompt; at a pause, which a
+//! [`PauseDetector`] finds (energy, or Silero VAD), the buffer is emptied.
 
 use crate::decoding::source::WholeMel;
 use crate::{Error, Model, Options, Result, Transcript};
@@ -33,8 +33,8 @@ impl PauseDetector for EnergyPause {
     }
 }
 
-/// A word with its time on the stream's timeline (seconds from the first sample); times are
-/// interpolated within a segment by character position.
+/// A word with its time on the stream's timeline (seconds from the first sample), from the
+/// alignment heads (`Options::word_timestamps`, which a stream always sets).
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct Word {
@@ -57,7 +57,8 @@ pub struct Update {
 pub struct StreamOptions {
     /// Input sample rate (16 kHz without the `audio` feature).
     pub rate: u32,
-    /// Seconds of new audio between transcriptions.
+    /// Seconds of new audio between transcriptions (more when the last transcription took
+    /// longer than that).
     pub step: f32,
     /// Buffered seconds above which the buffer is cut at a confirmed segment end.
     pub trim: f32,
@@ -65,6 +66,10 @@ pub struct StreamOptions {
     pub max_buffer: f32,
     /// Seconds of silence after speech that end an utterance.
     pub pause: f32,
+    /// Wait, before the next transcription, for at least as much new audio as the last
+    /// one took to transcribe, so a live stream never falls behind (its decisions then
+    /// depend on the machine's speed; off: every `step` exactly, reproducibly).
+    pub keep_up: bool,
     pub options: Options,
 }
 
@@ -73,18 +78,36 @@ impl Default for StreamOptions {
         StreamOptions {
             rate: 16_000,
             step: 1.0,
-            trim: 15.0,
-            max_buffer: 25.0,
+            trim: 22.0,
+            max_buffer: 28.0,
             pause: 0.8,
-            options: Options::default(),
+            keep_up: true,
+            // No temperature fallback: a failed transcription is redone a step later
+            // anyway, and fallbacks would cost more than real time.
+            options: Options {
+                temperatures: vec![0.0],
+                ..Options::default()
+            },
         }
     }
 }
 
-struct Hyp {
-    words: Vec<Word>,
-    /// For each segment: index one past its last word, its end (buffer time), its tokens.
-    segments: Vec<(usize, f32, Vec<u32>)>,
+/// Seconds between two words that count as a pause where the buffer may be cut.
+const PAUSE_GAP: f32 = 0.2;
+/// Seconds of a pause kept in the buffer after the speech before it.
+const PAUSE_PAD: f32 = 0.3;
+/// A hypothesis word starting this much after the last confirmed word's start is new.
+const OVERLAP: f32 = 0.1;
+/// Longest run of words repeated across the end of the confirmed text that is dropped.
+const MAX_REPEAT: usize = 5;
+
+/// A word of one hypothesis: on the stream's timeline, its end in buffer samples, and
+/// whether it ends one of Whisper's segments.
+struct HypWord {
+    word: Word,
+    end_sample: usize,
+    start_sample: usize,
+    ends_segment: bool,
 }
 
 /// A live transcription over a model held as `M`: `&Model` to borrow it, `Arc<Model>` (or
@@ -98,17 +121,35 @@ pub struct Stream<M> {
     detector: Box<dyn PauseDetector>,
     /// Detector input not yet a whole frame.
     frame: Vec<f32>,
+    /// Speech (and the start of each pause) still to be confirmed or kept as context.
     buffer: Vec<f32>,
-    /// Stream time of `buffer[0]`, samples.
-    buffer_start: u64,
+    /// Where buffer samples lie on the stream: (buffer index, stream sample) at the buffer's
+    /// start and wherever a dropped pause joins two stretches.
+    joints: Vec<(usize, u64)>,
+    /// Samples received (at 16 kHz).
+    received: u64,
+    /// In a pause: silence is not buffered.
+    paused: bool,
     since_run: usize,
     speech_since_run: bool,
     silent_samples: usize,
-    previous: Vec<Word>,
-    /// Words of the buffer's hypotheses already confirmed.
-    committed: usize,
+    /// The last hypothesis' words after the confirmed text, not yet confirmed.
+    pending: Vec<Word>,
+    /// The last confirmed words (repeats across the boundary are dropped) and the start
+    /// (stream seconds) of the last one: a hypothesis' words up to there are old. (Not its
+    /// end: a word at the end of a buffer is often stretched to it.)
+    tail: Vec<Word>,
+    confirmed_start: f32,
+    /// Confirmed words whose audio is still in the buffer: they join the prompt when it
+    /// leaves.
+    in_buffer: Vec<Word>,
+    /// The confirmed text that has left the buffer, and its last tokens: the prompt.
+    prompt_text: String,
     prompt: Vec<u32>,
     peak_buffer: usize,
+    /// Wall seconds the last transcription took: the next waits at least that much audio,
+    /// so the stream never falls behind real time.
+    last_run_s: f32,
 }
 
 const SR: f32 = crate::audio::SAMPLE_RATE as f32;
@@ -164,14 +205,20 @@ impl<M: Borrow<Model>> Stream<M> {
             detector,
             frame: Vec::new(),
             buffer: Vec::new(),
-            buffer_start: 0,
+            joints: vec![(0, 0)],
+            received: 0,
+            paused: false,
             since_run: 0,
             speech_since_run: false,
             silent_samples: 0,
-            previous: Vec::new(),
-            committed: 0,
+            pending: Vec::new(),
+            tail: Vec::new(),
+            confirmed_start: f32::NEG_INFINITY,
+            in_buffer: Vec::new(),
+            prompt_text: String::new(),
             prompt: Vec::new(),
             peak_buffer: 0,
+            last_run_s: 0.0,
         })
     }
 
@@ -203,31 +250,41 @@ impl<M: Borrow<Model>> Stream<M> {
                 continue;
             }
             let frame = std::mem::take(&mut self.frame);
+            let at = self.received;
+            self.received += frame.len() as u64;
             if self.detector.is_speech(&frame) {
                 self.silent_samples = 0;
                 self.speech_since_run = true;
+                if self.paused {
+                    // Speech again: the pause (beyond its pad) was not kept.
+                    self.paused = false;
+                    self.joints.push((self.buffer.len(), at));
+                }
             } else {
                 self.silent_samples += frame.len();
+                if self.paused {
+                    continue;
+                }
             }
             self.buffer.extend_from_slice(&frame);
             self.since_run += frame.len();
             self.peak_buffer = self.peak_buffer.max(self.buffer.len());
-            let paused = self.silent_samples as f32 >= self.opts.pause * SR;
-            if paused && !self.buffer.is_empty() {
-                if self.speech_since_run || self.committed < self.previous.len() {
-                    let u = self.run(true)?;
+            if self.silent_samples as f32 >= self.opts.pause * SR {
+                let speech_end = self.buffer.len() - self.silent_samples;
+                if self.speech_since_run || !self.pending.is_empty() {
+                    let u = self.run(Some(speech_end))?;
                     update.confirmed.extend(u.confirmed);
                     update.tentative = u.tentative;
                 }
-                // Silence is dropped, not buffered.
-                self.buffer_start += self.buffer.len() as u64;
-                self.buffer.clear();
-                self.previous.clear();
-                self.committed = 0;
+                // The speech stays as context for what follows; the pause does not.
+                let keep = (speech_end + (PAUSE_PAD * SR) as usize).min(self.buffer.len());
+                self.buffer.truncate(keep);
+                self.joints.retain(|j| j.0 < keep.max(1));
+                self.paused = true;
                 self.since_run = 0;
                 self.speech_since_run = false;
-            } else if self.since_run as f32 >= self.opts.step * SR {
-                let u = self.run(false)?;
+            } else if self.since_run as f32 >= self.step() * SR {
+                let u = self.run(None)?;
                 update.confirmed.extend(u.confirmed);
                 update.tentative = u.tentative;
             }
@@ -238,110 +295,226 @@ impl<M: Borrow<Model>> Stream<M> {
     /// Ends the stream: everything heard is confirmed.
     pub fn finish(&mut self) -> Result<Update> {
         let mut update = Update::default();
-        if !self.buffer.is_empty()
-            && (self.speech_since_run || self.committed < self.previous.len())
-        {
-            update = self.run(true)?;
+        if !self.buffer.is_empty() && (self.speech_since_run || !self.pending.is_empty()) {
+            let speech = if self.paused {
+                self.buffer.len()
+            } else {
+                self.buffer.len().saturating_sub(self.silent_samples)
+            };
+            update = self.run(Some(speech))?;
         }
-        self.buffer.clear();
+        self.cut(self.buffer.len())?;
         Ok(update)
     }
 
-    fn transcribe(&self) -> Result<Transcript> {
+    /// Seconds of new audio before the next transcription.
+    fn step(&self) -> f32 {
+        if self.opts.keep_up {
+            self.opts.step.max(self.last_run_s * 1.25)
+        } else {
+            self.opts.step
+        }
+    }
+
+    /// The stream sample of buffer sample `i`.
+    fn stream_sample(&self, i: usize) -> u64 {
+        let j = self.joints.partition_point(|j| j.0 <= i).max(1) - 1;
+        let (b, s) = self.joints[j];
+        s + (i - b.min(i)) as u64
+    }
+
+    /// Stream seconds of buffer sample `i`.
+    fn stream_time(&self, i: usize) -> f32 {
+        (self.stream_sample(i) as f64 / SR as f64) as f32
+    }
+
+    /// Transcribes the buffer's first `len` samples.
+    fn transcribe(&self, len: usize) -> Result<Transcript> {
         let model: &Model = self.model.borrow();
         let file = model.file();
         let nm = file.config().n_mels as usize;
-        let mut source = WholeMel::new(&self.buffer, file.mel_filters(), nm);
-        model.transcribe_source(&mut source, &self.opts.options, &self.prompt)
+        let mut source = WholeMel::new(&self.buffer[..len], file.mel_filters(), nm);
+        let mut options = self.opts.options.clone();
+        // Cuts fall between words, so the words need their aligned times.
+        options.word_timestamps = true;
+        model.transcribe_source(&mut source, &options, &self.prompt)
     }
 
-    fn hypothesis(&self, t: &Transcript) -> Hyp {
-        let offset = self.buffer_start as f32 / SR;
+    /// The hypothesis' words, each mapped onto the stream's timeline.
+    fn hypothesis(&self, t: &Transcript) -> Vec<HypWord> {
+        let sample = |s: f32| ((s.max(0.0) * SR) as usize).min(self.buffer.len());
         let mut words = Vec::new();
-        let mut segments = Vec::new();
         for s in &t.segments {
-            let len = s.text.chars().count().max(1) as f32;
-            let mut pos = 0usize;
-            for w in s.text.split_inclusive(char::is_whitespace) {
-                let n = w.chars().count();
-                if !w.trim().is_empty() {
-                    let at = |p: usize| s.start + (s.end - s.start) * p as f32 / len + offset;
-                    words.push(Word {
-                        start: at(pos),
-                        end: at(pos + n),
-                        text: w.trim().to_string(),
+            let first = words.len();
+            for w in &s.words {
+                let text = w.word.trim();
+                if !text.is_empty() {
+                    let (a, b) = (sample(w.start), sample(w.end.max(w.start)));
+                    words.push(HypWord {
+                        word: Word {
+                            start: self.stream_time(a),
+                            end: self.stream_time(b),
+                            text: text.to_string(),
+                        },
+                        start_sample: a,
+                        end_sample: b,
+                        ends_segment: false,
                     });
                 }
-                pos += n;
             }
-            segments.push((words.len(), s.end, s.tokens.clone()));
+            if let Some(last) = words[first..].last_mut() {
+                last.ends_segment = true;
+            }
         }
-        Hyp { words, segments }
+        words
     }
 
-    fn run(&mut self, all: bool) -> Result<Update> {
+    /// Appends `words` to the prompt: the confirmed text that has left the buffer, as
+    /// tokens, its last 223 (openai-whisper's limit) kept.
+    fn extend_prompt(&mut self, words: &[Word]) -> Result<()> {
+        if words.is_empty() {
+            return Ok(());
+        }
+        for w in words {
+            self.prompt_text.push(' ');
+            self.prompt_text.push_str(&w.text);
+        }
+        // Enough text for 223 tokens; cut at a space so no word is split.
+        if self.prompt_text.len() > 2_000 {
+            let mut at = self.prompt_text.len() - 1_500;
+            while !self.prompt_text.is_char_boundary(at) {
+                at += 1;
+            }
+            let at = self.prompt_text[at..].find(' ').map_or(at, |i| at + i);
+            self.prompt_text.drain(..at);
+        }
+        let model: &Model = self.model.borrow();
+        let mut tokens = model.file().tokenizer()?.encode(&self.prompt_text);
+        tokens.drain(..tokens.len().saturating_sub(223));
+        self.prompt = tokens;
+        Ok(())
+    }
+
+    /// Transcribes the buffer and confirms the new words (after the confirmed text) that
+    /// two hypotheses agree on, or (`flush`: the speech ended at that sample) every new word
+    /// said before that end.
+    fn run(&mut self, flush: Option<usize>) -> Result<Update> {
         self.since_run = 0;
         self.speech_since_run = false;
-        let t = self.transcribe()?;
-        let hyp = self.hypothesis(&t);
-        let agreed = hyp
-            .words
-            .iter()
-            .zip(&self.previous)
-            .take_while(|(a, b)| norm(&a.text) == norm(&b.text))
-            .count();
-        let upto = if all { hyp.words.len() } else { agreed };
-        let mut update = Update::default();
-        if upto > self.committed {
-            update.confirmed = hyp.words[self.committed..upto].to_vec();
-            self.committed = upto;
-        }
-        update.tentative = hyp.words[self.committed.min(hyp.words.len())..].to_vec();
-        self.previous = hyp.words.clone();
-
-        // Cut the buffer after the last segment whose words are all confirmed (not the
-        // last segment: its end is where the model stopped, not a pause).
-        let seconds = self.buffer.len() as f32 / SR;
-        if all {
-            // The caller empties the buffer; all of it becomes the prompt.
-            for seg in &hyp.segments {
-                self.prompt.extend_from_slice(&seg.2);
+        // Whisper hallucinates into trailing silence: a flush hears only the speech and a
+        // little of the pause, and words that begin in the pause are dropped.
+        let len = flush.map_or(self.buffer.len(), |end| {
+            (end + (PAUSE_PAD * SR) as usize).min(self.buffer.len())
+        });
+        let started = std::time::Instant::now();
+        let t = self.transcribe(len)?;
+        self.last_run_s = started.elapsed().as_secs_f32();
+        let mut hyp = self.hypothesis(&t);
+        if let Some(end) = flush {
+            while hyp.last().is_some_and(|w| w.start_sample >= end) {
+                hyp.pop();
             }
-            let keep = self.prompt.len().saturating_sub(223);
-            self.prompt.drain(..keep);
-        } else if seconds > self.opts.trim {
-            let cut = hyp.segments[..hyp.segments.len().saturating_sub(1)]
-                .iter()
-                .rposition(|s| s.0 <= self.committed);
-            let forced = seconds > self.opts.max_buffer - self.opts.step;
-            let cut = match cut {
-                Some(i) => Some(i),
-                None if forced => {
-                    update
-                        .confirmed
-                        .extend(hyp.words[self.committed..].iter().cloned());
-                    update.tentative.clear();
-                    self.committed = hyp.words.len();
-                    hyp.segments.len().checked_sub(1)
-                }
-                None => None,
+        }
+        // New words: those after the confirmed text, less a repeat of its last words.
+        let mut done = hyp
+            .iter()
+            .take_while(|w| w.word.start <= self.confirmed_start + OVERLAP)
+            .count();
+        if hyp
+            .get(done)
+            .is_some_and(|w| w.word.start < self.confirmed_start + 2.0)
+        {
+            let most = MAX_REPEAT.min(self.tail.len()).min(hyp.len() - done);
+            if let Some(n) = (1..=most).rev().find(|&n| {
+                self.tail[self.tail.len() - n..]
+                    .iter()
+                    .zip(&hyp[done..done + n])
+                    .all(|(a, b)| norm(&a.text) == norm(&b.word.text))
+            }) {
+                done += n;
+            }
+        }
+        let new = &hyp[done..];
+        let agreed = if flush.is_some() {
+            new.len()
+        } else {
+            new.iter()
+                .zip(&self.pending)
+                .take_while(|(a, b)| norm(&a.word.text) == norm(&b.text))
+                .count()
+        };
+        self.pending = new[agreed..].iter().map(|w| w.word.clone()).collect();
+        let mut update = Update {
+            confirmed: new[..agreed].iter().map(|w| w.word.clone()).collect(),
+            tentative: self.pending.clone(),
+        };
+        self.confirm(&update.confirmed);
+        done += agreed;
+
+        // Above `trim` seconds, cut after a confirmed word: the last one that ends a segment
+        // or is followed by a pause, else (the buffer nearly full) the last confirmed one,
+        // else (nothing confirmed) everything, confirmed as it stands.
+        let seconds = self.buffer.len() as f32 / SR;
+        if flush.is_none() && seconds > self.opts.trim {
+            let boundary = |k: usize| {
+                k == hyp.len()
+                    || hyp[k - 1].ends_segment
+                    || hyp[k].word.start - hyp[k - 1].word.end >= PAUSE_GAP
             };
-            let (words, end) = match cut {
-                Some(i) => (hyp.segments[i].0, hyp.segments[i].1),
-                None if forced => (hyp.words.len(), seconds),
+            let forced = seconds > self.opts.max_buffer - self.opts.step;
+            let mut cut = (1..=done).rev().find(|&k| boundary(k));
+            if cut.is_none() && forced && done > 0 {
+                cut = Some(done);
+            }
+            let at = match cut {
+                // Where the next word begins, or half way into the pause before it.
+                Some(k) if k < hyp.len() => {
+                    let (a, b) = (hyp[k - 1].end_sample, hyp[k].start_sample);
+                    a.max((a + b) / 2).min(b.max(a))
+                }
+                Some(k) => hyp[k - 1].end_sample,
+                None if forced => {
+                    let rest = std::mem::take(&mut self.pending);
+                    self.confirm(&rest);
+                    update.confirmed.extend(rest);
+                    update.tentative.clear();
+                    self.buffer.len()
+                }
                 None => return Ok(update),
             };
-            for s in &hyp.segments[..cut.map_or(0, |i| i + 1)] {
-                self.prompt.extend_from_slice(&s.2);
-            }
-            let keep = self.prompt.len().saturating_sub(223);
-            self.prompt.drain(..keep);
-            let samples = ((end.max(0.0) * SR) as usize).min(self.buffer.len());
-            self.buffer.drain(..samples);
-            self.buffer_start += samples as u64;
-            self.previous.drain(..words.min(self.previous.len()));
-            self.committed = self.committed.saturating_sub(words);
+            self.cut(at)?;
         }
         Ok(update)
+    }
+
+    fn confirm(&mut self, words: &[Word]) {
+        if let Some(last) = words.last() {
+            self.confirmed_start = last.start;
+        }
+        self.tail.extend_from_slice(words);
+        self.tail
+            .drain(..self.tail.len().saturating_sub(MAX_REPEAT));
+        self.in_buffer.extend_from_slice(words);
+    }
+
+    /// Drops the buffer's first `at` samples; the confirmed words said there join the
+    /// prompt.
+    fn cut(&mut self, at: usize) -> Result<()> {
+        let at = at.min(self.buffer.len());
+        let time = self.stream_time(at);
+        let gone = self.in_buffer.iter().take_while(|w| w.start < time).count();
+        let words: Vec<Word> = self.in_buffer.drain(..gone).collect();
+        self.extend_prompt(&words)?;
+        let start = self.stream_sample(at);
+        self.buffer.drain(..at);
+        let mut joints = vec![(0, start)];
+        joints.extend(
+            self.joints
+                .iter()
+                .filter(|j| j.0 > at)
+                .map(|&(b, s)| (b - at, s)),
+        );
+        self.joints = joints;
+        Ok(())
     }
 }

@@ -29,9 +29,16 @@ pub struct StreamArgs {
     /// Listen to the default input device (a build with feature `mic`) until interrupted
     #[arg(long, conflicts_with = "simulate")]
     mic: bool,
+    /// With --simulate: push the file as fast as it is transcribed, every --step exactly
+    /// (reproducible; `wall` is then the audio time pushed so far)
+    #[arg(long, requires = "simulate")]
+    no_wait: bool,
     /// Seconds of new audio between transcriptions
     #[arg(long, default_value_t = 1.0)]
     step: f32,
+    /// Beam search hypotheses per transcription (1: greedy)
+    #[arg(long, default_value_t = 1)]
+    beam_size: usize,
     /// One JSON object per confirmed word, with the wall time since the start (`wall`)
     #[arg(long)]
     json: bool,
@@ -59,11 +66,12 @@ fn new_stream<'m>(
     }
 }
 
-fn print(update: &Update, start: Instant, json: bool) -> Result<()> {
+/// `clock`: seconds since the start, real or (`--no-wait`) of audio pushed.
+fn print(update: &Update, clock: f64, json: bool) -> Result<()> {
     if update.confirmed.is_empty() {
         return Ok(());
     }
-    let wall = start.elapsed().as_secs_f64();
+    let wall = clock;
     let mut out = std::io::stdout().lock();
     let text = if json {
         update
@@ -142,8 +150,11 @@ pub fn run(args: &StreamArgs) -> Result<()> {
     };
     let mut opts = StreamOptions::default();
     opts.step = args.step;
+    opts.keep_up = !args.no_wait;
     let mut o = Options::default();
     o.threads = args.threads;
+    o.beam_size = args.beam_size;
+    o.temperatures = opts.options.temperatures.clone();
     opts.options = o;
     let start = Instant::now();
 
@@ -162,14 +173,29 @@ pub fn run(args: &StreamArgs) -> Result<()> {
         // Real time: each 100-ms piece is pushed when its audio would have been heard.
         let audio = sotto::audio::load_audio(path)?;
         let mut stream = new_stream(&model, opts, vad.as_ref())?;
+        let mut pushed = 0.0;
         for (i, piece) in audio.chunks(1_600).enumerate() {
             let due = Duration::from_millis(100 * (i as u64 + 1));
-            if let Some(wait) = due.checked_sub(start.elapsed()) {
-                std::thread::sleep(wait);
+            if !args.no_wait {
+                if let Some(wait) = due.checked_sub(start.elapsed()) {
+                    std::thread::sleep(wait);
+                }
             }
-            print(&stream.push(piece)?, start, args.json)?;
+            let update = stream.push(piece)?;
+            pushed += piece.len() as f64 / 16_000.0;
+            let clock = if args.no_wait {
+                pushed
+            } else {
+                start.elapsed().as_secs_f64()
+            };
+            print(&update, clock, args.json)?;
         }
-        print(&stream.finish()?, start, args.json)?;
+        let clock = if args.no_wait {
+            pushed
+        } else {
+            start.elapsed().as_secs_f64()
+        };
+        print(&stream.finish()?, clock, args.json)?;
         let late = start.elapsed().as_secs_f64() - audio.len() as f64 / 16_000.0;
         eprintln!("finished {late:.2} s after the end of the audio");
         return Ok(());
@@ -205,7 +231,11 @@ pub fn run(args: &StreamArgs) -> Result<()> {
             })
             .collect();
         carry.drain(..whole);
-        print(&stream.push(&pcm)?, start, args.json)?;
+        print(
+            &stream.push(&pcm)?,
+            start.elapsed().as_secs_f64(),
+            args.json,
+        )?;
     }
-    print(&stream.finish()?, start, args.json)
+    print(&stream.finish()?, start.elapsed().as_secs_f64(), args.json)
 }

@@ -88,7 +88,7 @@ pub fn run(
     let mut stream = new_stream(model, opts, vad)?;
     let start = Instant::now();
     while let Ok(pcm) = rx.recv() {
-        print(&stream.push(&pcm)?, start, json)?;
+        print(&stream.push(&pcm)?, start.elapsed().as_secs_f64(), json)?;
     }
-    print(&stream.finish()?, start, json)
+    print(&stream.finish()?, start.elapsed().as_secs_f64(), json)
 }

@@ -10,6 +10,8 @@ use sotto::{Model, Options};
 fn opts(rate: u32) -> StreamOptions {
     let mut o = StreamOptions::default();
     o.rate = rate;
+    // Every step, whatever the machine's load: the same words each run.
+    o.keep_up = false;
     let mut d = Options::default();
     d.threads = 2;
     o.options = d;
@@ -36,6 +38,50 @@ fn jfk_in_small_pieces_gives_the_batch_words() {
     let text: Vec<String> = confirmed.iter().map(|w| w.text.clone()).collect();
     assert_eq!(words(&text.join(" ")), words(&batch.text));
     assert!(confirmed.last().unwrap().end <= audio.len() as f32 / 16_000.0 + 0.5);
+}
+
+/// jfk cut in two by a 2-s pause: the first half is confirmed at the pause, its audio stays
+/// as context for the second, and the words confirmed across the pause are neither repeated
+/// nor lost (the times of the second half keep the pause).
+#[test]
+fn a_pause_inside_speech_neither_repeats_nor_loses_words() {
+    let model = Model::load(model_path("tiny.en")).unwrap();
+    let audio = load_audio(&jfk()).unwrap();
+    let batch = model.transcribe(&audio, &opts(16_000).options).unwrap();
+    // Cut where batch word timestamps put jfk's pause after "Americans,".
+    let mut timed = opts(16_000).options;
+    timed.word_timestamps = true;
+    let aligned = model.transcribe(&audio, &timed).unwrap();
+    let all: Vec<_> = aligned.segments.iter().flat_map(|s| &s.words).collect();
+    let k = all
+        .iter()
+        .position(|w| w.word.contains("Americans"))
+        .expect("jfk says Americans");
+    let at = (all[k].end + all[k + 1].start) / 2.0;
+    let (first, second) = audio.split_at((at * 16_000.0) as usize);
+    let mut with_pause: Vec<f32> = first.to_vec();
+    with_pause.extend(std::iter::repeat_n(0f32, 32_000));
+    with_pause.extend_from_slice(second);
+    let mut stream = Stream::new(&model, opts(16_000)).unwrap();
+    let mut confirmed = Vec::new();
+    let mut at_pause = 0;
+    for (i, piece) in with_pause.chunks(1_600).enumerate() {
+        confirmed.extend(stream.push(piece).unwrap().confirmed);
+        if (i + 1) * 1_600 <= first.len() + 32_000 {
+            at_pause = confirmed.len();
+        }
+    }
+    confirmed.extend(stream.finish().unwrap().confirmed);
+    assert!(at_pause > 0, "nothing confirmed at the pause");
+    let text: Vec<String> = confirmed.iter().map(|w| w.text.clone()).collect();
+    let (got, want) = (words(&text.join(" ")), words(&batch.text));
+    let errors = word_errors(&got, &want);
+    assert!(errors <= 2, "{errors} word errors: {got:?} vs {want:?}");
+    let after = &confirmed[at_pause..];
+    assert!(
+        after.iter().all(|w| w.end >= at + 2.0),
+        "words after the pause on the stream's timeline: {after:?}"
+    );
 }
 
 #[test]
