@@ -4,7 +4,8 @@
 //! two consecutive hypotheses is confirmed. Above `trim` seconds the buffer is cut between
 //! confirmed words (at a segment end or a pause between words; nearer `max_buffer`, after the
 //! last confirmed word), and the text that leaves it becomes the prompt; at a pause, which a
-//! [`PauseDetector`] finds (energy, or Silero VAD), the buffer is emptied.
+//! [`PauseDetector`] finds (energy, or Silero VAD), what was said is confirmed and the pause
+//! is dropped from the buffer, the speech before it kept as context.
 
 use crate::decoding::source::WholeMel;
 use crate::{Error, Model, Options, Result, Transcript};
@@ -60,7 +61,7 @@ pub struct StreamOptions {
     /// Seconds of new audio between transcriptions (more when the last transcription took
     /// longer than that).
     pub step: f32,
-    /// Buffered seconds above which the buffer is cut at a confirmed segment end.
+    /// Buffered seconds above which the buffer is cut between confirmed words.
     pub trim: f32,
     /// Buffered seconds never exceeded (bounded memory for endless input).
     pub max_buffer: f32,
@@ -101,7 +102,7 @@ const OVERLAP: f32 = 0.1;
 /// Longest run of words repeated across the end of the confirmed text that is dropped.
 const MAX_REPEAT: usize = 5;
 
-/// A word of one hypothesis: on the stream's timeline, its end in buffer samples, and
+/// A word of one hypothesis: on the stream's timeline, its span in buffer samples, and
 /// whether it ends one of Whisper's segments.
 struct HypWord {
     word: Word,

@@ -2,7 +2,7 @@
 //! printing confirmed words as they are confirmed; `--simulate FILE` feeds a file in real time.
 
 use sotto::stream::{Stream, StreamOptions, Update};
-use sotto::{Error, Options, Result};
+use sotto::{Error, Result};
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -66,12 +66,11 @@ fn new_stream<'m>(
     }
 }
 
-/// `clock`: seconds since the start, real or (`--no-wait`) of audio pushed.
-fn print(update: &Update, clock: f64, json: bool) -> Result<()> {
+/// `wall`: seconds since the start, real or (`--no-wait`) of audio pushed.
+fn print(update: &Update, wall: f64, json: bool) -> Result<()> {
     if update.confirmed.is_empty() {
         return Ok(());
     }
-    let wall = clock;
     let mut out = std::io::stdout().lock();
     let text = if json {
         update
@@ -151,11 +150,8 @@ pub fn run(args: &StreamArgs) -> Result<()> {
     let mut opts = StreamOptions::default();
     opts.step = args.step;
     opts.keep_up = !args.no_wait;
-    let mut o = Options::default();
-    o.threads = args.threads;
-    o.beam_size = args.beam_size;
-    o.temperatures = opts.options.temperatures.clone();
-    opts.options = o;
+    opts.options.threads = args.threads;
+    opts.options.beam_size = args.beam_size;
     let start = Instant::now();
 
     if args.mic {
@@ -174,6 +170,13 @@ pub fn run(args: &StreamArgs) -> Result<()> {
         let audio = sotto::audio::load_audio(path)?;
         let mut stream = new_stream(&model, opts, vad.as_ref())?;
         let mut pushed = 0.0;
+        let clock = |pushed: f64| {
+            if args.no_wait {
+                pushed
+            } else {
+                start.elapsed().as_secs_f64()
+            }
+        };
         for (i, piece) in audio.chunks(1_600).enumerate() {
             let due = Duration::from_millis(100 * (i as u64 + 1));
             if !args.no_wait {
@@ -183,19 +186,9 @@ pub fn run(args: &StreamArgs) -> Result<()> {
             }
             let update = stream.push(piece)?;
             pushed += piece.len() as f64 / 16_000.0;
-            let clock = if args.no_wait {
-                pushed
-            } else {
-                start.elapsed().as_secs_f64()
-            };
-            print(&update, clock, args.json)?;
+            print(&update, clock(pushed), args.json)?;
         }
-        let clock = if args.no_wait {
-            pushed
-        } else {
-            start.elapsed().as_secs_f64()
-        };
-        print(&stream.finish()?, clock, args.json)?;
+        print(&stream.finish()?, clock(pushed), args.json)?;
         let late = start.elapsed().as_secs_f64() - audio.len() as f64 / 16_000.0;
         eprintln!("finished {late:.2} s after the end of the audio");
         return Ok(());

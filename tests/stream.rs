@@ -47,12 +47,11 @@ fn jfk_in_small_pieces_gives_the_batch_words() {
 fn a_pause_inside_speech_neither_repeats_nor_loses_words() {
     let model = Model::load(model_path("tiny.en")).unwrap();
     let audio = load_audio(&jfk()).unwrap();
-    let batch = model.transcribe(&audio, &opts(16_000).options).unwrap();
     // Cut where batch word timestamps put jfk's pause after "Americans,".
     let mut timed = opts(16_000).options;
     timed.word_timestamps = true;
-    let aligned = model.transcribe(&audio, &timed).unwrap();
-    let all: Vec<_> = aligned.segments.iter().flat_map(|s| &s.words).collect();
+    let batch = model.transcribe(&audio, &timed).unwrap();
+    let all: Vec<_> = batch.segments.iter().flat_map(|s| &s.words).collect();
     let k = all
         .iter()
         .position(|w| w.word.contains("Americans"))
