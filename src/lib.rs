@@ -607,13 +607,37 @@ impl Model {
         options: &Options,
         prompt: &[u32],
     ) -> Result<Transcript> {
+        self.transcribe_windows(source, options, prompt, false)
+    }
+
+    /// [`Model::transcribe_source`] for a live stream's buffer: the text after the
+    /// last closed segment is kept instead of decoded again in one more window.
+    pub(crate) fn transcribe_buffer(
+        &self,
+        source: &mut dyn decoding::source::MelSource,
+        options: &Options,
+        prompt: &[u32],
+    ) -> Result<Transcript> {
+        self.transcribe_windows(source, options, prompt, true)
+    }
+
+    fn transcribe_windows(
+        &self,
+        source: &mut dyn decoding::source::MelSource,
+        options: &Options,
+        prompt: &[u32],
+        whole_tail: bool,
+    ) -> Result<Transcript> {
         #[cfg(feature = "gpu")]
         if let Some(g) = self.gpu.as_ref().filter(|_| !options.word_timestamps) {
-            return decoding::transcribe_source(&self.file, &g.backend(), source, options, prompt);
+            let gpu = g.backend();
+            return decoding::transcribe_source(
+                &self.file, &gpu, source, options, prompt, whole_tail,
+            );
         }
         let pool = self.pool(options.threads);
         let cpu = self.cpu_backend(&pool);
-        decoding::transcribe_source(&self.file, &cpu, source, options, prompt)
+        decoding::transcribe_source(&self.file, &cpu, source, options, prompt, whole_tail)
     }
 
     fn cpu_backend<'a>(&'a self, pool: &'a sotto_kernels::Pool) -> model::Cpu<'a> {

@@ -148,6 +148,8 @@ pub struct Stream<M> {
     prompt_text: String,
     prompt: Vec<u32>,
     peak_buffer: usize,
+    transcriptions: usize,
+    windows: usize,
     /// Wall seconds the last transcription took: the next waits at least that much audio,
     /// so the stream never falls behind real time.
     last_run_s: f32,
@@ -219,6 +221,8 @@ impl<M: Borrow<Model>> Stream<M> {
             prompt_text: String::new(),
             prompt: Vec::new(),
             peak_buffer: 0,
+            transcriptions: 0,
+            windows: 0,
             last_run_s: 0.0,
         })
     }
@@ -226,6 +230,12 @@ impl<M: Borrow<Model>> Stream<M> {
     /// The most 16-kHz samples buffered at once so far.
     pub fn peak_buffer(&self) -> usize {
         self.peak_buffer
+    }
+
+    /// Transcriptions run so far, and the 30-s windows they encoded (one each, unless
+    /// the model stopped early within a buffer).
+    pub fn transcriptions(&self) -> (usize, usize) {
+        (self.transcriptions, self.windows)
     }
 
     /// Takes `pcm` at the stream's rate; transcribes when `step` seconds have arrived.
@@ -338,7 +348,7 @@ impl<M: Borrow<Model>> Stream<M> {
         let mut options = self.opts.options.clone();
         // Cuts fall between words, so the words need their aligned times.
         options.word_timestamps = true;
-        model.transcribe_source(&mut source, &options, &self.prompt)
+        model.transcribe_buffer(&mut source, &options, &self.prompt)
     }
 
     /// The hypothesis' words, each mapped onto the stream's timeline.
@@ -410,6 +420,8 @@ impl<M: Borrow<Model>> Stream<M> {
         let started = std::time::Instant::now();
         let t = self.transcribe(len)?;
         self.last_run_s = started.elapsed().as_secs_f32();
+        self.transcriptions += 1;
+        self.windows += t.timings.windows;
         let mut hyp = self.hypothesis(&t);
         if let Some(end) = flush {
             while hyp.last().is_some_and(|w| w.start_sample >= end) {

@@ -190,7 +190,11 @@ pub fn run(args: &StreamArgs) -> Result<()> {
         }
         print(&stream.finish()?, clock(pushed), args.json)?;
         let late = start.elapsed().as_secs_f64() - audio.len() as f64 / 16_000.0;
-        eprintln!("finished {late:.2} s after the end of the audio");
+        let (runs, windows) = stream.transcriptions();
+        eprintln!(
+            "finished {late:.2} s after the end of the audio ({runs} transcriptions, \
+             {windows} windows)"
+        );
         return Ok(());
     }
 

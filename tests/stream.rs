@@ -40,6 +40,32 @@ fn jfk_in_small_pieces_gives_the_batch_words() {
     assert!(confirmed.last().unwrap().end <= audio.len() as f32 / 16_000.0 + 0.5);
 }
 
+/// A transcription encodes the buffer once: the unfinished last segment is kept as the
+/// tentative tail, not decoded again in a window of its own (here 39 windows for 35
+/// transcriptions; 45 for 34 when the tail was decoded again). A second window stays for
+/// a model that stops early, so a few are allowed.
+#[test]
+fn each_transcription_encodes_the_buffer_once() {
+    let model = Model::load(model_path("tiny.en")).unwrap();
+    // Two utterances, 34 s: the buffer is cut and later steps carry a prompt.
+    let mut audio = Vec::new();
+    for name in ["2033-164914-0006.wav", "2033-164914-0008.wav"] {
+        let path = common::repo_path(&format!("eval/librispeech/test-other/{name}"));
+        audio.extend(load_audio(&path).unwrap());
+    }
+    let mut stream = Stream::new(&model, opts(16_000)).unwrap();
+    for piece in audio.chunks(1_600) {
+        stream.push(piece).unwrap();
+    }
+    stream.finish().unwrap();
+    let (runs, windows) = stream.transcriptions();
+    assert!(runs >= 30, "{runs} transcriptions of 34 s at a 1-s step");
+    assert!(
+        windows <= runs + runs / 6,
+        "{windows} windows encoded by {runs} transcriptions"
+    );
+}
+
 /// jfk cut in two by a 2-s pause: the first half is confirmed at the pause, its audio stays
 /// as context for the second, and the words confirmed across the pause are neither repeated
 /// nor lost (the times of the second half keep the pause).

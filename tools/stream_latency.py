@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Latency and WER of `sotto stream --simulate` on a file made by make_longform.py.
 
-    python3 tools/stream_latency.py LONG.wav STREAM.jsonl [BATCH.txt]
+    python3 tools/stream_latency.py LONG.wav STREAM.jsonl [BATCH.txt | BATCH.json] [--pool FILE]
 
 LONG.tsv (utterance start, end, reference text) gives exact word ends for the last word of
 each utterance; STREAM.jsonl is `sotto stream --simulate LONG.wav --json` (one confirmed word
@@ -10,8 +10,16 @@ audio time). The confirmed words are aligned to the reference words (difflib); l
 wall − utterance end for each utterance whose last word was confirmed as the same word.
 Prints the median / 90th percentile / max latency, stream WER and, given BATCH.txt (the batch
 transcript), batch WER, both against LONG.txt.
+
+BATCH.json (`sotto transcribe --word-timestamps --format json`) also times every word: the
+stream's words are aligned to the batch's (difflib), and latency is wall − the batch word's
+end (its cross-attention alignment, which matches faster-whisper's to the frame). Every word
+counts, not only an utterance's last, and the end is the word's, not the utterance's
+trailing silence. Prints that latency too (`--pool FILE` appends
+the per-word latencies there, for a median over several files).
 """
 
+import argparse
 import difflib
 import json
 import os
@@ -24,14 +32,18 @@ from wer import normalize, score  # noqa: E402
 
 
 def main():
-    if len(sys.argv) not in (3, 4):
-        raise SystemExit(__doc__)
-    base = os.path.splitext(sys.argv[1])[0]
+    ap = argparse.ArgumentParser(usage=__doc__)
+    ap.add_argument("wav")
+    ap.add_argument("stream")
+    ap.add_argument("batch", nargs="?")
+    ap.add_argument("--pool", metavar="FILE")
+    args = ap.parse_args()
+    base = os.path.splitext(args.wav)[0]
     spans = []
     for line in open(base + ".tsv", encoding="utf-8"):
         start, end, text = line.rstrip("\n").split("\t", 2)
         spans.append((float(start), float(end), text))
-    stream = [json.loads(x) for x in open(sys.argv[2], encoding="utf-8") if x.strip()]
+    stream = [json.loads(x) for x in open(args.stream, encoding="utf-8") if x.strip()]
 
     # Reference words, each with the end time of its utterance when it is the last word.
     ref, ends = [], []
@@ -58,8 +70,32 @@ def main():
         p90 = lat[min(len(lat) - 1, int(0.9 * len(lat)))]
         print(f"latency s: median {statistics.median(lat):.2f}  p90 {p90:.2f}  max {lat[-1]:.2f}")
     print(f"stream WER {100 * c.wer:.2f} % ({c.ref_words} words)")
-    if len(sys.argv) == 4:
-        b = score(reference, open(sys.argv[3], encoding="utf-8").read())
+    if args.batch:
+        path = args.batch
+        if path.endswith(".json"):
+            batch = json.load(open(path, encoding="utf-8"))
+            bwords, bends = [], []
+            for seg in batch["segments"]:
+                for w in seg.get("words", []):
+                    for n in normalize(w["word"]).split():
+                        bwords.append(n)
+                        bends.append(w["end"])
+            every = []
+            for a, b, size in difflib.SequenceMatcher(None, bwords, hyp,
+                                                      autojunk=False).get_matching_blocks():
+                every += [walls[b + k] - bends[a + k] for k in range(size)]
+            if every:
+                every.sort()
+                p90 = every[min(len(every) - 1, int(0.9 * len(every)))]
+                print(f"every word ({len(every)} matched of {len(hyp)}): latency s median "
+                      f"{statistics.median(every):.2f}  p90 {p90:.2f}  max {every[-1]:.2f}")
+                if args.pool:
+                    with open(args.pool, "a", encoding="utf-8") as f:
+                        f.write("\n".join(f"{x:.3f}" for x in every) + "\n")
+            text = batch["text"]
+        else:
+            text = open(path, encoding="utf-8").read()
+        b = score(reference, text)
         print(f"batch WER {100 * b.wer:.2f} %")
 
 

@@ -24,6 +24,9 @@ const INPUT_STRIDE: usize = 2;
 /// Characters a window may hold beyond `Options::max_chars_per_second` × its length
 /// (a word begun just before the window, punctuation).
 const MAX_CHARS_SLACK: f32 = 20.0;
+/// Seconds after a window's last timestamp, with no text decoded there, that a live
+/// stream's buffer leaves to the next transcription rather than to one more window.
+const TAIL_WITHOUT_TEXT_S: f32 = 1.0;
 
 /// Text of `tokens`, special and timestamp tokens left out.
 pub(crate) fn decode_text(file: &ModelFile, tokens: &[u32]) -> String {
@@ -94,17 +97,22 @@ pub(crate) fn transcribe<B: Backend>(
     }
     let nm = file.config().n_mels as usize;
     let mut source = WholeMel::new(samples, file.mel_filters(), nm);
-    transcribe_source(file, backend, &mut source, opts, &[])
+    transcribe_source(file, backend, &mut source, opts, &[], false)
 }
 
 /// Transcribes the windows `source` gives. `prior` (text tokens) stands before the
 /// first window's text as if decoded earlier (the live stream's confirmed text).
+/// `whole_tail`: the window that reaches the end of the audio keeps the text after its
+/// last closed segment, as a segment to the end, instead of decoding that audio again
+/// in one more window (a live stream's buffer: its tail is tentative anyway, and the
+/// extra window cost a whole encoder pass and invited made-up text over padding).
 pub(crate) fn transcribe_source<B: Backend>(
     file: &ModelFile,
     backend: &B,
     source: &mut dyn MelSource,
     opts: &Options,
     prior: &[u32],
+    whole_tail: bool,
 ) -> Result<Transcript> {
     let c = file.config().clone();
     let t = &c.tokens;
@@ -334,25 +342,50 @@ pub(crate) fn transcribe_source<B: Backend>(
             .filter(|&i| is_ts(tokens[i]) && is_ts(tokens[i - 1]))
             .collect();
         let new_start = segments.len();
+        // A live stream's buffer (`whole_tail`, the window reaching the audio's end): the
+        // text after the last closed segment is kept (without timestamp pairs the
+        // window's text is one segment already). Ending more than a second before the
+        // audio does without text there is the model stopping early (it does, after a
+        // pause was cut out): that audio is decoded again, from the last timestamp
+        // (less is the word the buffer cuts off).
+        let buffer_end = whole_tail && seek_start + segment_size >= content_frames;
+        let end_s = time_offset + segment_duration;
+        let early = |ts: u32| ts > tb && end_s - ts_time(ts) >= TAIL_WITHOUT_TEXT_S;
+        let keep_tail = buffer_end
+            && !single_ending
+            && cuts
+                .last()
+                .is_none_or(|&c| tokens[c..].iter().any(|&x| x < t.eot) || !early(tokens[c]));
+        let stopped_early = buffer_end && single_ending && early(tokens[tokens.len() - 1]);
+        let full_window = if stopped_early {
+            (tokens[tokens.len() - 1] - tb) as usize * INPUT_STRIDE
+        } else {
+            segment_size
+        };
         if !cuts.is_empty() {
-            if single_ending {
+            if single_ending || keep_tail {
                 cuts.push(tokens.len());
             }
             let mut last = 0;
             for &cut in &cuts {
                 let piece = &tokens[last..cut];
+                // A kept tail has no closing timestamp: it runs to the audio's end.
+                let end = match piece[piece.len() - 1] {
+                    x if is_ts(x) => ts_time(x),
+                    _ => end_s,
+                };
                 push_segment(
                     file,
                     &mut segments,
                     ts_time(piece[0]),
-                    ts_time(piece[piece.len() - 1]),
+                    end,
                     last..cut,
                     &result,
                 );
                 last = cut;
             }
-            if single_ending {
-                seek += segment_size;
+            if single_ending || keep_tail {
+                seek += full_window;
             } else {
                 seek += (tokens[last - 1] - tb) as usize * INPUT_STRIDE;
             }
@@ -371,7 +404,7 @@ pub(crate) fn transcribe_source<B: Backend>(
                 0..tokens.len(),
                 &result,
             );
-            seek += segment_size;
+            seek += full_window;
         }
         // A segment that starts after the audio has ended is text the model made up
         // over the zero padding of a short last window (typically the prompt repeated):
@@ -408,7 +441,7 @@ pub(crate) fn transcribe_source<B: Backend>(
                 last_speech = words::attach_words(window, aligned, t.eot, time_offset, last_speech);
                 // The next window starts after the last word (unless this one
                 // ended on a single timestamp), as openai-whisper's does.
-                if !single_ending {
+                if !single_ending && !keep_tail {
                     let last_end = window
                         .iter()
                         .rev()
