@@ -14,8 +14,9 @@ faster-whisper with beam_size=5, best_of=5, patience=1, length_penalty=1 (CTrans
 condition_on_previous_text, language "en", vad off. Precision f16 runs sotto's cached
 float16 model against faster-whisper compute_type float32; int8 runs
 `$SOTTO_HOME/{model}-int8.sotto` (int8 rows, dynamic int8 activations: `sotto eval`'s
-int8, made with `sotto quantize` when missing) against compute_type int8. WER uses
-tools/wer.py, the normaliser `sotto eval` mirrors; the corpus is all sets together.
+int8, made with `sotto quantize` when missing or made otherwise, e.g. weight-only)
+against compute_type int8. WER uses tools/wer.py, the normaliser `sotto eval` mirrors;
+the corpus is all sets together.
 """
 
 import argparse
@@ -43,12 +44,17 @@ def sotto_model(sotto, model, precision):
     if precision == "f16":
         return model
     path = os.path.join(sotto_home(), f"{model}-int8.sotto")
-    if not os.path.exists(path):
-        src = os.path.join(sotto_home(), f"{model}.sotto")
-        if not os.path.exists(src):
-            subprocess.run([sotto, "fetch", model], check=True)
-        subprocess.run([sotto, "quantize", src, path, "--scheme", "int8",
-                        "--activations", "dynamic"], check=True)
+    if os.path.exists(path):
+        # A file of that name made otherwise (weight-only int8) is not this comparison's.
+        info = subprocess.run([sotto, "info", path], capture_output=True, text=True).stdout
+        if "activations (quantized layers): dynamic" in info:
+            return path
+        print(f"{path}: not int8 with dynamic activations; quantizing again", file=sys.stderr)
+    src = os.path.join(sotto_home(), f"{model}.sotto")
+    if not os.path.exists(src):
+        subprocess.run([sotto, "fetch", model], check=True)
+    subprocess.run([sotto, "quantize", src, path, "--scheme", "int8",
+                    "--activations", "dynamic"], check=True)
     return path
 
 
