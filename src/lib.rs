@@ -610,18 +610,9 @@ impl Model {
         self.transcribe_windows(source, options, prompt, false)
     }
 
-    /// [`Model::transcribe_source`] for a live stream's buffer: the text after the
-    /// last closed segment is kept instead of decoded again in one more window.
-    pub(crate) fn transcribe_buffer(
-        &self,
-        source: &mut dyn decoding::source::MelSource,
-        options: &Options,
-        prompt: &[u32],
-    ) -> Result<Transcript> {
-        self.transcribe_windows(source, options, prompt, true)
-    }
-
-    fn transcribe_windows(
+    /// [`Model::transcribe_source`]; `whole_tail` (a live stream's buffer): the text after
+    /// the last closed segment is kept instead of decoded again in one more window.
+    pub(crate) fn transcribe_windows(
         &self,
         source: &mut dyn decoding::source::MelSource,
         options: &Options,

@@ -348,7 +348,7 @@ impl<M: Borrow<Model>> Stream<M> {
         let mut options = self.opts.options.clone();
         // Cuts fall between words, so the words need their aligned times.
         options.word_timestamps = true;
-        model.transcribe_buffer(&mut source, &options, &self.prompt)
+        model.transcribe_windows(&mut source, &options, &self.prompt, true)
     }
 
     /// The hypothesis' words, each mapped onto the stream's timeline.

@@ -31,6 +31,31 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from wer import normalize, score  # noqa: E402
 
 
+def timed_words(pieces):
+    """Normalised words of (text, time) pieces, each word with its piece's time."""
+    words, times = [], []
+    for text, t in pieces:
+        for n in normalize(text).split():
+            words.append(n)
+            times.append(t)
+    return words, times
+
+
+def latencies(ref, ref_times, hyp, walls):
+    """wall − reference time for each hypothesis word aligned (difflib) to a reference word
+    that has a time."""
+    out = []
+    for a, b, size in difflib.SequenceMatcher(None, ref, hyp, autojunk=False).get_matching_blocks():
+        out += [walls[b + k] - ref_times[a + k] for k in range(size)
+                if ref_times[a + k] is not None]
+    return sorted(out)
+
+
+def spread(lat):
+    p90 = lat[min(len(lat) - 1, int(0.9 * len(lat)))]
+    return f"latency s: median {statistics.median(lat):.2f}  p90 {p90:.2f}  max {lat[-1]:.2f}"
+
+
 def main():
     ap = argparse.ArgumentParser(usage=__doc__)
     ap.add_argument("wav")
@@ -51,44 +76,24 @@ def main():
         words = normalize(text).split()
         ref += words
         ends += [None] * (len(words) - 1) + [end] if words else []
-    hyp, walls = [], []
-    for w in stream:
-        for n in normalize(w["text"]).split():
-            hyp.append(n)
-            walls.append(w["wall"])
-    lat = []
-    for a, b, size in difflib.SequenceMatcher(None, ref, hyp, autojunk=False).get_matching_blocks():
-        for k in range(size):
-            if ends[a + k] is not None:
-                lat.append(walls[b + k] - ends[a + k])
+    hyp, walls = timed_words((w["text"], w["wall"]) for w in stream)
+    lat = latencies(ref, ends, hyp, walls)
     reference = " ".join(t for _, _, t in spans)
     stream_text = " ".join(w["text"] for w in stream)
     c = score(reference, stream_text)
     print(f"utterances {len(spans)}, last words matched {len(lat)}")
     if lat:
-        lat.sort()
-        p90 = lat[min(len(lat) - 1, int(0.9 * len(lat)))]
-        print(f"latency s: median {statistics.median(lat):.2f}  p90 {p90:.2f}  max {lat[-1]:.2f}")
+        print(spread(lat))
     print(f"stream WER {100 * c.wer:.2f} % ({c.ref_words} words)")
     if args.batch:
         path = args.batch
         if path.endswith(".json"):
             batch = json.load(open(path, encoding="utf-8"))
-            bwords, bends = [], []
-            for seg in batch["segments"]:
-                for w in seg.get("words", []):
-                    for n in normalize(w["word"]).split():
-                        bwords.append(n)
-                        bends.append(w["end"])
-            every = []
-            for a, b, size in difflib.SequenceMatcher(None, bwords, hyp,
-                                                      autojunk=False).get_matching_blocks():
-                every += [walls[b + k] - bends[a + k] for k in range(size)]
+            bwords, bends = timed_words((w["word"], w["end"]) for seg in batch["segments"]
+                                        for w in seg.get("words", []))
+            every = latencies(bwords, bends, hyp, walls)
             if every:
-                every.sort()
-                p90 = every[min(len(every) - 1, int(0.9 * len(every)))]
-                print(f"every word ({len(every)} matched of {len(hyp)}): latency s median "
-                      f"{statistics.median(every):.2f}  p90 {p90:.2f}  max {every[-1]:.2f}")
+                print(f"every word ({len(every)} matched of {len(hyp)}): {spread(every)}")
                 if args.pool:
                     with open(args.pool, "a", encoding="utf-8") as f:
                         f.write("\n".join(f"{x:.3f}" for x in every) + "\n")

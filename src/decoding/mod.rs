@@ -362,8 +362,10 @@ pub(crate) fn transcribe_source<B: Backend>(
         } else {
             segment_size
         };
+        // The window's text runs to its last token: the window is done.
+        let to_end = single_ending || keep_tail;
         if !cuts.is_empty() {
-            if single_ending || keep_tail {
+            if to_end {
                 cuts.push(tokens.len());
             }
             let mut last = 0;
@@ -384,7 +386,7 @@ pub(crate) fn transcribe_source<B: Backend>(
                 );
                 last = cut;
             }
-            if single_ending || keep_tail {
+            if to_end {
                 seek += full_window;
             } else {
                 seek += (tokens[last - 1] - tb) as usize * INPUT_STRIDE;
@@ -441,7 +443,7 @@ pub(crate) fn transcribe_source<B: Backend>(
                 last_speech = words::attach_words(window, aligned, t.eot, time_offset, last_speech);
                 // The next window starts after the last word (unless this one
                 // ended on a single timestamp), as openai-whisper's does.
-                if !single_ending && !keep_tail {
+                if !to_end {
                     let last_end = window
                         .iter()
                         .rev()
