@@ -278,6 +278,7 @@ fn bench_attention(c: &mut Criterion) {
             head_dim: d / heads,
             q_stride: d,
             kv_stride: 2 * d,
+            kv_head_stride: d / heads,
             out_stride: d,
             causal_offset: None,
         };

@@ -60,6 +60,7 @@ fn main() {
             head_dim: 64,
             q_stride: d,
             kv_stride: 2 * d,
+            kv_head_stride: 64,
             out_stride: d,
             causal_offset: None,
         };

@@ -897,6 +897,7 @@ fn attention_matches_scalar() {
             head_dim: hd,
             q_stride: 3 * w,
             kv_stride: 2 * w,
+            kv_head_stride: hd,
             out_stride: w,
             causal_offset: causal,
         };

@@ -44,6 +44,7 @@ fn main() {
         head_dim: d,
         q_stride: 3 * width,
         kv_stride: 3 * width,
+        kv_head_stride: d,
         out_stride: width,
         causal_offset: None,
     };

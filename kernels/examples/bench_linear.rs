@@ -161,6 +161,7 @@ fn main() {
                     head_dim: d,
                     q_stride: width,
                     kv_stride: width,
+                    kv_head_stride: d,
                     out_stride: width,
                     causal_offset: causal,
                 };

@@ -81,7 +81,9 @@ fn main() {
         n_head: heads,
         head_dim: 64,
         q_stride: d,
-        kv_stride: d,
+        // Head-major, as the model keeps its cross keys.
+        kv_stride: 64,
+        kv_head_stride: 1500 * 64,
         out_stride: d,
         causal_offset: None,
     };

@@ -111,7 +111,7 @@ fn attention_dot<I: Simd>(
                         q.get().add(h * d),
                         s.q_stride,
                         s.n_q,
-                        k.at(h * d),
+                        k.at(h * s.kv_head_stride),
                         k.f16(),
                         s.kv_stride,
                         n,
@@ -128,7 +128,7 @@ fn attention_dot<I: Simd>(
                         p.as_ptr(),
                         n,
                         s.n_q,
-                        v.at(h * d),
+                        v.at(h * s.kv_head_stride),
                         v.f16(),
                         s.kv_stride,
                         n,
@@ -155,7 +155,7 @@ fn attention_dot<I: Simd>(
                 let o = out.get().add(i * s.out_stride + h * d);
                 I::dots(
                     q.get().add(i * s.q_stride + h * d),
-                    k.at(h * d),
+                    k.at(h * s.kv_head_stride),
                     k.f16(),
                     s.kv_stride,
                     visible,
@@ -163,7 +163,15 @@ fn attention_dot<I: Simd>(
                     p.as_mut_ptr(),
                 );
                 let sum = I::softmax_row(p.as_mut_ptr(), visible, scale);
-                I::weighted_sum(p.as_ptr(), v.at(h * d), v.f16(), s.kv_stride, visible, d, o);
+                I::weighted_sum(
+                    p.as_ptr(),
+                    v.at(h * s.kv_head_stride),
+                    v.f16(),
+                    s.kv_stride,
+                    visible,
+                    d,
+                    o,
+                );
                 I::scale(o, d, 1.0 / sum);
             }
         })
@@ -201,7 +209,7 @@ fn attention_blocked<I: Simd>(
             unsafe {
                 let base = dst.get().add((x * s.n_head + h) * head_len);
                 for j in c * PACK_ROWS..((c + 1) * PACK_ROWS).min(s.n_kv) {
-                    let from = src.at(j * s.kv_stride + h * d);
+                    let from = src.at(j * s.kv_stride + h * s.kv_head_stride);
                     if src.f16() {
                         I::cvt_f16(from.cast(), d, base.add(j * d));
                     } else {

@@ -131,6 +131,13 @@ pub struct AttentionShape {
     /// Floats between consecutive rows of q / k and v / out.
     pub q_stride: usize,
     pub kv_stride: usize,
+    /// Elements from head h's part of a K (and V) row to head h + 1's:
+    /// `head_dim` where a row holds every head side by side; for K/V stored
+    /// head-major (each head's rows contiguous, `kv_stride = head_dim`) the
+    /// length of a head's block. A decoder step streams every key of every
+    /// head from memory, and a head's slice of each model-wide row is a
+    /// strided read the prefetchers follow at half the rate of a contiguous one.
+    pub kv_head_stride: usize,
     pub out_stride: usize,
     /// `Some(o)`: query `i` sees keys `0..=i + o` (decoder self-attention).
     pub causal_offset: Option<usize>,
@@ -438,11 +445,13 @@ fn check_attention(
         }
         return false;
     }
-    assert!(
-        s.kv_stride >= width,
-        "attention: kv stride shorter than n_head×head_dim"
-    );
-    let need_kv = (s.n_kv - 1) * s.kv_stride + width;
+    // Rows and heads may be laid out either way round (see `kv_head_stride`);
+    // every element read must lie inside k and v, computed without overflow.
+    let need_kv = (s.n_kv - 1)
+        .checked_mul(s.kv_stride)
+        .and_then(|r| (s.n_head - 1).checked_mul(s.kv_head_stride)?.checked_add(r))
+        .and_then(|e| e.checked_add(s.head_dim))
+        .expect("attention: K/V extent overflows");
     assert!(
         k_len >= need_kv && v_len >= need_kv,
         "attention: k/v have {k_len}/{v_len} elements, need {need_kv}"

@@ -491,7 +491,7 @@ pub fn attention(pool: &Pool, q: &[f32], k: &[f32], v: &[f32], s: AttentionShape
         let visible = s.keys_for_query(i);
         let mut scores = vec![0.0f32; visible];
         for (j, score) in scores.iter_mut().enumerate() {
-            let kj = &k[j * s.kv_stride + h * d..][..d];
+            let kj = &k[j * s.kv_stride + h * s.kv_head_stride..][..d];
             *score = if dot_path {
                 dot16(|p| qi[p], |p| kj[p], d)
             } else {
@@ -511,7 +511,7 @@ pub fn attention(pool: &Pool, q: &[f32], k: &[f32], v: &[f32], s: AttentionShape
         };
         let mut acc = vec![0.0f32; d];
         for (j, &p) in scores.iter().enumerate() {
-            let vj = &v[j * s.kv_stride + h * d..][..d];
+            let vj = &v[j * s.kv_stride + h * s.kv_head_stride..][..d];
             for (a, &b) in acc.iter_mut().zip(vj) {
                 *a = p.mul_add(b, *a);
             }

@@ -28,16 +28,30 @@ fn shape_of(
     causal: Option<usize>,
 ) -> AttentionShape {
     let width = n_head * d;
+    // Half the shapes keep K/V head-major (each head's rows contiguous, as the
+    // decoder's cross-attention keys), the others heads side by side in a row.
+    let (kv_stride, kv_head_stride) = if rng.below(2) == 0 {
+        (width + rng.below(5), d)
+    } else {
+        let stride = d + rng.below(3);
+        (stride, n_kv * stride + rng.below(4))
+    };
     AttentionShape {
         n_q,
         n_kv,
         n_head,
         head_dim: d,
         q_stride: width + rng.below(3),
-        kv_stride: width + rng.below(5),
+        kv_stride,
+        kv_head_stride,
         out_stride: width + rng.below(2),
         causal_offset: causal,
     }
+}
+
+/// Elements K (and V) must hold for `s`.
+fn kv_len(s: &AttentionShape) -> usize {
+    (s.n_kv - 1) * s.kv_stride + (s.n_head - 1) * s.kv_head_stride + s.head_dim
 }
 
 /// Asserts `got == want` bit for bit (NaN-filled padding included).
@@ -99,7 +113,7 @@ fn check_data(
                 (0..d)
                     .map(|p| {
                         let x = q[i * s.q_stride + h * d + p] as f64
-                            * k[j * s.kv_stride + h * d + p] as f64;
+                            * k[j * s.kv_stride + h * s.kv_head_stride + p] as f64;
                         if abs {
                             x.abs()
                         } else {
@@ -117,12 +131,12 @@ fn check_data(
             let vmax = (0..visible)
                 .flat_map(|j| (0..d).map(move |p| (j, p)))
                 .fold(0.0f64, |m, (j, p)| {
-                    m.max(v[j * s.kv_stride + h * d + p].abs() as f64)
+                    m.max(v[j * s.kv_stride + h * s.kv_head_stride + p].abs() as f64)
                 });
             let tol = 2.0 * vmax * (2.0 * d as f64 * U * a + (2 * s.n_kv + 16) as f64 * U);
             for p in 0..d {
                 let exact = (0..visible)
-                    .map(|j| e[j] * v[j * s.kv_stride + h * d + p] as f64)
+                    .map(|j| e[j] * v[j * s.kv_stride + h * s.kv_head_stride + p] as f64)
                     .sum::<f64>()
                     / sum;
                 let o = i * s.out_stride + h * d + p;
@@ -154,8 +168,8 @@ fn check(
 ) {
     let shape = shape_of(rng, n_q, n_kv, n_head, d, causal);
     let q = rng.vec(n_q * shape.q_stride, magnitude);
-    let k = rng.vec(n_kv * shape.kv_stride, magnitude);
-    let v = rng.vec(n_kv * shape.kv_stride, 1.0);
+    let k = rng.vec(kv_len(&shape), magnitude);
+    let v = rng.vec(kv_len(&shape), 1.0);
     check_data(&q, &k, &v, shape, pool, true);
 }
 
@@ -218,6 +232,7 @@ fn attention_n_kv_zero_gives_zeros() {
             head_dim: 4,
             q_stride: 4,
             kv_stride: 4,
+            kv_head_stride: 4,
             out_stride: 4,
             causal_offset: None,
         };
@@ -243,10 +258,10 @@ fn attention_adversarial_bit_exact() {
     ] {
         let shape = shape_of(&mut rng, n_q, n_kv, 2, d, causal);
         let q = rng.vec(n_q * shape.q_stride, 40.0);
-        let mut k = rng.vec(n_kv * shape.kv_stride, 40.0);
+        let mut k = rng.vec(kv_len(&shape), 40.0);
         k[0] = 1e4;
         // V: huge, tiny (subnormal) and mixed-sign values.
-        let v: Vec<f32> = (0..n_kv * shape.kv_stride)
+        let v: Vec<f32> = (0..kv_len(&shape))
             .map(|i| match i % 4 {
                 0 => rng.unit() * 6e4,
                 1 => rng.unit() * 1e-40,
@@ -275,8 +290,8 @@ fn attention_whisper_shapes_bit_exact() {
     ] {
         let shape = shape_of(&mut rng, n_q, n_kv, heads, 64, causal);
         let q = rng.vec(n_q * shape.q_stride, 3.0);
-        let k = rng.vec(n_kv * shape.kv_stride, 3.0);
-        let v = rng.vec(n_kv * shape.kv_stride, 1.0);
+        let k = rng.vec(kv_len(&shape), 3.0);
+        let v = rng.vec(kv_len(&shape), 1.0);
         check_data(&q, &k, &v, shape, &pool, false);
     }
 }
@@ -292,6 +307,7 @@ fn attention_f16_n_kv_zero_gives_zeros() {
             head_dim: 4,
             q_stride: 4,
             kv_stride: 4,
+            kv_head_stride: 4,
             out_stride: 4,
             causal_offset: None,
         };

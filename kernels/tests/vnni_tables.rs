@@ -134,6 +134,7 @@ fn vnni_tables_match_the_scalar_reference() {
                 head_dim: hd,
                 q_stride: width,
                 kv_stride: 2 * width,
+                kv_head_stride: hd,
                 out_stride: width,
                 causal_offset: causal,
             };

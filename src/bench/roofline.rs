@@ -509,17 +509,21 @@ pub fn kernel_rows(kernels: &Kernels, pool: &Pool, c: &Ceilings, e: &Effort) -> 
         let mut out = vec![0f32; ctx * d];
         for &m in e.rows {
             let n_q = m.min(ctx);
+            let kv_f16 = m < ctx;
+            // The decoder's cross keys lie head-major (model/cpu.rs `CrossKv`),
+            // the encoder's in model-wide rows.
+            let (kv_stride, kv_head_stride) = if kv_f16 { (64, ctx * 64) } else { (d, 64) };
             let shape = AttentionShape {
                 n_q,
                 n_kv: ctx,
                 n_head: heads,
                 head_dim: 64,
                 q_stride: d,
-                kv_stride: d,
+                kv_stride,
+                kv_head_stride,
                 out_stride: d,
                 causal_offset: None,
             };
-            let kv_f16 = m < ctx;
             let seconds = time_call(e, || {
                 if kv_f16 {
                     kernels.attention_f16(pool, &q, &kv16, &kv16, shape, &mut out);

@@ -195,10 +195,11 @@ pub(crate) struct Cpu<'a> {
     pub profiler: Option<&'a OpProfiler>,
 }
 
-/// Cross-attention keys and values of one encoded window, per decoder layer:
-/// `[n_audio_ctx × 2d]`, keys in the first `d` columns. Stored as f16: every
-/// decoded token reads all of them (as many bytes as the weights in f32),
-/// and attention converts them in registers.
+/// Cross-attention keys and values of one encoded window, per decoder layer,
+/// head-major: keys `[heads][n_audio_ctx][d / heads]`, then the values the
+/// same. Stored as f16: every decoded token reads all of them (as many bytes
+/// as the weights in f32), and attention converts them in registers; each
+/// head's block contiguous, so that read streams (`AttentionShape::kv_head_stride`).
 pub(crate) struct CrossKv {
     kv: Vec<Vec<f16>>,
 }
@@ -549,13 +550,16 @@ impl<'a> Pass<Cpu<'a>> for CpuPass<'_, 'a> {
         let mut o = self.take(out.buf);
         let qs = &self.bufs[q.buf.index()][q.off..];
         let dst = &mut o[out.off..];
+        let dh = d / a.heads;
+        // Rows of every head side by side (`kv_stride` apart), unless told.
         let shape = |kv_stride| AttentionShape {
             n_q: a.n_q,
             n_kv: a.n_kv,
             n_head: a.heads,
-            head_dim: d / a.heads,
+            head_dim: dh,
             q_stride: q.stride,
             kv_stride,
+            kv_head_stride: dh,
             out_stride: out.stride,
             causal_offset: a.causal_offset,
         };
@@ -576,8 +580,13 @@ impl<'a> Pass<Cpu<'a>> for CpuPass<'_, 'a> {
             }
             Keys::Cross(cross, li) => {
                 let kv: &[u16] = cross.kv[li].reinterpret_cast();
-                let s = shape(2 * d);
-                c.kernels.attention_f16(c.pool, qs, kv, &kv[d..], s, dst);
+                let ctx = kv.len() / (2 * d);
+                let s = AttentionShape {
+                    kv_head_stride: ctx * dh,
+                    ..shape(dh)
+                };
+                c.kernels
+                    .attention_f16(c.pool, qs, kv, &kv[ctx * d..], s, dst);
                 (s, true)
             }
         };
@@ -600,9 +609,19 @@ impl<'a> Pass<Cpu<'a>> for CpuPass<'_, 'a> {
 
     fn store_cross(&mut self, cross: &mut CrossKv, layer: usize, kv: Rows) {
         let start = self.clock();
+        let dims = self.cpu.dims();
+        let (d, heads) = (dims.d, dims.text_heads);
+        let dh = d / heads;
         let dst = &mut cross.kv[layer];
+        let ctx = dst.len() / (2 * d);
         let src = &self.bufs[kv.buf.index()][kv.off..kv.off + dst.len()];
-        dst.convert_from_f32_slice(src);
+        // Row j's columns [K | V], head h's dh of each, to block (K/V, h) row j.
+        for (j, row) in src.chunks_exact(2 * d).enumerate() {
+            for (c, part) in row.chunks_exact(dh).enumerate() {
+                let at = (c * ctx + j) * dh;
+                dst[at..at + dh].convert_from_f32_slice(part);
+            }
+        }
         let floats = dst.len();
         self.record(start, Op::StoreKv { floats }, "");
     }
@@ -621,15 +640,16 @@ impl<'a> Pass<Cpu<'a>> for CpuPass<'_, 'a> {
         let (d, heads) = (dims.d, dims.text_heads);
         let dh = d / heads;
         let kv = &cross.kv[layer];
-        if head >= heads || keys * 2 * d > kv.len() {
+        let ctx = kv.len() / (2 * d);
+        if head >= heads || keys > ctx {
             return Err(crate::Error::Invalid(format!(
                 "cross-attention head {head} of {heads}, {keys} keys: out of range"
             )));
         }
         let scale = 1.0 / (dh as f32).sqrt();
         // The head's keys as f32, once for all query rows.
-        let k: Vec<f32> = (0..keys)
-            .flat_map(|j| kv[j * 2 * d + head * dh..j * 2 * d + (head + 1) * dh].iter())
+        let k: Vec<f32> = kv[head * ctx * dh..][..keys * dh]
+            .iter()
             .map(|x| x.to_f32())
             .collect();
         let mut o = self.take(out.buf);

@@ -105,23 +105,10 @@ unsafe fn mac_neon(acc: int32x4_t, x: int8x16_t, w: int8x16_t) -> int32x4_t {
     vpadalq_s16(vpadalq_s16(acc, lo), vmull_high_s8(x, w))
 }
 
-/// Group g's `(s, z)` of the tile's 4 columns (padding repeats the last).
+/// Group g's `(s, z)` of the tile's 4 columns (group-major, padded).
 #[inline(always)]
-unsafe fn params4(t: &LowbitTile, cols: usize, ng: usize, g: usize) -> (float32x4_t, float32x4_t) {
-    let i = |c: usize| c.min(cols - 1) * ng + g;
-    let s = [
-        *t.ps.add(i(0)),
-        *t.ps.add(i(1)),
-        *t.ps.add(i(2)),
-        *t.ps.add(i(3)),
-    ];
-    let z = [
-        *t.pz.add(i(0)),
-        *t.pz.add(i(1)),
-        *t.pz.add(i(2)),
-        *t.pz.add(i(3)),
-    ];
-    (vld1q_f32(s.as_ptr()), vld1q_f32(z.as_ptr()))
+unsafe fn params4(t: &LowbitTile, g: usize) -> (float32x4_t, float32x4_t) {
+    (vld1q_f32(t.ps.add(4 * g)), vld1q_f32(t.pz.add(4 * g)))
 }
 
 macro_rules! tile_body {
@@ -146,7 +133,7 @@ macro_rules! tile_body {
                     }
                 }
             }
-            let (s, z) = params4(&$t, $cols, ng, g);
+            let (s, z) = params4(&$t, g);
             for r in 0..R {
                 let sxg = *$t.xsg.add(r * ng + g);
                 let a = &acc[r];

@@ -9,7 +9,7 @@
 
 use super::driver::{gemm, Plan};
 use crate::operands::{Out, Tile};
-use crate::packed::lowbit::{block_params, code_at};
+use crate::packed::lowbit::{block_params, code_at, group_major};
 use crate::packed::{quant::QuantX, Kind, LowbitTile, PackedSimd};
 use crate::schemes::PackedWeights;
 use crate::sync_ptr::SharedMut;
@@ -127,12 +127,12 @@ impl<I: PackedSimd> Plan for LowbitGemm<'_, I> {
         );
         block_params::<I>(&self.w, j, j + cols, &mut s.sr, &mut s.zr);
         let par = ng * nr;
+        let (ps, pz) = (
+            &mut s.ps[slot * par..(slot + 1) * par],
+            &mut s.pz[slot * par..(slot + 1) * par],
+        );
+        group_major(&s.sr, &s.zr, cols, ng, nr, ps, pz);
         for c in 0..nr {
-            let src = c.min(cols - 1) * ng;
-            for g in 0..ng {
-                s.ps[slot * par + g * nr + c] = s.sr[src + g];
-                s.pz[slot * par + g * nr + c] = s.zr[src + g];
-            }
             s.bs[slot * nr + c] = match self.bias {
                 Some(b) if c < cols => b[j + c],
                 _ => 0.0,

@@ -69,16 +69,23 @@ pub(crate) fn linear<I: PackedSimd>(
     let (xq, xsg, sx) = (&xq.codes, &xq.sums, &xq.scales);
     pool.run(tasks, &|t| {
         let (g0, g1) = split(groups, tasks, t);
-        // The block's rows' group parameters, row-major (as the planes).
+        // The block's rows' group parameters, row-major (as the planes), then
+        // group-major per tile.
         let per = nc * ng;
         let mut sr = vec![0.0f32; block.min(g1 - g0) * per];
         let mut zr = sr.clone();
+        let (mut ps, mut pz) = (sr.clone(), sr.clone());
         {
             let mut gb = g0;
             while gb < g1 {
                 let ge = (gb + block).min(g1);
                 let (j0, j1) = (nc * gb, (nc * ge).min(n));
                 block_params::<I>(w, j0, j1, &mut sr, &mut zr);
+                for g in gb..ge {
+                    let (o, cols) = ((g - gb) * per, (n - nc * g).min(nc));
+                    let (ps, pz) = (&mut ps[o..o + per], &mut pz[o..o + per]);
+                    group_major(&sr[o..], &zr[o..], cols, ng, nc, ps, pz);
+                }
                 for i in (0..m).step_by(I8_ROWS) {
                     let rows = (m - i).min(I8_ROWS);
                     for g in gb..ge {
@@ -95,8 +102,8 @@ pub(crate) fn linear<I: PackedSimd>(
                             sx: sx[i..].as_ptr(),
                             codes: wp.get().wrapping_add(j * rb),
                             rb,
-                            ps: sr[(g - gb) * per..].as_ptr(),
-                            pz: zr[(g - gb) * per..].as_ptr(),
+                            ps: ps[(g - gb) * per..].as_ptr(),
+                            pz: pz[(g - gb) * per..].as_ptr(),
                             bias: b.as_ptr(),
                         };
                         // Safety: x rows i..i+rows (kq codes, ng sums, one
@@ -178,6 +185,27 @@ pub(crate) fn block_params<I: PackedSimd>(
     }
 }
 
+/// `cols` rows' group parameters, row-major (`sr[c·ng + g]`), into a tile
+/// `nc` columns wide, group-major (`ps[g·nc + c]`); columns from `cols` on
+/// repeat the last row's.
+pub(crate) fn group_major(
+    sr: &[f32],
+    zr: &[f32],
+    cols: usize,
+    ng: usize,
+    nc: usize,
+    ps: &mut [f32],
+    pz: &mut [f32],
+) {
+    for c in 0..nc {
+        let src = c.min(cols - 1) * ng;
+        for g in 0..ng {
+            ps[g * nc + c] = sr[src + g];
+            pz[g * nc + c] = zr[src + g];
+        }
+    }
+}
+
 /// Stored code of element `e` of a row (`Kind::Affine3` or a 4-bit kind).
 ///
 /// # Safety
@@ -207,6 +235,8 @@ pub(crate) unsafe fn lowbit_scalar(
     ldo: usize,
 ) {
     let ng = k.div_ceil(group);
+    // The portable tile is NC = 4 columns wide (`PackedSimd::lowbit_shape`).
+    let nc = 4;
     for r in 0..rows {
         for c in 0..cols {
             let codes = t.codes.add(c * t.rb);
@@ -225,7 +255,7 @@ pub(crate) unsafe fn lowbit_scalar(
                     sx += x;
                 }
                 debug_assert_eq!(sx, *t.xsg.add(r * ng + g));
-                let (s, z) = (*t.ps.add(c * ng + g), *t.pz.add(c * ng + g));
+                let (s, z) = (*t.ps.add(g * nc + c), *t.pz.add(g * nc + c));
                 acc += s * (d as f32 - z * sx as f32);
             }
             *out.add(r * ldo + c) = *t.sx.add(r) * acc + *t.bias.add(c);

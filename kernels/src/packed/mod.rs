@@ -156,12 +156,13 @@ pub(crate) trait PackedSimd: Send + Sync + 'static {
     /// `r < tile.rows ≤ 4`, `c < tile.cols ≤ NC`, output `(r, c)` as the reference's
     /// low-bit expression (`schemes::linear_reference`): per group `g`, exact
     /// `d = Σ xq·u` (`u` the integer code: nibble / 3-bit code, or `NF4_I8`),
-    /// then `acc = acc + ps[c·ng+g] · (d as f32 − pz[c·ng+g] · xsg[r·ng + g]
+    /// then `acc = acc + ps[g·NC+c] · (d as f32 − pz[g·NC+c] · xsg[r·ng + g]
     /// as f32)` from 0 over the groups in order, then `sx[r] · acc + bias[c]`.
     /// x rows hold k rounded up to 64 codes (zero past k; permuted if
     /// `lowbit_shape` says so); `xsg` are the rows' per-group code sums (`ng`
-    /// per row); `ps` / `pz` the rows' group parameters (`cols·ng`), `bias`
-    /// NC floats; weight rows `codes + c·rb` for `c < cols` are readable.
+    /// per row); `ps` / `pz` the columns' group parameters group-major
+    /// (`ng·NC`, [`lowbit::group_major`]), `bias` NC floats; weight rows
+    /// `codes + c·rb` for `c < cols` are readable.
     #[allow(clippy::too_many_arguments)]
     unsafe fn dot_lowbit(kind: Kind, tile: Tile, k: usize, group: usize, t: LowbitTile, out: Out) {
         let (rows, cols) = (tile.rows, tile.cols);
@@ -217,8 +218,10 @@ pub(crate) struct LowbitTile {
     /// The tile's first weight row; row c at `codes + c·rb`.
     pub codes: *const u8,
     pub rb: usize,
-    /// Group parameters `(s_g, z_g)` of the tile's rows, row-major: column
-    /// c's group g at `c·ng + g` (`c < cols`).
+    /// Group parameters `(s_g, z_g)` of the tile's columns, group-major:
+    /// column c's group g at `g·NC + c` for the tile's width NC, a partial
+    /// tile's missing columns repeating its last ([`lowbit::group_major`]),
+    /// so a group's parameters are one contiguous load.
     pub ps: *const f32,
     pub pz: *const f32,
     pub bias: *const f32,

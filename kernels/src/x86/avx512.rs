@@ -433,17 +433,21 @@ unsafe fn dot_tile<const R: usize, const F16: bool>(
 ) {
     let elem = if F16 { 2 } else { 4 };
     let mut acc = [[_mm512_setzero_ps(); 4]; R];
-    let mut p = 0;
-    while p < k {
-        let mask = lanes(k - p);
-        let wv: [__m512; 4] = std::array::from_fn(|c| load_w::<F16>(w[c].add(p * elem), mask));
-        for r in 0..R {
-            let xv = _mm512_maskz_loadu_ps(mask, x.add(r * ldx + p));
-            for c in 0..4 {
-                acc[r][c] = _mm512_fmadd_ps(xv, wv[c], acc[r][c]);
+    // One weight row after the other, its bytes in address order (the tile's
+    // rows are consecutive): four interleaved row streams left the hardware
+    // prefetchers at a third of the DRAM rate on the vocabulary projection.
+    // Each accumulator's FMAs run along k in the canonical order, as before.
+    for c in 0..4 {
+        let mut p = 0;
+        while p < k {
+            let mask = lanes(k - p);
+            let wv = load_w::<F16>(w[c].add(p * elem), mask);
+            for r in 0..R {
+                let xv = _mm512_maskz_loadu_ps(mask, x.add(r * ldx + p));
+                acc[r][c] = _mm512_fmadd_ps(xv, wv, acc[r][c]);
             }
+            p += 16;
         }
-        p += 16;
     }
     for r in 0..R {
         for c in 0..cols {

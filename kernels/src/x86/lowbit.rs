@@ -167,15 +167,10 @@ unsafe fn rows4(t: &LowbitTile, cols: usize) -> [*const u8; 4] {
     std::array::from_fn(|c| t.codes.add(c.min(cols - 1) * t.rb))
 }
 
-/// Group g's `(s, z)` of the tile's 4 columns (padding repeats the last).
+/// Group g's `(s, z)` of the tile's 4 columns (group-major, padded).
 #[inline(always)]
-unsafe fn params4(t: &LowbitTile, cols: usize, ng: usize, g: usize) -> (__m128, __m128) {
-    let i = |c: usize| (c.min(cols - 1) * ng + g) as i32;
-    let idx = _mm_setr_epi32(i(0), i(1), i(2), i(3));
-    (
-        _mm_i32gather_ps::<4>(t.ps, idx),
-        _mm_i32gather_ps::<4>(t.pz, idx),
-    )
+unsafe fn params4(t: &LowbitTile, g: usize) -> (__m128, __m128) {
+    (_mm_loadu_ps(t.ps.add(4 * g)), _mm_loadu_ps(t.pz.add(4 * g)))
 }
 
 /// Sums of four i32×8 vectors: lane c = Σ a[c].
@@ -258,7 +253,7 @@ unsafe fn tile_avx2<const K: u8, const R: usize>(
                 }
             }
         }
-        let (s, z) = params4(&t, cols, ng, g);
+        let (s, z) = params4(&t, g);
         for r in 0..R {
             let d = reduce4(acc[r]);
             facc[r] = group_float(facc[r], d, *t.xsg.add(r * ng + g), s, z);
@@ -298,7 +293,7 @@ unsafe fn tile_vnni<const K: u8, const R: usize>(
                 }
             }
         }
-        let (s, z) = params4(&t, cols, ng, g);
+        let (s, z) = params4(&t, g);
         for r in 0..R {
             let sxg = *t.xsg.add(r * ng + g);
             let mut d = reduce4(acc[r]);
@@ -400,12 +395,6 @@ unsafe fn tile16_vnni<const K: u8>(
     let ng = k.div_ceil(group);
     let nb = k.div_ceil(32);
     let rows: [*const u8; 16] = std::array::from_fn(|c| t.codes.add(c.min(cols - 1) * t.rb));
-    let idx = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    // Column c's parameters at (min(c, cols − 1)·ng + g).
-    let idx = _mm512_mullo_epi32(
-        _mm512_min_epi32(idx, _mm512_set1_epi32(cols as i32 - 1)),
-        _mm512_set1_epi32(ng as i32),
-    );
     let mut facc = _mm512_setzero_ps();
     // The rows `ahead` tiles on, each line fetched as this tile reaches the
     // same line of its own rows (spread over the loop: a burst of prefetches
@@ -425,10 +414,9 @@ unsafe fn tile16_vnni<const K: u8>(
         if K == NF4K {
             d = _mm512_sub_epi32(d, _mm512_set1_epi32(sxg.wrapping_mul(128)));
         }
-        let gi = _mm512_add_epi32(idx, _mm512_set1_epi32(g as i32));
         let (s, z) = (
-            _mm512_i32gather_ps::<4>(gi, t.ps),
-            _mm512_i32gather_ps::<4>(gi, t.pz),
+            _mm512_loadu_ps(t.ps.add(16 * g)),
+            _mm512_loadu_ps(t.pz.add(16 * g)),
         );
         let d = _mm512_cvtepi32_ps(d);
         let v = _mm512_mul_ps(
