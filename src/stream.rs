@@ -10,6 +10,7 @@
 use crate::decoding::source::WholeMel;
 use crate::{Error, Model, Options, Result, Transcript};
 use std::borrow::Borrow;
+use std::collections::VecDeque;
 
 /// Tells speech from silence, one frame of 16-kHz samples at a time.
 pub trait PauseDetector: Send {
@@ -61,6 +62,10 @@ pub struct StreamOptions {
     /// Seconds of new audio between transcriptions (more when the last transcription took
     /// longer than that).
     pub step: f32,
+    /// Seconds of audio between the two hypotheses whose agreement confirms a word: a word
+    /// is confirmed by the newest hypothesis made at least this much earlier (with `step`
+    /// at least `agree`: the previous one).
+    pub agree: f32,
     /// Buffered seconds above which the buffer is cut between confirmed words.
     pub trim: f32,
     /// Buffered seconds never exceeded (bounded memory for endless input).
@@ -79,6 +84,7 @@ impl Default for StreamOptions {
         StreamOptions {
             rate: 16_000,
             step: 1.0,
+            agree: 1.0,
             trim: 22.0,
             max_buffer: 28.0,
             pause: 0.8,
@@ -136,6 +142,9 @@ pub struct Stream<M> {
     silent_samples: usize,
     /// The last hypothesis' words after the confirmed text, not yet confirmed.
     pending: Vec<Word>,
+    /// Earlier hypotheses' unconfirmed words (what confirmation has since taken from their
+    /// front removed), each with the stream sample it was made at; oldest first.
+    history: VecDeque<(u64, Vec<Word>)>,
     /// The last confirmed words (repeats across the boundary are dropped) and the start
     /// (stream seconds) of the last one: a hypothesis' words up to there are old. (Not its
     /// end: a word at the end of a buffer is often stretched to it.)
@@ -180,9 +189,16 @@ impl<M: Borrow<Model>> Stream<M> {
         opts: StreamOptions,
         detector: Box<dyn PauseDetector>,
     ) -> Result<Stream<M>> {
-        if !(opts.step > 0.0 && opts.trim > 0.0 && opts.max_buffer >= opts.trim) {
+        if !(opts.step > 0.0
+            && opts.agree >= 0.0
+            && opts.agree.is_finite()
+            && opts.trim > 0.0
+            && opts.max_buffer >= opts.trim)
+        {
             return Err(Error::Invalid(
-                "stream: step and trim must be positive, max_buffer at least trim".into(),
+                "stream: step and trim must be positive, agree finite and not negative, \
+                 max_buffer at least trim"
+                    .into(),
             ));
         }
         #[cfg(feature = "audio")]
@@ -215,6 +231,7 @@ impl<M: Borrow<Model>> Stream<M> {
             speech_since_run: false,
             silent_samples: 0,
             pending: Vec::new(),
+            history: VecDeque::new(),
             tail: Vec::new(),
             confirmed_start: f32::NEG_INFINITY,
             in_buffer: Vec::new(),
@@ -451,10 +468,19 @@ impl<M: Borrow<Model>> Stream<M> {
         let agreed = if flush.is_some() {
             new.len()
         } else {
-            new.iter()
-                .zip(&self.pending)
-                .take_while(|(a, b)| norm(&a.word.text) == norm(&b.text))
-                .count()
+            // The newest hypothesis at least `agree` older; those before it are never needed.
+            let lag = (self.opts.agree * SR) as u64;
+            let now = self.received;
+            match self.history.iter().rposition(|h| now - h.0 >= lag) {
+                Some(i) => {
+                    self.history.drain(..i);
+                    new.iter()
+                        .zip(&self.history[0].1)
+                        .take_while(|(a, b)| norm(&a.word.text) == norm(&b.text))
+                        .count()
+                }
+                None => 0,
+            }
         };
         self.pending = new[agreed..].iter().map(|w| w.word.clone()).collect();
         let mut update = Update {
@@ -462,6 +488,12 @@ impl<M: Borrow<Model>> Stream<M> {
             tentative: self.pending.clone(),
         };
         self.confirm(&update.confirmed);
+        if flush.is_some() {
+            self.history.clear();
+        } else {
+            self.history
+                .push_back((self.received, self.pending.clone()));
+        }
         done += agreed;
 
         // Above `trim` seconds, cut after a confirmed word: the last one that ends a segment
@@ -488,6 +520,7 @@ impl<M: Borrow<Model>> Stream<M> {
                 Some(k) => hyp[k - 1].end_sample,
                 None if forced => {
                     let rest = std::mem::take(&mut self.pending);
+                    self.history.clear();
                     self.confirm(&rest);
                     update.confirmed.extend(rest);
                     update.tentative.clear();
@@ -503,6 +536,19 @@ impl<M: Borrow<Model>> Stream<M> {
     fn confirm(&mut self, words: &[Word]) {
         if let Some(last) = words.last() {
             self.confirmed_start = last.start;
+        }
+        // Older hypotheses lose the confirmed words from their front, or (they said
+        // otherwise) everything: they can no longer agree with what follows.
+        for (_, h) in self.history.iter_mut() {
+            let same = h.len() >= words.len()
+                && h.iter()
+                    .zip(words)
+                    .all(|(a, b)| norm(&a.text) == norm(&b.text));
+            if same {
+                h.drain(..words.len());
+            } else {
+                h.clear();
+            }
         }
         self.tail.extend_from_slice(words);
         self.tail

@@ -36,6 +36,10 @@ pub struct StreamArgs {
     /// Seconds of new audio between transcriptions
     #[arg(long, default_value_t = 1.0)]
     step: f32,
+    /// Seconds of audio between the two hypotheses that must agree to confirm a word (the
+    /// newest one at least this much older; at most --step: the previous one)
+    #[arg(long, default_value_t = 1.0)]
+    agree: f32,
     /// Beam search hypotheses per transcription (1: greedy)
     #[arg(long, default_value_t = 1)]
     beam_size: usize,
@@ -149,6 +153,7 @@ pub fn run(args: &StreamArgs) -> Result<()> {
     };
     let mut opts = StreamOptions::default();
     opts.step = args.step;
+    opts.agree = args.agree;
     opts.keep_up = !args.no_wait;
     opts.options.threads = args.threads;
     opts.options.beam_size = args.beam_size;

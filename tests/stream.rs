@@ -66,6 +66,56 @@ fn each_transcription_encodes_the_buffer_once() {
     );
 }
 
+/// With `agree` longer than `step`, a word is confirmed only when a hypothesis made at least
+/// `agree` seconds of audio earlier held it too (here every half second against the one a
+/// second before; utterance-ending pauses are off, so every confirmation before `finish` is
+/// by agreement).
+#[test]
+fn agreement_reaches_back_agree_seconds() {
+    let model = Model::load(model_path("tiny.en")).unwrap();
+    let audio = load_audio(&jfk()).unwrap();
+    let check = |agree: f32| -> usize {
+        let mut o = opts(16_000);
+        (o.step, o.agree, o.pause) = (0.5, agree, 1e3);
+        let mut stream = Stream::new(&model, o).unwrap();
+        // (audio seconds pushed, the tentative words) after each transcription.
+        let mut held: Vec<(f32, Vec<sotto::stream::Word>)> = Vec::new();
+        let (mut pushed, mut early) = (0usize, 0usize);
+        let mut confirmed = 0;
+        for piece in audio.chunks(800) {
+            let u = stream.push(piece).unwrap();
+            pushed += piece.len();
+            let now = pushed as f32 / 16_000.0;
+            for w in &u.confirmed {
+                confirmed += 1;
+                // Pushes of 50 ms: a transcription ran at most that much before `now`.
+                let before = held.iter().filter(|(t, _)| *t <= now - 1.0 + 0.1);
+                if !before
+                    .flat_map(|(_, ws)| ws)
+                    .any(|x| words(&x.text) == words(&w.text) && (x.start - w.start).abs() < 0.5)
+                {
+                    early += 1;
+                }
+            }
+            if !u.tentative.is_empty() {
+                held.push((now, u.tentative));
+            }
+        }
+        assert!(
+            confirmed >= 10,
+            "{confirmed} words confirmed before the end"
+        );
+        early
+    };
+    assert_eq!(
+        check(1.0),
+        0,
+        "words confirmed by a hypothesis less than 1 s apart"
+    );
+    // The previous hypothesis, half a second before, confirms some of them.
+    assert!(check(0.5) > 0);
+}
+
 /// jfk cut in two by a 2-s pause: the first half is confirmed at the pause, its audio stays
 /// as context for the second, and the words confirmed across the pause are neither repeated
 /// nor lost (the times of the second half keep the pause).

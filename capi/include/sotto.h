@@ -223,6 +223,12 @@ typedef struct SottoStreamOptions {
    */
   float step_s;
   /**
+   * Seconds of audio between the two hypotheses whose agreement confirms a word (≥ 0;
+   * at most `step_s`: the previous hypothesis). Longer: fewer early guesses confirmed,
+   * later confirmation.
+   */
+  float agree_s;
+  /**
    * Seconds of silence after speech that end an utterance (all its words confirmed).
    */
   float pause_s;

@@ -27,6 +27,10 @@ pub struct SottoStreamOptions {
     pub sample_rate: u32,
     /// Seconds of new audio between transcriptions of the buffer (> 0).
     pub step_s: f32,
+    /// Seconds of audio between the two hypotheses whose agreement confirms a word (≥ 0;
+    /// at most `step_s`: the previous hypothesis). Longer: fewer early guesses confirmed,
+    /// later confirmation.
+    pub agree_s: f32,
     /// Seconds of silence after speech that end an utterance (all its words confirmed).
     pub pause_s: f32,
     /// Silero VAD weights (`sotto fetch silero-vad`'s `.svad` file) to find pauses with;
@@ -125,6 +129,7 @@ pub extern "C" fn sotto_stream_options_default() -> SottoStreamOptions {
     SottoStreamOptions {
         sample_rate: d.rate,
         step_s: d.step,
+        agree_s: d.agree,
         pause_s: d.pause,
         vad_path: std::ptr::null(),
         vad_threshold: 0.5,
@@ -158,6 +163,12 @@ pub unsafe extern "C" fn sotto_stream_new(
                 o.step_s
             )));
         }
+        if !(o.agree_s.is_finite() && o.agree_s >= 0.0) {
+            return Err(Fail::invalid(format!(
+                "options.agree_s {} (want finite, ≥ 0)",
+                o.agree_s
+            )));
+        }
         if !(o.pause_s.is_finite() && o.pause_s > 0.0) {
             return Err(Fail::invalid(format!(
                 "options.pause_s {} (want finite, > 0)",
@@ -175,6 +186,7 @@ pub unsafe extern "C" fn sotto_stream_new(
         let mut so = StreamOptions::default();
         so.rate = o.sample_rate;
         so.step = o.step_s;
+        so.agree = o.agree_s;
         so.pause = o.pause_s;
         so.options = p.options.clone();
         so.options.threads = p.threads.unwrap_or(entry.threads);

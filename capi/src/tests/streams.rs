@@ -75,6 +75,12 @@ fn stream_handles_and_options_are_checked() {
             SottoStatus::InvalidArgument
         );
         o = sotto_stream_options_default();
+        o.agree_s = -1.0;
+        assert_eq!(
+            sotto_stream_new(model, &o, SottoParams::default(), &mut s),
+            SottoStatus::InvalidArgument
+        );
+        o = sotto_stream_options_default();
         let missing = cs("/nonexistent/silero.svad");
         o.vad_path = missing.as_ptr();
         assert_eq!(
