@@ -140,10 +140,9 @@ pub struct Stream<M> {
     since_run: usize,
     speech_since_run: bool,
     silent_samples: usize,
-    /// The last hypothesis' words after the confirmed text, not yet confirmed.
-    pending: Vec<Word>,
     /// Earlier hypotheses' unconfirmed words (what confirmation has since taken from their
-    /// front removed), each with the stream sample it was made at; oldest first.
+    /// front removed), each with the stream sample it was made at; oldest first. Between
+    /// runs the newest is the last hypothesis' pending words (`pending`).
     history: VecDeque<(u64, Vec<Word>)>,
     /// The last confirmed words (repeats across the boundary are dropped) and the start
     /// (stream seconds) of the last one: a hypothesis' words up to there are old. (Not its
@@ -230,7 +229,6 @@ impl<M: Borrow<Model>> Stream<M> {
             since_run: 0,
             speech_since_run: false,
             silent_samples: 0,
-            pending: Vec::new(),
             history: VecDeque::new(),
             tail: Vec::new(),
             confirmed_start: f32::NEG_INFINITY,
@@ -299,7 +297,7 @@ impl<M: Borrow<Model>> Stream<M> {
             self.peak_buffer = self.peak_buffer.max(self.buffer.len());
             if self.silent_samples as f32 >= self.opts.pause * SR {
                 let speech_end = self.buffer.len() - self.silent_samples;
-                if self.speech_since_run || !self.pending.is_empty() {
+                if self.speech_since_run || !self.pending().is_empty() {
                     let u = self.run(Some(speech_end))?;
                     update.confirmed.extend(u.confirmed);
                     update.tentative = u.tentative;
@@ -323,7 +321,7 @@ impl<M: Borrow<Model>> Stream<M> {
     /// Ends the stream: everything heard is confirmed.
     pub fn finish(&mut self) -> Result<Update> {
         let mut update = Update::default();
-        if !self.buffer.is_empty() && (self.speech_since_run || !self.pending.is_empty()) {
+        if !self.buffer.is_empty() && (self.speech_since_run || !self.pending().is_empty()) {
             let speech = if self.paused {
                 self.buffer.len()
             } else {
@@ -482,17 +480,16 @@ impl<M: Borrow<Model>> Stream<M> {
                 None => 0,
             }
         };
-        self.pending = new[agreed..].iter().map(|w| w.word.clone()).collect();
+        let pending: Vec<Word> = new[agreed..].iter().map(|w| w.word.clone()).collect();
         let mut update = Update {
             confirmed: new[..agreed].iter().map(|w| w.word.clone()).collect(),
-            tentative: self.pending.clone(),
+            tentative: pending.clone(),
         };
         self.confirm(&update.confirmed);
         if flush.is_some() {
             self.history.clear();
         } else {
-            self.history
-                .push_back((self.received, self.pending.clone()));
+            self.history.push_back((self.received, pending));
         }
         done += agreed;
 
@@ -519,7 +516,7 @@ impl<M: Borrow<Model>> Stream<M> {
                 }
                 Some(k) => hyp[k - 1].end_sample,
                 None if forced => {
-                    let rest = std::mem::take(&mut self.pending);
+                    let rest = self.history.pop_back().map(|h| h.1).unwrap_or_default();
                     self.history.clear();
                     self.confirm(&rest);
                     update.confirmed.extend(rest);
@@ -531,6 +528,11 @@ impl<M: Borrow<Model>> Stream<M> {
             self.cut(at)?;
         }
         Ok(update)
+    }
+
+    /// The last hypothesis' words after the confirmed text, not yet confirmed.
+    fn pending(&self) -> &[Word] {
+        self.history.back().map_or(&[], |h| &h.1)
     }
 
     fn confirm(&mut self, words: &[Word]) {
