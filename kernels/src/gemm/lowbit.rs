@@ -9,7 +9,7 @@
 
 use super::driver::{gemm, Plan};
 use crate::operands::{Out, Tile};
-use crate::packed::lowbit::{block_params, code_at, group_major};
+use crate::packed::lowbit::{code_at, tile_params};
 use crate::packed::{quant::QuantX, Kind, LowbitTile, PackedSimd};
 use crate::schemes::PackedWeights;
 use crate::sync_ptr::SharedMut;
@@ -76,15 +76,14 @@ struct LowbitGemm<'a, I> {
 }
 
 /// A task's buffers: the chunk's code panels, per panel `[ng][LB_NR]` group
-/// scales and zero-points and `LB_NR` biases; one panel's parameters
-/// row-major and one unpacked row while packing.
+/// scales and zero-points and `LB_NR` biases; one unpacked row and (nf4-dq)
+/// a panel's decoded parameters while packing.
 struct Scratch {
     packed: Vec<u8>,
     ps: Vec<f32>,
     pz: Vec<f32>,
     bs: Vec<f32>,
-    sr: Vec<f32>,
-    zr: Vec<f32>,
+    dq: Vec<f32>,
     row: Vec<u8>,
 }
 
@@ -107,8 +106,7 @@ impl<I: PackedSimd> Plan for LowbitGemm<'_, I> {
             ps: vec![0.0; chunk_panels * ng * nr],
             pz: vec![0.0; chunk_panels * ng * nr],
             bs: vec![0.0; chunk_panels * nr],
-            sr: vec![0.0; nr * ng],
-            zr: vec![0.0; nr * ng],
+            dq: Vec::new(),
             row: vec![0u8; self.kp],
         })
     }
@@ -125,13 +123,12 @@ impl<I: PackedSimd> Plan for LowbitGemm<'_, I> {
             &mut s.row,
             &mut s.packed[slot * len..(slot + 1) * len],
         );
-        block_params::<I>(&self.w, j, j + cols, &mut s.sr, &mut s.zr);
         let par = ng * nr;
         let (ps, pz) = (
             &mut s.ps[slot * par..(slot + 1) * par],
             &mut s.pz[slot * par..(slot + 1) * par],
         );
-        group_major(&s.sr, &s.zr, cols, ng, nr, ps, pz);
+        tile_params::<I>(&self.w, j, cols, nr, ps, pz, &mut s.dq);
         for c in 0..nr {
             s.bs[slot * nr + c] = match self.bias {
                 Some(b) if c < cols => b[j + c],

@@ -1,7 +1,7 @@
 //! Low-bit × int8 layers (4- / 3-bit weights with `Dynamic` / `Static`
 //! activations): x quantized with its per-group code sums (`quant.rs`; for
-//! sets that ask, codes permuted within each 64 to the order their unpack
-//! yields), then `dot_lowbit` tiles of x rows × NC weight rows (NC = 4, or 16
+//! sets that ask, codes reordered to the order their unpack yields,
+//! `quant::XOrder`), then `dot_lowbit` tiles of x rows × NC weight rows (NC = 4, or 16
 //! on VNNI): codes unpacked in registers, exact i32 group dots, the float
 //! part in the reference's order, so outputs are bit identical to
 //! `schemes::linear_reference`. The group parameters of a block of weight
@@ -11,7 +11,7 @@
 //! set uses the tiles, weight rows blocked to stay in cache while every x
 //! tile passes.
 
-use super::quant::{quantize, Sums};
+use super::quant::{quantize, Sums, XOrder};
 use super::{le_f32, Kind, LowbitTile, PackedSimd};
 use crate::gemm::split;
 use crate::operands::{Out, Tile};
@@ -38,20 +38,10 @@ pub(crate) fn linear<I: PackedSimd>(
     let n = w.n;
     let kind = Kind::of(w.scheme);
     let (group, ng, rb) = (w.group, w.groups_per_row(), w.row_bytes());
-    let (nc, perm) = I::lowbit_shape(kind, group);
+    let (nc, order) = I::lowbit_shape(kind, group);
     let gemm = I::LB_NR > 0 && m >= INT8_GEMM_MIN_M;
-    let perm = perm && !gemm;
-    let xq = quantize::<I>(
-        pool,
-        x,
-        m,
-        k,
-        act,
-        Sums::Groups {
-            group,
-            permute: perm,
-        },
-    );
+    let order = if gemm { XOrder::Element } else { order };
+    let xq = quantize::<I>(pool, x, m, k, act, Sums::Groups { group, order });
     if gemm {
         return crate::gemm::lowbit::linear::<I>(pool, kind, &xq, m, w, bias, out);
     }
@@ -69,22 +59,19 @@ pub(crate) fn linear<I: PackedSimd>(
     let (xq, xsg, sx) = (&xq.codes, &xq.sums, &xq.scales);
     pool.run(tasks, &|t| {
         let (g0, g1) = split(groups, tasks, t);
-        // The block's rows' group parameters, row-major (as the planes), then
-        // group-major per tile.
+        // The block's tiles' group parameters, group-major per tile.
         let per = nc * ng;
-        let mut sr = vec![0.0f32; block.min(g1 - g0) * per];
-        let mut zr = sr.clone();
-        let (mut ps, mut pz) = (sr.clone(), sr.clone());
+        let mut ps = vec![0.0f32; block.min(g1 - g0) * per];
+        let mut pz = ps.clone();
+        let mut dq = Vec::new();
         {
             let mut gb = g0;
             while gb < g1 {
                 let ge = (gb + block).min(g1);
-                let (j0, j1) = (nc * gb, (nc * ge).min(n));
-                block_params::<I>(w, j0, j1, &mut sr, &mut zr);
                 for g in gb..ge {
-                    let (o, cols) = ((g - gb) * per, (n - nc * g).min(nc));
+                    let (o, j) = ((g - gb) * per, nc * g);
                     let (ps, pz) = (&mut ps[o..o + per], &mut pz[o..o + per]);
-                    group_major(&sr[o..], &zr[o..], cols, ng, nc, ps, pz);
+                    tile_params::<I>(w, j, (n - j).min(nc), nc, ps, pz, &mut dq);
                 }
                 for i in (0..m).step_by(I8_ROWS) {
                     let rows = (m - i).min(I8_ROWS);
@@ -131,77 +118,118 @@ pub(crate) fn linear<I: PackedSimd>(
     });
 }
 
-/// Low-bit × int8 group parameters `(s_g, z_g)` of weight rows `j0..j1`,
-/// row-major into `sr` / `zr` (`lowbit_params`' values: nf4 `absmax / 127`,
-/// zero 0), the contiguous planes converted in one pass.
-pub(crate) fn block_params<I: PackedSimd>(
+/// Rows of group parameters in memory: element `e` at `ptr + 2e` (half
+/// floats) or `ptr + 4e` (f32), little-endian; row c starts at element
+/// `c·stride`.
+#[derive(Clone, Copy)]
+pub(crate) struct ParamRows {
+    pub ptr: *const u8,
+    pub half: bool,
+    pub stride: usize,
+}
+
+/// Low-bit × int8 group parameters `(s_g, z_g)` of weight rows `j..j + cols`
+/// (`lowbit_params`' values: nf4 `absmax / 127`, zero 0), group-major into a
+/// tile `nc` columns wide: `ps[g·nc + c]`, columns from `cols` on repeating
+/// the last row's; transposed by `PackedSimd::group_major` (in registers
+/// where the set can). `rows`: room for parameters decoded row-major first.
+pub(crate) fn tile_params<I: PackedSimd>(
     w: &PackedWeights,
-    j0: usize,
-    j1: usize,
-    sr: &mut [f32],
-    zr: &mut [f32],
+    j: usize,
+    cols: usize,
+    nc: usize,
+    ps: &mut [f32],
+    pz: &mut [f32],
+    rows: &mut Vec<f32>,
 ) {
     let ng = w.groups_per_row();
-    let cnt = (j1 - j0) * ng;
-    let (sr, zr) = (&mut sr[..cnt], &mut zr[..cnt]);
+    let (ps, pz) = (&mut ps[..ng * nc], &mut pz[..ng * nc]);
     let (p1, p2) = (w.planes[1], w.planes[2]);
-    let g0 = j0 * ng;
+    let (g0, cnt) = (j * ng, cols * ng);
+    assert!(cols >= 1 && cols <= nc);
+    let plane_rows = |plane: &[u8], half: bool| ParamRows {
+        ptr: plane[if half { 2 } else { 4 } * g0..].as_ptr(),
+        half,
+        stride: ng,
+    };
+    // Safety (every `group_major` below): rows j..j + cols' parameters are in
+    // the plane (asserted first), and ps / pz hold ng·nc floats.
     match w.scheme {
         Scheme::Int4Sym | Scheme::Int4Asym | Scheme::Int3 => {
             assert!(p1.len() >= 2 * (g0 + cnt));
-            // Safety: bounds checked above (and for zeros below).
-            unsafe { I::f16_to_f32(p1.as_ptr().add(2 * g0), cnt, sr.as_mut_ptr()) };
+            unsafe { I::group_major(plane_rows(p1, true), cols, ng, nc, ps.as_mut_ptr()) };
             if w.scheme == Scheme::Int4Sym {
-                zr.fill(8.0);
+                pz.fill(8.0);
             } else {
                 assert!(p2.len() >= 2 * (g0 + cnt));
-                unsafe { I::f16_to_f32(p2.as_ptr().add(2 * g0), cnt, zr.as_mut_ptr()) };
+                unsafe { I::group_major(plane_rows(p2, true), cols, ng, nc, pz.as_mut_ptr()) };
             }
         }
         Scheme::Nf4 => {
             assert!(p1.len() >= 4 * (g0 + cnt));
-            for (o, b) in sr.iter_mut().zip(p1[4 * g0..].chunks_exact(4)) {
-                *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]) / 127.0;
+            unsafe { I::group_major(plane_rows(p1, false), cols, ng, nc, ps.as_mut_ptr()) };
+            for v in ps.iter_mut() {
+                *v /= 127.0;
             }
-            zr.fill(0.0);
+            pz.fill(0.0);
         }
         Scheme::Nf4Dq => {
             // Chunks of 256 groups (over the whole tensor) share min / step;
             // the absmax as `schemes`' decode (product rounded, then the sum).
+            // Decoded row-major into `rows`, then transposed.
             assert!(p1.len() >= g0 + cnt);
+            rows.resize(cnt, 0.0);
             let mut i = 0;
             while i < cnt {
                 let c = (g0 + i) / 256;
                 let end = ((c + 1) * 256 - g0).min(cnt);
                 let (min, step) = (le_f32(p2, 2 * c), le_f32(p2, 2 * c + 1));
-                for (o, &q) in sr[i..end].iter_mut().zip(&p1[g0 + i..g0 + end]) {
+                for (o, &q) in rows[i..end].iter_mut().zip(&p1[g0 + i..g0 + end]) {
                     *o = (min + q as f32 * step) / 127.0;
                 }
                 i = end;
             }
-            zr.fill(0.0);
+            let src = ParamRows {
+                ptr: rows.as_ptr().cast(),
+                half: false,
+                stride: ng,
+            };
+            unsafe { I::group_major(src, cols, ng, nc, ps.as_mut_ptr()) };
+            pz.fill(0.0);
         }
         Scheme::Int8Row | Scheme::Int8Tensor => unreachable!("int8 weights take the int8 path"),
     }
 }
 
-/// `cols` rows' group parameters, row-major (`sr[c·ng + g]`), into a tile
-/// `nc` columns wide, group-major (`ps[g·nc + c]`); columns from `cols` on
-/// repeat the last row's.
-pub(crate) fn group_major(
-    sr: &[f32],
-    zr: &[f32],
+/// The portable `PackedSimd::group_major`: each row converted (half floats
+/// by the set's `f16_to_f32`), then spread into the tile.
+///
+/// # Safety
+/// `cols ≥ 1` rows of `ng` parameters at `src`; `dst` holds `ng·nc` floats.
+pub(crate) unsafe fn group_major_rows<I: PackedSimd + ?Sized>(
+    src: ParamRows,
     cols: usize,
     ng: usize,
     nc: usize,
-    ps: &mut [f32],
-    pz: &mut [f32],
+    dst: *mut f32,
 ) {
+    const CHUNK: usize = 64;
+    let mut row = [0.0f32; CHUNK];
     for c in 0..nc {
-        let src = c.min(cols - 1) * ng;
-        for g in 0..ng {
-            ps[g * nc + c] = sr[src + g];
-            pz[g * nc + c] = zr[src + g];
+        let r = c.min(cols - 1) * src.stride;
+        for g0 in (0..ng).step_by(CHUNK) {
+            let len = (ng - g0).min(CHUNK);
+            if src.half {
+                I::f16_to_f32(src.ptr.add(2 * (r + g0)), len, row.as_mut_ptr());
+            } else {
+                let bytes = std::slice::from_raw_parts(src.ptr.add(4 * (r + g0)), 4 * len);
+                for (o, b) in row.iter_mut().zip(bytes.chunks_exact(4)) {
+                    *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                }
+            }
+            for (gi, &v) in row[..len].iter().enumerate() {
+                *dst.add((g0 + gi) * nc + c) = v;
+            }
         }
     }
 }

@@ -68,6 +68,19 @@ pub(crate) trait PackedSimd: Send + Sync + 'static {
 
     /// `dst[i] = f16(src[2i..2i+2])` for `i < n` (little-endian half bits).
     unsafe fn f16_to_f32(src: *const u8, n: usize, dst: *mut f32);
+    /// `cols` rows' `ng` group parameters (`src`: row c's at element
+    /// `c·src.stride`) as f32, group-major into a tile `nc` columns wide:
+    /// `dst[g·nc + c]` for `g < ng`, `c < nc`, columns from `cols` on
+    /// repeating the last row's.
+    unsafe fn group_major(
+        src: lowbit::ParamRows,
+        cols: usize,
+        ng: usize,
+        nc: usize,
+        dst: *mut f32,
+    ) {
+        lowbit::group_major_rows::<Self>(src, cols, ng, nc, dst)
+    }
     /// `dst[i] = min + code[i] · step` for `i < n`, product rounded then the
     /// sum (as `schemes`' Nf4Dq decode).
     unsafe fn dq_absmax(codes: *const u8, n: usize, min: f32, step: f32, dst: *mut f32);
@@ -146,11 +159,11 @@ pub(crate) trait PackedSimd: Send + Sync + 'static {
         let _ = (tile, k4, x, b, out);
         unreachable!("no int8 GEMM kernel")
     }
-    /// Columns per low-bit tile (`NC`, 4 or 16) for `kind` and `group`, and whether the
-    /// tile wants x codes permuted within each 64 (see [`quant::permute_x64`]).
-    fn lowbit_shape(kind: Kind, group: usize) -> (usize, bool) {
+    /// Columns per low-bit tile (`NC`, 4 or 16) for `kind` and `group`, and the
+    /// order in which the tile wants x's codes ([`quant::XOrder`]).
+    fn lowbit_shape(kind: Kind, group: usize) -> (usize, quant::XOrder) {
         let _ = (kind, group);
-        (4, false)
+        (4, quant::XOrder::Element)
     }
     /// Low-bit × int8 tile (4- / 3-bit `kind`, int8 activations): for
     /// `r < tile.rows ≤ 4`, `c < tile.cols ≤ NC`, output `(r, c)` as the reference's
@@ -158,10 +171,10 @@ pub(crate) trait PackedSimd: Send + Sync + 'static {
     /// `d = Σ xq·u` (`u` the integer code: nibble / 3-bit code, or `NF4_I8`),
     /// then `acc = acc + ps[g·NC+c] · (d as f32 − pz[g·NC+c] · xsg[r·ng + g]
     /// as f32)` from 0 over the groups in order, then `sx[r] · acc + bias[c]`.
-    /// x rows hold k rounded up to 64 codes (zero past k; permuted if
-    /// `lowbit_shape` says so); `xsg` are the rows' per-group code sums (`ng`
+    /// x rows hold k rounded up to 64 codes (zero past k; in the order
+    /// `lowbit_shape` gives); `xsg` are the rows' per-group code sums (`ng`
     /// per row); `ps` / `pz` the columns' group parameters group-major
-    /// (`ng·NC`, [`lowbit::group_major`]), `bias` NC floats; weight rows
+    /// (`ng·NC`, [`lowbit::tile_params`]), `bias` NC floats; weight rows
     /// `codes + c·rb` for `c < cols` are readable.
     #[allow(clippy::too_many_arguments)]
     unsafe fn dot_lowbit(kind: Kind, tile: Tile, k: usize, group: usize, t: LowbitTile, out: Out) {
@@ -220,7 +233,7 @@ pub(crate) struct LowbitTile {
     pub rb: usize,
     /// Group parameters `(s_g, z_g)` of the tile's columns, group-major:
     /// column c's group g at `g·NC + c` for the tile's width NC, a partial
-    /// tile's missing columns repeating its last ([`lowbit::group_major`]),
+    /// tile's missing columns repeating its last ([`lowbit::tile_params`]),
     /// so a group's parameters are one contiguous load.
     pub ps: *const f32,
     pub pz: *const f32,

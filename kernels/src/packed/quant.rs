@@ -26,9 +26,27 @@ pub(crate) struct QuantX {
 pub(crate) enum Sums {
     /// One: the row's code sum.
     Row,
-    /// One per group of `group` codes; then, if `permute`, the row's codes
-    /// permuted within each 64 as [`permute_x64`] (after the sums).
-    Groups { group: usize, permute: bool },
+    /// One per group of `group` codes; then the row's codes put in the
+    /// tile's `order` (after the sums).
+    Groups { group: usize, order: XOrder },
+}
+
+/// The order in which a low-bit tile wants an x row's codes: that in which
+/// its unpacking yields the weights (`PackedSimd::lowbit_shape`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) enum XOrder {
+    /// Element order.
+    Element,
+    /// Each 64 as `[0..16, 32..48, 16..32, 48..64]`: two 4-bit blocks'
+    /// 32 bytes in both 256-bit halves, the upper half's nibbles shifted down.
+    Halves64,
+    /// Each 128 of whole 4-bit blocks (the first `k.div_ceil(32) / 4` of
+    /// them) as its 64 low nibbles' elements then its 64 high nibbles':
+    /// `[0..16, 32..48, 64..80, 96..112, 16..32, 48..64, 80..96, 112..128]`,
+    /// four blocks' 64 bytes masked and shifted in place; the codes after
+    /// them as `Halves64`.
+    Nibbles128,
 }
 
 /// Quantizes the `m` rows of `x[m × k]` for `act` (`Dynamic` / `Static`),
@@ -68,14 +86,12 @@ pub(crate) fn quantize<I: PackedSimd>(
                     *sp.get().add(r) = s;
                     match sums {
                         Sums::Row => *gp.get().add(r) = total,
-                        Sums::Groups { group, permute } => {
+                        Sums::Groups { group, order } => {
                             let q = std::slice::from_raw_parts_mut(q, kq);
                             for (g, qg) in q[..k].chunks(group).enumerate() {
                                 *gp.get().add(r * per_row + g) = qg.iter().map(|&v| v as i32).sum();
                             }
-                            if permute {
-                                permute_x64(q);
-                            }
+                            order_x(q, k, order);
                         }
                     }
                 }
@@ -96,11 +112,23 @@ pub(crate) fn quantize<I: PackedSimd>(
     }
 }
 
-/// Reorders each 64 codes of an x row to `[0..16, 32..48, 16..32, 48..64]`:
-/// the order in which a 4-bit tile that loads two blocks' 32 bytes into both
-/// 256-bit halves and shifts the upper half by 4 sees the weights.
-pub(crate) fn permute_x64(row: &mut [i8]) {
-    for c in row.chunks_exact_mut(64) {
+/// Puts an x row's codes (`kq` of them, k real) in `order` ([`XOrder`]).
+pub(crate) fn order_x(row: &mut [i8], k: usize, order: XOrder) {
+    let whole128 = match order {
+        XOrder::Element => return,
+        XOrder::Halves64 => 0,
+        XOrder::Nibbles128 => k.div_ceil(32) / 4,
+    };
+    let (head, tail) = row.split_at_mut(128 * whole128);
+    for c in head.chunks_exact_mut(128) {
+        let mut t = [0i8; 128];
+        for l in 0..4 {
+            t[16 * l..16 * l + 16].copy_from_slice(&c[32 * l..32 * l + 16]);
+            t[64 + 16 * l..64 + 16 * l + 16].copy_from_slice(&c[32 * l + 16..32 * l + 32]);
+        }
+        c.copy_from_slice(&t);
+    }
+    for c in tail.chunks_exact_mut(64) {
         let mut t = [0i8; 64];
         t[..16].copy_from_slice(&c[..16]);
         t[16..32].copy_from_slice(&c[32..48]);

@@ -90,6 +90,15 @@ impl PackedSimd for Avx512Amx {
     unsafe fn f16_to_f32(src: *const u8, n: usize, dst: *mut f32) {
         Vnni::f16_to_f32(src, n, dst)
     }
+    unsafe fn group_major(
+        src: crate::packed::lowbit::ParamRows,
+        cols: usize,
+        ng: usize,
+        nc: usize,
+        dst: *mut f32,
+    ) {
+        Vnni::group_major(src, cols, ng, nc, dst)
+    }
     unsafe fn dq_absmax(codes: *const u8, n: usize, min: f32, step: f32, dst: *mut f32) {
         Vnni::dq_absmax(codes, n, min, step, dst)
     }
@@ -129,7 +138,7 @@ impl PackedSimd for Avx512Amx {
     ) {
         Vnni::dot_i8_wide(rows, k, x, w, out)
     }
-    fn lowbit_shape(kind: Kind, group: usize) -> (usize, bool) {
+    fn lowbit_shape(kind: Kind, group: usize) -> (usize, crate::packed::quant::XOrder) {
         Vnni::lowbit_shape(kind, group)
     }
     unsafe fn dot_lowbit(kind: Kind, tile: Tile, k: usize, group: usize, t: LowbitTile, out: Out) {

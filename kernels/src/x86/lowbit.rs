@@ -22,14 +22,19 @@
 //! VNNI: one x row × 16 weight rows (3-bit: two blocks' low-bit qwords
 //! broadcast to a vector's halves and shifted per lane, the high bits spread
 //! by dword broadcast and tested into a mask that adds 4; element order).
-//! 4-bit: Two blocks' 32 bytes are
-//! broadcast into both 256-bit halves (a load, no shuffle), the upper half
-//! shifted by 4 and masked: nibbles in the order `[0..16, 32..48, 16..32,
-//! 48..64]`, which the driver gives x as well (`permute_x64`). One
-//! `vpdpbusd` per 64 weights per row; group 32 splits each 64 into two groups
-//! by 128-bit lane with masked `vpdpbusd`s. Per group the 16 accumulators are
+//! 4-bit, groups of 64 or of whole 128s: four blocks' 64 bytes are one load,
+//! masked into their low nibbles and shifted-and-masked into their high ones
+//! (`XOrder::Nibbles128`, the order the driver gives x too): two `vpdpbusd`
+//! per 128 weights per row, 3 unpacking ops where 64 at a time took 4. With
+//! groups of 64 the 256-bit halves hold the two groups, and one tree
+//! (`reduce16x2`) sums both. Other groups, and blocks after the last whole
+//! 128: two blocks' 32 bytes broadcast into both 256-bit halves, the upper
+//! half shifted by 4 and masked (`XOrder::Halves64`); one `vpdpbusd` per 64
+//! weights per row; group 32 splits each 64 into two groups by 128-bit lane
+//! with masked `vpdpbusd`s. Per group the 16 accumulators are
 //! transposed-and-summed (`vpunpck*`, `vshufi64x2`: 15 steps of 3 ops) into
-//! one vector of 16 column dots, and the float part runs 16 columns wide.
+//! one vector of 16 column dots, and the float part runs 16 columns wide on
+//! group-major parameters (`PackedSimd::group_major`).
 //!
 //! m ≥ 16: the driver unpacks each panel of NR weight rows once into
 //! `[kp/4][NR][4]` integer-code bytes; the micro-kernels are the int8 GEMMs'
@@ -48,6 +53,7 @@
 
 use std::arch::x86_64::*;
 
+use crate::packed::quant::XOrder;
 use crate::packed::{Kind, LowbitTile};
 use crate::schemes::NF4_I8;
 
@@ -117,17 +123,26 @@ fn wide(_k: u8, group: usize) -> bool {
 }
 
 /// `PackedSimd::lowbit_shape` of the VNNI set.
-pub(crate) fn vnni_shape(kind: Kind, group: usize) -> (usize, bool) {
+pub(crate) fn vnni_shape(kind: Kind, group: usize) -> (usize, XOrder) {
     let k = match kind {
         Kind::Affine3 => AFF3,
         _ => AFF4,
     };
-    if wide(k, group) {
-        // 3-bit codes unpack in element order; 4-bit ones permuted.
-        (16, k != AFF3)
+    if !wide(k, group) {
+        (4, XOrder::Element)
+    } else if k == AFF3 {
+        (16, XOrder::Element)
+    } else if nibbles128(group) {
+        (16, XOrder::Nibbles128)
     } else {
-        (4, false)
+        (16, XOrder::Halves64)
     }
+}
+
+/// Whether the 4-bit 16-column tile takes 128 weights (four blocks) per
+/// load: groups of 64 (two per 128, split by 256-bit half) or of whole 128s.
+fn nibbles128(group: usize) -> bool {
+    group == 64 || group.is_multiple_of(128)
 }
 
 /// Block `b`'s 32 codes in element order (nf4: the 4-bit indices).
@@ -331,6 +346,54 @@ unsafe fn reduce16(a: &[__m512i; 16]) -> __m512i {
     )
 }
 
+/// Two groups' sums from accumulators holding group A in dword lanes 0..8
+/// and group B in 8..16: lane c of the first result = Σ a[c]'s lanes 0..8,
+/// of the second Σ lanes 8..16 (reduce16's tree less its last add).
+#[inline(always)]
+unsafe fn reduce16x2(a: &[__m512i; 16]) -> (__m512i, __m512i) {
+    let l1: [__m512i; 8] = std::array::from_fn(|i| {
+        let (x, y) = (a[2 * i], a[2 * i + 1]);
+        _mm512_add_epi32(_mm512_unpacklo_epi32(x, y), _mm512_unpackhi_epi32(x, y))
+    });
+    // 128-bit lane L: columns 4i..4i+4's sums over lane L (A: L < 2).
+    let l2: [__m512i; 4] = std::array::from_fn(|i| {
+        let (x, y) = (l1[2 * i], l1[2 * i + 1]);
+        _mm512_add_epi32(_mm512_unpacklo_epi64(x, y), _mm512_unpackhi_epi64(x, y))
+    });
+    // [cols 8i..8i+4 A, same B, cols 8i+4..8i+8 A, same B].
+    let l3: [__m512i; 2] = std::array::from_fn(|i| {
+        let (x, y) = (l2[2 * i], l2[2 * i + 1]);
+        _mm512_add_epi32(
+            _mm512_shuffle_i64x2::<0x88>(x, y),
+            _mm512_shuffle_i64x2::<0xdd>(x, y),
+        )
+    });
+    (
+        _mm512_shuffle_i64x2::<0x88>(l3[0], l3[1]),
+        _mm512_shuffle_i64x2::<0xdd>(l3[0], l3[1]),
+    )
+}
+
+/// Weights `128h..128h + 128` of a 4-bit row (blocks 4h..4h + 4, all
+/// present) in `XOrder::Nibbles128`'s order: the 64 bytes' low nibbles, then
+/// their high nibbles (nf4: through the table).
+#[inline(always)]
+unsafe fn unpack128<const K: u8>(codes: *const u8, h: usize) -> (__m512i, __m512i) {
+    let v = _mm512_loadu_si512(codes.add(64 * h).cast());
+    let m = _mm512_set1_epi8(15);
+    let (lo, hi) = (
+        _mm512_and_si512(v, m),
+        _mm512_and_si512(_mm512_srli_epi16::<4>(v), m),
+    );
+    if K == NF4K {
+        let t: [i8; 16] = std::array::from_fn(|i| NF4_I8[i].wrapping_add(-128));
+        let tab = _mm512_broadcast_i32x4(_mm_loadu_si128(t.as_ptr().cast()));
+        (_mm512_shuffle_epi8(tab, lo), _mm512_shuffle_epi8(tab, hi))
+    } else {
+        (lo, hi)
+    }
+}
+
 /// Weights `64h..64h + 64` of row `codes` (blocks 2h, 2h + 1): 4-bit in the
 /// permuted order, 3-bit in element order; `half`: only block 2h exists (the
 /// row's last), the other half 0.
@@ -396,21 +459,25 @@ unsafe fn tile16_vnni<const K: u8>(
     let nb = k.div_ceil(32);
     let rows: [*const u8; 16] = std::array::from_fn(|c| t.codes.add(c.min(cols - 1) * t.rb));
     let mut facc = _mm512_setzero_ps();
-    // The rows `ahead` tiles on, each line fetched as this tile reaches the
-    // same line of its own rows (spread over the loop: a burst of prefetches
-    // stalls the load queue).
+    // The tile `PREFETCH_LOWBIT_TILES` on, fetched in address order (its
+    // rows are contiguous, as this tile's): per step of 64 weights this
+    // tile reads 16 · `step` bytes, spread over all its rows, so the fetch
+    // takes the next 16 · `step` bytes of that stream. A sequential stream
+    // is what the prefetchers follow; line h of each of 16 rows is not (it
+    // streamed int4 from DRAM at about half the rate). Spread over the loop:
+    // a burst of prefetches stalls the load queue.
     let ahead = 16 * t.rb * crate::tuning::PREFETCH_LOWBIT_TILES;
     let step = if K == AFF3 { 24 } else { 32 };
     let fetch = |h: usize| {
-        if ahead > 0 && (K == AFF3 || h.is_multiple_of(2)) {
-            for r in &rows {
-                _mm_prefetch::<_MM_HINT_T0>(r.wrapping_add(step * h + ahead).cast());
+        if ahead > 0 {
+            let p = t.codes.wrapping_add(ahead + 16 * step * h);
+            for i in 0..16 * step / 64 {
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64 * i).cast());
             }
         }
     };
-    let mut float = |g: usize, acc: &[__m512i; 16]| {
+    let mut float = |g: usize, mut d: __m512i| {
         let sxg = *t.xsg.add(g);
-        let mut d = reduce16(acc);
         if K == NF4K {
             d = _mm512_sub_epi32(d, _mm512_set1_epi32(sxg.wrapping_mul(128)));
         }
@@ -440,25 +507,78 @@ unsafe fn tile16_vnni<const K: u8>(
                 a[c] = _mm512_maskz_dpbusd_epi32(a_lanes, a[c], w, x);
                 b[c] = _mm512_maskz_dpbusd_epi32(!a_lanes, b[c], w, x);
             }
-            float(2 * h, &a);
+            float(2 * h, reduce16(&a));
             if !half {
-                float(2 * h + 1, &b);
+                float(2 * h + 1, reduce16(&b));
             }
         }
     } else {
-        let per = group / 64;
-        for g in 0..ng {
-            let mut a = [_mm512_setzero_si512(); 16];
-            for h in g * per..((g + 1) * per).min(nb.div_ceil(2)) {
-                fetch(h);
-                let half = 2 * h + 1 == nb;
-                let x = _mm512_loadu_si512(t.xq.add(64 * h).cast());
-                for c in 0..16 {
-                    let w = unpack64::<K>(rows[c], h, half);
-                    a[c] = _mm512_dpbusd_epi32(a[c], w, x);
-                }
+        // 64 weights (two blocks, `XOrder::Halves64` / 3-bit) per row per step.
+        let step64 = |h: usize, a: &mut [__m512i; 16]| {
+            fetch(h);
+            let half = 2 * h + 1 == nb;
+            let x = _mm512_loadu_si512(t.xq.add(64 * h).cast());
+            for c in 0..16 {
+                let w = unpack64::<K>(rows[c], h, half);
+                a[c] = _mm512_dpbusd_epi32(a[c], w, x);
             }
-            float(g, &a);
+        };
+        // 4-bit: 128 weights (four whole blocks) per row per step while
+        // they last, `XOrder::Nibbles128`; the rest in 64s as above.
+        let whole = if K != AFF3 && nibbles128(group) {
+            nb / 4
+        } else {
+            0
+        };
+        let step128 = |h: usize, a: &mut [__m512i; 16]| {
+            fetch(2 * h);
+            fetch(2 * h + 1);
+            let xl = _mm512_loadu_si512(t.xq.add(128 * h).cast());
+            let xh = _mm512_loadu_si512(t.xq.add(128 * h + 64).cast());
+            for c in 0..16 {
+                let (lo, hi) = unpack128::<K>(rows[c], h);
+                a[c] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(a[c], lo, xl), hi, xh);
+            }
+        };
+        if group == 64 && whole > 0 {
+            // Each 128 holds groups 2h (dword lanes 0..8) and 2h + 1 (8..16).
+            for h in 0..whole {
+                let mut a = [_mm512_setzero_si512(); 16];
+                step128(h, &mut a);
+                let (da, db) = reduce16x2(&a);
+                float(2 * h, da);
+                float(2 * h + 1, db);
+            }
+            for h in 2 * whole..nb.div_ceil(2) {
+                let mut a = [_mm512_setzero_si512(); 16];
+                step64(h, &mut a);
+                float(h, reduce16(&a));
+            }
+        } else {
+            // Groups of whole 128s (`whole` steps of 128, then 64s) or of 64s.
+            let (per, unit) = if whole > 0 {
+                (group / 128, 128)
+            } else {
+                (group / 64, 64)
+            };
+            for g in 0..ng {
+                let mut a = [_mm512_setzero_si512(); 16];
+                if unit == 128 {
+                    for h in g * per..((g + 1) * per).min(whole) {
+                        step128(h, &mut a);
+                    }
+                    if g + 1 == ng {
+                        for h in 2 * whole..nb.div_ceil(2) {
+                            step64(h, &mut a);
+                        }
+                    }
+                } else {
+                    for h in g * per..((g + 1) * per).min(nb.div_ceil(2)) {
+                        step64(h, &mut a);
+                    }
+                }
+                float(g, reduce16(&a));
+            }
         }
     }
     let y = _mm512_add_ps(
