@@ -322,7 +322,7 @@ unsafe fn kernel<const R: usize>(cols: usize, k: usize, a: Lhs, b: Panel, c: Out
 /// Transposes 16 vectors (rows) into 16 vectors (columns): 4 shuffle stages.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
 #[inline]
-unsafe fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
+pub(crate) unsafe fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
     // 1: interleave row pairs' 32-bit elements within each 128-bit lane.
     let a: [__m512; 16] = std::array::from_fn(|i| {
         let (x, y) = (r[i & !1], r[i | 1]);

@@ -321,29 +321,12 @@ unsafe fn tile_vnni<const K: u8, const R: usize>(
     store(facc, cols, &t, out, ldo)
 }
 
-/// `Σ a[c]` into lane c of one vector (a transposing tree of adds).
+/// `Σ a[c]` into lane c of one vector (a transposing tree of adds: the two
+/// halves' sums of `reduce16x2`, added).
 #[inline(always)]
 unsafe fn reduce16(a: &[__m512i; 16]) -> __m512i {
-    let l1: [__m512i; 8] = std::array::from_fn(|i| {
-        let (x, y) = (a[2 * i], a[2 * i + 1]);
-        _mm512_add_epi32(_mm512_unpacklo_epi32(x, y), _mm512_unpackhi_epi32(x, y))
-    });
-    // Per 128-bit lane: columns 4i..4i+4's partial sums.
-    let l2: [__m512i; 4] = std::array::from_fn(|i| {
-        let (x, y) = (l1[2 * i], l1[2 * i + 1]);
-        _mm512_add_epi32(_mm512_unpacklo_epi64(x, y), _mm512_unpackhi_epi64(x, y))
-    });
-    let l3: [__m512i; 2] = std::array::from_fn(|i| {
-        let (x, y) = (l2[2 * i], l2[2 * i + 1]);
-        _mm512_add_epi32(
-            _mm512_shuffle_i64x2::<0x88>(x, y),
-            _mm512_shuffle_i64x2::<0xdd>(x, y),
-        )
-    });
-    _mm512_add_epi32(
-        _mm512_shuffle_i64x2::<0x88>(l3[0], l3[1]),
-        _mm512_shuffle_i64x2::<0xdd>(l3[0], l3[1]),
-    )
+    let (x, y) = reduce16x2(a);
+    _mm512_add_epi32(x, y)
 }
 
 /// Two groups' sums from accumulators holding group A in dword lanes 0..8

@@ -314,52 +314,12 @@ unsafe fn group_major16(
                     _mm512_maskz_loadu_ps(m, src.ptr.add(4 * e).cast())
                 }
             });
-            let t = transpose16(&r);
+            let t = super::avx512::transpose16(r);
             for (gi, v) in t.iter().enumerate().take(ng - g0) {
                 _mm512_storeu_ps(dst.add((g0 + gi) * nc + c0), *v);
             }
         }
     }
-}
-
-/// Lane i of result j = lane j of `r[i]`.
-#[inline(always)]
-unsafe fn transpose16(r: &[__m512; 16]) -> [__m512; 16] {
-    // a[2i], a[2i + 1]: rows 2i, 2i + 1 interleaved, per 128-bit lane
-    // elements 0, 1 then 2, 3.
-    let a: [__m512; 16] = std::array::from_fn(|v| {
-        let (x, y) = (r[v & !1], r[v | 1]);
-        if v % 2 == 0 {
-            _mm512_unpacklo_ps(x, y)
-        } else {
-            _mm512_unpackhi_ps(x, y)
-        }
-    });
-    // b[4i + e], 128-bit lane L: rows 4i..4i + 4 of element 4L + e.
-    let b: [__m512; 16] = std::array::from_fn(|v| {
-        let (i, e) = (v / 4, v % 4);
-        let (x, y) = (
-            _mm512_castps_pd(a[4 * i + e / 2]),
-            _mm512_castps_pd(a[4 * i + 2 + e / 2]),
-        );
-        _mm512_castpd_ps(if e % 2 == 0 {
-            _mm512_unpacklo_pd(x, y)
-        } else {
-            _mm512_unpackhi_pd(x, y)
-        })
-    });
-    let mut t = [_mm512_setzero_ps(); 16];
-    for e in 0..4 {
-        let c1 = _mm512_shuffle_f32x4::<0x44>(b[e], b[4 + e]);
-        let c2 = _mm512_shuffle_f32x4::<0xee>(b[e], b[4 + e]);
-        let d1 = _mm512_shuffle_f32x4::<0x44>(b[8 + e], b[12 + e]);
-        let d2 = _mm512_shuffle_f32x4::<0xee>(b[8 + e], b[12 + e]);
-        t[e] = _mm512_shuffle_f32x4::<0x88>(c1, d1);
-        t[4 + e] = _mm512_shuffle_f32x4::<0xdd>(c1, d1);
-        t[8 + e] = _mm512_shuffle_f32x4::<0x88>(c2, d2);
-        t[12 + e] = _mm512_shuffle_f32x4::<0xdd>(c2, d2);
-    }
-    t
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
