@@ -78,6 +78,14 @@ fn batched_rows_are_bit_identical_to_single_rows() {
     let input = sotto::format::ModelFile::open(&path).unwrap();
     sotto::quantize::quantize_model(&input, &int8, &q, &|_, _| {}).unwrap();
     batch_rows_match_single(&Model::load(&int8).unwrap());
+    // 4-bit × int8: the tiles that take decoder rows in pairs.
+    let int4 = dir.join("tiny.en-int4.sotto");
+    let q = sotto::quantize::QuantizeOptions {
+        scheme: sotto_kernels::schemes::Scheme::Int4Asym,
+        ..q
+    };
+    sotto::quantize::quantize_model(&input, &int4, &q, &|_, _| {}).unwrap();
+    batch_rows_match_single(&Model::load(&int4).unwrap());
     std::fs::remove_dir_all(&dir).ok();
     eprintln!("batched rows: {:.1} s", t0.elapsed().as_secs_f64());
 }

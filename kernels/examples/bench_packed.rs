@@ -3,6 +3,7 @@
 //!
 //! cargo run --release -p sotto-kernels --example bench_packed --
 //!     [--threads 1] [--isa avx2,avx2vnni,avx512,avx512vnni,amx] [--ms 300] [--group 64] [--m 1] [--min]
+//!     [--rows R] (the decoder's shapes with R rows, as beam search's hypotheses)
 //!     [--only Int4Sym+dyn-act,Nf4+dyn-act] (variants by name; f16 always runs)
 
 use sotto_kernels::schemes::{pack, view, ActQuant, Quantized, Scheme};
@@ -74,6 +75,9 @@ fn main() {
         "threads {threads}, group {group}; GOP/s (2·m·k·n / time) and GB/s of weight bytes read"
     );
     let only_m: Option<usize> = arg("--m").map(|m| m.parse().unwrap());
+    // --rows R: the decoder's shapes with R rows (beam search's hypotheses).
+    let rows: usize = arg("--rows").map_or(1, |r| r.parse().unwrap());
+    let shapes = shapes.map(|(m, k, n)| (if m == 1 { rows } else { m }, k, n));
     for &(m, k, n) in shapes.iter().filter(|s| only_m.is_none_or(|m| s.0 == m)) {
         let x: Vec<f32> = (0..m * k)
             .map(|_| (next() % 2001) as f32 / 1000.0 - 1.0)

@@ -678,6 +678,60 @@ fn lowbit_int8_bait() {
     }
 }
 
+/// The 4-bit decoder tiles that take x rows in pairs (AVX-512 VNNI: k a
+/// whole number of 128s, groups of 64 or whole 128s), on every row count up
+/// to two tiles' worth, column counts around their 8-column halves and the
+/// 16-column tile, the largest codes against x rows of one sign (the
+/// quantizer's ±127), and rows that differ in scale and sign, so a pair's
+/// rows, halves or groups put in each other's place cannot come out equal.
+#[test]
+fn lowbit_row_pairs() {
+    let kernels = simd_kernels();
+    let pool = Pool::new(2);
+    let mut rng = Rng::new(43);
+    for scheme in [
+        Scheme::Int4Sym,
+        Scheme::Int4Asym,
+        Scheme::Nf4,
+        Scheme::Nf4Dq,
+    ] {
+        for group in [64, 128, 256] {
+            for &(k, n) in &[(128, 8), (384, 9), (256, 16), (640, 23), (512, 40)] {
+                for fill in [Fill::Random, Fill::CodesMax, Fill::EqualRows] {
+                    let q = quantized(scheme, n, k, group, fill, 0.05, &mut rng);
+                    let bytes = pack(&q).unwrap();
+                    for m in 2..=9 {
+                        let x: Vec<f32> = (0..m * k)
+                            .map(|i| {
+                                let (r, p) = (i / k, i % k);
+                                match r % 4 {
+                                    0 => 2.0 + rng.unit(),
+                                    1 => -0.5 * (r + 1) as f32,
+                                    2 => rng.unit() * (p % 7) as f32,
+                                    _ => rng.unit() * 1e3,
+                                }
+                            })
+                            .collect();
+                        let bias = rng.vec(n, 1.0);
+                        for act in [ActQuant::Dynamic, ActQuant::Static(0.03)] {
+                            let w = view(scheme, n, k, group, &bytes, act).unwrap();
+                            check(
+                                &format!("pairs {fill:?} group {group}"),
+                                &w,
+                                &x,
+                                m,
+                                Some(&bias),
+                                &kernels,
+                                &pool,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Groups too long for an exact f32 group dot are refused with int8
 /// activations (weight-only is fine).
 #[test]

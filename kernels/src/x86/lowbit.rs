@@ -34,7 +34,10 @@
 //! with masked `vpdpbusd`s. Per group the 16 accumulators are
 //! transposed-and-summed (`vpunpck*`, `vshufi64x2`: 15 steps of 3 ops) into
 //! one vector of 16 column dots, and the float part runs 16 columns wide on
-//! group-major parameters (`PackedSimd::group_major`).
+//! group-major parameters (`PackedSimd::group_major`). Several x rows (beam
+//! search's hypotheses, best-of samples) go in pairs where k is a whole
+//! number of 128s (`tile8x2_vnni`): each weight row is unpacked once for
+//! both, 8 columns × 2 rows at a time, the odd row through the one-row tile.
 //!
 //! m ≥ 16: the driver unpacks each panel of NR weight rows once into
 //! `[kp/4][NR][4]` integer-code bytes; the micro-kernels are the int8 GEMMs'
@@ -99,7 +102,30 @@ unsafe fn tile<const VNNI: bool, const K: u8, const R: usize>(
     out: *mut f32,
     ldo: usize,
 ) {
-    if VNNI && wide(K, group) {
+    if VNNI && pairs::<K>(k, group) {
+        // Two x rows share each unpacked weight row (`tile8x2_vnni`).
+        for r in (0..R - R % 2).step_by(2) {
+            let t = LowbitTile {
+                xq: t.xq.add(r * t.ldx),
+                xsg: t.xsg.add(r * k.div_ceil(group)),
+                sx: t.sx.add(r),
+                ..t
+            };
+            for c0 in (0..cols).step_by(8) {
+                tile8x2_vnni::<K>(c0, cols, k, group, t, out.add(r * ldo), ldo)
+            }
+        }
+        if R % 2 == 1 {
+            let r = R - 1;
+            let t = LowbitTile {
+                xq: t.xq.add(r * t.ldx),
+                xsg: t.xsg.add(r * k.div_ceil(group)),
+                sx: t.sx.add(r),
+                ..t
+            };
+            tile16_vnni::<K>(cols, k, group, t, out.add(r * ldo))
+        }
+    } else if VNNI && wide(K, group) {
         for r in 0..R {
             let t = LowbitTile {
                 xq: t.xq.add(r * t.ldx),
@@ -137,6 +163,12 @@ pub(crate) fn vnni_shape(kind: Kind, group: usize) -> (usize, XOrder) {
     } else {
         (16, XOrder::Halves64)
     }
+}
+
+/// Whether rows of x go in pairs through `tile8x2_vnni`: 4-bit, groups of 64
+/// or of whole 128s, and k a whole number of 128s (no 64-weight tail).
+fn pairs<const K: u8>(k: usize, group: usize) -> bool {
+    K != AFF3 && nibbles128(group) && k.div_ceil(32).is_multiple_of(4)
 }
 
 /// Whether the 4-bit 16-column tile takes 128 weights (four blocks) per
@@ -570,6 +602,126 @@ unsafe fn tile16_vnni<const K: u8>(
     );
     let m: __mmask16 = if cols >= 16 { !0 } else { (1u16 << cols) - 1 };
     _mm512_mask_storeu_ps(out, m, y);
+}
+
+/// Two x rows × weight rows `c0..c0 + 8` of the 16-column tile (`pairs`):
+/// each weight row's 128 codes are unpacked once for both x rows, 8
+/// columns × 2 rows of accumulators. Per group the tree of `reduce16x2`, cut
+/// to 8 inputs, leaves `[cols 0..4 A, 0..4 B, 4..8 A, 4..8 B]` per row (A, B:
+/// the 256-bit halves); one shuffle pair puts both rows' group A, and both
+/// rows' group B, into one vector: lanes 0..8 row 0, 8..16 row 1, so the
+/// float part runs on 8 columns × 2 rows with the same operations per
+/// element as `tile16_vnni`.
+#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn tile8x2_vnni<const K: u8>(
+    c0: usize,
+    cols: usize,
+    k: usize,
+    group: usize,
+    t: LowbitTile,
+    out: *mut f32,
+    ldo: usize,
+) {
+    let ng = k.div_ceil(group);
+    let steps = k.div_ceil(128);
+    let rows: [*const u8; 8] = std::array::from_fn(|c| t.codes.add((c0 + c).min(cols - 1) * t.rb));
+    // As tile16_vnni's prefetch: this half's 8 rows are contiguous, and per
+    // step it reads 8 · 64 bytes of them; fetch as many of the next tile's.
+    let ahead = 16 * t.rb * crate::tuning::PREFETCH_LOWBIT_TILES;
+    let base = t.codes.wrapping_add(c0 * t.rb + ahead);
+    let (x0, x1) = (t.xq, t.xq.add(t.ldx));
+    let (g0, g1) = (t.xsg, t.xsg.add(ng));
+    let mut facc = _mm512_setzero_ps();
+    let both = |a: i32, b: i32| _mm512_inserti64x4::<1>(_mm512_set1_epi32(a), _mm256_set1_epi32(b));
+    let mut float = |g: usize, mut d: __m512i| {
+        let sxg = both(*g0.add(g), *g1.add(g));
+        if K == NF4K {
+            d = _mm512_sub_epi32(d, _mm512_slli_epi32::<7>(sxg));
+        }
+        let (s, z) = (eight(t.ps.add(16 * g + c0)), eight(t.pz.add(16 * g + c0)));
+        let d = _mm512_cvtepi32_ps(d);
+        let v = _mm512_mul_ps(
+            s,
+            _mm512_sub_ps(d, _mm512_mul_ps(z, _mm512_cvtepi32_ps(sxg))),
+        );
+        facc = _mm512_add_ps(facc, v);
+    };
+    let step = |h: usize, a: &mut [[__m512i; 8]; 2]| {
+        if ahead > 0 {
+            for i in 0..8 {
+                _mm_prefetch::<_MM_HINT_T0>(base.wrapping_add(512 * h + 64 * i).cast());
+            }
+        }
+        let xl = [
+            _mm512_loadu_si512(x0.add(128 * h).cast()),
+            _mm512_loadu_si512(x1.add(128 * h).cast()),
+        ];
+        let xh = [
+            _mm512_loadu_si512(x0.add(128 * h + 64).cast()),
+            _mm512_loadu_si512(x1.add(128 * h + 64).cast()),
+        ];
+        for c in 0..8 {
+            let (lo, hi) = unpack128::<K>(rows[c], h);
+            for r in 0..2 {
+                a[r][c] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(a[r][c], lo, xl[r]), hi, xh[r]);
+            }
+        }
+    };
+    // Both rows' sums of group A (lanes 0..8 of each accumulator) and of B.
+    let reduce = |a: &[[__m512i; 8]; 2]| {
+        let l3: [__m512i; 2] = std::array::from_fn(|r| {
+            let l1: [__m512i; 4] = std::array::from_fn(|i| {
+                let (x, y) = (a[r][2 * i], a[r][2 * i + 1]);
+                _mm512_add_epi32(_mm512_unpacklo_epi32(x, y), _mm512_unpackhi_epi32(x, y))
+            });
+            let l2: [__m512i; 2] = std::array::from_fn(|i| {
+                let (x, y) = (l1[2 * i], l1[2 * i + 1]);
+                _mm512_add_epi32(_mm512_unpacklo_epi64(x, y), _mm512_unpackhi_epi64(x, y))
+            });
+            _mm512_add_epi32(
+                _mm512_shuffle_i64x2::<0x88>(l2[0], l2[1]),
+                _mm512_shuffle_i64x2::<0xdd>(l2[0], l2[1]),
+            )
+        });
+        (
+            _mm512_shuffle_i64x2::<0x88>(l3[0], l3[1]),
+            _mm512_shuffle_i64x2::<0xdd>(l3[0], l3[1]),
+        )
+    };
+    if group == 64 {
+        for h in 0..steps {
+            let mut a = [[_mm512_setzero_si512(); 8]; 2];
+            step(h, &mut a);
+            let (da, db) = reduce(&a);
+            float(2 * h, da);
+            float(2 * h + 1, db);
+        }
+    } else {
+        let per = group / 128;
+        for g in 0..ng {
+            let mut a = [[_mm512_setzero_si512(); 8]; 2];
+            for h in g * per..((g + 1) * per).min(steps) {
+                step(h, &mut a);
+            }
+            let (da, db) = reduce(&a);
+            float(g, _mm512_add_epi32(da, db));
+        }
+    }
+    let sx = _mm512_castsi512_ps(both(
+        (*t.sx).to_bits() as i32,
+        (*t.sx.add(1)).to_bits() as i32,
+    ));
+    let y = _mm512_add_ps(_mm512_mul_ps(sx, facc), eight(t.bias.add(c0)));
+    let m = ((1u16 << (cols - c0).min(8)) - 1) as u8;
+    _mm256_mask_storeu_ps(out.add(c0), m, _mm512_castps512_ps256(y));
+    let upper = _mm512_extractf64x4_pd::<1>(_mm512_castps_pd(y));
+    _mm256_mask_storeu_ps(out.add(ldo + c0), m, _mm256_castpd_ps(upper));
+}
+
+/// 8 floats in both 256-bit halves.
+#[inline(always)]
+unsafe fn eight(p: *const f32) -> __m512 {
+    _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_loadu_ps(p))))
 }
 
 /// The low-bit GEMM micro-kernel (`PackedSimd::gemm_lowbit`, NR = 64 as four
