@@ -211,14 +211,15 @@ impl<B: Backend> WindowDecoder<'_, B> {
             return self.decode_best_of(cross, prompt, sot_index, forced, temperature, rng);
         }
         let eot = self.filters.tokens.eot;
+        let kernels = self.backend.host_kernels();
         let (mut cache, mut logits, no_speech_prob) = self.start(cross, prompt, sot_index)?;
         let mut tokens: Vec<u32> = forced.to_vec();
         let mut logprobs = vec![f32::NAN; forced.len()];
         let mut sum_logprob = 0f32;
         loop {
-            self.filters.apply(&mut logits, &tokens);
+            let lse = self.filters.apply_lse(&mut logits, &tokens, kernels);
             let next = sample(&logits, temperature, rng);
-            let lp = log_prob(&logits, next);
+            let lp = logits[next] - lse;
             sum_logprob += lp;
             if next as u32 == eot {
                 break;
@@ -520,6 +521,7 @@ impl<B: Backend> WindowDecoder<'_, B> {
     ) -> Result<WindowResult> {
         let n = self.search.best_of;
         let eot = self.filters.tokens.eot;
+        let kernels = self.backend.host_kernels();
         let (first, logits, no_speech_prob) = self.start(cross, prompt, sot_index)?;
         let mut caches: Vec<B::Cache> = (1..n)
             .map(|_| {
@@ -539,9 +541,11 @@ impl<B: Backend> WindowDecoder<'_, B> {
             let mut tokens = Vec::new();
             for (&s, row) in open.iter().zip(rows.iter_mut()) {
                 let (seq, sum) = &mut seqs[s];
-                self.filters.apply(row, &with_forced(forced, seq));
+                let lse = self
+                    .filters
+                    .apply_lse(row, &with_forced(forced, seq), kernels);
                 let next = sample(row, temperature, rng);
-                let lp = log_prob(row, next);
+                let lp = row[next] - lse;
                 *sum += lp;
                 if next as u32 == eot {
                     continue;

@@ -525,6 +525,7 @@ impl<'m> Pass<GpuBackend<'m>> for GpuPass<'_, 'm> {
         filters: &LogitFilters,
         sampled: &[u32],
         probe: Option<u32>,
+        _kernels: &sotto_kernels::Kernels,
     ) -> Result<Greedy> {
         let n_vocab = filters.n_vocab;
         let g = self.gpu();

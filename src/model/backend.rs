@@ -216,7 +216,9 @@ pub(crate) trait Pass<B: Backend + ?Sized> {
     /// the step's, the first one `probe`'s row when set): the token `filters`
     /// keep with the highest logit (given the tokens `sampled` so far) and its
     /// log-probability, and `log_softmax(probe row)[probe id]`. The default reads
-    /// the logits back; the GPU reduces them on the device.
+    /// the logits back and filters them with their log-sum-exp in one SIMD pass
+    /// of `kernels` (`LogitFilters::apply_lse`, as beam search does); the GPU
+    /// reduces them on the device.
     fn greedy(
         self,
         logits: Rows,
@@ -224,6 +226,7 @@ pub(crate) trait Pass<B: Backend + ?Sized> {
         filters: &LogitFilters,
         sampled: &[u32],
         probe: Option<u32>,
+        kernels: &sotto_kernels::Kernels,
     ) -> Result<Greedy>
     where
         Self: Sized,
@@ -240,11 +243,11 @@ pub(crate) trait Pass<B: Backend + ?Sized> {
                 None => f32::NAN,
             }
         });
-        filters.apply(&mut last, sampled);
+        let lse = filters.apply_lse(&mut last, sampled, kernels);
         let token = argmax(&last);
         Ok(Greedy {
             token: token as u32,
-            logprob: log_prob(&last, token),
+            logprob: last[token] - lse,
             probe,
         })
     }

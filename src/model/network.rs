@@ -139,7 +139,15 @@ impl<B: Backend + ?Sized> Network for B {
         decoder_layers(self, &mut p, cross, &mut [cache], tokens, None)?;
         output_logits(self, &mut p, &want);
         let logits = Rows::of(Buf::Logits, n_vocab);
-        p.greedy(logits, want.len(), filters, sampled, probe.map(|p| p.1))
+        let kernels = self.host_kernels();
+        p.greedy(
+            logits,
+            want.len(),
+            filters,
+            sampled,
+            probe.map(|p| p.1),
+            kernels,
+        )
     }
 
     fn cross_weights(
