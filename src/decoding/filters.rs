@@ -56,7 +56,8 @@ impl LogitFilters {
     }
 
     /// [`LogitFilters::apply`], returning the filtered row's log-sum-exp (what
-    /// beam search takes per hypothesis and step): the mass rule's sums and
+    /// greedy steps, sampled rows and beam search take per row and step;
+    /// `apply` stays as the scalar reference the tests hold this to): the mass rule's sums and
     /// the row's are the same two, text and timestamps apart, each one pass
     /// of the kernels' [`Kernels::max_exp_sum`] (SIMD exp, f64 lane sums;
     /// every kernel set gives the same bits), instead of

@@ -240,6 +240,21 @@ pub(crate) struct LowbitTile {
     pub bias: *const f32,
 }
 
+impl LowbitTile {
+    /// The same tile for x row `r` on (`ng` group sums per x row).
+    ///
+    /// # Safety
+    /// x row `r` exists (its codes, `ng` sums and scale).
+    pub(crate) unsafe fn row(self, r: usize, ng: usize) -> LowbitTile {
+        LowbitTile {
+            xq: self.xq.add(r * self.ldx),
+            xsg: self.xsg.add(r * ng),
+            sx: self.sx.add(r),
+            ..self
+        }
+    }
+}
+
 /// The packed `linear` for instruction set `I`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn linear<I: PackedSimd>(

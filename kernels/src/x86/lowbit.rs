@@ -102,38 +102,21 @@ unsafe fn tile<const VNNI: bool, const K: u8, const R: usize>(
     out: *mut f32,
     ldo: usize,
 ) {
+    let ng = k.div_ceil(group);
     if VNNI && pairs::<K>(k, group) {
         // Two x rows share each unpacked weight row (`tile8x2_vnni`).
         for r in (0..R - R % 2).step_by(2) {
-            let t = LowbitTile {
-                xq: t.xq.add(r * t.ldx),
-                xsg: t.xsg.add(r * k.div_ceil(group)),
-                sx: t.sx.add(r),
-                ..t
-            };
             for c0 in (0..cols).step_by(8) {
-                tile8x2_vnni::<K>(c0, cols, k, group, t, out.add(r * ldo), ldo)
+                tile8x2_vnni::<K>(c0, cols, k, group, t.row(r, ng), out.add(r * ldo), ldo)
             }
         }
         if R % 2 == 1 {
             let r = R - 1;
-            let t = LowbitTile {
-                xq: t.xq.add(r * t.ldx),
-                xsg: t.xsg.add(r * k.div_ceil(group)),
-                sx: t.sx.add(r),
-                ..t
-            };
-            tile16_vnni::<K>(cols, k, group, t, out.add(r * ldo))
+            tile16_vnni::<K>(cols, k, group, t.row(r, ng), out.add(r * ldo))
         }
     } else if VNNI && wide(K, group) {
         for r in 0..R {
-            let t = LowbitTile {
-                xq: t.xq.add(r * t.ldx),
-                xsg: t.xsg.add(r * k.div_ceil(group)),
-                sx: t.sx.add(r),
-                ..t
-            };
-            tile16_vnni::<K>(cols, k, group, t, out.add(r * ldo))
+            tile16_vnni::<K>(cols, k, group, t.row(r, ng), out.add(r * ldo))
         }
     } else if VNNI {
         tile_vnni::<K, R>(cols, k, group, t, out, ldo)
@@ -366,26 +349,39 @@ unsafe fn reduce16(a: &[__m512i; 16]) -> __m512i {
 /// of the second Σ lanes 8..16 (reduce16's tree less its last add).
 #[inline(always)]
 unsafe fn reduce16x2(a: &[__m512i; 16]) -> (__m512i, __m512i) {
-    let l1: [__m512i; 8] = std::array::from_fn(|i| {
+    let (lo, hi) = a.split_at(8);
+    halves(
+        reduce8(lo.try_into().unwrap()),
+        reduce8(hi.try_into().unwrap()),
+    )
+}
+
+/// The first three levels of the transposing tree over 8 accumulators:
+/// `[cols 0..4 A, cols 0..4 B, cols 4..8 A, cols 4..8 B]` (A: dword lanes
+/// 0..8 of each accumulator summed, B: lanes 8..16).
+#[inline(always)]
+unsafe fn reduce8(a: &[__m512i; 8]) -> __m512i {
+    let l1: [__m512i; 4] = std::array::from_fn(|i| {
         let (x, y) = (a[2 * i], a[2 * i + 1]);
         _mm512_add_epi32(_mm512_unpacklo_epi32(x, y), _mm512_unpackhi_epi32(x, y))
     });
     // 128-bit lane L: columns 4i..4i+4's sums over lane L (A: L < 2).
-    let l2: [__m512i; 4] = std::array::from_fn(|i| {
+    let l2: [__m512i; 2] = std::array::from_fn(|i| {
         let (x, y) = (l1[2 * i], l1[2 * i + 1]);
         _mm512_add_epi32(_mm512_unpacklo_epi64(x, y), _mm512_unpackhi_epi64(x, y))
     });
-    // [cols 8i..8i+4 A, same B, cols 8i+4..8i+8 A, same B].
-    let l3: [__m512i; 2] = std::array::from_fn(|i| {
-        let (x, y) = (l2[2 * i], l2[2 * i + 1]);
-        _mm512_add_epi32(
-            _mm512_shuffle_i64x2::<0x88>(x, y),
-            _mm512_shuffle_i64x2::<0xdd>(x, y),
-        )
-    });
+    _mm512_add_epi32(
+        _mm512_shuffle_i64x2::<0x88>(l2[0], l2[1]),
+        _mm512_shuffle_i64x2::<0xdd>(l2[0], l2[1]),
+    )
+}
+
+/// Two `reduce8` results `x`, `y` → (all of x's A then y's A, x's B then y's B).
+#[inline(always)]
+unsafe fn halves(x: __m512i, y: __m512i) -> (__m512i, __m512i) {
     (
-        _mm512_shuffle_i64x2::<0x88>(l3[0], l3[1]),
-        _mm512_shuffle_i64x2::<0xdd>(l3[0], l3[1]),
+        _mm512_shuffle_i64x2::<0x88>(x, y),
+        _mm512_shuffle_i64x2::<0xdd>(x, y),
     )
 }
 
@@ -606,9 +602,9 @@ unsafe fn tile16_vnni<const K: u8>(
 
 /// Two x rows × weight rows `c0..c0 + 8` of the 16-column tile (`pairs`):
 /// each weight row's 128 codes are unpacked once for both x rows, 8
-/// columns × 2 rows of accumulators. Per group the tree of `reduce16x2`, cut
-/// to 8 inputs, leaves `[cols 0..4 A, 0..4 B, 4..8 A, 4..8 B]` per row (A, B:
-/// the 256-bit halves); one shuffle pair puts both rows' group A, and both
+/// columns × 2 rows of accumulators. Per group `reduce8` (`reduce16x2`'s
+/// tree over 8 inputs) leaves `[cols 0..4 A, 0..4 B, 4..8 A, 4..8 B]` per row
+/// (A, B: the 256-bit halves); `halves` puts both rows' group A, and both
 /// rows' group B, into one vector: lanes 0..8 row 0, 8..16 row 1, so the
 /// float part runs on 8 columns × 2 rows with the same operations per
 /// element as `tile16_vnni`.
@@ -668,26 +664,7 @@ unsafe fn tile8x2_vnni<const K: u8>(
         }
     };
     // Both rows' sums of group A (lanes 0..8 of each accumulator) and of B.
-    let reduce = |a: &[[__m512i; 8]; 2]| {
-        let l3: [__m512i; 2] = std::array::from_fn(|r| {
-            let l1: [__m512i; 4] = std::array::from_fn(|i| {
-                let (x, y) = (a[r][2 * i], a[r][2 * i + 1]);
-                _mm512_add_epi32(_mm512_unpacklo_epi32(x, y), _mm512_unpackhi_epi32(x, y))
-            });
-            let l2: [__m512i; 2] = std::array::from_fn(|i| {
-                let (x, y) = (l1[2 * i], l1[2 * i + 1]);
-                _mm512_add_epi32(_mm512_unpacklo_epi64(x, y), _mm512_unpackhi_epi64(x, y))
-            });
-            _mm512_add_epi32(
-                _mm512_shuffle_i64x2::<0x88>(l2[0], l2[1]),
-                _mm512_shuffle_i64x2::<0xdd>(l2[0], l2[1]),
-            )
-        });
-        (
-            _mm512_shuffle_i64x2::<0x88>(l3[0], l3[1]),
-            _mm512_shuffle_i64x2::<0xdd>(l3[0], l3[1]),
-        )
-    };
+    let reduce = |a: &[[__m512i; 8]; 2]| halves(reduce8(&a[0]), reduce8(&a[1]));
     if group == 64 {
         for h in 0..steps {
             let mut a = [[_mm512_setzero_si512(); 8]; 2];
