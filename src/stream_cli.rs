@@ -34,11 +34,11 @@ pub struct StreamArgs {
     #[arg(long, requires = "simulate")]
     no_wait: bool,
     /// Seconds of new audio between transcriptions
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 0.4)]
     step: f32,
     /// Seconds of audio between the two hypotheses that must agree to confirm a word (the
     /// newest one at least this much older; at most --step: the previous one)
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 0.8)]
     agree: f32,
     /// Beam search hypotheses per transcription (1: greedy)
     #[arg(long, default_value_t = 1)]

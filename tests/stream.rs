@@ -41,8 +41,8 @@ fn jfk_in_small_pieces_gives_the_batch_words() {
 }
 
 /// A transcription encodes the buffer once: the unfinished last segment is kept as the
-/// tentative tail, not decoded again in a window of its own (here 39 windows for 35
-/// transcriptions; 45 for 34 when the tail was decoded again). A second window stays for
+/// tentative tail, not decoded again in a window of its own (at a 1-s step: 39 windows for
+/// 35 transcriptions; 45 for 34 when the tail was decoded again). A second window stays for
 /// a model that stops early, so a few are allowed.
 #[test]
 fn each_transcription_encodes_the_buffer_once() {
@@ -59,10 +59,55 @@ fn each_transcription_encodes_the_buffer_once() {
     }
     stream.finish().unwrap();
     let (runs, windows) = stream.transcriptions();
-    assert!(runs >= 30, "{runs} transcriptions of 34 s at a 1-s step");
+    assert!(runs >= 30, "{runs} transcriptions of 34 s");
     assert!(
         windows <= runs + runs / 6,
         "{windows} windows encoded by {runs} transcriptions"
+    );
+}
+
+/// Four test-other utterances 0.3 s apart (too short a pause to end an utterance). Decoding
+/// the buffer, the model closed the second utterance's text and stopped, hearing nothing of
+/// the third for as long as the second stayed in the buffer: nothing was confirmed for 9 s.
+/// The buffer is now cut after the confirmed text once 2 s pass with no new word (and a
+/// model that stops without a timestamp has the rest decoded again), so every word is
+/// confirmed while the audio after it is still being spoken.
+#[test]
+fn a_model_stopping_before_the_buffer_end_does_not_stall_the_stream() {
+    let model = Model::load(model_path("tiny.en")).unwrap();
+    let mut audio = Vec::new();
+    for name in [
+        "1998-15444-0008.wav",
+        "1998-15444-0009.wav",
+        "2033-164914-0000.wav",
+        "2033-164914-0001.wav",
+    ] {
+        let path = common::repo_path(&format!("eval/librispeech/test-other/{name}"));
+        audio.extend(load_audio(&path).unwrap());
+        audio.extend(std::iter::repeat_n(0.0, 4_800));
+    }
+    let mut stream = Stream::new(&model, opts(16_000)).unwrap();
+    let (mut pushed, mut lags) = (0usize, Vec::new());
+    for piece in audio.chunks(800) {
+        let u = stream.push(piece).unwrap();
+        pushed += piece.len();
+        let now = pushed as f32 / 16_000.0;
+        lags.extend(u.confirmed.iter().map(|w| (now - w.end, w.text.clone())));
+    }
+    assert!(
+        lags.len() >= 40,
+        "{} words confirmed before the end",
+        lags.len()
+    );
+    let worst = lags
+        .iter()
+        .cloned()
+        .fold((0f32, String::new()), |a, b| if b.0 > a.0 { b } else { a });
+    assert!(
+        worst.0 < 4.0,
+        "{:?} confirmed {:.1} s after its end",
+        worst.1,
+        worst.0
     );
 }
 

@@ -456,15 +456,21 @@ pub(crate) fn transcribe_source<B: Backend>(
                 )?;
                 last_speech = words::attach_words(window, aligned, t.eot, time_offset, last_speech);
                 // The next window starts after the last word (unless this one
-                // ended on a single timestamp), as openai-whisper's does.
-                if !to_end {
-                    let last_end = window
-                        .iter()
-                        .rev()
-                        .flat_map(|s| s.words.iter().rev())
-                        .map(|w| w.end)
-                        .next()
-                        .or(window.last().map(|s| s.end));
+                // ended on a single timestamp), as openai-whisper's does. A stream
+                // buffer's kept tail whose last word ends over a second before the
+                // buffer does is the model stopping early with no timestamp to say
+                // so (it does, at the start of a new utterance): the rest of the
+                // buffer is decoded again from that word's end.
+                let last_word = window
+                    .iter()
+                    .rev()
+                    .flat_map(|s| s.words.iter().rev())
+                    .map(|w| w.end)
+                    .next();
+                let tail_unheard =
+                    keep_tail && last_word.is_some_and(|e| end_s - e >= TAIL_WITHOUT_TEXT_S);
+                if !to_end || tail_unheard {
+                    let last_end = last_word.or(window.last().map(|s| s.end));
                     if let Some(end) = last_end.filter(|&e| e > time_offset) {
                         let next =
                             (end as f64 * SAMPLE_RATE as f64 / HOP_LENGTH as f64).round() as usize;
