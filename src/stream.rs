@@ -530,9 +530,9 @@ impl<M: Borrow<Model>> Stream<M> {
         }
         done += agreed;
 
-        // Above `trim` seconds (or stalled), cut after a confirmed word: the last one that ends a segment
-        // or is followed by a pause, else (the buffer nearly full) the last confirmed one,
-        // else (nothing confirmed) everything, confirmed as it stands.
+        // Above `trim` seconds (or stalled), cut after a confirmed word: the last one that
+        // ends a segment or is followed by a pause, else (the buffer nearly full) the last
+        // confirmed one, else (nothing confirmed) everything, confirmed as it stands.
         let seconds = self.buffer.len() as f32 / SR;
         if flush.is_none() && (seconds > self.opts.trim || stalled) {
             let boundary = |k: usize| {
