@@ -184,33 +184,36 @@ fn norm(w: &str) -> String {
 /// words): those up to its last word — that word found by its text near its time, else
 /// every word starting before `OVERLAP` after it (by start, not end: a word at the end of
 /// a buffer is often stretched to it) — and a repeat of its last words right after.
-fn already_confirmed(hyp: &[Word], tail: &[Word]) -> usize {
+fn already_confirmed(hyp: &[HypWord], tail: &[Word]) -> usize {
     let Some(last) = tail.last() else {
         return 0;
     };
     // Word times move between hypotheses (most at the buffer's end): the word after the
     // last confirmed one can start within OVERLAP of its old start, and time alone would
     // drop it.
-    let off = |w: &Word| (w.start - last.start).abs();
+    let off = |w: &HypWord| (w.word.start - last.start).abs();
     let anchor = hyp
         .iter()
         .enumerate()
-        .filter(|(_, w)| off(w) <= ANCHOR && norm(&w.text) == norm(&last.text))
+        .filter(|(_, w)| off(w) <= ANCHOR && norm(&w.word.text) == norm(&last.text))
         .min_by(|a, b| off(a.1).total_cmp(&off(b.1)));
     let mut done = match anchor {
         Some((k, _)) => k + 1,
         None => hyp
             .iter()
-            .take_while(|w| w.start <= last.start + OVERLAP)
+            .take_while(|w| w.word.start <= last.start + OVERLAP)
             .count(),
     };
-    if hyp.get(done).is_some_and(|w| w.start < last.start + 2.0) {
+    if hyp
+        .get(done)
+        .is_some_and(|w| w.word.start < last.start + 2.0)
+    {
         let most = MAX_REPEAT.min(tail.len()).min(hyp.len() - done);
         if let Some(n) = (1..=most).rev().find(|&n| {
             tail[tail.len() - n..]
                 .iter()
                 .zip(&hyp[done..done + n])
-                .all(|(a, b)| norm(&a.text) == norm(&b.text))
+                .all(|(a, b)| norm(&a.text) == norm(&b.word.text))
         }) {
             done += n;
         }
@@ -489,8 +492,7 @@ impl<M: Borrow<Model>> Stream<M> {
             }
         }
         // New words: those after the confirmed text.
-        let words: Vec<Word> = hyp.iter().map(|w| w.word.clone()).collect();
-        let mut done = already_confirmed(&words, &self.tail);
+        let mut done = already_confirmed(&hyp, &self.tail);
         let new = &hyp[done..];
         // Nothing heard after the confirmed text while the buffer runs on: the model
         // stopped there (it does at the start of an utterance that follows a long one, for
@@ -498,8 +500,7 @@ impl<M: Borrow<Model>> Stream<M> {
         let stalled = flush.is_none()
             && new.is_empty()
             && done > 0
-            && (self.buffer.len() - hyp[done - 1].end_sample.min(self.buffer.len())) as f32
-                >= STALL * SR;
+            && (self.buffer.len() - hyp[done - 1].end_sample) as f32 >= STALL * SR;
         let agreed = if flush.is_some() {
             new.len()
         } else {
@@ -616,9 +617,9 @@ impl<M: Borrow<Model>> Stream<M> {
 
 #[cfg(test)]
 mod tests {
-    use super::{already_confirmed, Word};
+    use super::{already_confirmed, HypWord, Word};
 
-    fn w(text: &str, start: f32) -> Word {
+    fn word(text: &str, start: f32) -> Word {
         Word {
             start,
             end: start + 0.2,
@@ -626,11 +627,21 @@ mod tests {
         }
     }
 
+    /// A hypothesis word (its buffer samples do not matter here).
+    fn w(text: &str, start: f32) -> HypWord {
+        HypWord {
+            word: word(text, start),
+            start_sample: 0,
+            end_sample: 0,
+            ends_segment: false,
+        }
+    }
+
     #[test]
     fn the_word_after_the_last_confirmed_one_is_new_though_it_starts_close_to_it() {
         // "Thornton" was confirmed from a hypothesis that timed it late; the next one
         // times it earlier, and "made" starts 0.08 s after its old start.
-        let tail = [w("Mr.", 24.31), w("Thornton", 24.77)];
+        let tail = [word("Mr.", 24.31), word("Thornton", 24.77)];
         let hyp = [
             w("when", 23.5),
             w("Mr.", 24.3),
@@ -648,7 +659,7 @@ mod tests {
 
     #[test]
     fn a_repeat_of_the_confirmed_words_just_after_them_is_old() {
-        let tail = [w("I", 3.0), w("heard", 3.4)];
+        let tail = [word("I", 3.0), word("heard", 3.4)];
         let hyp = [w("I", 5.0), w("heard", 5.5), w("him", 5.9)];
         assert_eq!(already_confirmed(&hyp, &tail), 2);
         // Nothing confirmed yet: everything is new.

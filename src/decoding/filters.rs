@@ -57,8 +57,8 @@ impl LogitFilters {
 
     /// [`LogitFilters::apply`], returning the filtered row's log-sum-exp (what
     /// greedy steps, sampled rows and beam search take per row and step;
-    /// `apply` stays as the scalar reference the tests hold this to): the mass rule's sums and
-    /// the row's are the same two, text and timestamps apart, each one pass
+    /// `apply` stays as the scalar reference the tests hold this to): the mass
+    /// rule's sums and the row's are the same two, text and timestamps apart, each one pass
     /// of the kernels' [`Kernels::max_exp_sum`] (SIMD exp, f64 lane sums;
     /// every kernel set gives the same bits), instead of
     /// [`log_sum_exp`]'s scalar f64 exponentials over the row three times.

@@ -364,7 +364,9 @@ pub(crate) fn transcribe_source<B: Backend>(
         // (less is the word the buffer cuts off).
         let buffer_end = whole_tail && seek_start + segment_size >= content_frames;
         let end_s = time_offset + segment_duration;
-        let early = |ts: u32| ts > tb && end_s - ts_time(ts) >= TAIL_WITHOUT_TEXT_S;
+        // Ending at `at` seconds leaves audio without text.
+        let early_at = |at: f32| end_s - at >= TAIL_WITHOUT_TEXT_S;
+        let early = |ts: u32| ts > tb && early_at(ts_time(ts));
         let keep_tail = buffer_end
             && !single_ending
             && cuts
@@ -467,8 +469,7 @@ pub(crate) fn transcribe_source<B: Backend>(
                     .flat_map(|s| s.words.iter().rev())
                     .map(|w| w.end)
                     .next();
-                let tail_unheard =
-                    keep_tail && last_word.is_some_and(|e| end_s - e >= TAIL_WITHOUT_TEXT_S);
+                let tail_unheard = keep_tail && last_word.is_some_and(early_at);
                 if !to_end || tail_unheard {
                     let last_end = last_word.or(window.last().map(|s| s.end));
                     if let Some(end) = last_end.filter(|&e| e > time_offset) {
