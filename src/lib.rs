@@ -570,17 +570,33 @@ impl Model {
     pub fn transcribe(&self, samples: &[f32], options: &Options) -> Result<Transcript> {
         if let Some(v) = &options.vad {
             let pool = self.pool(options.threads);
-            return vad::transcribe(samples, options, v, &self.kernels, &pool, &|s, o| {
-                self.transcribe(s, o)
-            });
+            return vad::transcribe(
+                samples,
+                options,
+                v,
+                &self.kernels,
+                &pool,
+                &|s, o, joints| self.transcribe_joined(s, o, joints),
+            );
         }
+        self.transcribe_joined(samples, options, &[])
+    }
+
+    /// [`Model::transcribe`] without VAD of samples that may be pieces of speech laid
+    /// end to end, meeting at `joints` (sample offsets).
+    fn transcribe_joined(
+        &self,
+        samples: &[f32],
+        options: &Options,
+        joints: &[usize],
+    ) -> Result<Transcript> {
         #[cfg(feature = "gpu")]
         if let Some(g) = self.gpu.as_ref().filter(|_| !options.word_timestamps) {
-            return decoding::transcribe(&self.file, &g.backend(), samples, options);
+            return decoding::transcribe(&self.file, &g.backend(), samples, options, joints);
         }
         let pool = self.pool(options.threads);
         let cpu = self.cpu_backend(&pool);
-        decoding::transcribe(&self.file, &cpu, samples, options)
+        decoding::transcribe(&self.file, &cpu, samples, options, joints)
     }
 
     /// Transcribes an audio file (feature `audio`) in constant memory: the file is decoded
@@ -623,12 +639,18 @@ impl Model {
         if let Some(g) = self.gpu.as_ref().filter(|_| !options.word_timestamps) {
             let gpu = g.backend();
             return decoding::transcribe_source(
-                &self.file, &gpu, source, options, prompt, whole_tail,
+                &self.file,
+                &gpu,
+                source,
+                options,
+                prompt,
+                whole_tail,
+                &[],
             );
         }
         let pool = self.pool(options.threads);
         let cpu = self.cpu_backend(&pool);
-        decoding::transcribe_source(&self.file, &cpu, source, options, prompt, whole_tail)
+        decoding::transcribe_source(&self.file, &cpu, source, options, prompt, whole_tail, &[])
     }
 
     fn cpu_backend<'a>(&'a self, pool: &'a sotto_kernels::Pool) -> model::Cpu<'a> {

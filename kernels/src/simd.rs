@@ -23,6 +23,9 @@ pub(crate) trait Simd: Send + Sync + 'static {
     const NR: usize;
     /// Query rows per attention task: a multiple of `MR` and of `NR`.
     const QB: usize;
+    /// Most x rows per [`Simd::dot_tile`]: beam search's m = 5 rows in one
+    /// pass over the weights where the registers allow it.
+    const DOT_ROWS: usize = 4;
 
     /// Packs `rows ≤ NR` rows of a row-major matrix (f16 bits if `f16`, else
     /// f32; rows `ld` elements apart; `k` elements used per row) transposed
@@ -37,7 +40,7 @@ pub(crate) trait Simd: Send + Sync + 'static {
     /// floats at every step; only the valid columns of C are written.
     unsafe fn kernel(tile: Tile, k: usize, a: Lhs, b: Panel, c: Out, init: Init);
 
-    /// Dot-product tile for small m: for `r < tile.rows ≤ 4`,
+    /// Dot-product tile for small m: for `r < tile.rows ≤ DOT_ROWS`,
     /// `c < tile.cols ≤ 4`, output `(r, c) = bias[c] + Σ_{p<k} x(r, p) ·
     /// w.rows[c][p]` in the canonical order (16 lanes of FMAs,
     /// `scalar::reduce`, then the bias), where the four weight rows must all

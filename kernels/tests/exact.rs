@@ -144,7 +144,7 @@ fn f16_to_f32_is_bit_identical() {
     }
 }
 
-const MS: [usize; 8] = [1, 2, 3, 5, 15, 16, 17, 33];
+const MS: [usize; 11] = [1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 33];
 const KS: [usize; 9] = [1, 7, 16, 17, 32, 33, 100, 384, 1536];
 const NS: [usize; 6] = [1, 3, 16, 17, 33, 65];
 

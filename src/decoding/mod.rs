@@ -33,6 +33,9 @@ const SHORT_TAIL_S: f32 = 1.0;
 /// Seconds after a window's last timestamp, with no text decoded there, that a live
 /// stream's buffer leaves to the next transcription rather than to one more window.
 const TAIL_WITHOUT_TEXT_S: f32 = 1.0;
+/// How far past a joint between pieces of speech laid end to end (VAD) Whisper's
+/// timestamps may run while still closing the piece before.
+pub(crate) const JOINT_OVERSHOOT_S: f64 = 1.0;
 
 /// Whether a window's decode is retried at the next temperature: it asked to fall back,
 /// a hotter temperature is left, and it is not a short tail too fast for its length
@@ -94,11 +97,13 @@ fn language_token(file: &ModelFile, code: &str) -> Result<u32> {
 /// Transcribes 16-kHz mono samples.
 /// `file` describes the model (configuration, vocabulary, mel filters); `backend`
 /// runs the network.
+/// `joints`: see [`transcribe_source`].
 pub(crate) fn transcribe<B: Backend>(
     file: &ModelFile,
     backend: &B,
     samples: &[f32],
     opts: &Options,
+    joints: &[usize],
 ) -> Result<Transcript> {
     if samples.is_empty() {
         return Err(Error::Invalid("no audio samples to transcribe".into()));
@@ -110,7 +115,7 @@ pub(crate) fn transcribe<B: Backend>(
     }
     let nm = file.config().n_mels as usize;
     let mut source = WholeMel::new(samples, file.mel_filters(), nm);
-    transcribe_source(file, backend, &mut source, opts, &[], false)
+    transcribe_source(file, backend, &mut source, opts, &[], false, joints)
 }
 
 /// Transcribes the windows `source` gives. `prior` (text tokens) stands before the
@@ -119,6 +124,9 @@ pub(crate) fn transcribe<B: Backend>(
 /// last closed segment, as a segment to the end, instead of decoding that audio again
 /// in one more window (a live stream's buffer: its tail is tentative anyway, and the
 /// extra window cost a whole encoder pass and invited made-up text over padding).
+/// `joints` (sample offsets, ascending): where pieces of speech laid end to end meet
+/// (VAD); a window whose text ends less than [`JOINT_OVERSHOOT_S`] after a joint is
+/// followed by one from that joint.
 pub(crate) fn transcribe_source<B: Backend>(
     file: &ModelFile,
     backend: &B,
@@ -126,6 +134,7 @@ pub(crate) fn transcribe_source<B: Backend>(
     opts: &Options,
     prior: &[u32],
     whole_tail: bool,
+    joints: &[usize],
 ) -> Result<Transcript> {
     let c = file.config().clone();
     let t = &c.tokens;
@@ -496,6 +505,13 @@ pub(crate) fn transcribe_source<B: Backend>(
         if !opts.condition_on_previous_text || result.temperature > 0.5 {
             prompt_reset_since = all_tokens.len();
         }
+        // A window that closed its text a little past a joint (VAD) ended with the
+        // piece before it: the next one starts at the joint, where the next piece's
+        // padding does, not inside its first word (on six files of tools/vad_bench.py,
+        // 2 to 4 word errors fewer in 1136, the same windows).
+        if seek < seek_start + segment_size {
+            seek = back_to_joint(seek, seek_start, joints);
+        }
         report(opts, seek, total_s);
     }
 
@@ -513,6 +529,19 @@ pub(crate) fn transcribe_source<B: Backend>(
         timings,
         window_temperatures,
     })
+}
+
+/// The next window's start `seek` (mel frames), moved back to the latest joint (sample
+/// offset) at most [`JOINT_OVERSHOOT_S`] before it, in whole frames and never back to the
+/// window's own start `seek_start` (no progress).
+fn back_to_joint(seek: usize, seek_start: usize, joints: &[usize]) -> usize {
+    let back = (JOINT_OVERSHOOT_S * SAMPLE_RATE as f64) as usize / HOP_LENGTH;
+    joints
+        .iter()
+        .rev()
+        .map(|&j| j / HOP_LENGTH)
+        .find(|&j| j <= seek && j + back >= seek && j > seek_start)
+        .unwrap_or(seek)
 }
 
 /// The beam search / best-of options, checked as openai-whisper checks them.
@@ -598,5 +627,23 @@ mod tests {
         assert!(retry(true, true, false, 30.0));
         assert!(retry(true, true, false, SHORT_TAIL_S));
         assert!(!retry(true, true, false, 0.4));
+    }
+
+    #[test]
+    fn a_window_closed_just_past_a_joint_is_followed_from_the_joint() {
+        let frame = HOP_LENGTH;
+        // Joints (samples) at frames 1000.5, 2000 and 7171.
+        let joints = [1000 * frame + 80, 2000 * frame, 7171 * frame];
+        // 0.49 s past the joint at 7171: back to it.
+        assert_eq!(back_to_joint(7220, 5620, &joints), 7171);
+        // The latest joint within a second wins; a partial frame rounds down.
+        assert_eq!(back_to_joint(1050, 0, &joints), 1000);
+        assert_eq!(back_to_joint(2000, 0, &joints), 2000);
+        // Over a second past every joint, or no joints (no VAD): unchanged.
+        assert_eq!(back_to_joint(2101, 0, &joints), 2101);
+        assert_eq!(back_to_joint(7220, 5620, &[]), 7220);
+        // Never back to (or before) the window's own start: it would not progress.
+        assert_eq!(back_to_joint(1050, 1000, &joints), 1050);
+        assert_eq!(back_to_joint(1050, 1020, &joints), 1050);
     }
 }

@@ -313,7 +313,7 @@ fn original_time(pieces: &[Speech], t: f32, is_end: bool) -> f32 {
 }
 
 /// Whisper's timestamps may run this far past a joint between pieces of speech.
-const OVERSHOOT_S: f64 = 1.0;
+const OVERSHOOT_S: f64 = crate::decoding::JOINT_OVERSHOOT_S;
 
 /// A segment's times on the original timeline. A segment that crosses a joint by
 /// less than [`OVERSHOOT_S`] is kept on one side (its end on the piece before, or
@@ -445,6 +445,10 @@ fn uncovered(pieces: &[Speech], segments: &[Segment]) -> Option<usize> {
     None
 }
 
+/// The model without VAD on pieces of speech laid end to end, given where they meet
+/// (sample offsets).
+pub(crate) type Joined<'a> = dyn Fn(&[f32], &Options, &[usize]) -> Result<Transcript> + 'a;
+
 /// Transcribes only the speech in `samples`: the caller's `transcribe` (the model
 /// without VAD) runs on each chunk; segments come back on the original timeline.
 pub(crate) fn transcribe(
@@ -453,7 +457,7 @@ pub(crate) fn transcribe(
     vad: &VadOptions,
     kernels: &Kernels,
     pool: &Pool,
-    transcribe: &dyn Fn(&[f32], &Options) -> Result<Transcript>,
+    transcribe: &Joined,
 ) -> Result<Transcript> {
     vad.check()?;
     if samples.is_empty() {
@@ -503,7 +507,15 @@ pub(crate) fn transcribe(
                 p(original_time(&pieces, done as f32, true) as f64, total_s)
             }));
         }
-        let mut t = transcribe(&audio, &o)?;
+        let joints: Vec<usize> = pieces
+            .iter()
+            .scan(0, |at, p| {
+                *at += p.end - p.start;
+                Some(*at)
+            })
+            .take(pieces.len() - 1)
+            .collect();
+        let mut t = transcribe(&audio, &o, &joints)?;
         if let Some(k) = uncovered(&pieces, &t.segments) {
             queue.push_front(pieces[k..].to_vec());
         }

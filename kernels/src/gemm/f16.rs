@@ -88,8 +88,11 @@ fn linear_dot<I: Simd>(
     bias: Option<&[f32]>,
     out: &mut [f32],
 ) {
-    // Groups of 4 weight rows.
+    // Groups of 4 weight rows; x rows in as few tiles as the ISA allows, of
+    // even size (m = 5 at 4 rows a tile is 3 + 2, not 4 + 1: one FMA chain
+    // alone waits on its latency).
     let groups = n.div_ceil(4);
+    let tile_rows = m.div_ceil(m.div_ceil(I::DOT_ROWS));
     let tasks = tuning::dot_tasks(pool.threads(), groups);
     let out = SharedMut::new(out);
     let bias = SharedConst::opt(bias);
@@ -105,13 +108,13 @@ fn linear_dot<I: Simd>(
             } else {
                 bias.get().wrapping_add(j)
             };
-            for r0 in (0..m).step_by(4) {
-                // Safety: rows r0..r0+4 ∩ 0..m of x, weight rows j..j+cols of w
-                // and output columns j..j+cols (owned by this task) are in bounds.
+            for r0 in (0..m).step_by(tile_rows) {
+                // Safety: rows r0..r0+tile_rows ∩ 0..m of x, weight rows j..j+cols
+                // of w and output columns j..j+cols (owned by this task) are in bounds.
                 unsafe {
                     I::dot_tile(
                         Tile {
-                            rows: (m - r0).min(4),
+                            rows: (m - r0).min(tile_rows),
                             cols,
                         },
                         k,

@@ -104,6 +104,7 @@ impl Simd for Avx512 {
     const MR: usize = MR;
     const NR: usize = NR;
     const QB: usize = 96;
+    const DOT_ROWS: usize = 8;
 
     unsafe fn pack_b(src: *const u8, f16: bool, ld: usize, rows: usize, k: usize, dst: *mut f32) {
         pack_b(src, f16, ld, rows, k, dst)
@@ -140,7 +141,7 @@ impl Simd for Avx512 {
                 }
             };
         }
-        call!(1 2 3 4)
+        call!(1 2 3 4 5 6 7 8)
     }
     unsafe fn dots(
         q: *const f32,
@@ -432,27 +433,27 @@ unsafe fn dot_tile<const R: usize, const F16: bool>(
     ldo: usize,
 ) {
     let elem = if F16 { 2 } else { 4 };
-    let mut acc = [[_mm512_setzero_ps(); 4]; R];
     // One weight row after the other, its bytes in address order (the tile's
     // rows are consecutive): four interleaved row streams left the hardware
-    // prefetchers at a third of the DRAM rate on the vocabulary projection.
-    // Each accumulator's FMAs run along k in the canonical order, as before.
-    for c in 0..4 {
+    // prefetchers at a third of the DRAM rate on the vocabulary projection at
+    // m = 1, and two still made beam search's m = 5 steps slower than one.
+    // The R rows' FMA chains interleave (R ≥ 4 hides the FMA latency); each
+    // runs along k in the canonical order.
+    for c in 0..cols {
+        let mut acc = [_mm512_setzero_ps(); R];
         let mut p = 0;
         while p < k {
             let mask = lanes(k - p);
             let wv = load_w::<F16>(w[c].add(p * elem), mask);
-            for r in 0..R {
+            for (r, a) in acc.iter_mut().enumerate() {
                 let xv = _mm512_maskz_loadu_ps(mask, x.add(r * ldx + p));
-                acc[r][c] = _mm512_fmadd_ps(xv, wv, acc[r][c]);
+                *a = _mm512_fmadd_ps(xv, wv, *a);
             }
             p += 16;
         }
-    }
-    for r in 0..R {
-        for c in 0..cols {
-            let b = if bias.is_null() { 0.0 } else { *bias.add(c) };
-            *out.add(r * ldo + c) = hsum16(acc[r][c]) + b;
+        let b = if bias.is_null() { 0.0 } else { *bias.add(c) };
+        for (r, a) in acc.iter().enumerate() {
+            *out.add(r * ldo + c) = hsum16(*a) + b;
         }
     }
 }
