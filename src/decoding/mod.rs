@@ -11,6 +11,7 @@ pub mod words;
 use crate::audio::{HOP_LENGTH, N_FRAMES, SAMPLE_RATE};
 use crate::format::ModelFile;
 use crate::model::{Backend, Network};
+use crate::vad::OVERSHOOT_S;
 use crate::{Error, Options, Result, Segment, Task, Timings, Transcript};
 use filters::LogitFilters;
 use source::{MelSource, WholeMel};
@@ -33,9 +34,6 @@ const SHORT_TAIL_S: f32 = 1.0;
 /// Seconds after a window's last timestamp, with no text decoded there, that a live
 /// stream's buffer leaves to the next transcription rather than to one more window.
 const TAIL_WITHOUT_TEXT_S: f32 = 1.0;
-/// How far past a joint between pieces of speech laid end to end (VAD) Whisper's
-/// timestamps may run while still closing the piece before.
-pub(crate) const JOINT_OVERSHOOT_S: f64 = 1.0;
 
 /// Whether a window's decode is retried at the next temperature: it asked to fall back,
 /// a hotter temperature is left, and it is not a short tail too fast for its length
@@ -125,7 +123,7 @@ pub(crate) fn transcribe<B: Backend>(
 /// in one more window (a live stream's buffer: its tail is tentative anyway, and the
 /// extra window cost a whole encoder pass and invited made-up text over padding).
 /// `joints` (sample offsets, ascending): where pieces of speech laid end to end meet
-/// (VAD); a window whose text ends less than [`JOINT_OVERSHOOT_S`] after a joint is
+/// (VAD); a window whose text ends less than [`OVERSHOOT_S`] after a joint is
 /// followed by one from that joint.
 pub(crate) fn transcribe_source<B: Backend>(
     file: &ModelFile,
@@ -532,10 +530,10 @@ pub(crate) fn transcribe_source<B: Backend>(
 }
 
 /// The next window's start `seek` (mel frames), moved back to the latest joint (sample
-/// offset) at most [`JOINT_OVERSHOOT_S`] before it, in whole frames and never back to the
+/// offset) at most [`OVERSHOOT_S`] before it, in whole frames and never back to the
 /// window's own start `seek_start` (no progress).
 fn back_to_joint(seek: usize, seek_start: usize, joints: &[usize]) -> usize {
-    let back = (JOINT_OVERSHOOT_S * SAMPLE_RATE as f64) as usize / HOP_LENGTH;
+    let back = (OVERSHOOT_S * SAMPLE_RATE as f64) as usize / HOP_LENGTH;
     joints
         .iter()
         .rev()

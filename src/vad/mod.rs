@@ -313,7 +313,7 @@ fn original_time(pieces: &[Speech], t: f32, is_end: bool) -> f32 {
 }
 
 /// Whisper's timestamps may run this far past a joint between pieces of speech.
-const OVERSHOOT_S: f64 = crate::decoding::JOINT_OVERSHOOT_S;
+pub(crate) const OVERSHOOT_S: f64 = 1.0;
 
 /// A segment's times on the original timeline. A segment that crosses a joint by
 /// less than [`OVERSHOOT_S`] is kept on one side (its end on the piece before, or
