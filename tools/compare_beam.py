@@ -8,7 +8,7 @@ beam 5 on the same files, in one run.
         [--threads 2] [--limit N] [--json OUT]
 
 For each model and precision: sotto `transcribe --beam-size 1` (greedy) and
-`--beam-size 5` (both with --best-of 5, sotto's CLI defaults otherwise), and
+`--beam-size 5` (both with --best-of 5 and --language en, sotto's CLI defaults otherwise), and
 faster-whisper with beam_size=5, best_of=5, patience=1, length_penalty=1 (CTranslate2's
 1 is openai-whisper's None: log-probability / length), the same temperature fallback,
 condition_on_previous_text, language "en", vad off. Precision f16 runs sotto's cached

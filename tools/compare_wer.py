@@ -15,7 +15,8 @@ with `wave` (16-bit / 16 kHz / mono) and passed as float32 samples (int16 / 3276
 same values faster-whisper's own decoder gives), so no ffmpeg/av is involved.
 Its time covers transcription only; model load time is shown separately.
 
-sotto is run once per set: `SOTTO transcribe FILE... -m MODEL -t THREADS --format json`,
+sotto is run once per set: `SOTTO transcribe FILE... -m MODEL -t THREADS --format json
+--language en`,
 whose stdout is a JSON array of {"file", "text", ...} objects (or one object for one
 file). Its time is the whole process (model load included). Without --sotto, only
 faster-whisper runs.
@@ -116,8 +117,10 @@ def parse_sotto_output(stdout, utts):
 
 
 def run_sotto(sotto, model, threads, utts, extra_args):
+    # English, as faster-whisper is told: a multilingual model left to detect would
+    # answer some hard utterances in another language and script.
     cmd = [sotto, "transcribe", *[u["path"] for u in utts], "-m", model,
-           "-t", str(threads), "--format", "json", *extra_args]
+           "-t", str(threads), "--format", "json", "--language", "en", *extra_args]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - t0

@@ -65,7 +65,7 @@ def fw_words(model, threads, files):
 
 def sotto_cmd(sotto, model, threads, files, words):
     cmd = [sotto, "transcribe", "-m", model, "-t", str(threads), "--format", "json",
-           "--beam-size", "1", "--best-of", "5", "--device", "cpu"]
+           "--beam-size", "1", "--best-of", "5", "--device", "cpu", "--language", "en"]
     if words:
         cmd.append("--word-timestamps")
     return cmd + files

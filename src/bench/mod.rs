@@ -36,6 +36,9 @@ pub struct BenchArgs {
     /// Timed runs after the warm-up; the medians are reported
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// Spoken language (multilingual models); detected if absent
+    #[arg(long, conflicts_with = "tokens")]
+    language: Option<String>,
     /// Print one JSON object instead of the table
     #[arg(long)]
     json: bool,
@@ -236,6 +239,7 @@ pub fn run(a: &BenchArgs, font: Option<&Path>) -> Result<()> {
     if let Some(t) = a.threads {
         opts.threads = t;
     }
+    opts.language = a.language.clone();
 
     let transcribe = || -> Result<(Run, String)> {
         let t = Instant::now();
