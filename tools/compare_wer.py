@@ -16,10 +16,9 @@ same values faster-whisper's own decoder gives), so no ffmpeg/av is involved.
 Its time covers transcription only; model load time is shown separately.
 
 sotto is run once per set: `SOTTO transcribe FILE... -m MODEL -t THREADS --format json
---language en`,
-whose stdout is a JSON array of {"file", "text", ...} objects (or one object for one
-file). Its time is the whole process (model load included). Without --sotto, only
-faster-whisper runs.
+--language en`, whose stdout is a JSON array of {"file", "text", ...} objects (or one
+object for one file). Its time is the whole process (model load included). Without
+--sotto, only faster-whisper runs.
 """
 
 import argparse
